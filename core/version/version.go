@@ -1,0 +1,17 @@
+// Package version holds the version constants of crops and of its plugin
+// protocol. Keep them here, in one place, so the CLI, the plugin handshake and
+// the manifests agree.
+package version
+
+// Version is the crops release. Overridden at build time with
+// -ldflags "-X github.com/cropsdev/crops/core/version.Version=...".
+var Version = "0.1.0-dev"
+
+// ProtocolVersion is the plugin protocol version sent in the go-plugin
+// handshake. A major change (a removed or changed RPC) bumps it; plugins built
+// for another protocol version are refused with both versions named.
+const ProtocolVersion = 1
+
+// DatasetFormatVersion is the version of the CroPS log format written in
+// dataset.yaml.
+const DatasetFormatVersion = 1

@@ -1,0 +1,182 @@
+// Package sdk is what a crops plugin author imports: the four plugin
+// interfaces (positive source, labeler, loss, retriever), the request and
+// result types that cross the plugin boundary, parameter decoding, and
+// Serve for a plugin's main. Built-in plugins use exactly the same types.
+//
+// Tables never travel over the wire: requests name Parquet files on local
+// disk (see docs/dataset-format.md for their schemas).
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Kind is a plugin kind.
+type Kind string
+
+// The four plugin kinds.
+const (
+	KindSource    Kind = "source"
+	KindLabeler   Kind = "labeler"
+	KindLoss      Kind = "loss"
+	KindRetriever Kind = "retriever"
+)
+
+// Kinds lists every kind, in a stable order.
+var Kinds = []Kind{KindSource, KindLabeler, KindLoss, KindRetriever}
+
+// Info is what Describe returns.
+type Info struct {
+	Name         string          `json:"name"`
+	Kind         Kind            `json:"kind"`
+	Version      string          `json:"version"`
+	Description  string          `json:"description"`
+	ParamsSchema json.RawMessage `json:"params_schema"` // JSON Schema of the params object
+	Capabilities []string        `json:"capabilities,omitempty"`
+	Env          []string        `json:"env,omitempty"` // environment variables the plugin needs
+}
+
+// Describer is implemented by every plugin.
+type Describer interface {
+	Describe(ctx context.Context) (Info, error)
+}
+
+// Stats is a flat map of named counters or measurements a call reports.
+type Stats map[string]float64
+
+// ---- positive source -------------------------------------------------------
+
+// MineRequest asks a positive source to mine candidates from a dataset.
+type MineRequest struct {
+	DatasetDir string          // a CroPS log format directory
+	Params     json.RawMessage // the source's params object from the YAML
+	OutputPath string          // candidate table to write (dataset.CandidateColumns)
+	// ItemsOutputPath is where a source that creates synthetic items (the llm
+	// source) writes them, in the items schema. Others ignore it.
+	ItemsOutputPath string
+	WorkDir         string // scratch and cache directory owned by this call
+	Seed            int64
+}
+
+// MineResult reports what a source mined.
+type MineResult struct {
+	Stats  Stats
+	Report json.RawMessage // free-form JSON mining report
+}
+
+// PositiveSource mines candidate (query, item) pairs from logs.
+type PositiveSource interface {
+	Describer
+	Mine(ctx context.Context, req MineRequest) (MineResult, error)
+}
+
+// ---- labeler ---------------------------------------------------------------
+
+// CandidateTable is one source's output handed to a labeler.
+type CandidateTable struct {
+	Source string // source plugin instance name, e.g. "clicks"
+	Path   string
+}
+
+// LabelRequest asks a labeler to merge candidate tables into one labelled table.
+type LabelRequest struct {
+	DatasetDir string
+	Candidates []CandidateTable
+	Params     json.RawMessage
+	OutputPath string // label table to write (dataset.LabelColumns)
+	Seed       int64
+}
+
+// LabelResult reports the labelled table.
+type LabelResult struct {
+	Stats Stats
+}
+
+// Labeler assigns tiers to candidates.
+type Labeler interface {
+	Describer
+	Label(ctx context.Context, req LabelRequest) (LabelResult, error)
+}
+
+// ---- loss ------------------------------------------------------------------
+
+// LossInput is one training step's score matrix, row-major B x N.
+type LossInput struct {
+	B, N   int
+	Scores []float32 // len B*N
+	Tiers  []int32   // len B*N; higher = more relevant; 0 = in-batch negative
+	Valid  []bool    // len B*N; false entries are padding and take no part
+	Params json.RawMessage
+}
+
+// LossOutput is the loss value and its gradient with respect to the scores.
+type LossOutput struct {
+	Loss float64
+	Grad []float32 // len B*N, dLoss/dScores
+}
+
+// Loss computes a training loss from a score matrix and tier labels.
+type Loss interface {
+	Describer
+	Compute(ctx context.Context, in LossInput) (LossOutput, error)
+}
+
+// ---- retriever -------------------------------------------------------------
+
+// TrainRequest asks a retriever to train (or index) a model.
+type TrainRequest struct {
+	TrainTable string   // label table (dataset.LabelColumns)
+	ItemsPaths []string // items tables: the dataset's items plus synthetic ones
+	DatasetDir string
+	Params     json.RawMessage
+	ModelDir   string // where the model and its checkpoints live; resume from here
+	Seed       int64
+	// Loss is the loss plugin the runner started (nil for retrievers that do
+	// not train). Over gRPC it is reached through go-plugin's broker.
+	Loss       Loss
+	LossParams json.RawMessage
+}
+
+// Progress is one training progress event.
+type Progress struct {
+	Epoch          int     `json:"epoch"`
+	Step           int64   `json:"step"`
+	TotalSteps     int64   `json:"total_steps"`
+	Loss           float64 `json:"loss"`
+	ExamplesPerSec float64 `json:"examples_per_sec"`
+	Message        string  `json:"message,omitempty"`
+}
+
+// SearchRequest asks for the top K catalog items of each query.
+type SearchRequest struct {
+	ModelDir    string
+	ItemsPaths  []string
+	QueriesPath string // Parquet with a VARCHAR column "query"
+	K           int
+	OutputPath  string // results table (dataset.ResultColumns)
+	Params      json.RawMessage
+	// IncludeSynthetic keeps synthetic items (ids starting "llm:") in the
+	// catalog; they are excluded by default.
+	IncludeSynthetic bool
+}
+
+// ScoreRequest asks for the score of given (query, item) pairs.
+type ScoreRequest struct {
+	ModelDir   string
+	ItemsPaths []string
+	PairsPath  string // Parquet with VARCHAR columns query, item_id
+	OutputPath string // scores table (dataset.ScoreColumns), same rows in the same order
+	Params     json.RawMessage
+}
+
+// Retriever trains a model and searches a catalog with it.
+type Retriever interface {
+	Describer
+	Train(ctx context.Context, req TrainRequest, progress func(Progress)) error
+	Search(ctx context.Context, req SearchRequest) error
+	Score(ctx context.Context, req ScoreRequest) error
+}
+
+// SyntheticPrefix starts the item ids of synthetic (LLM-written) items.
+const SyntheticPrefix = "llm:"
