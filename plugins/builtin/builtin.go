@@ -9,8 +9,10 @@ import "github.com/cropsdev/crops/sdk"
 func Set() *sdk.Set {
 	s := sdk.NewSet()
 	registerSources(s)
+	registerLLM(s)
 	registerLabelers(s)
 	registerLosses(s)
 	registerRetrievers(s)
+	registerBM25(s)
 	return s
 }
