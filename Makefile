@@ -31,3 +31,8 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Regenerates proto/crops/v1 with pinned generators (needs protoc:
+# apt-get install -y protobuf-compiler).
+proto:
+	./proto/gen.sh

@@ -1,12 +1,84 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/importer"
 	"github.com/spf13/cobra"
 )
 
-// Placeholder until its issue lands.
+// newDataImportCmd builds one subcommand per importer in importer.All(),
+// with that importer's flags plus --out.
 func newDataImportCmd() *cobra.Command {
-	return &cobra.Command{Use: "import", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("import: not implemented yet") }}
+	cmd := &cobra.Command{
+		Use:   "import SOURCE",
+		Short: "Convert a real search log into a CroPS dataset directory",
+		Long: `Converts a public search log into the CroPS log format v1 (docs/dataset-format.md).
+Each source documents its mapping and what it cannot represent; the import report
+counts what was kept and dropped, and dataset.yaml records the inputs' sha256.`,
+	}
+	for _, im := range importer.All() {
+		cmd.AddCommand(newImporterCmd(im))
+	}
+	return cmd
+}
+
+func newImporterCmd(im importer.Importer) *cobra.Command {
+	vals := map[string]*string{}
+	var out string
+	var noValidate bool
+	c := &cobra.Command{
+		Use:   im.Name(),
+		Short: im.Short(),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			args := map[string]string{}
+			for name, v := range vals {
+				if cmd.Flags().Changed(name) {
+					args[name] = *v
+				}
+			}
+			res, err := im.Import(cmd.Context(), args, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), res.String())
+			if noValidate {
+				return nil
+			}
+			return validateAfterImport(cmd, out)
+		},
+	}
+	for _, f := range im.Flags() {
+		v := new(string)
+		vals[f.Name] = v
+		c.Flags().StringVar(v, f.Name, f.Default, f.Usage)
+		if f.Required {
+			_ = c.MarkFlagRequired(f.Name)
+		}
+	}
+	c.Flags().StringVar(&out, "out", "", "output dataset directory")
+	_ = c.MarkFlagRequired("out")
+	c.Flags().BoolVar(&noValidate, "no-validate", false, "skip validating the written dataset")
+	return c
+}
+
+// validateAfterImport runs the validator on a freshly imported dataset and
+// fails (exit 1) when the importer produced something invalid.
+func validateAfterImport(cmd *cobra.Command, dir string) error {
+	rep, err := dataset.Validate(cmd.Context(), dir, dataset.ValidateOptions{})
+	if err != nil {
+		return err
+	}
+	if !rep.OK() || rep.Warnings > 0 {
+		if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
+			return err
+		}
+	}
+	if !rep.OK() {
+		return &exitError{code: 1, err: fmt.Errorf("imported dataset %s fails validation: %d errors", dir, rep.Errors)}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "validated: %d checks, 0 errors, %d warnings\n", rep.ChecksRun, rep.Warnings)
+	return nil
 }

@@ -1,12 +1,49 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
+	"github.com/cropsdev/crops/core/dataset"
 	"github.com/spf13/cobra"
 )
 
-// Placeholder until its issue lands.
 func newDataValidateCmd() *cobra.Command {
-	return &cobra.Command{Use: "validate", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("validate: not implemented yet") }}
+	var (
+		opts   dataset.ValidateOptions
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "validate DIR",
+		Short: "Check a dataset directory against the CroPS log format v1",
+		Long: `Checks dataset.yaml and every table (items, search, feed, split, optional qrels):
+tables and columns present with the right types, required fields non-null, stage and
+split values, positions, referenced items present, duplicates, timestamps, empty
+queries and texts, text length, UTF-8. Prints each failed check with its count, the
+first offending rows and a hint. Exit status 1 when there are errors, 0 with warnings.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := dataset.Validate(cmd.Context(), args[0], opts)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = rep.WriteJSON(out)
+			} else {
+				err = rep.WriteText(out)
+			}
+			if err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return &exitError{code: 1, err: fmt.Errorf("%s is not a valid dataset: %d errors, %d warnings", args[0], rep.Errors, rep.Warnings)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.MaxTextBytes, "max-text-bytes", 10000, "longest allowed text field (item texts, queries), in bytes")
+	f.IntVar(&opts.Examples, "examples", 5, "offending rows shown per failed check")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
 }

@@ -1,12 +1,54 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cropsdev/crops/core/report"
 )
 
-// Placeholder until its issue lands.
 func newReportCmd() *cobra.Command {
-	return &cobra.Command{Use: "report", Hidden: true, RunE: func(*cobra.Command, []string) error { return errors.New("report: not implemented yet") }}
+	var (
+		format   string
+		baseline string
+		write    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "report RUN_DIR",
+		Short: "Print the comparison table of a run from its stored results (no recomputation)",
+		Long: `Reads RUN_DIR/results.json and every arm's stored per-query results, and prints
+arms x metrics (mean ± std over seeds, difference to the baseline arm, * where a
+paired test over queries is significant). With --write it also writes
+RUN_DIR/report/table.{txt,md,tex,csv} and the plots (PNG and SVG).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := report.Load(args[0])
+			if err != nil {
+				return err
+			}
+			t, err := report.Build(res, baseline)
+			if err != nil {
+				return err
+			}
+			if err := report.Render(cmd.OutOrStdout(), t, format); err != nil {
+				return err
+			}
+			if write {
+				files, err := report.WriteAll(res, t, report.Formats, true, filepath.Join(args[0], "report"))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "wrote %d files under %s\n", len(files), filepath.Join(args[0], "report"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "terminal", "table format: "+strings.Join(report.Formats, "|"))
+	cmd.Flags().StringVar(&baseline, "baseline", "", "arm to compare against (default: the experiment's report.baseline)")
+	cmd.Flags().BoolVar(&write, "write", false, "also write every table format and the plots under RUN_DIR/report")
+	return cmd
 }

@@ -65,8 +65,12 @@ func CopyToParquet(ctx context.Context, db *sql.DB, query, path string) error {
 }
 
 // ReadParquet returns the SQL table expression that reads the Parquet file at
-// path, for use in a FROM clause.
-func ReadParquet(path string) string { return "read_parquet(" + Lit(path) + ")" }
+// path, for use in a FROM clause. Hive partitioning is off: otherwise a
+// directory named like key=value (Go's t.TempDir() for a subtest whose name
+// has "=", or a user's results/seed=1/) silently adds a column.
+func ReadParquet(path string) string {
+	return "read_parquet(" + Lit(path) + ", hive_partitioning=false)"
+}
 
 // WriteFileAtomic writes data to path via a temporary file and rename.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {

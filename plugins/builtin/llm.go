@@ -1,5 +1,12 @@
 package builtin
 
-import "github.com/cropsdev/crops/sdk"
+import (
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/plugins/source/llm"
+	"github.com/cropsdev/crops/sdk"
+)
 
-func registerLLM(s *sdk.Set) {}
+// registerLLM adds the `llm` positive source (P3).
+func registerLLM(s *sdk.Set) {
+	s.RegisterSource(dataset.SourceLLM, llm.New)
+}

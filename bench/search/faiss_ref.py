@@ -1,0 +1,35 @@
+"""FAISS IndexFlatIP reference for bench/search (benchmark only).
+
+Reads the vectors bench/search wrote, searches them with faiss-cpu's exact
+inner-product index and prints one JSON object: queries/s and the top-k ids.
+Install: apt-get install -y python3-faiss python3-numpy (Debian), run with
+/usr/bin/python3.
+"""
+import json
+import sys
+import time
+
+import faiss
+import numpy as np
+
+items_path, queries_path, dim, k, threads, ids_out = sys.argv[1:7]
+dim, k, threads = int(dim), int(k), int(threads)
+items = np.fromfile(items_path, dtype="<f4").reshape(-1, dim)
+queries = np.fromfile(queries_path, dtype="<f4").reshape(-1, dim)
+faiss.omp_set_num_threads(threads)
+index = faiss.IndexFlatIP(dim)
+index.add(items)
+index.search(queries[:8], k)  # warm-up
+best = None
+for _ in range(3):
+    t0 = time.perf_counter()
+    _, ids = index.search(queries, k)
+    dt = time.perf_counter() - t0
+    best = dt if best is None else min(best, dt)
+ids.astype("<i4").tofile(ids_out)
+print(json.dumps({
+    "faiss_version": faiss.__version__,
+    "seconds": best,
+    "queries_per_sec": len(queries) / best,
+    "threads": threads,
+}))

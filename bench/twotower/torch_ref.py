@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""PyTorch reference of the crops two-tower architecture, for the throughput
+benchmark (bench/twotower/main.go runs it on the very batches the Go trainer
+sees, exported by twotower.ExportBatches).
+
+Same model: hashed feature embedding bags (weighted sum with the exported
+mean-pooling weights), MLP (Linear-ReLU-Linear), L2 norm, cosine / tau with
+learnable log tau floored at min_tau; same H-InfoNCE loss (query_mean
+reduction, every sample a positive against strictly lower tiers); AdamW
+(decoupled weight decay, as gomlx's Adam WeightDecay). Dense gradients, as in
+gomlx. Prints one JSON line: examples/s over the timed steps.
+"""
+import argparse
+import json
+import struct
+import time
+
+import numpy as np
+import torch
+
+
+def read_batches(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        info = json.loads(f.read(n))
+        B, N, Lq, Li = info["b"], info["n"], info["lq"], info["li"]
+        out = []
+        for _ in range(info["batches"]):
+            def arr(dtype, count, shape):
+                a = np.frombuffer(f.read(count * np.dtype(dtype).itemsize), dtype=dtype)
+                return torch.from_numpy(a.copy().reshape(shape))
+            q_ids = arr("<i4", B * Lq, (B, Lq)).long()
+            q_w = arr("<f4", B * Lq, (B, Lq))
+            i_ids = arr("<i4", N * Li, (N, Li)).long()
+            i_w = arr("<f4", N * Li, (N, Li))
+            tiers = arr("<i4", B * N, (B, N)).long()
+            valid = arr("u1", B * N, (B, N)).bool()
+            out.append((q_ids, q_w, i_ids, i_w, tiers, valid))
+    return info, out
+
+
+class Tower(torch.nn.Module):
+    def __init__(self, emb, e, h, o):
+        super().__init__()
+        self.emb = emb
+        self.l0 = torch.nn.Linear(e, h)
+        self.l1 = torch.nn.Linear(h, o)
+
+    def forward(self, ids, w):
+        bag = (self.emb(ids) * w.unsqueeze(-1)).sum(1)
+        out = self.l1(torch.relu(self.l0(bag)))
+        return torch.nn.functional.normalize(out, dim=-1)
+
+
+class TwoTower(torch.nn.Module):
+    def __init__(self, info):
+        super().__init__()
+        V, E, H, O = info["hash_buckets"], info["embedding_dim"], info["hidden_dim"], info["output_dim"]
+        eq = torch.nn.Embedding(V, E)
+        torch.nn.init.uniform_(eq.weight, -0.1, 0.1)
+        if info["shared_embeddings"]:
+            ei = eq
+        else:
+            ei = torch.nn.Embedding(V, E)
+            torch.nn.init.uniform_(ei.weight, -0.1, 0.1)
+        self.q = Tower(eq, E, H, O)
+        self.i = Tower(ei, E, H, O)
+        self.log_tau = torch.nn.Parameter(torch.tensor(float(np.log(info["init_tau"]))))
+        self.min_tau = info["min_tau"]
+
+    def forward(self, q_ids, q_w, i_ids, i_w):
+        tau = torch.clamp(torch.exp(self.log_tau), min=self.min_tau)
+        return self.q(q_ids, q_w) @ self.i(i_ids, i_w).T / tau
+
+
+def h_infonce(s, tiers, valid, levels=6):
+    # For each tier level l: LSE over valid j with tier_j < l -> [B, levels].
+    neg_inf = torch.finfo(s.dtype).min
+    lse = []
+    for l in range(levels):
+        m = valid & (tiers < l)
+        lse.append(torch.logsumexp(torch.where(m, s, torch.full_like(s, neg_inf)), dim=1))
+    lse = torch.stack(lse, 1)                                   # [B, levels]
+    below = torch.gather(lse, 1, tiers.clamp(max=levels - 1))   # [B, N]
+    has_below = torch.stack([(valid & (tiers < l)).any(1) for l in range(levels)], 1)
+    has = torch.gather(has_below, 1, tiers.clamp(max=levels - 1)) & valid
+    terms = torch.logaddexp(s, below) - s
+    terms = torch.where(has, terms, torch.zeros_like(terms))
+    rows = has.any(1)
+    return terms.sum(1)[rows].sum() / rows.sum().clamp(min=1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", required=True)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.manual_seed(1)
+    torch.set_num_threads(a.threads)
+    info, batches = read_batches(a.batches)
+    model = TwoTower(info)
+    opt = torch.optim.AdamW(model.parameters(), lr=info["learning_rate"], weight_decay=info["weight_decay"])
+    t_start = None
+    losses = []
+    for k, (q_ids, q_w, i_ids, i_w, tiers, valid) in enumerate(batches[: a.warmup + a.steps]):
+        if k == a.warmup:
+            t_start = time.perf_counter()
+        s = model(q_ids, q_w, i_ids, i_w)
+        loss = h_infonce(s, tiers, valid)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    secs = time.perf_counter() - t_start
+    examples = sum(info["examples"][a.warmup : a.warmup + a.steps])
+    print(json.dumps({
+        "framework": "pytorch " + torch.__version__ + " (CPU)",
+        "threads": a.threads,
+        "examples_per_sec": examples / secs,
+        "step_ms": 1000 * secs / a.steps,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "optimizer": "AdamW (dense gradients)",
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+// Package gate is the relevance gate theta(q, d) > alpha that the paper puts
+// in front of the reformulation (P1) and feed (P2) sources.
+//
+// theta is any retriever plugin's Score (default: bm25), calibrated to [0, 1]
+// on the TRAIN split by Platt scaling (see FitPlatt): the fit set is the
+// distinct (query, item) pairs of exposed results in train requests, label 1
+// when the pair was clicked in some train request and 0 when it was exposed
+// and never clicked; at most MaxPairs of them (half per class, chosen by a
+// seeded reservoir sample over the pairs in (query, item_id) order), with
+// class-balanced weights.
+//
+// Run then scores the candidate rows whose source is in GateSources and keeps
+// those whose calibrated score is strictly greater than Alpha. Rows of other
+// sources pass through untouched. In the output (the candidate schema, rows
+// in input order) a gated row's confidence is REPLACED by its calibrated
+// score, and its evidence JSON gains a "gate" object with the raw score, the
+// calibrated score and the source's original confidence, so nothing is lost.
+// Alpha = 0 turns the gate off: the table is copied unchanged and nothing is
+// scored.
+package gate
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// DefaultMaxPairs bounds the calibration fit set.
+const DefaultMaxPairs = 50000
+
+// CalibrationFile is the calibration's JSON file in WorkDir.
+const CalibrationFile = "gate_calibration.json"
+
+// DefaultGateSources are the source values gated when Request.GateSources is
+// empty: the paper gates P1 and P2.
+func DefaultGateSources() []string {
+	return []string{dataset.SourceReformulation, dataset.SourceFeed}
+}
+
+// Request configures one gate run over one candidate table.
+type Request struct {
+	DatasetDir     string   // the dataset the candidates were mined from (train split, items)
+	ModelDir       string   // the scoring retriever's trained / indexed model
+	ItemsPaths     []string // items tables the retriever's model covers
+	CandidatesPath string   // candidate table to gate
+	OutputPath     string   // gated candidate table to write
+	Alpha          float64  // keep calibrated score > Alpha; 0 = gate off
+	GateSources    []string // source values to gate; empty = reformulation, feed
+	WorkDir        string   // scratch: pairs, scores, gate_calibration.json
+	ScoreParams    json.RawMessage
+	MaxPairs       int    // calibration fit set bound; 0 = DefaultMaxPairs
+	Seed           uint64 // calibration subsample seed
+	// Calibration, when set, is used as is instead of fitting one (a gate
+	// run per source can share one fit).
+	Calibration *Calibration
+}
+
+// SourceCount counts one source value's rows.
+type SourceCount struct {
+	Rows  int64 `json:"rows"`
+	Gated bool  `json:"gated"`
+	Kept  int64 `json:"kept"`
+}
+
+// Result reports a gate run.
+type Result struct {
+	Skipped     bool                   `json:"skipped"` // alpha = 0 or nothing to gate
+	Alpha       float64                `json:"alpha"`
+	Calibration *Calibration           `json:"calibration,omitempty"`
+	Rows        int64                  `json:"rows"`
+	Kept        int64                  `json:"kept"`
+	Sources     map[string]SourceCount `json:"sources"`
+}
+
+// Run gates one candidate table with retriever r.
+func Run(ctx context.Context, r sdk.Retriever, req Request) (Result, error) {
+	res := Result{Alpha: req.Alpha, Sources: map[string]SourceCount{}}
+	fail := func(err error) (Result, error) { return res, fmt.Errorf("gate %s: %w", req.CandidatesPath, err) }
+	if !(req.Alpha >= 0 && req.Alpha < 1) {
+		return fail(fmt.Errorf("alpha = %v: expected a number in [0, 1) (0 turns the gate off; the paper uses 0.6)", req.Alpha))
+	}
+	if req.OutputPath == "" {
+		return fail(fmt.Errorf("OutputPath is empty"))
+	}
+	if _, err := os.Stat(req.CandidatesPath); err != nil {
+		return fail(err)
+	}
+	gs := req.GateSources
+	if len(gs) == 0 {
+		gs = DefaultGateSources()
+	}
+	if req.MaxPairs == 0 {
+		req.MaxPairs = DefaultMaxPairs
+	}
+	if req.MaxPairs < 2 {
+		return fail(fmt.Errorf("MaxPairs = %d: expected at least 2", req.MaxPairs))
+	}
+	db, err := duck.Open(ctx, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, fmt.Sprintf(`CREATE TEMP TABLE cand AS
+		SELECT query, item_id, source, tier_hint, confidence, evidence, file_row_number AS rn
+		FROM read_parquet(%s, file_row_number=true)`, duck.Lit(req.CandidatesPath)))
+	if err != nil {
+		return fail(fmt.Errorf("expected the candidate columns query, item_id, source, tier_hint, confidence, evidence: %w", err))
+	}
+	var lits []string
+	for _, s := range gs {
+		lits = append(lits, duck.Lit(s))
+	}
+	inGated := "source IN (" + strings.Join(lits, ", ") + ")"
+	var nGated int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM cand WHERE "+inGated).Scan(&nGated); err != nil {
+		return fail(err)
+	}
+	const cols = "query, item_id, source, tier_hint, confidence, evidence"
+	if req.Alpha == 0 || nGated == 0 {
+		res.Skipped = true
+		if err := countSources(ctx, db, "cand", inGated, &res); err != nil {
+			return fail(err)
+		}
+		if err := duck.CopyToParquet(ctx, db, "SELECT "+cols+" FROM cand ORDER BY rn", req.OutputPath); err != nil {
+			return fail(err)
+		}
+		return res, nil
+	}
+	if req.WorkDir == "" {
+		return fail(fmt.Errorf("WorkDir is empty; the gate needs a scratch directory"))
+	}
+	cal := req.Calibration
+	if cal == nil {
+		c, err := Calibrate(ctx, r, req)
+		if err != nil {
+			return fail(err)
+		}
+		cal = &c
+	}
+	res.Calibration = cal
+
+	pairs := filepath.Join(req.WorkDir, "gate_pairs.parquet")
+	scores := filepath.Join(req.WorkDir, "gate_scores.parquet")
+	if err := duck.CopyToParquet(ctx, db, "SELECT query, item_id FROM cand WHERE "+inGated+" ORDER BY rn", pairs); err != nil {
+		return fail(err)
+	}
+	if err := r.Score(ctx, sdk.ScoreRequest{ModelDir: req.ModelDir, ItemsPaths: req.ItemsPaths, PairsPath: pairs, OutputPath: scores, Params: req.ScoreParams}); err != nil {
+		return fail(fmt.Errorf("score candidates: %w", err))
+	}
+	_, err = db.ExecContext(ctx, fmt.Sprintf(`CREATE TEMP TABLE scored AS
+		WITH g AS (SELECT rn, query, item_id, row_number() OVER (ORDER BY rn) - 1 AS k FROM cand WHERE %s),
+		     s AS (SELECT file_row_number AS k, query, item_id, score FROM read_parquet(%s, file_row_number=true))
+		SELECT g.rn, g.query = s.query AND g.item_id = s.item_id AS same, s.score,
+		       1 / (1 + exp(-(%s * s.score + %s))) AS p
+		FROM g LEFT JOIN s USING (k)`, inGated, duck.Lit(scores), fmtFloat(cal.A), fmtFloat(cal.B)))
+	if err != nil {
+		return fail(fmt.Errorf("read scores %s: %w", scores, err))
+	}
+	var bad int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM scored WHERE same IS NOT TRUE OR score IS NULL OR isnan(score) OR isinf(score)").Scan(&bad); err != nil {
+		return fail(err)
+	}
+	if bad > 0 {
+		return fail(fmt.Errorf("the retriever's scores %s do not match the %d pairs of %s row for row (%d rows differ, are missing or are not finite)", scores, nGated, pairs, bad))
+	}
+	_, err = db.ExecContext(ctx, fmt.Sprintf(`CREATE TEMP TABLE out AS
+		SELECT c.query, c.item_id, c.source, c.tier_hint,
+		  CASE WHEN s.rn IS NULL THEN c.confidence ELSE s.p END AS confidence,
+		  CASE WHEN s.rn IS NULL THEN c.evidence
+		       ELSE json_merge_patch(CASE WHEN json_valid(c.evidence) THEN c.evidence ELSE '{}' END,
+		              json_object('gate', json_object('raw_score', s.score, 'calibrated', s.p, 'source_confidence', c.confidence)))::VARCHAR
+		  END AS evidence, c.rn, s.rn IS NOT NULL AS gated
+		FROM cand c LEFT JOIN scored s USING (rn)
+		WHERE s.rn IS NULL OR s.p > %s`, fmtFloat(req.Alpha)))
+	if err != nil {
+		return fail(err)
+	}
+	if err := countSources(ctx, db, "out", inGated, &res); err != nil {
+		return fail(err)
+	}
+	if err := duck.CopyToParquet(ctx, db, "SELECT "+cols+" FROM out ORDER BY rn", req.OutputPath); err != nil {
+		return fail(err)
+	}
+	return res, nil
+}
+
+// countSources fills res with the input rows per source and the rows of
+// table kept.
+func countSources(ctx context.Context, db *sql.DB, table, inGated string, res *Result) error {
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT c.source, c.n, coalesce(o.n, 0), c.gated FROM
+		(SELECT source, count(*) AS n, bool_or(%s) AS gated FROM cand GROUP BY source) c
+		LEFT JOIN (SELECT source, count(*) AS n FROM %s GROUP BY source) o USING (source) ORDER BY c.source`, inGated, table))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		var sc SourceCount
+		if err := rows.Scan(&s, &sc.Rows, &sc.Kept, &sc.Gated); err != nil {
+			return err
+		}
+		if res.Skipped {
+			sc.Gated = false
+		}
+		res.Sources[s] = sc
+		res.Rows += sc.Rows
+		res.Kept += sc.Kept
+	}
+	return rows.Err()
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) + "::DOUBLE" }
+
+type labelled struct {
+	query, item string
+	label       bool
+}
+
+// Calibrate fits the Platt calibration of r's scores on req.DatasetDir's
+// train split (see the package comment) and writes it to
+// WorkDir/gate_calibration.json.
+func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, error) {
+	if req.MaxPairs == 0 {
+		req.MaxPairs = DefaultMaxPairs
+	}
+	fail := func(err error) (Calibration, error) { return Calibration{}, fmt.Errorf("calibrate: %w", err) }
+	db, err := duck.Open(ctx, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	search := dataset.TablePath(req.DatasetDir, dataset.SearchTable)
+	split := dataset.TablePath(req.DatasetDir, dataset.SplitTable)
+	var itemSel []string
+	for _, p := range req.ItemsPaths {
+		itemSel = append(itemSel, "SELECT item_id FROM "+duck.ReadParquet(p))
+	}
+	if len(itemSel) == 0 {
+		return fail(fmt.Errorf("no items tables given (ItemsPaths is empty)"))
+	}
+	// Only items the scorer knows: search rows of items missing from the
+	// catalog cannot be scored.
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`
+		SELECT s.query, s.item_id, bool_or(s.clicked) AS label
+		FROM %s s JOIN %s sp USING (request_id)
+		WHERE sp.split = %s AND s.stage = %s
+		  AND s.item_id IN (%s)
+		GROUP BY s.query, s.item_id
+		ORDER BY s.query, s.item_id`,
+		duck.ReadParquet(search), duck.ReadParquet(split), duck.Lit(dataset.SplitTrain), duck.Lit(dataset.StageExposed),
+		strings.Join(itemSel, " UNION ALL ")))
+	if err != nil {
+		return fail(fmt.Errorf("read exposed train pairs from %s and %s: %w", search, split, err))
+	}
+	// Reservoir sample of at most MaxPairs/2 per class, seeded; the input
+	// order is fixed by the ORDER BY, so the sample is deterministic.
+	k := req.MaxPairs / 2
+	rng := rand.New(rand.NewPCG(req.Seed, 0x9a7e))
+	type slot struct {
+		pos int
+		l   labelled
+	}
+	res := [2][]slot{}
+	seen := [2]int{}
+	for rows.Next() {
+		var l labelled
+		if err := rows.Scan(&l.query, &l.item, &l.label); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		c := 0
+		if l.label {
+			c = 1
+		}
+		seen[c]++
+		if len(res[c]) < k {
+			res[c] = append(res[c], slot{seen[c], l})
+		} else if j := rng.IntN(seen[c]); j < k {
+			res[c][j] = slot{seen[c], l}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	if seen[0] == 0 || seen[1] == 0 {
+		return fail(fmt.Errorf("the train split of %s has %d clicked and %d exposed-unclicked (query, item) pairs; calibration needs both", req.DatasetDir, seen[1], seen[0]))
+	}
+	var sample []labelled
+	for c := range res {
+		// Back to input order, so the pairs file does not depend on which
+		// slot a pair landed in.
+		slices.SortFunc(res[c], func(a, b slot) int { return cmp.Compare(a.pos, b.pos) })
+		for _, s := range res[c] {
+			sample = append(sample, s.l)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE calib (query VARCHAR, item_id VARCHAR)"); err != nil {
+		return fail(err)
+	}
+	if err := appendRows(ctx, db, "calib", func(add func(...driver.Value) error) error {
+		for _, s := range sample {
+			if err := add(s.query, s.item); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fail(err)
+	}
+	pairs := filepath.Join(req.WorkDir, "calib_pairs.parquet")
+	scoresPath := filepath.Join(req.WorkDir, "calib_scores.parquet")
+	if err := duck.CopyToParquet(ctx, db, "SELECT query, item_id FROM calib", pairs); err != nil {
+		return fail(err)
+	}
+	if err := r.Score(ctx, sdk.ScoreRequest{ModelDir: req.ModelDir, ItemsPaths: req.ItemsPaths, PairsPath: pairs, OutputPath: scoresPath, Params: req.ScoreParams}); err != nil {
+		return fail(fmt.Errorf("score calibration pairs: %w", err))
+	}
+	srows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT query, item_id, score FROM read_parquet(%s, file_row_number=true) ORDER BY file_row_number", duck.Lit(scoresPath)))
+	if err != nil {
+		return fail(fmt.Errorf("read %s: %w", scoresPath, err))
+	}
+	scores := make([]float64, 0, len(sample))
+	labels := make([]bool, 0, len(sample))
+	for srows.Next() {
+		var q, it string
+		var s float64
+		if err := srows.Scan(&q, &it, &s); err != nil {
+			srows.Close()
+			return fail(fmt.Errorf("read %s: %w", scoresPath, err))
+		}
+		i := len(scores)
+		if i >= len(sample) || sample[i].query != q || sample[i].item != it {
+			srows.Close()
+			return fail(fmt.Errorf("scores %s row %d does not match pair row %d of %s", scoresPath, i+1, i+1, pairs))
+		}
+		scores = append(scores, s)
+		labels = append(labels, sample[i].label)
+	}
+	srows.Close()
+	if len(scores) != len(sample) {
+		return fail(fmt.Errorf("scores %s has %d rows, expected %d", scoresPath, len(scores), len(sample)))
+	}
+	cal, err := FitPlatt(scores, labels)
+	if err != nil {
+		return fail(err)
+	}
+	data, err := json.MarshalIndent(cal, "", "  ")
+	if err != nil {
+		return fail(err)
+	}
+	if err := duck.WriteFileAtomic(filepath.Join(req.WorkDir, CalibrationFile), append(data, '\n'), 0o644); err != nil {
+		return fail(err)
+	}
+	return cal, nil
+}
+
+// appendRows bulk-loads rows into an existing table with DuckDB's appender.
+func appendRows(ctx context.Context, db *sql.DB, table string, fill func(add func(...driver.Value) error) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", table)
+		if err != nil {
+			return fmt.Errorf("appender for %s: %w", table, err)
+		}
+		if err := fill(a.AppendRow); err != nil {
+			a.Close()
+			return err
+		}
+		return a.Close()
+	})
+}

@@ -1,0 +1,90 @@
+package importer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cropsdev/crops/core/dataset"
+)
+
+// sharedData returns ../shared/data/<rel> relative to the repository root,
+// skipping the test when it is absent.
+func sharedData(t *testing.T, rel string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", "data", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("shared data %s is absent: %v", p, err)
+	}
+	return p
+}
+
+func TestTRECImportRealData(t *testing.T) {
+	xml := sharedData(t, "trec-session-2013-dev/sessiontrack2013-dev.xml")
+	qrels := sharedData(t, "trec-session-2013-dev/qrels-dev.txt")
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "trec")
+	res, err := TRECSession{}.Import(ctx, map[string]string{"xml": xml, "qrels": qrels}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.String())
+	mustValidate(t, out)
+	st, err := dataset.ComputeStats(ctx, out, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file holds 66 sessions, 203 interactions (one without results),
+	// 2,224 results and 42 final queries (counted with grep).
+	if st.SearchUsers != 66 || st.Train != 202 || st.Test == 0 || st.Test > 42 || st.QrelsRows == 0 {
+		t.Errorf("unexpected shape: %+v", st)
+	}
+	ct := filepath.Join(t.TempDir(), "ct.parquet")
+	if err := dataset.ClickTestSet(ctx, out, ct); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dump(t, filepath.Dir(ct), "ct", "*")); n == 0 {
+		t.Error("click test set is empty")
+	}
+}
+
+func TestAOLImportRealData(t *testing.T) {
+	tsv := sharedData(t, "aol-missions/corpus_of_missions.tsv")
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "aol")
+	res, err := AOL{}.Import(ctx, map[string]string{"tsv": tsv}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.String())
+	mustValidate(t, out)
+	st, err := dataset.ComputeStats(ctx, out, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 126 users; 6,380 rows of which 2,908 have no click.
+	if st.SearchUsers == 0 || st.SearchUsers > 126 || !st.HasMission || st.Test == 0 || st.Train == 0 {
+		t.Errorf("unexpected shape: %+v", st)
+	}
+	qr := filepath.Join(t.TempDir(), "qr.parquet")
+	if err := dataset.ReformulationTestSet(ctx, out, qr, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("QR test set: %d pairs", len(dump(t, filepath.Dir(qr), "qr", "*")))
+}

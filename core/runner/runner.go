@@ -1,0 +1,445 @@
+// Package runner executes an experiment spec: for every arm and seed, a
+// chain of cached stages
+//
+//	dataset (simulate or use a path) -> testsets
+//	mine/<source> (one per source) -> gate/<source> (sources with a gate;
+//	  the gate's retriever is trained once per dataset as gate-model/<name>)
+//	-> label -> train (retriever + loss) -> search -> evaluate
+//
+// Each stage is keyed by core/cache (plugin name, version and digest, params,
+// upstream output digests, seed), so arms that share a stage compute it once
+// and a rerun after a crash or kill resumes from the last finished stage.
+// Every (arm, seed) unit runs as its own goroutine; equal stage keys are
+// computed once (the second unit waits); at most Jobs stages run at a time.
+// A failing unit records its failure and the others carry on.
+//
+// Run-directory layout: see package report (results.json, arms/...), plus
+// manifest.json, crops.lock, trec/ and cache/ (see package cache).
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/cropsdev/crops/core/cache"
+	"github.com/cropsdev/crops/core/config"
+	"github.com/cropsdev/crops/core/host"
+	"github.com/cropsdev/crops/core/report"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Options configures a run.
+type Options struct {
+	OutDir   string // results directory of this experiment
+	Jobs     int    // stages running at once (default 1)
+	DryRun   bool   // print the plan, run nothing
+	SelfPath string // crops executable serving built-ins (default os.Executable())
+	// Log receives progress lines (default os.Stderr).
+	Log io.Writer
+	// Terminal asks for in-place progress bars (Log is a terminal).
+	Terminal bool
+	// PluginLogLevel is the level of plugin logs forwarded to Log.
+	PluginLogLevel hclog.Level
+}
+
+// Summary is what Run returns.
+type Summary struct {
+	Units  int // arm x seed units
+	Failed int // units that failed
+	Hits   int // stages reused from the cache
+	Ran    int // stages computed
+}
+
+type runner struct {
+	spec  *config.Spec
+	opts  Options
+	store *cache.Store
+	host  *host.Host
+	runID string
+	self  string // digest of the crops executable
+
+	sem chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]*flight
+	infos    map[string]pluginInfo
+	lock     []cache.LockStage
+	lockSeen map[string]bool
+	stageS   map[string]stageTime
+	unitSt   map[string]string
+	sum      Summary
+	out      sync.Mutex // serializes Log writes
+
+	// Shared, computed once per run.
+	dsOnce  sync.Once
+	ds      datasetInfo
+	dsErr   error
+	tsOnce  sync.Once
+	ts      cache.Entry
+	tsErr   error
+	evOnce  sync.Once
+	ev      *evalData
+	evErr   error
+	llmOnce sync.Once
+	llmURL  string
+	llmErr  error
+	llmStop func()
+
+	planning *planState // non-nil in a dry run
+}
+
+type flight struct {
+	done  chan struct{}
+	entry cache.Entry
+	err   error
+}
+
+type pluginInfo struct {
+	info   sdk.Info
+	digest string
+}
+
+type stageTime struct {
+	Seconds float64 `json:"seconds"`
+	Cached  bool    `json:"cached"`
+	Key     string  `json:"key"`
+}
+
+// Run executes (or, with DryRun, plans) the experiment.
+func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error) {
+	if opts.Jobs < 1 {
+		opts.Jobs = 1
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	if opts.SelfPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the crops executable: %w", err)
+		}
+		opts.SelfPath = exe
+	}
+	if opts.OutDir == "" {
+		return nil, errors.New("runner: OutDir is required")
+	}
+	mutex, err := cache.Acquire(opts.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	defer mutex.Release()
+	store, err := cache.Open(opts.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	self, err := host.FileSHA256(opts.SelfPath)
+	if err != nil {
+		return nil, err
+	}
+	level := opts.PluginLogLevel
+	if level == hclog.NoLevel {
+		level = hclog.Warn
+	}
+	r := &runner{
+		spec: spec, opts: opts, store: store, self: self,
+		runID:    time.Now().UTC().Format("20060102T150405.000000000Z"),
+		sem:      make(chan struct{}, opts.Jobs),
+		inflight: map[string]*flight{}, infos: map[string]pluginInfo{},
+		lockSeen: map[string]bool{}, stageS: map[string]stageTime{}, unitSt: map[string]string{},
+	}
+	r.host = host.New(host.Options{
+		Logger:      hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: lockedWriter{r}, Level: level}),
+		SelfPath:    opts.SelfPath,
+		CallTimeout: time.Duration(spec.Runtime.CallTimeoutS * float64(time.Second)),
+	})
+	defer r.host.Close()
+	defer func() {
+		if r.llmStop != nil {
+			r.llmStop()
+		}
+	}()
+	if opts.DryRun {
+		return &r.sum, r.plan(ctx)
+	}
+	return r.execute(ctx)
+}
+
+// lockedWriter serializes writes to the run's log.
+type lockedWriter struct{ r *runner }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.r.out.Lock()
+	defer w.r.out.Unlock()
+	return w.r.opts.Log.Write(p)
+}
+
+func (r *runner) logf(format string, args ...any) {
+	r.out.Lock()
+	defer r.out.Unlock()
+	fmt.Fprintf(r.opts.Log, format+"\n", args...)
+}
+
+type unit struct {
+	arm  config.ArmSpec
+	seed int64
+}
+
+func (u unit) name() string { return fmt.Sprintf("%s/seed=%d", u.arm.Name, u.seed) }
+
+func (r *runner) units() []unit {
+	var us []unit
+	for _, a := range r.spec.Arms {
+		for _, s := range r.spec.Seeds {
+			us = append(us, unit{a, s})
+		}
+	}
+	return us
+}
+
+func (r *runner) execute(ctx context.Context) (*Summary, error) {
+	start := time.Now()
+	idx := report.Index{
+		Schema: report.ResultsSchema, Name: r.spec.Name, Seeds: r.spec.Seeds, Metrics: r.spec.MetricKeys,
+		Baseline: r.spec.Report.Baseline, Significance: r.spec.Report.Significance, Alpha: r.spec.Report.Alpha,
+	}
+	for _, a := range r.spec.Arms {
+		idx.Arms = append(idx.Arms, a.Name)
+	}
+	// Results of a previous run of this directory may come from another
+	// config: every unit rewrites its result below (from the cache when
+	// nothing changed), so drop them first.
+	if err := os.RemoveAll(filepath.Join(r.opts.OutDir, "arms")); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(r.opts.OutDir, "results.json"), idx); err != nil {
+		return nil, err
+	}
+	us := r.units()
+	r.sum.Units = len(us)
+	r.logf("crops run %s: %d arms x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
+	var wg sync.WaitGroup
+	for _, u := range us {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := r.runUnit(ctx, u)
+			if ctx.Err() != nil && res.Status != report.StatusOK {
+				return // interrupted: leave no failure record; a rerun resumes
+			}
+			r.mu.Lock()
+			r.unitSt[u.name()] = res.Status
+			if res.Status != report.StatusOK {
+				r.unitSt[u.name()] += " at " + res.Failed + ": " + res.Error
+				r.sum.Failed++
+			}
+			r.mu.Unlock()
+			if res.Status != report.StatusOK {
+				r.logf("FAILED %s at %s: %s", u.name(), res.Failed, res.Error)
+			}
+			if err := writeJSON(report.ResultPath(r.opts.OutDir, u.arm.Name, u.seed), res); err != nil {
+				r.logf("write result of %s: %v", u.name(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := cache.WriteLock(filepath.Join(r.opts.OutDir, cache.LockFile), version.Version, r.lock); err != nil {
+		return &r.sum, err
+	}
+	if err := r.writeManifest(ctx, start); err != nil {
+		r.logf("manifest: %v", err)
+	}
+	if ctx.Err() != nil {
+		return &r.sum, fmt.Errorf("interrupted (%w): finished stages are cached; run the same command again to resume", ctx.Err())
+	}
+	r.logf("done in %s: %d stages computed, %d reused from the cache, %d of %d units failed",
+		time.Since(start).Round(time.Millisecond), r.sum.Ran, r.sum.Hits, r.sum.Failed, r.sum.Units)
+	return &r.sum, nil
+}
+
+// stage is one cached step.
+type stage struct {
+	id   string // "mine/clicks", "train", ...
+	unit string // "" for shared stages
+	in   cache.KeyInput
+	// run produces the outputs in out; work is a scratch directory that
+	// survives a crash (training checkpoints), removed after success.
+	run func(ctx context.Context, out, work string) (json.RawMessage, error)
+}
+
+// do runs a stage unless it is cached; equal keys run once at a time.
+func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
+	key, err := cache.Key(st.in)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	lockID := st.id
+	if st.unit != "" {
+		lockID = st.unit + "/" + st.id
+	}
+	record := func(e cache.Entry, cached bool) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.lockSeen[lockID] {
+			r.lockSeen[lockID] = true
+			r.lock = append(r.lock, cache.LockStage{ID: lockID, Key: key, Input: e.Meta.Input, OutputDigest: e.Meta.OutputDigest})
+		}
+		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
+		if cached {
+			r.sum.Hits++
+		} else {
+			r.sum.Ran++
+		}
+	}
+	if r.planning != nil {
+		if e, ok := r.store.Lookup(key); ok {
+			r.planning.add(st.unit, planLine{stage: st.id, status: "cached", key: key[:12]})
+			return e, nil
+		}
+		r.planning.add(st.unit, planLine{stage: st.id, status: "would run", key: key[:12]})
+		return cache.Entry{}, errPlanned
+	}
+	for {
+		if e, ok := r.store.Lookup(key); ok {
+			r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventHit})
+			record(e, true)
+			return e, nil
+		}
+		r.mu.Lock()
+		if f, ok := r.inflight[key]; ok {
+			r.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return cache.Entry{}, ctx.Err()
+			}
+			if f.err != nil {
+				return cache.Entry{}, f.err
+			}
+			continue // now committed: a hit
+		}
+		f := &flight{done: make(chan struct{})}
+		r.inflight[key] = f
+		r.mu.Unlock()
+		f.entry, f.err = r.compute(ctx, st, key)
+		r.mu.Lock()
+		delete(r.inflight, key)
+		r.mu.Unlock()
+		close(f.done)
+		if f.err == nil {
+			record(f.entry, false)
+		}
+		return f.entry, f.err
+	}
+}
+
+func (r *runner) compute(ctx context.Context, st stage, key string) (cache.Entry, error) {
+	r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventMiss})
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return cache.Entry{}, ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	who := st.id
+	if st.unit != "" {
+		who = st.unit + " " + st.id
+	}
+	r.logf("[%s] %s: running (key %s)", time.Now().Format("15:04:05"), who, key[:12])
+	tmp, err := r.store.Begin(key)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	work := filepath.Join(r.store.Root(), "work", key)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return cache.Entry{}, err
+	}
+	t0 := time.Now()
+	extra, err := st.run(ctx, tmp, work)
+	if err != nil {
+		r.store.Abort(tmp)
+		r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventFail, Error: err.Error()})
+		return cache.Entry{}, fmt.Errorf("%s: %w", st.id, err)
+	}
+	e, err := r.store.Commit(key, st.in, tmp, time.Since(t0), extra)
+	if err != nil {
+		r.store.Abort(tmp)
+		return cache.Entry{}, err
+	}
+	os.RemoveAll(work)
+	r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventDone})
+	r.logf("[%s] %s: done in %s", time.Now().Format("15:04:05"), who, time.Since(t0).Round(time.Millisecond))
+	return e, nil
+}
+
+// pluginRef turns a config plugin into a host reference.
+func pluginRef(kind sdk.Kind, p *config.Plugin) host.Ref {
+	return host.Ref{Kind: kind, Name: p.Plugin, Path: p.Path, SHA256: p.SHA256, AllowEnv: p.Env}
+}
+
+// describe returns a plugin's Info and digest, starting it once per run.
+func (r *runner) describe(ctx context.Context, ref host.Ref) (pluginInfo, error) {
+	id := ref.String()
+	r.mu.Lock()
+	pi, ok := r.infos[id]
+	r.mu.Unlock()
+	if ok {
+		return pi, nil
+	}
+	p, err := r.host.Start(ctx, ref)
+	if err != nil {
+		return pluginInfo{}, err
+	}
+	pi = pluginInfo{info: p.Info(), digest: p.Digest()}
+	p.Close()
+	r.mu.Lock()
+	r.infos[id] = pi
+	r.mu.Unlock()
+	return pi, nil
+}
+
+// pluginKey fills the plugin part of a key input.
+func (r *runner) pluginKey(ctx context.Context, stageName string, kind sdk.Kind, p *config.Plugin, params any, seed int64) (cache.KeyInput, error) {
+	pi, err := r.describe(ctx, pluginRef(kind, p))
+	if err != nil {
+		return cache.KeyInput{}, err
+	}
+	if params == nil {
+		params = p.Params
+	}
+	return cache.KeyInput{Stage: stageName, Plugin: string(kind) + ":" + pi.info.Name, Version: pi.info.Version, Digest: pi.digest,
+		Protocol: version.ProtocolVersion, Params: params, Seed: seed}, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func paramsJSON(m map[string]any) (json.RawMessage, error) {
+	b, err := config.ParamsJSON(m)
+	return json.RawMessage(b), err
+}

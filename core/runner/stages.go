@@ -1,0 +1,580 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cropsdev/crops/core/cache"
+	"github.com/cropsdev/crops/core/config"
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/gate"
+	"github.com/cropsdev/crops/core/llmserve"
+	"github.com/cropsdev/crops/core/report"
+	"github.com/cropsdev/crops/core/sim"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Stage output file names inside a stage directory.
+const (
+	fileCandidates = "candidates.parquet"
+	fileItems      = "items.parquet" // synthetic items (llm source)
+	fileLabels     = "labels.parquet"
+	fileResults    = "results.parquet"
+	fileProgress   = "progress.jsonl"
+	fileEval       = "eval.json"
+	fileRun        = "run.trec"
+	dirModel       = "model"
+	dirWorld       = "world"
+	fileCT         = "ct.parquet"
+	fileQR         = "qr.parquet"
+	fileQueries    = "queries.parquet"
+)
+
+func writeFileAtomic(path string, b []byte) error { return duck.WriteFileAtomic(path, b, 0o644) }
+
+type datasetInfo struct {
+	dir         string
+	fingerprint string // output digest of the dataset (Merkle over its files)
+	simulated   bool
+}
+
+// dataset returns the dataset directory, simulating it as a cached stage
+// when the spec asks for a simulated world.
+func (r *runner) dataset(ctx context.Context) (datasetInfo, error) {
+	r.dsOnce.Do(func() {
+		ds := r.spec.Dataset
+		if ds.Simulated == nil {
+			dg, _, err := cache.DigestDir(ds.Path)
+			if err != nil {
+				r.dsErr = fmt.Errorf("fingerprint dataset %s: %w", ds.Path, err)
+				return
+			}
+			r.ds = datasetInfo{dir: ds.Path, fingerprint: dg}
+			return
+		}
+		s := ds.Simulated
+		spec, err := sim.LoadSpec(s.Spec, s.Scale)
+		if err != nil {
+			r.dsErr = fmt.Errorf("simulated dataset: %w", err)
+			return
+		}
+		specDigest, err := spec.Digest()
+		if err != nil {
+			r.dsErr = err
+			return
+		}
+		in := cache.KeyInput{Stage: "dataset", Plugin: "crops:simulate", Version: version.Version, Digest: r.self,
+			Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "spec_digest": specDigest}, Seed: s.Seed}
+		e, err := r.do(ctx, stage{id: "dataset", in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(s.Seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
+			return nil, err
+		}})
+		if err != nil {
+			r.dsErr = err
+			return
+		}
+		r.ds = datasetInfo{dir: filepath.Join(e.Dir, dirWorld), fingerprint: e.Meta.OutputDigest, simulated: true}
+	})
+	return r.ds, r.dsErr
+}
+
+// testsets computes the click and reformulation test sets and the test
+// queries once per dataset.
+func (r *runner) testsets(ctx context.Context) (cache.Entry, error) {
+	r.tsOnce.Do(func() {
+		ds, err := r.dataset(ctx)
+		if err != nil {
+			r.tsErr = err
+			return
+		}
+		window := time.Duration(r.spec.Evaluation.QRWindowS * float64(time.Second))
+		in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
+			Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
+		r.ts, r.tsErr = r.do(ctx, stage{id: "testsets", in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
+				return nil, err
+			}
+			if err := dataset.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
+				return nil, err
+			}
+			return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
+		}})
+	})
+	return r.ts, r.tsErr
+}
+
+// llmServer starts the simulated world's oracle LLM (core/llmserve) on a
+// free loopback port, once per run, and returns its base URL.
+func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) {
+	r.llmOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
+			r.llmErr = fmt.Errorf("the llm source has no base_url and the dataset has no oracle.parquet to serve: set params.base_url to an OpenAI-compatible endpoint (see docs/experiment-spec.md)")
+			return
+		}
+		o, err := llmserve.Load(ctx, ds.dir)
+		if err != nil {
+			r.llmErr = err
+			return
+		}
+		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0})
+		if err != nil {
+			r.llmErr = err
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			r.llmErr = fmt.Errorf("llm server: %w", err)
+			return
+		}
+		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		r.llmStop = func() { hs.Close() }
+		r.llmURL = "http://" + ln.Addr().String() + "/v1"
+		r.logf("llm source: serving the world's oracle at %s", r.llmURL)
+	})
+	return r.llmURL, r.llmErr
+}
+
+// autoLLM reports whether a source is the built-in llm source without a
+// base_url (or with base_url: auto): the runner then serves the oracle.
+func autoLLM(src config.Source) bool {
+	if src.Path != "" || src.Plugin.Plugin != dataset.SourceLLM {
+		return false
+	}
+	u, ok := src.Params["base_url"]
+	return !ok || u == "auto"
+}
+
+// unitResult runs one arm at one seed.
+func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
+	res := &report.ArmSeed{Schema: report.ResultsSchema, Arm: u.arm.Name, Seed: u.seed, StageS: map[string]float64{}}
+	failAt := func(stageName string, err error) *report.ArmSeed {
+		res.Status, res.Failed, res.Error = report.StatusFailed, stageName, err.Error()
+		return res
+	}
+	ds, err := r.dataset(ctx)
+	if err != nil {
+		return failAt("dataset", err)
+	}
+	ts, err := r.testsets(ctx)
+	if err != nil {
+		return failAt("testsets", err)
+	}
+	name := u.name()
+	a := u.arm
+	itemsPaths := []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}
+	var labels *cache.Entry
+
+	if len(a.Sources) > 0 {
+		// Mine (and gate) every source, in parallel.
+		type mined struct {
+			entry   cache.Entry
+			path    string
+			items   string
+			err     error
+			stageAt string
+		}
+		out := make([]mined, len(a.Sources))
+		done := make(chan int, len(a.Sources))
+		for i, src := range a.Sources {
+			go func() {
+				m := &out[i]
+				m.stageAt = "mine/" + src.Name
+				e, err := r.mine(ctx, name, ds, src, u.seed)
+				if err != nil {
+					m.err = err
+					done <- i
+					return
+				}
+				m.entry, m.path = e, filepath.Join(e.Dir, fileCandidates)
+				if _, err := os.Stat(filepath.Join(e.Dir, fileItems)); err == nil {
+					m.items = filepath.Join(e.Dir, fileItems)
+				}
+				if src.Gate != nil && src.Gate.Alpha != nil && *src.Gate.Alpha > 0 {
+					m.stageAt = "gate/" + src.Name
+					g, err := r.gate(ctx, name, ds, src, e, u.seed)
+					if err != nil {
+						m.err = err
+						done <- i
+						return
+					}
+					m.entry, m.path = g, filepath.Join(g.Dir, fileCandidates)
+				}
+				done <- i
+			}()
+		}
+		for range a.Sources {
+			<-done
+		}
+		var cands []sdk.CandidateTable
+		up := map[string]string{}
+		for i, m := range out {
+			if m.err != nil {
+				return failAt(m.stageAt, m.err)
+			}
+			cands = append(cands, sdk.CandidateTable{Source: a.Sources[i].Name, Path: m.path})
+			up["candidates/"+a.Sources[i].Name] = m.entry.Meta.OutputDigest
+			if m.items != "" {
+				itemsPaths = append(itemsPaths, m.items)
+			}
+		}
+		e, err := r.label(ctx, name, ds, a, cands, up, u.seed)
+		if err != nil {
+			return failAt("label", err)
+		}
+		labels = &e
+	}
+	tr, err := r.train(ctx, name, ds, a, labels, itemsPaths, u.seed)
+	if err != nil {
+		return failAt("train", err)
+	}
+	se, err := r.search(ctx, name, ds, a, tr, ts, itemsPaths, u.seed)
+	if err != nil {
+		return failAt("search", err)
+	}
+	ev, err := r.evaluate(ctx, name, ds, a, se, ts, u.seed)
+	if err != nil {
+		return failAt("evaluate", err)
+	}
+	var er evalResult
+	b, err := os.ReadFile(filepath.Join(ev.Dir, fileEval))
+	if err == nil {
+		err = json.Unmarshal(b, &er)
+	}
+	if err != nil {
+		return failAt("evaluate", err)
+	}
+	res.Status = report.StatusOK
+	res.Metrics, res.Curves = er.Metrics, er.Curves
+	res.Loss = readProgress(filepath.Join(tr.Dir, fileProgress))
+	res.TrainS = tr.Meta.WallSeconds
+	r.mu.Lock()
+	for id, st := range r.stageS {
+		if rest, ok := strings.CutPrefix(id, name+"/"); ok {
+			res.StageS[rest] = st.Seconds
+		}
+	}
+	r.mu.Unlock()
+	// The TREC run file, next to the result, for trec_eval.
+	if b, err := os.ReadFile(filepath.Join(ev.Dir, fileRun)); err == nil {
+		writeFileAtomic(filepath.Join(filepath.Dir(report.ResultPath(r.opts.OutDir, a.Name, u.seed)), fileRun), b)
+	}
+	return res
+}
+
+func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src config.Source, seed int64) (cache.Entry, error) {
+	params := src.Params
+	keyParams := any(params)
+	auto := autoLLM(src)
+	if auto {
+		// The port changes every run: key on what answers, not where.
+		kp := map[string]any{}
+		for k, v := range params {
+			if k != "base_url" {
+				kp[k] = v
+			}
+		}
+		kp["base_url"] = "crops:llmserve(oracle of the dataset, error_rate=-1, seed=0)"
+		if _, ok := kp["model"]; !ok {
+			kp["model"] = llmserve.ModelID
+		}
+		keyParams = kp
+	}
+	ref := pluginRef(sdk.KindSource, &src.Plugin)
+	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	in.Upstream = map[string]string{"dataset": ds.fingerprint}
+	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		if auto {
+			u, err := r.llmServer(ctx, ds)
+			if err != nil {
+				return nil, err
+			}
+			add := map[string]any{"base_url": u}
+			if _, ok := params["model"]; !ok {
+				add["model"] = llmserve.ModelID
+			}
+			params = mergeMap(params, add)
+		}
+		pj, err := paramsJSON(params)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.host.Start(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		s, err := p.Source()
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
+			ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"stats": res.Stats, "report": res.Report})
+	}})
+}
+
+func mergeMap(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// gateModel trains (indexes) the gate's retriever once per dataset and seed.
+func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, seed int64) (cache.Entry, *config.Plugin, error) {
+	name := g.Retriever
+	if name == "" && g.RetrieverPath == "" {
+		name = "bm25"
+	}
+	pl := &config.Plugin{Plugin: name, Path: g.RetrieverPath, Params: g.RetrieverParams}
+	in, err := r.pluginKey(ctx, "gate-model", sdk.KindRetriever, pl, nil, seed)
+	if err != nil {
+		return cache.Entry{}, nil, err
+	}
+	in.Upstream = map[string]string{"dataset": ds.fingerprint}
+	e, err := r.do(ctx, stage{id: "gate-model/" + name, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pj, err := paramsJSON(pl.Params)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, pl))
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		rt, err := p.Retriever()
+		if err != nil {
+			return nil, err
+		}
+		model := filepath.Join(work, dirModel)
+		err = rt.Train(ctx, sdk.TrainRequest{ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, DatasetDir: ds.dir,
+			Params: pj, ModelDir: model, Seed: seed}, func(sdk.Progress) {})
+		if err != nil {
+			return nil, err
+		}
+		return nil, os.Rename(model, filepath.Join(out, dirModel))
+	}})
+	return e, pl, err
+}
+
+func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src config.Source, mined cache.Entry, seed int64) (cache.Entry, error) {
+	gm, pl, err := r.gateModel(ctx, ds, src.Gate, seed)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("gate model: %w", err)
+	}
+	alpha := *src.Gate.Alpha
+	in := cache.KeyInput{Stage: "gate", Plugin: "crops:gate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
+		Params:   map[string]any{"alpha": alpha},
+		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
+	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		sp, err := paramsJSON(pl.Params)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, pl))
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		rt, err := p.Retriever()
+		if err != nil {
+			return nil, err
+		}
+		res, err := gate.Run(ctx, rt, gate.Request{DatasetDir: ds.dir, ModelDir: filepath.Join(gm.Dir, dirModel),
+			ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, CandidatesPath: filepath.Join(mined.Dir, fileCandidates),
+			OutputPath: filepath.Join(out, fileCandidates), Alpha: alpha, WorkDir: work, ScoreParams: sp, Seed: uint64(seed)})
+		if err != nil {
+			return nil, err
+		}
+		// Synthetic items travel with the gated table.
+		if b, err := os.ReadFile(filepath.Join(mined.Dir, fileItems)); err == nil {
+			if err := writeFileAtomic(filepath.Join(out, fileItems), b); err != nil {
+				return nil, err
+			}
+		}
+		return json.Marshal(res)
+	}})
+}
+
+func (r *runner) label(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, cands []sdk.CandidateTable, up map[string]string, seed int64) (cache.Entry, error) {
+	in, err := r.pluginKey(ctx, "label", sdk.KindLabeler, a.Labeler, nil, seed)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	up["dataset"] = ds.fingerprint
+	in.Upstream = up
+	return r.do(ctx, stage{id: "label", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pj, err := paramsJSON(a.Labeler.Params)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.host.Start(ctx, pluginRef(sdk.KindLabeler, a.Labeler))
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		l, err := p.Labeler()
+		if err != nil {
+			return nil, err
+		}
+		res, err := l.Label(ctx, sdk.LabelRequest{DatasetDir: ds.dir, Candidates: cands, Params: pj, OutputPath: filepath.Join(out, fileLabels), Seed: seed})
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]any{"stats": res.Stats})
+	}})
+}
+
+func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, labels *cache.Entry, itemsPaths []string, seed int64) (cache.Entry, error) {
+	params := map[string]any{"retriever": a.Retriever.Params}
+	up := map[string]string{"dataset": ds.fingerprint}
+	if labels != nil {
+		up["labels"] = labels.Meta.OutputDigest
+	}
+	for i, p := range itemsPaths[1:] {
+		dg, _, err := cache.DigestDir(filepath.Dir(p))
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		up[fmt.Sprintf("synthetic_items/%d", i)] = dg
+	}
+	if a.Loss != nil && labels != nil {
+		lk, err := r.pluginKey(ctx, "loss", sdk.KindLoss, a.Loss, nil, seed)
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		params["loss"] = map[string]any{"plugin": lk.Plugin, "version": lk.Version, "digest": lk.Digest, "params": a.Loss.Params}
+	}
+	in, err := r.pluginKey(ctx, "train", sdk.KindRetriever, a.Retriever, params, seed)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	in.Upstream = up
+	return r.do(ctx, stage{id: "train", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pj, err := paramsJSON(a.Retriever.Params)
+		if err != nil {
+			return nil, err
+		}
+		req := sdk.TrainRequest{ItemsPaths: itemsPaths, DatasetDir: ds.dir, Params: pj, ModelDir: filepath.Join(work, dirModel), Seed: seed}
+		if labels != nil {
+			req.TrainTable = filepath.Join(labels.Dir, fileLabels)
+		}
+		if a.Loss != nil && labels != nil {
+			lp, err := r.host.Start(ctx, pluginRef(sdk.KindLoss, a.Loss))
+			if err != nil {
+				return nil, err
+			}
+			defer lp.Close()
+			loss, err := lp.Loss()
+			if err != nil {
+				return nil, err
+			}
+			req.Loss = loss
+			if req.LossParams, err = paramsJSON(a.Loss.Params); err != nil {
+				return nil, err
+			}
+		}
+		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, a.Retriever))
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		rt, err := p.Retriever()
+		if err != nil {
+			return nil, err
+		}
+		pf, err := os.Create(filepath.Join(out, fileProgress))
+		if err != nil {
+			return nil, err
+		}
+		bw := bufio.NewWriter(pf)
+		pr := newProgress(r, unitName+" train")
+		err = rt.Train(ctx, req, func(ev sdk.Progress) {
+			b, _ := json.Marshal(ev)
+			bw.Write(append(b, '\n'))
+			pr.update(ev)
+		})
+		pr.finish()
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		return nil, os.Rename(filepath.Join(work, dirModel), filepath.Join(out, dirModel))
+	}})
+}
+
+func readProgress(path string) []report.LossPoint {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []report.LossPoint
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		var ev sdk.Progress
+		// Status events (a message, loss 0) are not loss measurements.
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Step > 0 && !(ev.Loss == 0 && ev.Message != "") {
+			out = append(out, report.LossPoint{Step: ev.Step, Loss: ev.Loss})
+		}
+	}
+	return out
+}
+
+func (r *runner) search(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, tr, ts cache.Entry, itemsPaths []string, seed int64) (cache.Entry, error) {
+	k := r.spec.MaxK()
+	params := map[string]any{"retriever": a.Retriever.Params, "k": k, "include_synthetic": r.spec.Evaluation.IncludeSynthetic}
+	in, err := r.pluginKey(ctx, "search", sdk.KindRetriever, a.Retriever, params, seed)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	in.Upstream = map[string]string{"model": tr.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}
+	return r.do(ctx, stage{id: "search", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pj, err := paramsJSON(a.Retriever.Params)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, a.Retriever))
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
+		rt, err := p.Retriever()
+		if err != nil {
+			return nil, err
+		}
+		return nil, rt.Search(ctx, sdk.SearchRequest{ModelDir: filepath.Join(tr.Dir, dirModel), ItemsPaths: itemsPaths,
+			QueriesPath: filepath.Join(ts.Dir, fileQueries), K: k, OutputPath: filepath.Join(out, fileResults), Params: pj,
+			IncludeSynthetic: r.spec.Evaluation.IncludeSynthetic})
+	}})
+}
+
+var errNoResults = errors.New("no results")

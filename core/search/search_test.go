@@ -1,0 +1,148 @@
+package search
+
+import (
+	"context"
+	"math/rand/v2"
+	"sort"
+	"testing"
+)
+
+func randVecs(r *rand.Rand, n, dim int) []float32 {
+	v := make([]float32, n*dim)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// naive is the reference: float64 dot products, full sort, lower index first on ties.
+func naive(queries, items []float32, dim, k int) [][]Hit {
+	nq, n := len(queries)/dim, len(items)/dim
+	out := make([][]Hit, nq)
+	for q := range nq {
+		hits := make([]Hit, n)
+		for i := range n {
+			var s float64
+			for d := range dim {
+				s += float64(queries[q*dim+d]) * float64(items[i*dim+d])
+			}
+			hits[i] = Hit{int32(i), float32(s)}
+		}
+		sort.SliceStable(hits, func(a, b int) bool { return hits[a].Score > hits[b].Score })
+		out[q] = hits[:min(k, n)]
+	}
+	return out
+}
+
+func TestTopKMatchesNaive(t *testing.T) {
+	tests := []struct{ nq, n, dim, k, workers int }{
+		{1, 1, 1, 1, 1},
+		{3, 17, 5, 4, 2},      // ragged blocks and query groups
+		{1, 1000, 64, 100, 2}, // few queries: catalog shards
+		{37, 523, 32, 10, 3},  // many queries
+		{5, 10, 8, 50, 2},     // k > n
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, tc := range tests {
+		q := randVecs(r, tc.nq, tc.dim)
+		it := randVecs(r, tc.n, tc.dim)
+		got, err := TopK(context.Background(), q, it, tc.dim, tc.k, tc.workers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := naive(q, it, tc.dim, tc.k)
+		for qi := range want {
+			if len(got[qi]) != len(want[qi]) {
+				t.Fatalf("%+v query %d: %d hits, want %d", tc, qi, len(got[qi]), len(want[qi]))
+			}
+			for j := range want[qi] {
+				g, w := got[qi][j], want[qi][j]
+				if g.Index != w.Index || abs(g.Score-w.Score) > 1e-4 {
+					t.Fatalf("%+v query %d rank %d: got %+v, want %+v", tc, qi, j, g, w)
+				}
+			}
+		}
+	}
+}
+
+func abs(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// Equal scores come out by lower index, across blocks and shards.
+func TestTies(t *testing.T) {
+	const n, dim = 100, 4
+	items := make([]float32, n*dim)
+	for i := range n {
+		items[i*dim] = float32(i % 3) // scores 0,1,2 repeating
+	}
+	for _, workers := range []int{1, 2, 7} {
+		got, err := TopK(context.Background(), []float32{1, 0, 0, 0}, items, dim, 5, workers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []int32{2, 5, 8, 11, 14}
+		for j, h := range got[0] {
+			if h.Index != want[j] || h.Score != 2 {
+				t.Fatalf("workers %d: rank %d = %+v, want index %d score 2", workers, j, h, want[j])
+			}
+		}
+	}
+}
+
+// A query's results do not depend on the batch it is in.
+func TestBatchIndependence(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	const dim = 24
+	items := randVecs(r, 300, dim)
+	qs := randVecs(r, 9, dim)
+	x, _ := NewIndex(items, dim)
+	all, _ := x.TopK(context.Background(), qs, 7, 2)
+	for q := range 9 {
+		one, _ := x.TopK(context.Background(), qs[q*dim:(q+1)*dim], 7, 2)
+		for j := range one[0] {
+			if one[0][j] != all[q][j] {
+				t.Fatalf("query %d rank %d: alone %+v, batched %+v", q, j, one[0][j], all[q][j])
+			}
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := NewIndex(make([]float32, 5), 2); err == nil {
+		t.Fatal("ragged items accepted")
+	}
+	if _, err := NewIndex(nil, 0); err == nil {
+		t.Fatal("dim 0 accepted")
+	}
+	x, _ := NewIndex(make([]float32, 8), 2)
+	if _, err := x.TopK(ctx, make([]float32, 3), 1, 1); err == nil {
+		t.Fatal("ragged queries accepted")
+	}
+	if _, err := x.TopK(ctx, make([]float32, 2), 0, 1); err == nil {
+		t.Fatal("k=0 accepted")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := x.TopK(cctx, make([]float32, 2), 1, 1); err == nil {
+		t.Fatal("cancelled context ignored")
+	}
+}
+
+func BenchmarkTopK(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	const n, dim, nq = 100_000, 64, 64
+	x, _ := NewIndex(randVecs(r, n, dim), dim)
+	q := randVecs(r, nq, dim)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := x.TopK(context.Background(), q, 100, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(nq*b.N)/b.Elapsed().Seconds(), "queries/s")
+}

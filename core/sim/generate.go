@@ -1,0 +1,816 @@
+package sim
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// Options says which world to simulate and where to write it.
+type Options struct {
+	Scale    string // recorded in the manifest; Spec holds the sizes
+	Seed     uint64
+	Spec     Spec
+	SpecFile string // base name of the --spec file, "" for defaults (recorded in the manifest)
+	OutDir   string
+	Logger   *slog.Logger // nil = slog.Default()
+	// MemoryLimit bounds DuckDB's buffer pool while the tables are staged
+	// (default "1GB"); the staging database spills to disk beyond it.
+	MemoryLimit string
+}
+
+// StatsFile is the statistics file written next to the tables.
+const StatsFile = "world_stats.json"
+
+// ReformWindow is the paper's reformulation window (P1): 90 seconds.
+const ReformWindow = 90 * time.Second
+
+// oracleColumns is the oracle.parquet contract (see HELPERS.md).
+var oracleColumns = []dataset.Column{
+	{Name: "query", Type: "VARCHAR"}, {Name: "sense", Type: "VARCHAR"}, {Name: "caption", Type: "VARCHAR"},
+	{Name: "tags", Type: "VARCHAR"}, {Name: "cover_text", Type: "VARCHAR"}, {Name: "keywords", Type: "VARCHAR"},
+	{Name: "related_queries", Type: "VARCHAR"}, {Name: "relevant", Type: "BOOLEAN"}, {Name: "grade", Type: "INTEGER"},
+}
+
+// Simulate builds the world for opts.Spec and opts.Seed, runs its search
+// platform over the train and test periods, and writes the dataset to
+// opts.OutDir. Rows are streamed to an on-disk DuckDB staging database, so
+// memory stays bounded at every scale. Same seed and spec give byte-identical
+// files.
+func Simulate(ctx context.Context, opts Options) (*Stats, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	start := time.Now()
+	w, err := NewWorld(opts.Spec, opts.Seed)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := opts.Spec.Digest()
+	if err != nil {
+		return nil, err
+	}
+	log.Info("world built", "topics", len(w.Topics), "polysemous_terms", len(w.Poly), "items", len(w.Items), "users", len(w.Users), "elapsed", time.Since(start).Round(time.Millisecond))
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output dir: %w", err)
+	}
+	st, err := openStage(ctx, opts.OutDir, opts.MemoryLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+
+	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: map[uint64]struct{}{}, itemShown: make([]bool, len(w.Items))}
+	g.itemIDs = make([]string, len(w.Items))
+	for i := range g.itemIDs {
+		g.itemIDs[i] = ItemID(i)
+	}
+	if err := g.writeItems(); err != nil {
+		return nil, err
+	}
+	if err := g.simulateUsers(ctx); err != nil {
+		return nil, err
+	}
+	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
+	if err := g.writeQrels(ctx); err != nil {
+		return nil, err
+	}
+	if err := g.writeOracle(ctx); err != nil {
+		return nil, err
+	}
+	if err := st.closeAppenders(); err != nil {
+		return nil, err
+	}
+	for _, t := range []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// One thread and no ORDER BY: the scan follows insertion order, and
+		// the single-threaded Parquet writer makes the bytes reproducible.
+		if err := duck.CopyToParquet(ctx, st.db, "SELECT * FROM "+duck.Ident(t), dataset.TablePath(opts.OutDir, t)); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("parquet written", "dir", opts.OutDir, "elapsed", time.Since(start).Round(time.Millisecond))
+
+	stats := g.finish(opts)
+	m := &dataset.Manifest{
+		FormatVersion: version.DatasetFormatVersion,
+		Name:          fmt.Sprintf("sim-%s-seed%d", opts.Scale, opts.Seed),
+		Provenance: dataset.Provenance{
+			Source:    "simulated",
+			Generator: "crops " + version.Version,
+			Params: map[string]string{
+				"seed":        strconv.FormatUint(opts.Seed, 10),
+				"scale":       opts.Scale,
+				"spec_sha256": digest,
+				"spec_file":   opts.SpecFile,
+			},
+			Notes: "Simulated short-video search platform with a filter bubble (docs/simulated-world.md). " +
+				"search.mission_id is the session's ground-truth intent (<topic>:<facet>); qrels and oracle are the world's ground truth.",
+		},
+		TimeRange: dataset.TimeRange{StartMS: g.minTS, EndMS: g.maxTS},
+		Split: dataset.SplitRule{
+			Rule: fmt.Sprintf("by session start: requests of search sessions starting before ts_ms %d (end of train day %d) are train, later sessions are test",
+				g.boundary, opts.Spec.TrainDays),
+			TrainRequests: stats.TrainRequests,
+			TestRequests:  stats.TestRequests,
+		},
+		GroundTruth: dataset.GroundTruth{
+			Qrels:      true,
+			QrelsScope: "every distinct query of search (train and test) over the whole catalogue; relevant items only (grade 1..3); grade = max over the intents that can produce the query",
+			MissionID:  true,
+			Oracle:     true,
+		},
+	}
+	if opts.SpecFile == "" {
+		delete(m.Provenance.Params, "spec_file")
+	}
+	if err := dataset.WriteManifest(opts.OutDir, m); err != nil {
+		return nil, err
+	}
+	js, err := json.MarshalIndent(stats, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode stats: %w", err)
+	}
+	if err := duck.WriteFileAtomic(filepath.Join(opts.OutDir, StatsFile), append(js, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	log.Info("simulation done", "dir", opts.OutDir, "elapsed", time.Since(start).Round(time.Millisecond))
+	return stats, nil
+}
+
+// stage is the on-disk DuckDB database rows are appended to before the
+// final Parquet COPY.
+type stage struct {
+	path      string
+	connector *duckdb.Connector
+	conn      driver.Conn
+	db        *sql.DB
+	app       map[string]*duckdb.Appender
+}
+
+func openStage(ctx context.Context, dir, memLimit string) (*stage, error) {
+	if memLimit == "" {
+		memLimit = "1GB"
+	}
+	path := filepath.Join(dir, fmt.Sprintf(".crops-sim-%d.duckdb", os.Getpid()))
+	st := &stage{path: path, app: map[string]*duckdb.Appender{}}
+	st.removeFiles()
+	c, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open staging database %s: %w", path, err)
+	}
+	st.connector = c
+	st.db = sql.OpenDB(c)
+	st.db.SetMaxOpenConns(1)
+	for _, q := range []string{"SET threads=1", "SET preserve_insertion_order=true", "SET memory_limit=" + duck.Lit(memLimit)} {
+		if _, err := st.db.ExecContext(ctx, q); err != nil {
+			st.close()
+			return nil, fmt.Errorf("staging database %s: %w", q, err)
+		}
+	}
+	tables := map[string][]dataset.Column{dataset.OracleTable: oracleColumns}
+	for _, t := range dataset.Spec {
+		tables[t.Name] = t.Columns
+	}
+	names := make([]string, 0, len(tables))
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var cols []string
+		for _, c := range tables[n] {
+			cols = append(cols, duck.Ident(c.Name)+" "+c.Type)
+		}
+		if _, err := st.db.ExecContext(ctx, "CREATE TABLE "+duck.Ident(n)+" ("+strings.Join(cols, ", ")+")"); err != nil {
+			st.close()
+			return nil, fmt.Errorf("staging database: create %s: %w", n, err)
+		}
+	}
+	st.conn, err = c.Connect(ctx)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("staging database: connect: %w", err)
+	}
+	for _, n := range names {
+		a, err := duckdb.NewAppenderFromConn(st.conn, "", n)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("staging database: appender for %s: %w", n, err)
+		}
+		st.app[n] = a
+	}
+	return st, nil
+}
+
+func (st *stage) append(table string, vals ...driver.Value) error {
+	if err := st.app[table].AppendRow(vals...); err != nil {
+		return fmt.Errorf("stage %s row: %w", table, err)
+	}
+	return nil
+}
+
+// closeAppenders flushes every appender; the tables are complete afterwards.
+func (st *stage) closeAppenders() error {
+	names := make([]string, 0, len(st.app))
+	for n := range st.app {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		if err := st.app[n].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s: %w", n, err))
+		}
+		delete(st.app, n)
+	}
+	return errors.Join(errs...)
+}
+
+func (st *stage) close() {
+	_ = st.closeAppenders()
+	if st.conn != nil {
+		_ = st.conn.Close()
+	}
+	if st.db != nil {
+		_ = st.db.Close()
+	}
+	if st.connector != nil {
+		_ = st.connector.Close()
+	}
+	st.removeFiles()
+}
+
+func (st *stage) removeFiles() {
+	_ = os.Remove(st.path)
+	_ = os.Remove(st.path + ".wal")
+	_ = os.RemoveAll(st.path + ".tmp")
+}
+
+// generator walks the users in order and streams their logs.
+type generator struct {
+	w         *World
+	st        *stage
+	log       *slog.Logger
+	rc        *recaller
+	queries   []Query
+	queryID   map[string]int32
+	exposed   map[uint64]struct{} // (query id, item) pairs ever exposed
+	itemShown []bool
+	itemIDs   []string // formatted once: ids are written millions of times
+	rows      map[string]int64
+	nextReq   int
+	boundary  int64
+	minTS     int64
+	maxTS     int64
+	stats     Stats
+	acc       accum
+}
+
+// accum holds counters that become ratios in Stats.
+type accum struct {
+	ambiguousRequests         int64
+	requestsWithClick         int64
+	beforeRequests            int64 // requests that were followed by a reformulation
+	beforeWithClick           int64
+	beforeClicks, beforeOnTop int64
+	afterRequests             int64 // the reformulations
+	afterWithClick            int64
+	afterClicks, afterOnTop   int64
+	sessionsReformed          int64
+	withinWindow              int64
+	gaps                      []int64
+	feedEvents                int64
+	// sessions whose intent is a minority sense and whose first query is
+	// ambiguous: the bubble's victims
+	minSessions, minReformed      int64
+	minFirstWithClick             int64
+	minFirstClicks, minFirstOnTop int64
+	minAfterRequests              int64
+	minAfterWithClick             int64
+	minAfterClicks, minAfterOnTop int64
+}
+
+func (g *generator) count(table string) {
+	if g.rows == nil {
+		g.rows = map[string]int64{}
+	}
+	g.rows[table]++
+}
+
+func (g *generator) writeItems() error {
+	for i := range g.w.Items {
+		it := &g.w.Items[i]
+		if err := g.st.append(dataset.ItemsTable, ItemID(i), it.Title, it.Caption, it.Tags, it.OCR, it.Author,
+			g.w.Topics[it.Topic].Name, it.CreatedMS, it.DurationMS); err != nil {
+			return err
+		}
+		g.count(dataset.ItemsTable)
+	}
+	return nil
+}
+
+func (g *generator) intern(q Query) int32 {
+	s := q.String()
+	if id, ok := g.queryID[s]; ok {
+		return id
+	}
+	id := int32(len(g.queries))
+	g.queryID[s] = id
+	g.queries = append(g.queries, q)
+	return id
+}
+
+func (g *generator) seeTS(ts int64) {
+	if g.minTS == 0 || ts < g.minTS {
+		g.minTS = ts
+	}
+	if ts > g.maxTS {
+		g.maxTS = ts
+	}
+}
+
+func (g *generator) simulateUsers(ctx context.Context) error {
+	w, s := g.w, g.w.Spec
+	g.boundary = s.StartMS + int64(s.TrainDays)*dayMS
+	end := s.StartMS + int64(s.TrainDays+s.TestDays)*dayMS
+	// Sessions start where their whole feed burst fits in the period.
+	lo, hi := s.StartMS+s.FeedWindowMS/2, end-s.FeedWindowMS/2-10*60*1000
+	if hi <= lo {
+		hi = lo + 1
+	}
+	var rows []logged
+	lastLog := time.Now()
+	for u := range w.Users {
+		if u%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if time.Since(lastLog) > 10*time.Second {
+				g.log.Info("simulating", "users_done", u, "users", len(w.Users), "search_rows", g.rows[dataset.SearchTable])
+				lastLog = time.Now()
+			}
+		}
+		user := &w.Users[u]
+		uid := UserID(u)
+		r := rand.New(rand.NewPCG(w.Seed, saltUserBase+uint64(u)))
+		n := poisson(r, s.SessionsPerUser*user.Activity)
+		starts := make([]int64, n)
+		for i := range starts {
+			starts[i] = lo + r.Int64N(hi-lo)
+		}
+		sort.Slice(starts, func(a, b int) bool { return starts[a] < starts[b] })
+		wcum := cumulative(user.Weights)
+		for _, t0 := range starts {
+			topic := user.Interests[sampleCum(r, wcum)]
+			in := Intent{Topic: topic, Facet: r.IntN(len(w.Topics[topic].Facets))}
+			mission := w.IntentID(in)
+			split := dataset.SplitTrain
+			if t0 >= g.boundary {
+				split = dataset.SplitTest
+			}
+			g.stats.SearchSessions++
+			q := w.firstQuery(r, in)
+			tp := &w.Topics[topic]
+			victim := tp.Poly >= 0 && !tp.Dominant && q.Head == tp.Heads[0] && q.Sense == ""
+			if victim {
+				g.acc.minSessions++
+			}
+			t := t0
+			reformed := false
+			for k := 0; ; k++ {
+				var out outcome
+				rows, out = w.serve(r, g.rc, user, in, q, rows)
+				if err := g.emitRequest(uid, t, q, mission, split, rows, out, k > 0); err != nil {
+					return err
+				}
+				if victim && k == 0 {
+					if out.clicks > 0 {
+						g.acc.minFirstWithClick++
+					}
+					g.acc.minFirstClicks += int64(out.clicks)
+					g.acc.minFirstOnTop += int64(out.clicksOnTop)
+				} else if victim {
+					g.acc.minAfterRequests++
+					if out.clicks > 0 {
+						g.acc.minAfterWithClick++
+					}
+					g.acc.minAfterClicks += int64(out.clicks)
+					g.acc.minAfterOnTop += int64(out.clicksOnTop)
+				}
+				if out.satisfied || k >= s.MaxReformulations || r.Float64() >= s.ReformulateProb {
+					break
+				}
+				q2, ok := w.reformulate(r, in, q)
+				if !ok {
+					break
+				}
+				gap := s.ReformGapBaseMS + int64(r.ExpFloat64()*float64(s.ReformGapMeanMS)) + out.watchMS
+				g.acc.beforeRequests++
+				if out.clicks > 0 {
+					g.acc.beforeWithClick++
+				}
+				g.acc.beforeClicks += int64(out.clicks)
+				g.acc.beforeOnTop += int64(out.clicksOnTop)
+				g.acc.gaps = append(g.acc.gaps, gap)
+				if gap <= ReformWindow.Milliseconds() {
+					g.acc.withinWindow++
+				}
+				reformed = true
+				q, t = q2, t+gap
+			}
+			if reformed {
+				g.acc.sessionsReformed++
+				if victim {
+					g.acc.minReformed++
+				}
+			}
+			if err := g.feedBurst(r, user, uid, in, t0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *generator) emitRequest(uid string, t int64, q Query, mission, split string, rows []logged, out outcome, isReform bool) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	w := g.w
+	qid := g.intern(q)
+	qs := q.String()
+	rid := RequestID(g.nextReq)
+	g.nextReq++
+	g.stats.Requests++
+	if split == dataset.SplitTrain {
+		g.stats.TrainRequests++
+	} else {
+		g.stats.TestRequests++
+	}
+	if len(w.termTopics[q.Head]) > 1 && q.Sense == "" {
+		g.acc.ambiguousRequests++
+	}
+	if out.clicks > 0 {
+		g.acc.requestsWithClick++
+	}
+	if isReform {
+		g.acc.afterRequests++
+		if out.clicks > 0 {
+			g.acc.afterWithClick++
+		}
+		g.acc.afterClicks += int64(out.clicks)
+		g.acc.afterOnTop += int64(out.clicksOnTop)
+	}
+	g.seeTS(t)
+	for _, row := range rows {
+		var pos driver.Value
+		if row.position > 0 {
+			pos = row.position
+			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			g.itemShown[row.item] = true
+		}
+		if err := g.st.append(dataset.SearchTable, rid, uid, t, qs, g.itemIDs[row.item], row.stage, pos,
+			row.clicked, row.liked, row.watchMS, mission); err != nil {
+			return err
+		}
+		g.count(dataset.SearchTable)
+	}
+	if err := g.st.append(dataset.SplitTable, rid, split); err != nil {
+		return err
+	}
+	g.count(dataset.SplitTable)
+	return nil
+}
+
+// feedBurst writes the recommendation feed around a search session: slots
+// before the search follow the user's interests; after it, some slots serve
+// the search intent's topic, and engagement follows relevance to the intent.
+func (g *generator) feedBurst(r *rand.Rand, user *User, uid string, in Intent, t0 int64) error {
+	w, s := g.w, g.w.Spec
+	n := poisson(r, s.FeedPerSession)
+	ts := make([]int64, n)
+	for i := range ts {
+		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
+	}
+	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
+	wcum := cumulative(user.Weights)
+	for _, t := range ts {
+		var item int32
+		after := t >= t0
+		switch {
+		case after && r.Float64() < s.FeedIntentProb:
+			tp := &w.Topics[in.Topic]
+			if r.Float64() < s.FeedFacetProb && len(tp.facetItems[in.Facet]) > 0 {
+				item = tp.facetItems[in.Facet][sampleCum(r, tp.facetCum[in.Facet])]
+			} else {
+				item = tp.Items[sampleCum(r, tp.itemCum)]
+			}
+		default:
+			topic := user.Interests[sampleCum(r, wcum)]
+			if r.Float64() < s.FeedExploreProb {
+				topic = sampleCum(r, w.topicCum)
+			}
+			tp := &w.Topics[topic]
+			item = tp.Items[sampleCum(r, tp.itemCum)]
+		}
+		it := &w.Items[item]
+		rel := 0
+		if _, rank := user.interest(int(it.Topic)); rank == 0 {
+			rel = 2
+		} else if rank > 0 {
+			rel = 1
+		}
+		if after {
+			rel = max(rel, w.Grade(in, int(item)))
+		}
+		frac := min(max(s.FeedWatchFrac[rel]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
+		watch := max(int64(frac*float64(it.DurationMS)), 1)
+		liked := r.Float64() < s.FeedLikeProb[rel]
+		if err := g.st.append(dataset.FeedTable, uid, t, g.itemIDs[item], watch, it.DurationMS, liked); err != nil {
+			return err
+		}
+		g.count(dataset.FeedTable)
+		g.acc.feedEvents++
+		g.seeTS(t)
+	}
+	return nil
+}
+
+// sortedQueries returns the ids of the logged queries in text order.
+func (g *generator) sortedQueries() []int32 {
+	ids := make([]int32, len(g.queries))
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	sort.Slice(ids, func(a, b int) bool { return g.queries[ids[a]].String() < g.queries[ids[b]].String() })
+	return ids
+}
+
+// writeQrels writes the graded relevance of every logged query over the
+// whole catalogue (relevant items only) and measures the bubble on the way.
+func (g *generator) writeQrels(ctx context.Context) error {
+	w := g.w
+	b := &g.stats.Bubble
+	var relAll, expAll int64
+	for n, qid := range g.sortedQueries() {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		q := g.queries[qid]
+		qs := q.String()
+		prod := w.Producers(q)
+		topics := map[int][]int{} // topic -> facets that can produce q
+		var order []int
+		for _, in := range prod {
+			if _, ok := topics[in.Topic]; !ok {
+				order = append(order, in.Topic)
+			}
+			topics[in.Topic] = append(topics[in.Topic], in.Facet)
+		}
+		ambiguous := len(order) > 1
+		if ambiguous {
+			b.AmbiguousQueries++
+		}
+		// Items in catalogue order, so the file is sorted by (query, item_id).
+		var items []int32
+		for _, t := range order {
+			items = append(items, w.Topics[t].Items...)
+		}
+		sort.Slice(items, func(a, c int) bool { return items[a] < items[c] })
+		for _, it := range items {
+			item := &w.Items[it]
+			grade := 0
+			for _, f := range topics[int(item.Topic)] {
+				grade = max(grade, gradeOf(Intent{Topic: int(item.Topic), Facet: f}, int(item.Topic), int(item.Facet), item.LowQuality))
+			}
+			if grade < 1 {
+				continue
+			}
+			if err := g.st.append(dataset.QrelsTable, qs, g.itemIDs[it], int32(grade)); err != nil {
+				return err
+			}
+			g.count(dataset.QrelsTable)
+			_, shown := g.exposed[uint64(qid)<<32|uint64(it)]
+			relAll++
+			if shown {
+				expAll++
+			}
+			if ambiguous {
+				tp := &w.Topics[item.Topic]
+				if tp.Poly >= 0 && tp.Dominant {
+					b.DominantRelevant++
+					if shown {
+						b.DominantExposed++
+					}
+				} else {
+					b.MinorityRelevant++
+					if shown {
+						b.MinorityExposed++
+					}
+				}
+			}
+		}
+	}
+	b.AllRelevantPairs, b.AllRelevantPairsExposed = relAll, expAll
+	return nil
+}
+
+// writeOracle writes, for every logged query, descriptions of plausible
+// relevant items in every sense that can produce it, with a share of
+// deliberate errors (records about a foreign topic that reuse the query).
+func (g *generator) writeOracle(ctx context.Context) error {
+	w, s := g.w, g.w.Spec
+	r := rand.New(rand.NewPCG(w.Seed, saltOracle))
+	for n, qid := range g.sortedQueries() {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		q := g.queries[qid]
+		prod := w.Producers(q)
+		var senses []int
+		seen := map[int]bool{}
+		for _, in := range prod {
+			if !seen[in.Topic] {
+				seen[in.Topic] = true
+				senses = append(senses, in.Topic)
+			}
+		}
+		if len(senses) == 0 {
+			continue
+		}
+		for k := 0; k < s.OracleRowsPerQuery; k++ {
+			t := senses[k%len(senses)]
+			tp := &w.Topics[t]
+			// The record's facet: the query's facet when it names one (now
+			// and then a neighbouring facet of the same sense), else any.
+			facet := r.IntN(len(tp.Facets))
+			if q.Facet != "" {
+				for f, fi := range tp.Facets {
+					if facetNames[fi] == q.Facet {
+						facet = f
+					}
+				}
+				if r.Float64() < 0.25 {
+					facet = r.IntN(len(tp.Facets))
+				}
+			}
+			relevant := r.Float64() >= s.OracleErrorRate || len(senses) == len(w.Topics)
+			if !relevant {
+				// A plausible but wrong record: a foreign topic's content
+				// dressed in the query's words.
+				t = r.IntN(len(w.Topics) - len(senses))
+				for _, sn := range senses { // skip the senses (sorted ascending)
+					if t >= sn {
+						t++
+					}
+				}
+				tp = &w.Topics[t]
+				facet = r.IntN(len(tp.Facets))
+			}
+			grade := 0
+			if relevant {
+				for _, in := range prod {
+					grade = max(grade, gradeOf(in, t, facet, false))
+				}
+			}
+			rec := w.oracleRecord(r, q, t, facet)
+			if err := g.st.append(dataset.OracleTable, q.String(), tp.Name, rec.caption, rec.tags, rec.cover,
+				rec.keywords, rec.related, relevant, int32(grade)); err != nil {
+				return err
+			}
+			g.count(dataset.OracleTable)
+		}
+	}
+	return nil
+}
+
+type oracleRec struct{ caption, tags, cover, keywords, related string }
+
+// oracleRecord writes the text of an item of topic t and facet f, in the
+// fields an LLM would generate, mentioning the query's head term.
+func (w *World) oracleRecord(r *rand.Rand, q Query, t, f int) oracleRec {
+	tp := &w.Topics[t]
+	facet := facetNames[tp.Facets[f]]
+	sense := pick(r, tp.SenseWords)
+	var caption []string
+	caption = append(caption, q.Head, sense, facet)
+	for n := 4 + r.IntN(5); n > 0; n-- {
+		if r.IntN(4) == 0 {
+			caption = append(caption, pick(r, w.General))
+		} else {
+			caption = append(caption, pick(r, tp.Words))
+		}
+	}
+	r.Shuffle(len(caption), func(a, b int) { caption[a], caption[b] = caption[b], caption[a] })
+	tags := dedupe([]string{pick(r, tp.Words), pick(r, tp.Words), sense, facet})
+	keywords := dedupe([]string{q.Head, sense, pick(r, tp.Words), pick(r, tp.Words)})
+	related := dedupe([]string{
+		Query{Head: tp.Heads[0], Sense: sense}.String(),
+		Query{Head: tp.Heads[0], Facet: facet}.String(),
+		tp.Heads[1],
+	})
+	return oracleRec{
+		caption:  strings.Join(caption, " "),
+		tags:     strings.Join(tags, ","),
+		cover:    strings.Join([]string{q.Head, sense, facet}, " "),
+		keywords: strings.Join(keywords, ","),
+		related:  strings.Join(related, ","),
+	}
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Round(float64(a)/float64(b)*1e4) / 1e4
+}
+
+func (g *generator) finish(opts Options) *Stats {
+	w := g.w
+	st := &g.stats
+	st.Scale, st.Seed = opts.Scale, opts.Seed
+	st.Rows = g.rows
+	for _, t := range []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable} {
+		if _, ok := st.Rows[t]; !ok {
+			st.Rows[t] = 0
+		}
+	}
+	st.Topics, st.PolysemousTerms, st.Items, st.Users = len(w.Topics), len(w.Poly), len(w.Items), len(w.Users)
+	st.DistinctQueries = len(g.queries)
+	st.AmbiguousRequestShare = ratio(g.acc.ambiguousRequests, st.Requests)
+	st.ClickRate = ratio(g.acc.requestsWithClick, st.Requests)
+	b := &st.Bubble
+	b.DominantExposedShare = ratio(b.DominantExposed, b.DominantRelevant)
+	b.MinorityExposedShare = ratio(b.MinorityExposed, b.MinorityRelevant)
+	b.AllRelevantPairsExposedShare = ratio(b.AllRelevantPairsExposed, b.AllRelevantPairs)
+	var dn, ds, mn, ms, on, os_ int64
+	for i := range w.Items {
+		tp := &w.Topics[w.Items[i].Topic]
+		shown := int64(0)
+		if g.itemShown[i] {
+			shown = 1
+		}
+		switch {
+		case tp.Poly >= 0 && tp.Dominant:
+			dn++
+			ds += shown
+		case tp.Poly >= 0:
+			mn++
+			ms += shown
+		default:
+			on++
+			os_ += shown
+		}
+	}
+	b.DominantSenseItemsShownShare = ratio(ds, dn)
+	b.MinoritySenseItemsShownShare = ratio(ms, mn)
+	b.UnambiguousItemsShownShare = ratio(os_, on)
+	rf := &st.Reformulation
+	rf.Reformulations = g.acc.afterRequests
+	rf.SessionsWithReformulation = g.acc.sessionsReformed
+	rf.SessionReformulationRate = ratio(g.acc.sessionsReformed, st.SearchSessions)
+	rf.WithinWindowShare = ratio(g.acc.withinWindow, int64(len(g.acc.gaps)))
+	if n := len(g.acc.gaps); n > 0 {
+		gaps := append([]int64(nil), g.acc.gaps...)
+		sort.Slice(gaps, func(a, b int) bool { return gaps[a] < gaps[b] })
+		rf.MedianGapMS = gaps[n/2]
+	}
+	rf.ClickRateBefore = ratio(g.acc.beforeWithClick, g.acc.beforeRequests)
+	rf.ClickRateAfter = ratio(g.acc.afterWithClick, g.acc.afterRequests)
+	rf.IntendedSenseClickShareBefore = ratio(g.acc.beforeOnTop, g.acc.beforeClicks)
+	rf.IntendedSenseClickShareAfter = ratio(g.acc.afterOnTop, g.acc.afterClicks)
+	mi := &st.MinorityIntent
+	mi.Sessions = g.acc.minSessions
+	mi.ReformulationRate = ratio(g.acc.minReformed, g.acc.minSessions)
+	mi.ClickRateFirst = ratio(g.acc.minFirstWithClick, g.acc.minSessions)
+	mi.ClickRateAfter = ratio(g.acc.minAfterWithClick, g.acc.minAfterRequests)
+	mi.IntendedSenseClickShareFirst = ratio(g.acc.minFirstOnTop, g.acc.minFirstClicks)
+	mi.IntendedSenseClickShareAfter = ratio(g.acc.minAfterOnTop, g.acc.minAfterClicks)
+	st.FeedEventsPerUser = ratio(g.acc.feedEvents, int64(len(w.Users)))
+	return st
+}

@@ -1,0 +1,474 @@
+// Package loss holds the built-in loss plugins: h-infonce (the paper's Eq. 3),
+// per-positive infonce, infonce-binary (CroPS-dagger) and softmax-ce. Each is
+// a pure function of a B x N score matrix and its tier labels that returns the
+// loss and dL/dscores; the retriever backpropagates that gradient through its
+// towers.
+//
+// Scores are logits: the retriever has already divided its similarities by
+// the temperature. Tiers: higher is more relevant; 0 marks in-batch
+// negatives. Entries whose Valid flag is false are padding and take no part.
+package loss
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Version of the built-in losses; bump it when a loss's value or gradient changes.
+const Version = "1.0.0"
+
+// Reduction says how per-term losses become one number.
+type Reduction string
+
+// Reductions. A term is one sample's -log softmax against its competitors; a
+// row (query) contributes the sum of its terms.
+const (
+	// ReduceQueryMean sums each row's terms and averages over the rows that
+	// have at least one term: the paper's L(q), averaged over the batch.
+	ReduceQueryMean Reduction = "query_mean"
+	// ReduceTermMean averages over every term of the batch.
+	ReduceTermMean Reduction = "term_mean"
+	// ReduceSum sums every term of the batch.
+	ReduceSum Reduction = "sum"
+)
+
+// Params are the parameters every built-in loss accepts. PositiveMinTier is
+// ignored by h-infonce, which uses the full tier order.
+type Params struct {
+	Reduction       Reduction `json:"reduction"`
+	PositiveMinTier int32     `json:"positive_min_tier"`
+	// Target is softmax-ce's target distribution over a row's positives:
+	// "uniform" (every positive equal) or "graded" (weight 2^(tier-min+1)-1).
+	Target string `json:"target"`
+}
+
+func defaultParams() Params {
+	return Params{Reduction: ReduceQueryMean, PositiveMinTier: 4, Target: "uniform"}
+}
+
+// Validate checks parameter ranges.
+func (p *Params) Validate() error {
+	switch p.Reduction {
+	case ReduceQueryMean, ReduceTermMean, ReduceSum:
+	default:
+		return fmt.Errorf("field \"reduction\": %q is not one of query_mean, term_mean, sum", p.Reduction)
+	}
+	if p.PositiveMinTier < 1 {
+		return fmt.Errorf("field \"positive_min_tier\": %d must be >= 1 (tier 0 is reserved for in-batch negatives)", p.PositiveMinTier)
+	}
+	switch p.Target {
+	case "uniform", "graded":
+	default:
+		return fmt.Errorf("field \"target\": %q is not one of uniform, graded", p.Target)
+	}
+	return nil
+}
+
+const paramsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "reduction": {"enum": ["query_mean", "term_mean", "sum"], "default": "query_mean",
+      "description": "query_mean: sum of a row's terms, averaged over rows with at least one term; term_mean: mean over all terms; sum: sum of all terms"},
+    "positive_min_tier": {"type": "integer", "minimum": 1, "default": 4,
+      "description": "infonce, infonce-binary, softmax-ce: samples with tier >= this are positives, the rest negatives"},
+    "target": {"enum": ["uniform", "graded"], "default": "uniform",
+      "description": "softmax-ce: target distribution over a row's positives"}
+  }
+}`
+
+// rowTerm is the per-row computation each loss provides: it adds dL/ds of the
+// row's terms (unreduced) into grad and returns the row's summed loss and
+// number of terms.
+type rowFunc func(p *Params, s []float32, t []int32, v []bool, grad []float64) (loss float64, terms int)
+
+type fn struct {
+	name, desc string
+	caps       []string
+	row        rowFunc
+}
+
+// Describe implements sdk.Describer.
+func (f *fn) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{
+		Name: f.name, Kind: sdk.KindLoss, Version: Version, Description: f.desc,
+		ParamsSchema: json.RawMessage(paramsSchema), Capabilities: f.caps,
+	}, nil
+}
+
+// Compute implements sdk.Loss.
+func (f *fn) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
+	p := defaultParams()
+	if err := sdk.DecodeParams(in.Params, &p); err != nil {
+		return sdk.LossOutput{}, fmt.Errorf("%s: %w", f.name, err)
+	}
+	return compute(ctx, f.name, &p, in, f.row)
+}
+
+func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc) (sdk.LossOutput, error) {
+	if in.B < 0 || in.N < 0 {
+		return sdk.LossOutput{}, fmt.Errorf("%s: negative shape %d x %d", name, in.B, in.N)
+	}
+	n := in.B * in.N
+	if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
+		return sdk.LossOutput{}, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
+			name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
+	}
+	valid := in.Valid
+	if valid == nil {
+		valid = make([]bool, n)
+		for i := range valid {
+			valid[i] = true
+		}
+	}
+	for i, s := range in.Scores {
+		if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
+			return sdk.LossOutput{}, fmt.Errorf("%s: score[%d][%d] is %v: scores must be finite (check the retriever's temperature and learning rate)",
+				name, i/in.N, i%in.N, s)
+		}
+		if valid[i] && in.Tiers[i] < 0 {
+			return sdk.LossOutput{}, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
+		}
+	}
+	grad := make([]float64, n)
+	rowLoss := make([]float64, in.B)
+	rowTerms := make([]int, in.B)
+	// Rows are independent: split them over the cores. Each row writes only
+	// its own slots, and the reduction below runs in row order, so the result
+	// does not depend on scheduling.
+	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/16384))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for b := w; b < in.B; b += workers {
+				if b%64 == w && ctx.Err() != nil {
+					return
+				}
+				lo, hi := b*in.N, (b+1)*in.N
+				rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return sdk.LossOutput{}, err
+	}
+	var total float64
+	var terms, rows int
+	for b := range rowLoss {
+		total += rowLoss[b]
+		terms += rowTerms[b]
+		if rowTerms[b] > 0 {
+			rows++
+		}
+	}
+	scale := 1.0
+	switch p.Reduction {
+	case ReduceQueryMean:
+		if rows > 0 {
+			scale = 1 / float64(rows)
+		}
+	case ReduceTermMean:
+		if terms > 0 {
+			scale = 1 / float64(terms)
+		}
+	}
+	out := sdk.LossOutput{Loss: total * scale, Grad: make([]float32, n)}
+	for i, g := range grad {
+		out.Grad[i] = float32(g * scale)
+	}
+	return out, nil
+}
+
+// logAddExp returns log(exp(a) + exp(b)) without overflow; -Inf is the identity.
+func logAddExp(a, b float64) float64 {
+	if math.IsInf(a, -1) {
+		return b
+	}
+	if math.IsInf(b, -1) {
+		return a
+	}
+	if a < b {
+		a, b = b, a
+	}
+	return a + math.Log1p(math.Exp(b-a))
+}
+
+// levelIndex maps each valid sample to the index of its level among the
+// row's distinct levels, sorted ascending. Levels are few (tiers 0..5 in
+// practice), so a short sorted slice beats a map.
+func levelIndex(level []int32, v []bool, idx []int) (levels []int32) {
+	for i := range level {
+		if v[i] {
+			l := level[i]
+			k := sort.Search(len(levels), func(k int) bool { return levels[k] >= l })
+			if k == len(levels) || levels[k] != l {
+				levels = append(levels, 0)
+				copy(levels[k+1:], levels[k:])
+				levels[k] = l
+			}
+		}
+	}
+	for i := range level {
+		if v[i] {
+			l := level[i]
+			idx[i] = sort.Search(len(levels), func(k int) bool { return levels[k] >= l })
+		}
+	}
+	return levels
+}
+
+// linearRange is the widest score range (max - min of a row) computed in the
+// linear domain: exp(-linearRange) is far from float64 underflow.
+const linearRange = 600
+
+// hierRow computes H-InfoNCE terms for one row, where level(i) is the
+// sample's level (samples compete only against strictly lower levels) and
+// isTerm(i) says whether sample i is a positive term at all.
+//
+// For a term i with level L, lse_i = log(exp(s_i) + sum_{level_j < L} exp(s_j))
+// and term_i = lse_i - s_i. Then dterm_i/ds_i = exp(s_i - lse_i) - 1 and
+// dterm_i/ds_j = exp(s_j - lse_i) for every j below. Sums are accumulated per
+// distinct level, so a row costs O(N log L) with one exp per sample, and no
+// N x N mask is ever built.
+func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad []float64) (float64, int) {
+	idx := make([]int, len(s))
+	levels := levelIndex(level, v, idx)
+	if len(levels) < 2 {
+		return 0, 0 // nothing has anything below it
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range s {
+		if v[i] {
+			lo = math.Min(lo, float64(s[i]))
+			hi = math.Max(hi, float64(s[i]))
+		}
+	}
+	if hi-lo > linearRange {
+		return hierRowLog(s, idx, levels, v, isTerm, grad)
+	}
+	// Linear domain, shifted by the row maximum: every e_j is in
+	// [exp(-linearRange), 1], so sums neither overflow nor vanish.
+	L := len(levels)
+	e := make([]float64, len(s))
+	zLevel := make([]float64, L)
+	for i := range s {
+		if v[i] {
+			e[i] = math.Exp(float64(s[i]) - hi)
+			zLevel[idx[i]] += e[i]
+		}
+	}
+	below := make([]float64, L) // sum of e over levels strictly below
+	for k := 1; k < L; k++ {
+		below[k] = below[k-1] + zLevel[k-1]
+	}
+	inv := make([]float64, L) // per level: sum over its terms of 1/denominator
+	var loss float64
+	terms := 0
+	for i := range s {
+		if !v[i] || idx[i] == 0 || !isTerm(i) {
+			continue
+		}
+		k := idx[i]
+		d := e[i] + below[k]
+		loss += math.Log(d) - (float64(s[i]) - hi)
+		terms++
+		grad[i] += e[i]/d - 1
+		inv[k] += 1 / d
+	}
+	above := make([]float64, L) // sum of inv over levels strictly above
+	for k := L - 2; k >= 0; k-- {
+		above[k] = above[k+1] + inv[k+1]
+	}
+	for j := range s {
+		if v[j] {
+			grad[j] += e[j] * above[idx[j]]
+		}
+	}
+	return loss, terms
+}
+
+// hierRowLog is hierRow in the log domain, for rows whose scores span more
+// than linearRange.
+func hierRowLog(s []float32, idx []int, levels []int32, v []bool, isTerm func(i int) bool, grad []float64) (float64, int) {
+	L := len(levels)
+	lseLevel := make([]float64, L)
+	for k := range lseLevel {
+		lseLevel[k] = math.Inf(-1)
+	}
+	for i := range s {
+		if v[i] {
+			lseLevel[idx[i]] = logAddExp(lseLevel[idx[i]], float64(s[i]))
+		}
+	}
+	below := make([]float64, L)
+	acc := math.Inf(-1)
+	for k := range levels {
+		below[k] = acc
+		acc = logAddExp(acc, lseLevel[k])
+	}
+	wLevel := make([]float64, L) // per level: log sum over its terms of exp(-lse_i)
+	for k := range wLevel {
+		wLevel[k] = math.Inf(-1)
+	}
+	var loss float64
+	terms := 0
+	for i := range s {
+		if !v[i] || idx[i] == 0 || !isTerm(i) {
+			continue
+		}
+		k := idx[i]
+		si := float64(s[i])
+		lse := logAddExp(si, below[k])
+		loss += lse - si
+		terms++
+		grad[i] += math.Exp(si-lse) - 1
+		wLevel[k] = logAddExp(wLevel[k], -lse)
+	}
+	above := make([]float64, L)
+	acc = math.Inf(-1)
+	for k := L - 1; k >= 0; k-- {
+		above[k] = acc
+		acc = logAddExp(acc, wLevel[k])
+	}
+	for j := range s {
+		if !v[j] {
+			continue
+		}
+		if a := above[idx[j]]; !math.IsInf(a, -1) {
+			grad[j] += math.Exp(float64(s[j]) + a)
+		}
+	}
+	return loss, terms
+}
+
+// NewHInfoNCE returns the h-infonce loss: every sample is a positive against
+// the samples of strictly lower tiers and only those (the paper's Eq. 3).
+func NewHInfoNCE() sdk.Loss {
+	return &fn{
+		name: "h-infonce",
+		desc: "H-InfoNCE (CroPS Eq. 3): each sample is a positive against the samples with strictly lower tiers; computed in one pass per row",
+		row: func(_ *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
+			return hierRow(s, t, v, func(int) bool { return true }, grad)
+		},
+	}
+}
+
+// binaryLevels maps tiers to 1 (positive: tier >= min) and 0 (negative).
+func binaryLevels(t []int32, min int32) []int32 {
+	out := make([]int32, len(t))
+	for i, x := range t {
+		if x >= min {
+			out[i] = 1
+		}
+	}
+	return out
+}
+
+// NewInfoNCEBinary returns infonce-binary, the paper's CroPS-dagger: tier >=
+// positive_min_tier is positive, everything else negative, and each positive
+// is its own InfoNCE term against all negatives, computed in one pass.
+func NewInfoNCEBinary() sdk.Loss {
+	return &fn{
+		name: "infonce-binary",
+		desc: "InfoNCE on binarised tiers (CroPS-dagger): tier >= positive_min_tier positive, the rest negative; one pass per row",
+		row: func(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
+			lv := binaryLevels(t, p.PositiveMinTier)
+			return hierRow(s, lv, v, func(i int) bool { return lv[i] == 1 }, grad)
+		},
+	}
+}
+
+// CapPerPositiveRows is a loss capability asking the retriever to build one
+// score-matrix row per (query, positive) pair, as the paper's per-positive
+// InfoNCE baseline trains: each row holds one positive and the query's
+// negatives. It is what makes that baseline cost more per epoch.
+const CapPerPositiveRows = "per_positive_rows"
+
+// NewInfoNCE returns per-positive infonce (the paper's Table 4 baseline):
+// each positive is its own term against every negative of its row, with one
+// softmax per positive. It declares CapPerPositiveRows so that a retriever
+// materialises one row per positive, as that baseline does; given rows with
+// several positives it still computes one term per positive.
+func NewInfoNCE() sdk.Loss {
+	return &fn{
+		name: "infonce",
+		desc: "per-positive InfoNCE (CroPS Table 4): one term, and one softmax, per positive against all negatives; asks for one row per positive",
+		caps: []string{CapPerPositiveRows},
+		row:  perPositiveRow,
+	}
+}
+
+// perPositiveRow gives each positive its own term against every negative of
+// the row (other positives are not in its denominator). The negatives'
+// log-sum-exp is shared, so the loss itself is O(N); the per-positive cost of
+// the paper's baseline comes from the one-row-per-positive batches that
+// CapPerPositiveRows asks the retriever to build.
+func perPositiveRow(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
+	lv := binaryLevels(t, p.PositiveMinTier)
+	return hierRow(s, lv, v, func(i int) bool { return lv[i] == 1 }, grad)
+}
+
+// NewSoftmaxCE returns softmax-ce: multi-label softmax cross-entropy over the
+// whole candidate row with a target distribution over its positives (the
+// Walmart semantic-retrieval baseline). A row is one term.
+func NewSoftmaxCE() sdk.Loss {
+	return &fn{
+		name: "softmax-ce",
+		desc: "multi-label softmax cross-entropy over the candidate row; targets spread over positives (uniform or graded by tier)",
+		row:  softmaxCERow,
+	}
+}
+
+func softmaxCERow(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
+	hi := math.Inf(-1)
+	var wsum float64
+	w := make([]float64, len(s))
+	for i := range s {
+		if !v[i] {
+			continue
+		}
+		hi = math.Max(hi, float64(s[i]))
+		if t[i] >= p.PositiveMinTier {
+			if p.Target == "graded" {
+				w[i] = math.Exp2(float64(t[i]-p.PositiveMinTier+1)) - 1
+			} else {
+				w[i] = 1
+			}
+			wsum += w[i]
+		}
+	}
+	if wsum == 0 {
+		return 0, 0
+	}
+	// Shifted by the maximum, the largest term of z is 1, so log(z) is finite
+	// and terms that underflow simply drop out of the softmax.
+	var z float64
+	for i := range s {
+		if v[i] {
+			z += math.Exp(float64(s[i]) - hi)
+		}
+	}
+	lse := hi + math.Log(z)
+	var loss float64
+	for i := range s {
+		if !v[i] {
+			continue
+		}
+		y := w[i] / wsum
+		lp := float64(s[i]) - lse
+		if y > 0 {
+			loss -= y * lp
+		}
+		grad[i] += math.Exp(lp) - y
+	}
+	return loss, 1
+}

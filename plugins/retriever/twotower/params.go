@@ -1,0 +1,168 @@
+package twotower
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// Params are the two-tower retriever's parameters (the "params" object of the
+// retriever in the experiment YAML). defaultParams holds every default in one
+// place; docs/two-tower.md explains each choice.
+type Params struct {
+	// Backend names the gomlx backend: "go" is the pure-Go simplego backend
+	// (always compiled in). Any other value is passed to gomlx's backend
+	// registry (e.g. "xla:cpu", "xla:cuda") and works only in a binary that
+	// links that backend.
+	Backend string `json:"backend"`
+
+	// Features.
+	HashBuckets      int  `json:"hash_buckets"`       // rows of each embedding table
+	CharNgram        int  `json:"char_ngram"`         // n of the character n-grams (0 = words only)
+	MaxQueryFeatures int  `json:"max_query_features"` // bag length of a query (truncated beyond)
+	MaxItemFeatures  int  `json:"max_item_features"`  // bag length of an item
+	SharedEmbeddings bool `json:"shared_embeddings"`  // one table for both towers
+	// EmbeddingBag says where the embedding bags (lookup, backward, AdamW on
+	// the tables) run: "go" (a parallel, deterministic Go kernel; default,
+	// fastest on the simplego backend) or "graph" (all in gomlx, so that an
+	// XLA backend runs everything).
+	EmbeddingBag string `json:"embedding_bag"`
+
+	// Towers.
+	EmbeddingDim int     `json:"embedding_dim"`
+	HiddenDim    int     `json:"hidden_dim"`
+	OutputDim    int     `json:"output_dim"`
+	InitTau      float64 `json:"init_tau"`
+	LearnTau     bool    `json:"learn_tau"`
+	MinTau       float64 `json:"min_tau"`
+
+	// Training.
+	Epochs                int     `json:"epochs"`
+	BatchQueries          int     `json:"batch_queries"`            // B
+	MaxCandidatesPerQuery int     `json:"max_candidates_per_query"` // M; N = B*M
+	CandidateSampling     string  `json:"candidate_sampling"`       // "uniform" | "top"
+	LearningRate          float64 `json:"learning_rate"`
+	WeightDecay           float64 `json:"weight_decay"`
+	ProgressEvery         int     `json:"progress_every"` // steps between progress events
+	KeepCheckpoints       int     `json:"keep_checkpoints"`
+	// MaxSteps stops an epoch-based run after this many optimizer steps in
+	// total (0 = no limit); benchmarks use it to time a fixed amount of work.
+	MaxSteps int64 `json:"max_steps"`
+
+	// Search / Score.
+	SearchWorkers int    `json:"search_workers"` // 0 = GOMAXPROCS
+	EncodeBatch   int    `json:"encode_batch"`   // texts per encoder call
+	ScoreMode     string `json:"score_mode"`     // "cosine" | "logit" (cosine / tau)
+}
+
+func defaultParams() Params {
+	return Params{
+		Backend:               "go",
+		HashBuckets:           1 << 18,
+		CharNgram:             3,
+		MaxQueryFeatures:      32,
+		MaxItemFeatures:       128,
+		SharedEmbeddings:      true,
+		EmbeddingBag:          "go",
+		EmbeddingDim:          64,
+		HiddenDim:             128,
+		OutputDim:             64,
+		InitTau:               0.05,
+		LearnTau:              true,
+		MinTau:                0.01,
+		Epochs:                3,
+		BatchQueries:          64,
+		MaxCandidatesPerQuery: 8,
+		CandidateSampling:     "uniform",
+		LearningRate:          1e-3,
+		WeightDecay:           1e-4,
+		ProgressEvery:         10,
+		KeepCheckpoints:       2,
+		EncodeBatch:           256,
+		ScoreMode:             "cosine",
+	}
+}
+
+// Validate implements sdk.Validator.
+func (p *Params) Validate() error {
+	type check struct {
+		ok   bool
+		what string
+	}
+	for _, c := range []check{
+		{p.Backend != "", `backend must be non-empty ("go" for the pure-Go backend)`},
+		{p.HashBuckets >= 16 && p.HashBuckets <= 1<<24, "hash_buckets must be in [16, 16777216]"},
+		{p.CharNgram >= 0 && p.CharNgram <= 8, "char_ngram must be in [0, 8]"},
+		{p.MaxQueryFeatures >= 1 && p.MaxQueryFeatures <= 4096, "max_query_features must be in [1, 4096]"},
+		{p.MaxItemFeatures >= 1 && p.MaxItemFeatures <= 4096, "max_item_features must be in [1, 4096]"},
+		{p.EmbeddingDim >= 1 && p.EmbeddingDim <= 4096, "embedding_dim must be in [1, 4096]"},
+		{p.HiddenDim >= 1 && p.HiddenDim <= 8192, "hidden_dim must be in [1, 8192]"},
+		{p.OutputDim >= 1 && p.OutputDim <= 4096, "output_dim must be in [1, 4096]"},
+		{p.InitTau > 0 && p.InitTau <= 10, "init_tau must be in (0, 10]"},
+		{p.MinTau > 0 && p.MinTau <= p.InitTau, "min_tau must be in (0, init_tau]"},
+		{p.EmbeddingBag == "go" || p.EmbeddingBag == "graph", `embedding_bag must be "go" or "graph"`},
+		{p.Epochs >= 1, "epochs must be >= 1"},
+		{p.BatchQueries >= 1, "batch_queries must be >= 1"},
+		{p.MaxCandidatesPerQuery >= 1, "max_candidates_per_query must be >= 1"},
+		{p.CandidateSampling == "uniform" || p.CandidateSampling == "top", `candidate_sampling must be "uniform" or "top"`},
+		{p.LearningRate > 0, "learning_rate must be > 0"},
+		{p.WeightDecay >= 0, "weight_decay must be >= 0"},
+		{p.ProgressEvery >= 1, "progress_every must be >= 1"},
+		{p.KeepCheckpoints >= 1, "keep_checkpoints must be >= 1"},
+		{p.MaxSteps >= 0, "max_steps must be >= 0"},
+		{p.SearchWorkers >= 0, "search_workers must be >= 0 (0 = all cores)"},
+		{p.EncodeBatch >= 1, "encode_batch must be >= 1"},
+		{p.ScoreMode == "cosine" || p.ScoreMode == "logit", `score_mode must be "cosine" or "logit"`},
+	} {
+		if !c.ok {
+			return fmt.Errorf("two-tower: %s", c.what)
+		}
+	}
+	return nil
+}
+
+func (p *Params) workers() int {
+	if p.SearchWorkers > 0 {
+		return p.SearchWorkers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// archKey lists the parameters that fix the model's shape and features: a
+// checkpoint or a trained model is only valid for the same values.
+func (p *Params) archKey() string {
+	return fmt.Sprintf("buckets=%d ngram=%d qf=%d if=%d shared=%v emb=%d hid=%d out=%d",
+		p.HashBuckets, p.CharNgram, p.MaxQueryFeatures, p.MaxItemFeatures, p.SharedEmbeddings,
+		p.EmbeddingDim, p.HiddenDim, p.OutputDim)
+}
+
+const paramsSchema = `{
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "backend": {"type": "string", "default": "go"},
+    "hash_buckets": {"type": "integer", "default": 262144},
+    "char_ngram": {"type": "integer", "default": 3},
+    "max_query_features": {"type": "integer", "default": 32},
+    "max_item_features": {"type": "integer", "default": 128},
+    "shared_embeddings": {"type": "boolean", "default": true},
+    "embedding_bag": {"enum": ["go", "graph"], "default": "go"},
+    "embedding_dim": {"type": "integer", "default": 64},
+    "hidden_dim": {"type": "integer", "default": 128},
+    "output_dim": {"type": "integer", "default": 64},
+    "init_tau": {"type": "number", "default": 0.05},
+    "learn_tau": {"type": "boolean", "default": true},
+    "min_tau": {"type": "number", "default": 0.01},
+    "epochs": {"type": "integer", "default": 3},
+    "batch_queries": {"type": "integer", "default": 64},
+    "max_candidates_per_query": {"type": "integer", "default": 8},
+    "candidate_sampling": {"enum": ["uniform", "top"], "default": "uniform"},
+    "learning_rate": {"type": "number", "default": 0.001},
+    "weight_decay": {"type": "number", "default": 0.0001},
+    "progress_every": {"type": "integer", "default": 10},
+    "keep_checkpoints": {"type": "integer", "default": 2},
+    "max_steps": {"type": "integer", "default": 0},
+    "search_workers": {"type": "integer", "default": 0},
+    "encode_batch": {"type": "integer", "default": 256},
+    "score_mode": {"enum": ["cosine", "logit"], "default": "cosine"}
+  }
+}`

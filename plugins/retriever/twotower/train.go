@@ -1,0 +1,581 @@
+package twotower
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/sdk"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+)
+
+// configKey lists what a checkpoint must agree on to be resumed: the
+// architecture, the seed and the optimisation knobs. Epochs, max_steps and
+// the run-only params may change between runs (training longer resumes).
+func (p *Params) configKey(seed int64) string {
+	return fmt.Sprintf("%s bag=%s seed=%d lr=%g wd=%g B=%d M=%d sampling=%s tau0=%g learn_tau=%v min_tau=%g",
+		p.archKey(), p.EmbeddingBag, seed, p.LearningRate, p.WeightDecay, p.BatchQueries, p.MaxCandidatesPerQuery,
+		p.CandidateSampling, p.InitTau, p.LearnTau, p.MinTau)
+}
+
+// batch is one training step's inputs, in the flat layouts gomlx takes.
+type batch struct {
+	B, N, Lq, Li int
+	qIds         []int32   // [B, Lq]
+	qW           []float32 // [B, Lq]
+	iIds         []int32   // [N, Li]
+	iW           []float32 // [N, Li]
+	tiers        []int32   // [B, N]
+	valid        []bool    // [B, N]
+	examples     int       // labelled (query, own candidate) pairs in the batch
+}
+
+// trainer holds everything one Train call needs.
+type trainer struct {
+	p        Params
+	seed     int64
+	ts       *trainingSet
+	feat     featurizer
+	qIds     []int32 // per training query, [Lq]
+	qW       []float32
+	itemIds  map[int32][]int32 // catalog index -> [Li] (training items only)
+	itemW    map[int32][]float32
+	itemText []string
+}
+
+// epochBatches builds epoch e's (0-based) batches. The order of queries and
+// the candidate sample come from PCG(seed, saltEpoch+e) alone, so a resumed
+// run rebuilds exactly the batches an uninterrupted run would see and no
+// RNG state needs checkpointing.
+//
+// Each query keeps up to M = max_candidates_per_query of its labelled
+// candidates: "uniform" samples M without replacement (keeps the tier mix,
+// which a tier-contrastive loss needs); "top" keeps the highest tiers first
+// (ties in random order). Column layout: query slot b owns columns
+// [b*M, b*M+M); unused ones are padding. For row b, a column of another
+// query is an in-batch negative with tier 0, unless its item is labelled for
+// b too (then it carries b's tier for it); a repeated item is valid only
+// once per row (its own column first) so no item competes with itself.
+func (t *trainer) epochBatches(e int) []batch {
+	p := t.p
+	rng := rand.New(rand.NewPCG(uint64(t.seed), saltEpoch+uint64(e)))
+	order := rng.Perm(len(t.ts.queries))
+	B, M := p.BatchQueries, p.MaxCandidatesPerQuery
+	N := B * M
+	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
+	var out []batch
+	for start := 0; start < len(order); start += B {
+		end := min(start+B, len(order))
+		bt := batch{B: B, N: N, Lq: Lq, Li: Li,
+			qIds: make([]int32, B*Lq), qW: make([]float32, B*Lq),
+			iIds: make([]int32, N*Li), iW: make([]float32, N*Li),
+			tiers: make([]int32, B*N), valid: make([]bool, B*N)}
+		colItem := make([]int32, N)
+		colOwner := make([]int, N)
+		for c := range colItem {
+			colItem[c] = -1
+			colOwner[c] = -1
+		}
+		for b := 0; b < end-start; b++ {
+			qi := order[start+b]
+			copy(bt.qIds[b*Lq:], t.qIds[qi*Lq:(qi+1)*Lq])
+			copy(bt.qW[b*Lq:], t.qW[qi*Lq:(qi+1)*Lq])
+			chosen := sampleCandidates(rng, t.ts.cands[qi], M, p.CandidateSampling)
+			for j, c := range chosen {
+				col := b*M + j
+				colItem[col] = c.item
+				colOwner[col] = b
+				copy(bt.iIds[col*Li:], t.itemIds[c.item])
+				copy(bt.iW[col*Li:], t.itemW[c.item])
+			}
+		}
+		for b := 0; b < end-start; b++ {
+			qi := order[start+b]
+			labels := make(map[int32]int32, len(t.ts.cands[qi]))
+			for _, c := range t.ts.cands[qi] {
+				labels[c.item] = c.tier
+			}
+			seen := make(map[int32]bool, N)
+			row := b * N
+			for col := b * M; col < (b+1)*M; col++ {
+				if it := colItem[col]; it >= 0 && !seen[it] {
+					seen[it] = true
+					bt.valid[row+col] = true
+					bt.tiers[row+col] = labels[it]
+					bt.examples++
+				}
+			}
+			for col := 0; col < N; col++ {
+				it := colItem[col]
+				if it < 0 || colOwner[col] == b || seen[it] {
+					continue
+				}
+				seen[it] = true
+				bt.valid[row+col] = true
+				bt.tiers[row+col] = labels[it] // 0 when not labelled for this query
+			}
+		}
+		out = append(out, bt)
+	}
+	return out
+}
+
+func sampleCandidates(rng *rand.Rand, cands []labelled, m int, mode string) []labelled {
+	if len(cands) <= m {
+		return cands
+	}
+	idx := make([]int, len(cands))
+	for i := range idx {
+		idx[i] = i
+	}
+	switch mode {
+	case "top":
+		// cands are sorted by tier desc: shuffle within equal-tier runs, then
+		// take the first m.
+		for s := 0; s < len(idx); {
+			e := s
+			for e < len(idx) && cands[idx[e]].tier == cands[idx[s]].tier {
+				e++
+			}
+			rng.Shuffle(e-s, func(a, b int) { idx[s+a], idx[s+b] = idx[s+b], idx[s+a] })
+			s = e
+		}
+	default: // uniform: partial Fisher-Yates
+		for i := 0; i < m; i++ {
+			j := i + rng.IntN(len(idx)-i)
+			idx[i], idx[j] = idx[j], idx[i]
+		}
+	}
+	out := make([]labelled, m)
+	for i := 0; i < m; i++ {
+		out[i] = cands[idx[i]]
+	}
+	return out
+}
+
+// session is the compiled model: variables, optimizer and executables.
+type session struct {
+	p         Params
+	ctx       *mlctx.Context
+	m         *model
+	scoreExec *mlctx.Exec // graph bag: (qIds, qW, iIds, iW) -> S; go bag: (qBag, iBag) -> S
+	trainExec *mlctx.Exec // ... + G -> surrogate (graph bag) or (surrogate, dQBag, dIBag) (go bag)
+	encQExec  *mlctx.Exec // graph bag: (ids, w) -> vectors; go bag: (bag) -> vectors
+	encIExec  *mlctx.Exec
+	closeFn   func()
+
+	// Go-kernel state (embedding_bag = "go").
+	grads   [][]float32 // per table, dense [buckets*E], zero outside touched rows
+	touched [][]bool
+}
+
+func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
+	backend, err := newBackend(p.Backend)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{p: p, ctx: ctx}
+	err = catch(func() error {
+		s.m = newModel(ctx, p, seed)
+		opt := optimizers.Adam().LearningRate(p.LearningRate).WeightDecay(p.WeightDecay).Done()
+		var e error
+		if s.m.goBag() {
+			s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qBag, iBag *Node) *Node {
+				return s.m.logitsFromBags(qBag, iBag)
+			})
+			if e != nil {
+				return e
+			}
+			// The GradCache surrogate: G = dL/dS comes from the loss plugin
+			// as an input, so d(sum(S * stop_gradient(G)))/dtheta = dL/dtheta.
+			// The bags are inputs here; their gradients go back to the Go
+			// kernel, the MLP's and tau's to gomlx's Adam.
+			s.trainExec, e = mlctx.NewExec(backend, ctx, func(c *mlctx.Context, qBag, iBag, g *Node) (*Node, *Node, *Node) {
+				sc := s.m.logitsFromBags(qBag, iBag)
+				surrogate := ReduceAllSum(Mul(sc, StopGradient(g)))
+				var vars []*Node
+				for v := range c.IterVariables() {
+					if v.Trainable && v.InUseByGraph(sc.Graph()) {
+						vars = append(vars, v.ValueGraph(sc.Graph()))
+					}
+				}
+				grads := Gradient(surrogate, append(vars, qBag, iBag)...)
+				withGrads, ok := opt.(interface {
+					UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
+				})
+				if !ok {
+					panic("gomlx Adam lacks UpdateGraphWithGradients")
+				}
+				withGrads.UpdateGraphWithGradients(c, grads[:len(vars)], surrogate.DType())
+				return surrogate, grads[len(vars)], grads[len(vars)+1]
+			})
+			if e != nil {
+				return e
+			}
+			s.encQExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.q.mlp(bag) })
+			if e != nil {
+				return e
+			}
+			s.encIExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.i.mlp(bag) })
+			return e
+		}
+		s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qIds, qW, iIds, iW *Node) *Node {
+			return s.m.logitsFromBags(s.m.q.bag(qIds, qW), s.m.i.bag(iIds, iW))
+		})
+		if e != nil {
+			return e
+		}
+		s.trainExec, e = mlctx.NewExec(backend, ctx, func(c *mlctx.Context, qIds, qW, iIds, iW, g *Node) *Node {
+			sc := s.m.logitsFromBags(s.m.q.bag(qIds, qW), s.m.i.bag(iIds, iW))
+			surrogate := ReduceAllSum(Mul(sc, StopGradient(g)))
+			opt.UpdateGraph(c, sc.Graph(), surrogate)
+			return surrogate
+		})
+		if e != nil {
+			return e
+		}
+		s.encQExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, ids, w *Node) *Node {
+			return s.m.q.mlp(s.m.q.bag(ids, w))
+		})
+		if e != nil {
+			return e
+		}
+		s.encIExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, ids, w *Node) *Node {
+			return s.m.i.mlp(s.m.i.bag(ids, w))
+		})
+		return e
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closeFn = func() {
+		for _, e := range []*mlctx.Exec{s.scoreExec, s.trainExec, s.encQExec, s.encIExec} {
+			if e != nil {
+				e.Finalize()
+			}
+		}
+		backend.Finalize()
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.closeFn != nil {
+		s.closeFn()
+	}
+}
+
+func (s *session) tau() (float64, error) {
+	t, err := s.m.logTau.Value()
+	if err != nil {
+		return 0, err
+	}
+	var lt float32
+	err = tensors.ConstFlatData(t, func(f []float32) { lt = f[0] })
+	return math.Max(math.Exp(float64(lt)), s.m.p.MinTau), err
+}
+
+func f32(t *tensors.Tensor) ([]float32, error) { return tensors.CopyFlatData[float32](t) }
+
+// flat returns the local float32 storage of a Go-kernel variable. Those
+// variables never enter a graph, so their tensors stay local and the slice
+// stays valid; checkpoints read the same storage.
+func flat(v *mlctx.Variable) ([]float32, error) {
+	t, err := v.Value()
+	if err != nil {
+		return nil, err
+	}
+	var out []float32
+	err = tensors.MutableFlatData(t, func(f []float32) { out = f })
+	return out, err
+}
+
+// bags runs the Go embedding bag of a tower over ids/w [n, L].
+func (s *session) bags(t tower, ids []int32, w []float32, n, L int) ([]float32, error) {
+	table, err := flat(t.emb)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, n*s.p.EmbeddingDim)
+	bagForward(table, s.p.EmbeddingDim, ids, w, n, L, out)
+	return out, nil
+}
+
+// scores runs the forward pass and returns S, [B*N].
+func (s *session) scores(bt *batch) ([]float32, error) {
+	var out []float32
+	err := catch(func() error {
+		var r *tensors.Tensor
+		var e error
+		if s.m.goBag() {
+			E := s.p.EmbeddingDim
+			qb, e := s.bags(s.m.q, bt.qIds, bt.qW, bt.B, bt.Lq)
+			if e != nil {
+				return e
+			}
+			ib, e := s.bags(s.m.i, bt.iIds, bt.iW, bt.N, bt.Li)
+			if e != nil {
+				return e
+			}
+			r, e = s.scoreExec.Exec1(tensors.FromFlatDataAndDimensions(qb, bt.B, E), tensors.FromFlatDataAndDimensions(ib, bt.N, E))
+			if e != nil {
+				return e
+			}
+		} else {
+			r, e = s.scoreExec.Exec1(
+				tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
+				tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li))
+			if e != nil {
+				return e
+			}
+		}
+		out, e = f32(r)
+		return e
+	})
+	return out, err
+}
+
+// step backpropagates G through the towers and applies one AdamW update.
+func (s *session) step(bt *batch, g []float32) error {
+	return catch(func() error {
+		if !s.m.goBag() {
+			_, e := s.trainExec.Exec1(
+				tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
+				tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li),
+				tensors.FromFlatDataAndDimensions(g, bt.B, bt.N))
+			return e
+		}
+		E := s.p.EmbeddingDim
+		qb, err := s.bags(s.m.q, bt.qIds, bt.qW, bt.B, bt.Lq)
+		if err != nil {
+			return err
+		}
+		ib, err := s.bags(s.m.i, bt.iIds, bt.iW, bt.N, bt.Li)
+		if err != nil {
+			return err
+		}
+		res, err := s.trainExec.Exec(tensors.FromFlatDataAndDimensions(qb, bt.B, E), tensors.FromFlatDataAndDimensions(ib, bt.N, E),
+			tensors.FromFlatDataAndDimensions(g, bt.B, bt.N))
+		if err != nil {
+			return err
+		}
+		dq, err := f32(res[1])
+		if err != nil {
+			return err
+		}
+		di, err := f32(res[2])
+		if err != nil {
+			return err
+		}
+		qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: dq}
+		iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: di}
+		inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
+		if !s.p.SharedEmbeddings {
+			inputs = [][]bagInput{{qIn}, {iIn}}
+		}
+		stepT, err := s.m.embAdamStep.Value()
+		if err != nil {
+			return err
+		}
+		var adamStep int64
+		if err := tensors.MutableFlatData(stepT, func(f []int64) { f[0]++; adamStep = f[0] }); err != nil {
+			return err
+		}
+		rows := s.p.HashBuckets
+		if s.grads == nil {
+			for range s.m.tables {
+				s.grads = append(s.grads, make([]float32, rows*E))
+				s.touched = append(s.touched, make([]bool, rows))
+			}
+		}
+		for k, tb := range s.m.tables {
+			bagBackward(s.grads[k], E, rows, inputs[k], s.touched[k])
+			pv, err := flat(tb.v)
+			if err != nil {
+				return err
+			}
+			m1, err := flat(tb.m1)
+			if err != nil {
+				return err
+			}
+			m2, err := flat(tb.m2)
+			if err != nil {
+				return err
+			}
+			adamW(pv, m1, m2, s.grads[k], s.touched[k], E, s.p.LearningRate, s.p.WeightDecay, adamStep)
+		}
+		return nil
+	})
+}
+
+// train is Retriever.Train's body.
+func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress)) error {
+	p := defaultParams()
+	if err := sdk.DecodeParams(req.Params, &p); err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	if req.Loss == nil {
+		return errors.New("two-tower train: TrainRequest.Loss is nil; two-tower needs a loss plugin (e.g. h-infonce)")
+	}
+	if req.ModelDir == "" {
+		return errors.New("two-tower train: ModelDir is empty")
+	}
+	if progress == nil {
+		progress = func(sdk.Progress) {}
+	}
+	if err := os.MkdirAll(req.ModelDir, 0o755); err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	db, err := duck.Open(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	defer db.Close()
+	cat, err := loadCatalog(ctx, db, req.ItemsPaths, true)
+	if err != nil {
+		return err
+	}
+	ts, err := loadLabels(ctx, db, req.TrainTable, cat)
+	if err != nil {
+		return err
+	}
+	t := newTrainer(p, req.Seed, ts, cat)
+
+	key := p.configKey(req.Seed)
+	gctx := mlctx.New()
+	meta := stateMeta{Format: 1, ConfigKey: key}
+	ckpt, err := latestCheckpoint(req.ModelDir)
+	if err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	if ckpt != "" {
+		h, _, err := readStateHeader(ckpt)
+		if err != nil {
+			return fmt.Errorf("two-tower train: %w", err)
+		}
+		if h.Meta.ConfigKey != key {
+			return fmt.Errorf("two-tower train: ModelDir %s holds checkpoint %s of another configuration (%s; this run: %s); use a fresh ModelDir or delete the checkpoints",
+				req.ModelDir, filepath.Base(ckpt), h.Meta.ConfigKey, key)
+		}
+		if meta, err = loadState(ckpt, gctx); err != nil {
+			return fmt.Errorf("two-tower train: resume: %w", err)
+		}
+		progress(sdk.Progress{Epoch: meta.Epoch, Step: meta.Step, Message: "resumed from " + filepath.Base(ckpt)})
+	}
+	sess, err := newSession(p, req.Seed, gctx)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+
+	stepsPerEpoch := int64((len(ts.queries) + p.BatchQueries - 1) / p.BatchQueries)
+	total := stepsPerEpoch * int64(p.Epochs)
+	if p.MaxSteps > 0 && p.MaxSteps < total {
+		total = p.MaxSteps
+	}
+	step := meta.Step
+	var winLoss float64
+	var winSteps, winExamples int
+	winStart := time.Now()
+	stopped := false
+	for e := meta.Epoch; e < p.Epochs && !stopped; e++ {
+		for _, bt := range t.epochBatches(e) {
+			if step >= total {
+				stopped = true
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("two-tower train: interrupted at epoch %d step %d (resume continues from the last epoch checkpoint): %w", e+1, step, err)
+			}
+			S, err := sess.scores(&bt)
+			if err != nil {
+				return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, step+1, err)
+			}
+			out, err := req.Loss.Compute(ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Params: req.LossParams})
+			if err != nil {
+				return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, step+1, err)
+			}
+			if len(out.Grad) != bt.B*bt.N {
+				return fmt.Errorf("two-tower train: loss plugin returned a gradient of length %d, expected B*N = %d*%d", len(out.Grad), bt.B, bt.N)
+			}
+			if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
+				return fmt.Errorf("two-tower train: epoch %d step %d: loss is %v; lower learning_rate or raise min_tau", e+1, step+1, out.Loss)
+			}
+			if err := sess.step(&bt, out.Grad); err != nil {
+				return fmt.Errorf("two-tower train: epoch %d step %d: backward: %w", e+1, step+1, err)
+			}
+			step++
+			winLoss += out.Loss
+			winSteps++
+			winExamples += bt.examples
+			if step%int64(p.ProgressEvery) == 0 {
+				el := time.Since(winStart).Seconds()
+				progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Loss: winLoss / float64(winSteps),
+					ExamplesPerSec: float64(winExamples) / el})
+				winLoss, winSteps, winExamples, winStart = 0, 0, 0, time.Now()
+			}
+		}
+		if stopped {
+			break
+		}
+		tau, err := sess.tau()
+		if err != nil {
+			return fmt.Errorf("two-tower train: %w", err)
+		}
+		meta = stateMeta{Format: 1, ConfigKey: key, Epoch: e + 1, Step: step, Tau: tau}
+		if err := saveState(checkpointPath(req.ModelDir, e+1), gctx, meta, false); err != nil {
+			return fmt.Errorf("two-tower train: checkpoint: %w", err)
+		}
+		if err := pruneCheckpoints(req.ModelDir, p.KeepCheckpoints); err != nil {
+			return fmt.Errorf("two-tower train: %w", err)
+		}
+		progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Message: fmt.Sprintf("epoch %d done, checkpoint saved, tau=%.4f", e+1, tau)})
+	}
+	tau, err := sess.tau()
+	if err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	final := stateMeta{Format: 1, ConfigKey: key, Epoch: meta.Epoch, Step: step, Final: true, Tau: tau}
+	if err := saveState(filepath.Join(req.ModelDir, modelFile), gctx, final, true); err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	// Cache the catalog's item embeddings for Search.
+	if _, err := itemEmbeddings(ctx, sess, p, req.ModelDir, cat); err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	return nil
+}
+
+const modelFile = "model.state"
+
+func newTrainer(p Params, seed int64, ts *trainingSet, cat *catalog) *trainer {
+	f := featurizer{buckets: uint64(p.HashBuckets), ngram: p.CharNgram}
+	t := &trainer{p: p, seed: seed, ts: ts, feat: f,
+		qIds: make([]int32, len(ts.queries)*p.MaxQueryFeatures), qW: make([]float32, len(ts.queries)*p.MaxQueryFeatures),
+		itemIds: map[int32][]int32{}, itemW: map[int32][]float32{}}
+	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
+	for i, q := range ts.queries {
+		f.bag(q, t.qIds[i*Lq:(i+1)*Lq], t.qW[i*Lq:(i+1)*Lq])
+	}
+	for _, cs := range ts.cands {
+		for _, c := range cs {
+			if _, ok := t.itemIds[c.item]; ok {
+				continue
+			}
+			ids, w := make([]int32, Li), make([]float32, Li)
+			f.bag(cat.texts[c.item], ids, w)
+			t.itemIds[c.item], t.itemW[c.item] = ids, w
+		}
+	}
+	return t
+}

@@ -1,0 +1,208 @@
+// Package clicks is the P0 positive source: items clicked (or liked) in
+// exposed search results of the TRAIN split, plus the funnel-stage negatives
+// (exposed but not clicked, ranked but not exposed, filtered between pre-rank
+// and rank) that Hierarchical Label Assignment puts at tiers 3, 2 and 1.
+//
+// Unit of counting: an appearance is one train request of query q in which
+// item d was a candidate. Each appearance has one outcome, the furthest stage
+// d reached in that request (exposed > ranked_unexposed > prerank_filtered),
+// and exposed appearances split into positive (per the `positive` param) and
+// not positive. For each (q, d) and each outcome that occurred at least once
+// the source writes one row whose confidence is the share of d's appearances
+// under q with that outcome (so the rows of one (q, d) have confidences that
+// sum to 1). An item clicked in one request and shown-unclicked in another
+// appears under both sources; the labeler keeps the highest tier.
+package clicks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/cropsdev/crops/plugins/source/internal/minesql"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Name is the built-in name of this source.
+const Name = "clicks"
+
+// Tier hints of the rows this source writes (the paper's Table 1).
+const (
+	TierClicked          = 4
+	TierExposedUnclicked = 3
+	TierRankedUnexposed  = 2
+	TierPrerankFiltered  = 1
+)
+
+// Values of Params.Positive.
+const (
+	PositiveClicked        = "clicked"
+	PositiveLiked          = "liked"
+	PositiveClickedOrLiked = "clicked_or_liked"
+)
+
+// Params configures the source.
+type Params struct {
+	// Positive says which exposed rows are positives: clicked (default),
+	// liked, or clicked_or_liked. Exposed rows that are not positive under
+	// this rule are the exposed_unclicked negatives.
+	Positive string `json:"positive"`
+	// Negatives also writes the three stage negatives (default true).
+	Negatives bool `json:"negatives"`
+	// Threads caps DuckDB's threads (0 = DuckDB's default, all cores).
+	Threads int `json:"threads"`
+}
+
+// DefaultParams returns the defaults.
+func DefaultParams() Params { return Params{Positive: PositiveClicked, Negatives: true} }
+
+// Validate checks the params.
+func (p *Params) Validate() error {
+	switch p.Positive {
+	case PositiveClicked, PositiveLiked, PositiveClickedOrLiked:
+	default:
+		return fmt.Errorf("field \"positive\": got %q, expected one of clicked, liked, clicked_or_liked", p.Positive)
+	}
+	if p.Threads < 0 {
+		return fmt.Errorf("field \"threads\": got %d, expected >= 0 (0 = all cores)", p.Threads)
+	}
+	return nil
+}
+
+const paramsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "positive": {"type": "string", "enum": ["clicked", "liked", "clicked_or_liked"], "default": "clicked",
+      "description": "which exposed rows are P0 positives; the other exposed rows become exposed_unclicked negatives"},
+    "negatives": {"type": "boolean", "default": true,
+      "description": "also write the stage negatives exposed_unclicked (tier 3), ranked_unexposed (2), prerank_filtered (1)"},
+    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
+  }
+}`
+
+type source struct{}
+
+// New returns the clicks source.
+func New() sdk.PositiveSource { return source{} }
+
+func (source) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{
+		Name:    Name,
+		Kind:    sdk.KindSource,
+		Version: version.Version,
+		Description: "P0: items clicked (or liked) in exposed train-split search results (tier 4), plus the stage negatives " +
+			"exposed_unclicked (3), ranked_unexposed (2) and prerank_filtered (1); confidence = share of the item's appearances under the query with that outcome",
+		ParamsSchema: json.RawMessage(paramsSchema),
+	}, nil
+}
+
+// positiveExpr is the SQL test for a positive exposed row.
+func positiveExpr(positive string) string {
+	switch positive {
+	case PositiveLiked:
+		return "liked"
+	case PositiveClickedOrLiked:
+		return "(clicked OR liked)"
+	}
+	return "clicked"
+}
+
+// Query returns the SQL that mines the candidate rows from the search and
+// split tables at the given paths (exported for the benchmarks).
+func Query(searchPath, splitPath string, p Params) string {
+	negatives := ""
+	if p.Negatives {
+		negatives = fmt.Sprintf(`
+UNION ALL SELECT query, item_id, %[1]s, %[2]d, n_unpos / appearances, %[7]s FROM agg WHERE n_unpos > 0
+UNION ALL SELECT query, item_id, %[3]s, %[4]d, n_ranked / appearances, %[8]s FROM agg WHERE n_ranked > 0
+UNION ALL SELECT query, item_id, %[5]s, %[6]d, n_filtered / appearances, %[9]s FROM agg WHERE n_filtered > 0`,
+			duck.Lit(dataset.SourceExposedUnclicked), TierExposedUnclicked,
+			duck.Lit(dataset.SourceRankedUnexposed), TierRankedUnexposed,
+			duck.Lit(dataset.SourcePrerankFiltered), TierPrerankFiltered,
+			evidence("n_unpos"), evidence("n_ranked"), evidence("n_filtered"))
+	}
+	return fmt.Sprintf(`WITH s AS (
+  SELECT query, item_id, request_id, stage, clicked, liked
+  FROM read_parquet(%[1]s) WHERE %[2]s
+),
+per AS (
+  SELECT query, item_id, request_id,
+    bool_or(stage = 'exposed' AND %[3]s) AS pos,
+    bool_or(stage = 'exposed') AS exposed,
+    bool_or(stage = 'ranked_unexposed') AS ranked,
+    bool_or(stage = 'prerank_filtered') AS filtered,
+    bool_or(stage = 'exposed' AND clicked) AS clicked,
+    bool_or(stage = 'exposed' AND liked) AS liked
+  FROM s GROUP BY query, item_id, request_id
+),
+qreq AS (SELECT query, count(DISTINCT request_id) AS requests FROM s GROUP BY query),
+agg0 AS (
+  SELECT query, item_id,
+    count(*) FILTER (WHERE exposed OR ranked OR filtered)::DOUBLE AS appearances,
+    count(*) FILTER (WHERE pos) AS n_pos,
+    count(*) FILTER (WHERE exposed AND NOT pos) AS n_unpos,
+    count(*) FILTER (WHERE ranked AND NOT exposed) AS n_ranked,
+    count(*) FILTER (WHERE filtered AND NOT exposed AND NOT ranked) AS n_filtered,
+    count(*) FILTER (WHERE exposed) AS n_exposed,
+    count(*) FILTER (WHERE clicked) AS n_clicked,
+    count(*) FILTER (WHERE liked) AS n_liked
+  FROM per GROUP BY query, item_id
+),
+agg AS (
+  SELECT a.*, q.requests FROM agg0 a JOIN qreq q USING (query) WHERE a.appearances > 0
+)
+SELECT query, item_id, %[4]s AS source, %[5]d AS tier_hint, n_pos / appearances AS confidence, %[7]s AS evidence FROM agg WHERE n_pos > 0%[6]s`,
+		duck.Lit(searchPath), minesql.TrainRequestFilter("request_id", splitPath), positiveExpr(p.Positive),
+		duck.Lit(dataset.SourceClicks), TierClicked, negatives, evidence("n_pos"))
+}
+
+// evidence is the SQL of one row's JSON evidence, n naming the column that
+// counts the appearances with the row's outcome.
+func evidence(n string) string {
+	return fmt.Sprintf(`CAST(json_object('count', %s, 'appearances', CAST(appearances AS BIGINT), 'query_requests', requests, `+
+		`'exposed', n_exposed, 'clicked', n_clicked, 'liked', n_liked) AS VARCHAR)`, n)
+}
+
+func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
+	p := DefaultParams()
+	if err := sdk.DecodeParams(req.Params, &p); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	if req.OutputPath == "" {
+		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
+	}
+	start := time.Now()
+	db, err := minesql.Open(ctx, p.Threads, "")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	defer db.Close()
+	searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+		"request_id", "query", "item_id", "stage", "clicked", "liked")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	if err := minesql.WriteCandidates(ctx, db, Query(searchPath, splitPath, p), req.OutputPath); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
+	}
+	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	st["seconds"] = time.Since(start).Seconds()
+	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
+	}
+	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+}

@@ -1,0 +1,188 @@
+// Package feed is the P2 positive source (system level): for every train
+// search request (user u, query q, time t), the recommendation-feed items u
+// engaged with within window_ms of t, before or after (a window centred on
+// the query time, inclusive at both edges), become tier-4 candidates of q.
+//
+// Engagement (any of): liked (when count_liked), watched at least
+// min_watch_ms (when > 0), watched at least min_watch_ratio of the feed row's
+// duration_ms (when > 0 and the duration is positive). Defaults: liked, or
+// watched at least half the video.
+//
+// Per (u, q) the source keeps at most max_per_user items (the paper's 100):
+// each item's distance is its smallest |feed time - request time| over u's
+// train requests of q, and items are taken closest first, ties broken by
+// item_id. Aggregation per (q, item): confidence = the share of q's train
+// users that contributed the item; evidence holds the count of users, q's
+// users, the smallest distance and the user it came from (ties by user id).
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/cropsdev/crops/plugins/source/internal/minesql"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Name is the built-in name of this source.
+const Name = "feed"
+
+// Tier is the tier hint of this source's rows.
+const Tier = 4
+
+// Params configures the source.
+type Params struct {
+	WindowMS      int64   `json:"window_ms"`
+	MaxPerUser    int     `json:"max_per_user"`
+	MinWatchMS    int64   `json:"min_watch_ms"`
+	MinWatchRatio float64 `json:"min_watch_ratio"`
+	CountLiked    bool    `json:"count_liked"`
+	Threads       int     `json:"threads"`
+}
+
+// DefaultParams returns the defaults: +-30 minutes, 100 items per (user,
+// query), engagement = liked or watched >= 50%.
+func DefaultParams() Params {
+	return Params{WindowMS: 1_800_000, MaxPerUser: 100, MinWatchRatio: 0.5, CountLiked: true}
+}
+
+// Validate checks the params.
+func (p *Params) Validate() error {
+	if p.WindowMS < 0 {
+		return fmt.Errorf("field \"window_ms\": got %d, expected >= 0 milliseconds (half-width of the window centred on the query time)", p.WindowMS)
+	}
+	if p.MaxPerUser < 1 {
+		return fmt.Errorf("field \"max_per_user\": got %d, expected >= 1", p.MaxPerUser)
+	}
+	if p.MinWatchMS < 0 {
+		return fmt.Errorf("field \"min_watch_ms\": got %d, expected >= 0 (0 turns the test off)", p.MinWatchMS)
+	}
+	if p.MinWatchRatio < 0 || p.MinWatchRatio > 1 {
+		return fmt.Errorf("field \"min_watch_ratio\": got %v, expected a number in [0, 1] (0 turns the test off)", p.MinWatchRatio)
+	}
+	if !p.CountLiked && p.MinWatchMS == 0 && p.MinWatchRatio == 0 {
+		return fmt.Errorf("no engagement test is on: set count_liked, min_watch_ms > 0 or min_watch_ratio > 0")
+	}
+	if p.Threads < 0 {
+		return fmt.Errorf("field \"threads\": got %d, expected >= 0 (0 = all cores)", p.Threads)
+	}
+	return nil
+}
+
+const paramsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "window_ms": {"type": "integer", "minimum": 0, "default": 1800000,
+      "description": "feed events with |feed ts - query ts| <= window_ms count (a window centred on the query time)"},
+    "max_per_user": {"type": "integer", "minimum": 1, "default": 100, "description": "items kept per (user, query), closest in time first"},
+    "min_watch_ms": {"type": "integer", "minimum": 0, "default": 0, "description": "watched at least this long is engagement; 0 = off"},
+    "min_watch_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "watched at least this share of duration_ms is engagement; 0 = off"},
+    "count_liked": {"type": "boolean", "default": true, "description": "a like is engagement"},
+    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
+  }
+}`
+
+type source struct{}
+
+// New returns the feed source.
+func New() sdk.PositiveSource { return source{} }
+
+func (source) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{
+		Name:    Name,
+		Kind:    sdk.KindSource,
+		Version: version.Version,
+		Description: "P2: recommendation-feed items a user engaged with within +-window_ms (default 30 min) of a train search " +
+			"become tier-4 candidates of its query, at most max_per_user (default 100) per (user, query), closest first",
+		ParamsSchema: json.RawMessage(paramsSchema),
+	}, nil
+}
+
+// Query returns the SQL that mines the candidate rows (exported for the
+// benchmarks).
+func Query(searchPath, splitPath, feedPath string, p Params) string {
+	var eng []string
+	if p.CountLiked {
+		eng = append(eng, "liked")
+	}
+	if p.MinWatchMS > 0 {
+		eng = append(eng, fmt.Sprintf("watch_ms >= %d", p.MinWatchMS))
+	}
+	if p.MinWatchRatio > 0 {
+		eng = append(eng, fmt.Sprintf("(duration_ms > 0 AND watch_ms >= %s * duration_ms)", strconv.FormatFloat(p.MinWatchRatio, 'g', -1, 64)))
+	}
+	return fmt.Sprintf(`WITH req AS (
+  SELECT DISTINCT user_id, query, ts_ms FROM read_parquet(%[1]s) WHERE %[2]s
+),
+eng AS (
+  SELECT user_id, ts_ms, item_id FROM read_parquet(%[3]s) WHERE %[4]s
+),
+m AS (
+  SELECT r.user_id, r.query, e.item_id, min(abs(e.ts_ms - r.ts_ms)) AS dt
+  FROM req r JOIN eng e ON e.user_id = r.user_id AND e.ts_ms >= r.ts_ms - %[5]d AND e.ts_ms <= r.ts_ms + %[5]d
+  GROUP BY r.user_id, r.query, e.item_id
+),
+kept AS (
+  SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY user_id, query ORDER BY dt, item_id) <= %[6]d
+),
+agg AS (
+  SELECT query, item_id, count(*) AS n_users, min(dt) AS min_dt, arg_min(user_id, {'dt': dt, 'user': user_id}) AS best_user
+  FROM kept GROUP BY query, item_id
+),
+qusers AS (SELECT query, count(DISTINCT user_id) AS users FROM req GROUP BY query)
+SELECT query, item_id, %[7]s AS source, %[8]d AS tier_hint, n_users / users::DOUBLE AS confidence,
+  CAST(json_object('users', n_users, 'query_users', users, 'min_abs_dt_ms', min_dt, 'user', best_user) AS VARCHAR) AS evidence
+FROM agg JOIN qusers USING (query)`,
+		duck.Lit(searchPath), minesql.TrainRequestFilter("request_id", splitPath), duck.Lit(feedPath),
+		strings.Join(eng, " OR "), p.WindowMS, p.MaxPerUser, duck.Lit(dataset.SourceFeed), Tier)
+}
+
+func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
+	p := DefaultParams()
+	if err := sdk.DecodeParams(req.Params, &p); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	if req.OutputPath == "" {
+		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
+	}
+	start := time.Now()
+	db, err := minesql.Open(ctx, p.Threads, "")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	defer db.Close()
+	searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable, "request_id", "user_id", "ts_ms", "query")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	feedPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.FeedTable, "user_id", "ts_ms", "item_id", "watch_ms", "duration_ms", "liked")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	if err := minesql.WriteCandidates(ctx, db, Query(searchPath, splitPath, feedPath, p), req.OutputPath); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
+	}
+	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	st["seconds"] = time.Since(start).Seconds()
+	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
+	}
+	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+}

@@ -1,0 +1,243 @@
+// Package reformulation is the P1 positive source (query level): when a user
+// issues query q and, within window_ms, a different query q' that is similar
+// to q (see similarity.go), the items the user then interacted with under q'
+// (clicked, or watched long enough) become candidates for q, at tier 5.
+//
+// Pairs. For every TRAIN request r = (user u, query q, time t) and every
+// later TRAIN request r' = (u, q', t') of the same user with q' != q (text),
+// t < t' <= t + window_ms (inclusive: exactly window_ms counts, one
+// millisecond more does not) and Similarity(q, q') >= threshold, the pair
+// (r, r') counts. Requests at the same millisecond are not ordered and do not
+// pair. Other users' requests never pair.
+//
+// Chains q -> q' -> q”. Every pair is judged against its own earlier query
+// directly: q” items attach to q when q” falls within window_ms of q's time
+// and is similar to q, and to q' when within window_ms of q' and similar to
+// q'. Similarity is not made transitive (a drift "python snake" -> "python
+// snake bite" -> "bite first aid" does not attach first-aid items to the
+// first query unless they are similar enough themselves), and the window is
+// always measured from the earlier query of the pair.
+//
+// Interaction under r': an exposed row of r' that was clicked, or watched at
+// least min_watch_ms (when > 0), or watched at least min_watch_ratio of the
+// item's items.duration_ms (when > 0 and the duration is known).
+//
+// Aggregation per (q, item): confidence = the share of q's train requests
+// that produced the item through at least one pair; evidence holds the
+// closest pair in time (reformulation q', gap_ms, sim, user; ties broken by
+// q', user, request ids) and the counts (pairs, requests, users, distinct
+// reformulations).
+package reformulation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/version"
+	"github.com/cropsdev/crops/plugins/source/internal/minesql"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Name is the built-in name of this source.
+const Name = "reformulation"
+
+// Tier is the tier hint of this source's rows (the paper's label 5).
+const Tier = 5
+
+// DefaultWindowMS is the paper's 90 seconds.
+const DefaultWindowMS = 90_000
+
+// DefaultSimilarity is the similarity test chosen by F1 against the AOL
+// search missions (bench/mining/simeval; results in
+// bench/results/reformulation_similarity.json).
+var DefaultSimilarity = Similarity{Method: MethodMaxContainmentNGram, N: 3, Threshold: 0.05}
+
+// Params configures the source.
+type Params struct {
+	WindowMS      int64      `json:"window_ms"`
+	Similarity    Similarity `json:"similarity"`
+	MinWatchMS    int64      `json:"min_watch_ms"`
+	MinWatchRatio float64    `json:"min_watch_ratio"`
+	Threads       int        `json:"threads"`
+}
+
+// DefaultParams returns the defaults.
+func DefaultParams() Params {
+	return Params{WindowMS: DefaultWindowMS, Similarity: DefaultSimilarity, MinWatchRatio: 0.5}
+}
+
+// Validate checks the params.
+func (p *Params) Validate() error {
+	if p.WindowMS <= 0 {
+		return fmt.Errorf("field \"window_ms\": got %d, expected > 0 milliseconds (the paper uses 90000)", p.WindowMS)
+	}
+	if err := p.Similarity.Validate(); err != nil {
+		return err
+	}
+	if p.MinWatchMS < 0 {
+		return fmt.Errorf("field \"min_watch_ms\": got %d, expected >= 0 (0 turns the test off)", p.MinWatchMS)
+	}
+	if p.MinWatchRatio < 0 || p.MinWatchRatio > 1 {
+		return fmt.Errorf("field \"min_watch_ratio\": got %v, expected a number in [0, 1] (0 turns the test off)", p.MinWatchRatio)
+	}
+	if p.Threads < 0 {
+		return fmt.Errorf("field \"threads\": got %d, expected >= 0 (0 = all cores)", p.Threads)
+	}
+	return nil
+}
+
+const paramsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "window_ms": {"type": "integer", "exclusiveMinimum": 0, "default": 90000,
+      "description": "a later request of the same user counts when its time minus q's time is in (0, window_ms]"},
+    "similarity": {"type": "object", "additionalProperties": false,
+      "description": "query-similarity test; see plugins/source/reformulation/similarity.go",
+      "properties": {
+        "method": {"type": "string", "enum": ["char_ngram_jaccard", "token_jaccard", "containment", "max_containment_ngram"], "default": "max_containment_ngram"},
+        "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3, "description": "character n-gram length"},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05}
+      }},
+    "min_watch_ms": {"type": "integer", "minimum": 0, "default": 0, "description": "watched at least this long counts as interaction; 0 = off"},
+    "min_watch_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+      "description": "watched at least this share of items.duration_ms counts as interaction; 0 = off"},
+    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
+  }
+}`
+
+type source struct{}
+
+// New returns the reformulation source.
+func New() sdk.PositiveSource { return source{} }
+
+func (source) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{
+		Name:    Name,
+		Kind:    sdk.KindSource,
+		Version: version.Version,
+		Description: "P1: items a user interacted with under a similar later query q' (same user, within window_ms, default 90 s) " +
+			"become tier-5 candidates of the earlier query q",
+		ParamsSchema: json.RawMessage(paramsSchema),
+	}, nil
+}
+
+// Tables names the input files of Query.
+type Tables struct {
+	Search, Split string
+	Items         string // "" when items.duration_ms is unavailable
+}
+
+// Query returns the SQL that mines the candidate rows (exported for the
+// benchmarks).
+func Query(t Tables, p Params) string {
+	interact := []string{"clicked"}
+	if p.MinWatchMS > 0 {
+		interact = append(interact, fmt.Sprintf("watch_ms >= %d", p.MinWatchMS))
+	}
+	itemsJoin := ""
+	if p.MinWatchRatio > 0 && t.Items != "" {
+		interact = append(interact, fmt.Sprintf("(i.duration_ms > 0 AND watch_ms >= %s * i.duration_ms)", strconv.FormatFloat(p.MinWatchRatio, 'g', -1, 64)))
+		itemsJoin = fmt.Sprintf("LEFT JOIN (SELECT item_id, max(duration_ms) AS duration_ms FROM read_parquet(%s) GROUP BY item_id) i USING (item_id)", duck.Lit(t.Items))
+	}
+	cond := interact[0]
+	for _, c := range interact[1:] {
+		cond += " OR " + c
+	}
+	return fmt.Sprintf(`WITH req AS (
+  SELECT DISTINCT request_id, user_id, ts_ms, query FROM read_parquet(%[1]s) WHERE %[2]s
+),
+pairs AS (
+  SELECT a.request_id AS r1, a.user_id, a.query AS q, b.request_id AS r2, b.query AS q2, b.ts_ms - a.ts_ms AS gap_ms
+  FROM req a JOIN req b ON a.user_id = b.user_id AND b.ts_ms > a.ts_ms AND b.ts_ms <= a.ts_ms + %[3]d AND a.query <> b.query
+),
+qp AS (SELECT DISTINCT q, q2 FROM pairs),
+feats AS (
+  SELECT query, %[4]s, %[5]s FROM (SELECT q AS query FROM qp UNION SELECT q2 FROM qp)
+),
+sims AS (
+  SELECT q, q2, sim FROM (
+    SELECT qp.q, qp.q2, %[6]s AS sim FROM qp JOIN feats a ON a.query = qp.q JOIN feats b ON b.query = qp.q2
+  ) WHERE sim >= %[7]s
+),
+hits AS (
+  SELECT DISTINCT request_id, item_id FROM read_parquet(%[1]s) %[8]s
+  WHERE stage = 'exposed' AND (%[9]s)
+),
+cand AS (
+  SELECT p.q, h.item_id, p.user_id, p.r1, p.r2, p.q2, p.gap_ms, s.sim
+  FROM pairs p JOIN sims s ON s.q = p.q AND s.q2 = p.q2 JOIN hits h ON h.request_id = p.r2
+),
+agg AS (
+  SELECT q AS query, item_id, count(*) AS n_pairs, count(DISTINCT r1) AS n_requests, count(DISTINCT user_id) AS n_users,
+    count(DISTINCT q2) AS n_reformulations,
+    arg_min({'q2': q2, 'gap_ms': gap_ms, 'sim': sim, 'user': user_id}, {'gap_ms': gap_ms, 'q2': q2, 'user': user_id, 'r1': r1, 'r2': r2}) AS best
+  FROM cand GROUP BY q, item_id
+),
+qreq AS (SELECT query, count(*) AS requests FROM req GROUP BY query)
+SELECT query, item_id, %[10]s AS source, %[11]d AS tier_hint, n_requests / requests::DOUBLE AS confidence,
+  CAST(json_object('reformulation', best.q2, 'gap_ms', best.gap_ms, 'sim', round(best.sim, 6), 'user', best.user,
+    'pairs', n_pairs, 'requests', n_requests, 'query_requests', requests, 'users', n_users, 'reformulations', n_reformulations) AS VARCHAR) AS evidence
+FROM agg JOIN qreq USING (query)`,
+		duck.Lit(t.Search), minesql.TrainRequestFilter("request_id", t.Split), p.WindowMS,
+		GramsSQL("query", p.Similarity.N)+" AS grams", TokensSQL("query")+" AS toks",
+		p.Similarity.ScoreSQL("a.", "b."), strconv.FormatFloat(p.Similarity.Threshold, 'g', -1, 64),
+		itemsJoin, cond, duck.Lit(dataset.SourceReformulation), Tier)
+}
+
+func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
+	p := DefaultParams()
+	if err := sdk.DecodeParams(req.Params, &p); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	if req.OutputPath == "" {
+		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
+	}
+	start := time.Now()
+	db, err := minesql.Open(ctx, p.Threads, "")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	defer db.Close()
+	var t Tables
+	t.Search, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+		"request_id", "user_id", "ts_ms", "query", "item_id", "stage", "clicked", "watch_ms")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	t.Split, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	ratioUsed := 0.0
+	if p.MinWatchRatio > 0 {
+		items, cols, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.ItemsTable, "item_id")
+		if err != nil {
+			return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+		}
+		if cols["duration_ms"] {
+			t.Items, ratioUsed = items, 1
+		}
+	}
+	if err := minesql.WriteCandidates(ctx, db, Query(t, p), req.OutputPath); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
+	}
+	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+	}
+	// Whether the watch-ratio test could run (items.duration_ms present).
+	st["watch_ratio_used"] = ratioUsed
+	st["seconds"] = time.Since(start).Seconds()
+	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
+	if err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
+	}
+	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+}
