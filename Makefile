@@ -5,12 +5,23 @@ BIN      := bin/crops
 RESULTS  ?= results
 SHARED   ?= ../shared
 
-.PHONY: demo test build bench lint proto fmt clean
+.PHONY: demo readme-demo test build bench lint proto fmt clean
 
+# The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
+# world, clicks-only InfoNCE vs CroPS vs BM25; prints the comparison table.
 demo: build
-	$(BIN) data simulate --scale small --seed 1 --out $(RESULTS)/demo/world
-	$(BIN) data validate $(RESULTS)/demo/world
-	$(BIN) data stats $(RESULTS)/demo/world
+	$(BIN) run experiments/quickstart.yaml --out $(RESULTS)/quickstart
+
+# Regenerates the README's quickstart table and plot from a demo run (never
+# edit them by hand).
+readme-demo: demo
+	mkdir -p docs/img
+	cp $(RESULTS)/quickstart/report/plots/bars.png docs/img/quickstart-bars.png
+	awk -v f=$(RESULTS)/quickstart/report/table.md \
+	  'BEGIN { while ((getline l < f) > 0) t = t l "\n" } \
+	   /<!-- quickstart-table:begin -->/ { print; printf "%s", t; skip = 1; next } \
+	   /<!-- quickstart-table:end -->/ { skip = 0 } !skip { print }' README.md > README.md.tmp
+	mv README.md.tmp README.md
 
 test:
 	$(GO) vet ./...

@@ -345,10 +345,28 @@ func (s *LossGRPCServer) Describe(ctx context.Context, _ *cropsv1.DescribeReques
 	return describe(ctx, s.Impl)
 }
 
+// RawLoss is implemented by losses that live behind another gRPC connection
+// (LossGRPCClient and the host's wrapper of it). When the host relays a
+// retriever's loss calls to a loss plugin, LossGRPCServer hands the request
+// over as is instead of unpacking and repacking megabytes of scores on every
+// training step. The host checks for it; plugin authors never need it.
+type RawLoss interface {
+	ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error)
+}
+
 // Compute implements cropsv1.LossServiceServer.
 func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeRequest) (out *cropsv1.ComputeResponse, err error) {
 	defer func() { err = toStatus(err) }()
 	defer recoverPanic("Compute", &err)
+	if raw, ok := s.Impl.(RawLoss); ok {
+		return raw.ComputeRaw(ctx, req)
+	}
+	return ComputePacked(ctx, s.Impl, req)
+}
+
+// ComputePacked runs loss on a packed request: unpack, Compute, pack.
+func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
+	var err error
 	b, n := int(req.GetB()), int(req.GetN())
 	if b < 0 || n < 0 {
 		return nil, fmt.Errorf("loss input: negative shape B=%d N=%d", b, n)
@@ -363,7 +381,7 @@ func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeReques
 	if in.Valid, err = unpackBool(req.GetValid(), b*n); err != nil {
 		return nil, err
 	}
-	res, err := s.Impl.Compute(ctx, in)
+	res, err := loss.Compute(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -387,6 +405,22 @@ func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
 // Describe implements Loss.
 func (c *LossGRPCClient) Describe(ctx context.Context) (Info, error) {
 	return describeClient(ctx, c.client.Describe)
+}
+
+// ComputeRaw implements RawLoss: it forwards an already packed request.
+func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
+	n := int(req.GetB()) * int(req.GetN())
+	if len(req.GetScores()) != 4*n || len(req.GetTiers()) != 4*n || len(req.GetValid()) != n {
+		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes", n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()))
+	}
+	resp, err := c.client.Compute(ctx, req)
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	if len(resp.GetGrad()) != 4*n {
+		return nil, fmt.Errorf("loss gradient: %d bytes, expected %d", len(resp.GetGrad()), 4*n)
+	}
+	return resp, nil
 }
 
 // Compute implements Loss.

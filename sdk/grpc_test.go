@@ -59,7 +59,7 @@ func (blocking) Compute(ctx context.Context, _ sdk.LossInput) (sdk.LossOutput, e
 	return sdk.LossOutput{}, ctx.Err()
 }
 
-func dispense[T any](t *testing.T, kind sdk.Kind, impl sdk.Describer) T {
+func dispense[T any](t testing.TB, kind sdk.Kind, impl sdk.Describer) T {
 	t.Helper()
 	ps, err := sdk.PluginSetFor(kind, impl)
 	if err != nil {
@@ -188,5 +188,18 @@ func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
 func TestPluginSetForWrongKind(t *testing.T) {
 	if _, err := sdk.PluginSetFor(sdk.KindSource, sdktest.SoftmaxLoss{}); err == nil || !strings.Contains(err.Error(), "does not implement the source interface") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// BenchmarkLossGRPC measures a loss call over an in-memory gRPC pair (no
+// process, no TLS): the cost of packing, protobuf and gRPC alone.
+func BenchmarkLossGRPC(b *testing.B) {
+	loss := dispense[sdk.Loss](b, sdk.KindLoss, sdktest.SoftmaxLoss{})
+	in := sdktest.LossInputs(1, 1, 256, 1024)[0]
+	b.SetBytes(int64(256 * 1024 * 13))
+	for b.Loop() {
+		if _, err := loss.Compute(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

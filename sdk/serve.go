@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/cropsdev/crops/core/version"
 	"github.com/hashicorp/go-hclog"
@@ -137,7 +138,26 @@ func binName() string {
 // to fd 2 rather than os.Stderr because go-plugin's Serve replaces os.Stderr
 // with a pipe that is forwarded asynchronously (and lost on a crash).
 func Logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: os.NewFile(2, "stderr"), JSONFormat: true})
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: stderrFD{}, JSONFormat: true})
+}
+
+// stderrFD writes straight to the stderr file descriptor. (An *os.File from
+// os.NewFile would close fd 2 when garbage collected.)
+type stderrFD struct{}
+
+func (stderrFD) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := syscall.Write(syscall.Stderr, p[n:])
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // ServePlugin serves the (kind, name) plugin of set to a crops host over

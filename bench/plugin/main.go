@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -44,9 +45,22 @@ func main() {
 	}
 	out := flag.String("out", "bench/results/plugin.json", "results JSON")
 	quick := flag.Bool("quick", false, "fewer repetitions (smoke test)")
+	cpuprofile := flag.String("cpuprofile", "", "write the host side's CPU profile here")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/plugin:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), *out, *quick); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/plugin:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -220,11 +234,11 @@ func run(ctx context.Context, outPath string, quick bool) error {
 	}
 	local := trivialLoss{}
 	res := results{Machine: machine(), TargetPct: 3, GeneratedBy: "go run ./bench/plugin"}
-	reps := map[int]int{1024: 300, 4096: 60}
+	reps := map[int]int{512: 500, 1024: 300, 4096: 60}
 	if quick {
-		reps = map[int]int{1024: 30, 4096: 5}
+		reps = map[int]int{512: 30, 1024: 30, 4096: 5}
 	}
-	for _, shape := range [][2]int{{256, 1024}, {1024, 4096}} {
+	for _, shape := range [][2]int{{64, 512}, {256, 1024}, {1024, 4096}} {
 		b, n := shape[0], shape[1]
 		in := lossInput(b, n, 1)
 		calls := reps[n]
@@ -299,11 +313,24 @@ func run(ctx context.Context, outPath string, quick bool) error {
 			}
 		}
 	}
+	// The two-tower retriever's own benchmark (bench/twotower) measures a
+	// real crops training step; compare with it when its results exist.
+	if tt, err := twoTowerStep(); err == nil {
+		for _, l := range res.Latency {
+			if l.B == tt.B && l.N == tt.N {
+				extra := l.MeanMS - l.InProcessMS
+				res.Overhead = append(res.Overhead, map[string]any{"B": l.B, "N": l.N, "path": l.Path,
+					"added_ms_per_step": extra, "train_step_ms": tt.StepMS, "overhead_pct": 100 * extra / tt.StepMS,
+					"train_step_source": "bench/results/twotower.json go.step_ms (plugins/retriever/twotower, simplego, " + tt.Date + ")"})
+				fmt.Fprintf(os.Stderr, "B=%d N=%d twotower step %.1f ms; %s adds %.2f ms = %.2f%%\n", l.B, l.N, tt.StepMS, l.Path, extra, 100*extra/tt.StepMS)
+			}
+		}
+	}
 	res.Notes = []string{
 		"Latencies are wall-clock per Compute call including packing to little-endian bytes, gRPC over a unix socket with AutoMTLS, and unpacking; the trivial loss itself costs in_process_mean_ms.",
 		"The payload per call is scores (float32) + tiers (int32) + valid (1 byte) + gradient back (float32).",
 		"The machine is shared (2 cores, several people compiling at the same time), so p99 includes scheduler noise.",
-		"overhead_pct = (mean out-of-process call - mean in-process call) / realistic_train_step mean_step_ms.",
+		"overhead_pct = (mean out-of-process call - mean in-process call) / train step time: the plain-Go step measured here (realistic_train_step), and, for B=64 N=512, the two-tower retriever's real step from bench/results/twotower.json.",
 	}
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -313,6 +340,38 @@ func run(ctx context.Context, outPath string, quick bool) error {
 		return err
 	}
 	return duck.WriteFileAtomic(outPath, append(b, '\n'), 0o644)
+}
+
+type twoTower struct {
+	B, N   int
+	StepMS float64
+	Date   string
+}
+
+func twoTowerStep() (twoTower, error) {
+	var tt struct {
+		Config struct {
+			B int `json:"b"`
+			N int `json:"n"`
+		} `json:"config"`
+		Go struct {
+			StepMS float64 `json:"step_ms"`
+		} `json:"go"`
+		Machine struct {
+			Date string `json:"date"`
+		} `json:"machine"`
+	}
+	b, err := os.ReadFile("bench/results/twotower.json")
+	if err != nil {
+		return twoTower{}, err
+	}
+	if err := json.Unmarshal(b, &tt); err != nil {
+		return twoTower{}, err
+	}
+	if tt.Go.StepMS <= 0 || tt.Config.B <= 0 {
+		return twoTower{}, fmt.Errorf("bench/results/twotower.json: no go.step_ms")
+	}
+	return twoTower{B: tt.Config.B, N: tt.Config.N, StepMS: tt.Go.StepMS, Date: tt.Machine.Date}, nil
 }
 
 func machine() map[string]any {

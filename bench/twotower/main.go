@@ -26,6 +26,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
@@ -38,15 +39,19 @@ import (
 // timedLoss wraps a loss and accumulates the time spent in it.
 type timedLoss struct {
 	sdk.Loss
-	mu  sync.Mutex
-	dur time.Duration
+	mu           sync.Mutex
+	dur          time.Duration
+	starts, ends []time.Time // per call
 }
 
 func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
 	t0 := time.Now()
 	out, err := l.Loss.Compute(ctx, in)
+	t1 := time.Now()
 	l.mu.Lock()
-	l.dur += time.Since(t0)
+	l.dur += t1.Sub(t0)
+	l.starts = append(l.starts, t0)
+	l.ends = append(l.ends, t1)
 	l.mu.Unlock()
 	return out, err
 }
@@ -64,15 +69,16 @@ func main() {
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the Go training run")
 		seed     = flag.Int64("seed", 1, "seed")
 		detSteps = flag.Int("det-steps", 3, "steps of the two short runs that check determinism at this scale (0 = skip)")
+		grSteps  = flag.Int("graph-steps", 8, "timed steps of the all-gomlx embedding_bag=graph path (0 = skip)")
 	)
 	flag.Parse()
-	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps); err != nil {
+	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps, *grSteps); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/twotower:", err)
 		os.Exit(1)
 	}
 }
 
-func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps int) error {
+func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps int) error {
 	ctx := context.Background()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -131,6 +137,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	tl := &timedLoss{Loss: loss.NewHInfoNCE()}
 	req.Loss = tl
 	stepTimes := map[int64]time.Time{}
+	var cpuAtWarmup, cpuAtEnd float64
 	var lossAtWarmup time.Duration
 	if cpuprof != "" {
 		f, err := os.Create(cpuprof)
@@ -146,7 +153,11 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	err = twotower.New().Train(ctx, req, func(e sdk.Progress) {
 		if e.Message == "" {
 			stepTimes[e.Step] = time.Now()
+			if e.Step == int64(total) {
+				cpuAtEnd = cpuSeconds()
+			}
 			if e.Step == int64(warmup) {
+				cpuAtWarmup = cpuSeconds()
 				tl.mu.Lock()
 				lossAtWarmup = tl.dur
 				tl.mu.Unlock()
@@ -163,6 +174,15 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	goSecs := stepTimes[int64(total)].Sub(stepTimes[int64(warmup)]).Seconds()
 	goRate := float64(timedExamples) / goSecs
 	goLossSecs := (tl.dur - lossAtWarmup).Seconds()
+	goCPU := cpuAtEnd - cpuAtWarmup
+	// Phase split of the timed steps: forward (batch + bags + score graph) =
+	// previous step's end -> loss start; backward (surrogate graph + Go bag
+	// backward + AdamW) = loss end -> this step's progress event.
+	var fwd, bwd float64
+	for i := warmup; i < total; i++ { // call i is step i+1
+		fwd += tl.starts[i].Sub(stepTimes[int64(i)]).Seconds()
+		bwd += stepTimes[int64(i+1)].Sub(tl.ends[i]).Seconds()
+	}
 	slog.Info("go", "examples_per_sec", goRate, "step_ms", 1000*goSecs/float64(steps), "loss_share", goLossSecs/goSecs)
 
 	// Determinism at this scale: two short runs, same seed, identical model bytes.
@@ -188,6 +208,34 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		deterministic = string(files[0]) == string(files[1])
 	}
 
+	// The all-gomlx path (embedding_bag = "graph"), for the record.
+	var graphRes any = "skipped"
+	if grSteps > 0 {
+		d := filepath.Join(work, "model-graph")
+		os.RemoveAll(d)
+		p["max_steps"] = warmup + grSteps
+		p["embedding_bag"] = "graph"
+		pj, _ := json.Marshal(p)
+		delete(p, "embedding_bag")
+		r2 := req
+		r2.Params, r2.ModelDir, r2.Loss = pj, d, loss.NewHInfoNCE()
+		times := map[int64]time.Time{}
+		if err := twotower.New().Train(ctx, r2, func(e sdk.Progress) {
+			if e.Message == "" {
+				times[e.Step] = time.Now()
+			}
+		}); err != nil {
+			return err
+		}
+		ex := 0
+		for _, e := range info.Examples[warmup : warmup+grSteps] {
+			ex += e
+		}
+		secs := times[int64(warmup+grSteps)].Sub(times[int64(warmup)]).Seconds()
+		graphRes = map[string]any{"examples_per_sec": float64(ex) / secs, "step_ms": 1000 * secs / float64(grSteps), "steps": grSteps}
+		slog.Info("go graph bag", "examples_per_sec", float64(ex)/secs)
+	}
+
 	// PyTorch run on the same batches.
 	threads := runtime.GOMAXPROCS(0)
 	cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches,
@@ -202,6 +250,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		return fmt.Errorf("torch_ref.py output %q: %w", tout, err)
 	}
 	torchRate, _ := torch["examples_per_sec"].(float64)
+	torchCPURate, _ := torch["examples_per_cpu_sec"].(float64)
 
 	res := map[string]any{
 		"benchmark":   "two-tower training throughput (labelled query-candidate examples per second)",
@@ -215,18 +264,26 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		"steps":       steps, "warmup_steps": warmup,
 		"timed_examples": timedExamples,
 		"go": map[string]any{
-			"backend":                   "simplego (pure Go)",
-			"gomaxprocs":                threads,
-			"examples_per_sec":          goRate,
-			"step_ms":                   1000 * goSecs / float64(steps),
-			"loss_plugin_share_of_step": goLossSecs / goSecs,
-			"train_call_wall_s":         trainWall.Seconds(),
-			"note":                      "per step: forward graph for S, loss plugin (dL/dS), surrogate graph sum(S*stop_gradient(G)) forward+backward+AdamW",
+			"backend":                       "simplego (pure Go)",
+			"gomaxprocs":                    threads,
+			"examples_per_sec":              goRate,
+			"step_ms":                       1000 * goSecs / float64(steps),
+			"cpu_s_per_step":                goCPU / float64(steps),
+			"examples_per_cpu_sec":          float64(timedExamples) / goCPU,
+			"embedding_bag":                 "go kernel (default)",
+			"loss_plugin_share_of_step":     goLossSecs / goSecs,
+			"forward_share_of_step":         fwd / goSecs,
+			"backward_update_share_of_step": bwd / goSecs,
+			"train_call_wall_s":             trainWall.Seconds(),
+			"note":                          "per step: forward graph for S, loss plugin (dL/dS), surrogate graph sum(S*stop_gradient(G)) forward+backward+AdamW",
 		},
-		"torch":                   torch,
-		"ratio_go_over_torch":     goRate / torchRate,
-		"target_ratio":            1.0,
-		"deterministic_same_seed": deterministic,
+		"go_embedding_bag_graph":       graphRes,
+		"torch":                        torch,
+		"ratio_go_over_torch":          goRate / torchRate,
+		"ratio_go_over_torch_cpu_time": (float64(timedExamples) / goCPU) / torchCPURate,
+		"load_average_at_end":          loadAvg(),
+		"target_ratio":                 1.0,
+		"deterministic_same_seed":      deterministic,
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
@@ -234,6 +291,24 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	}
 	fmt.Println(string(b))
 	return nil
+}
+
+// cpuSeconds is this process's user+system CPU time: on a shared machine it
+// measures the work done, where wall-clock time also measures the neighbours.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func lastLine(b []byte) []byte {

@@ -101,12 +101,14 @@ def main():
     torch.set_num_threads(a.threads)
     info, batches = read_batches(a.batches)
     model = TwoTower(info)
-    opt = torch.optim.AdamW(model.parameters(), lr=info["learning_rate"], weight_decay=info["weight_decay"])
+    # eps 1e-7 as gomlx's Adam.
+    opt = torch.optim.AdamW(model.parameters(), lr=info["learning_rate"], weight_decay=info["weight_decay"], eps=1e-7)
     t_start = None
     losses = []
     for k, (q_ids, q_w, i_ids, i_w, tiers, valid) in enumerate(batches[: a.warmup + a.steps]):
         if k == a.warmup:
             t_start = time.perf_counter()
+            c_start = time.process_time()
         s = model(q_ids, q_w, i_ids, i_w)
         loss = h_infonce(s, tiers, valid)
         opt.zero_grad(set_to_none=True)
@@ -114,12 +116,15 @@ def main():
         opt.step()
         losses.append(float(loss))
     secs = time.perf_counter() - t_start
+    cpu = time.process_time() - c_start
     examples = sum(info["examples"][a.warmup : a.warmup + a.steps])
     print(json.dumps({
         "framework": "pytorch " + torch.__version__ + " (CPU)",
         "threads": a.threads,
         "examples_per_sec": examples / secs,
         "step_ms": 1000 * secs / a.steps,
+        "cpu_s_per_step": cpu / a.steps,
+        "examples_per_cpu_sec": examples / cpu,
         "first_loss": losses[0],
         "last_loss": losses[-1],
         "optimizer": "AdamW (dense gradients)",

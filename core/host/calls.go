@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -266,6 +267,17 @@ func (l *loss) Describe(ctx context.Context) (info sdk.Info, err error) {
 
 func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutput, err error) {
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = l.impl.Compute(ctx, in); return })
+	return
+}
+
+// ComputeRaw implements sdk.RawLoss when the plugin's client does, so that a
+// retriever's loss calls relayed by the host stay packed.
+func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out *cropsv1.ComputeResponse, err error) {
+	raw, ok := l.impl.(sdk.RawLoss)
+	if !ok {
+		return sdk.ComputePacked(ctx, l, req)
+	}
+	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = raw.ComputeRaw(ctx, req); return })
 	return
 }
 

@@ -241,7 +241,7 @@ func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, e
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(baseEnv(), extraEnv...)
 	cmd.SysProcAttr = sysProcAttr()
-	sum, _ := hex.DecodeString(strings.ToLower(ref.SHA256))
+	sum, _ := hex.DecodeString(strings.ToLower(strings.TrimSpace(ref.SHA256)))
 	var secure *plugin.SecureConfig
 	if len(sum) > 0 {
 		// Checked above with a clearer message; go-plugin checks again right

@@ -239,14 +239,14 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 		return nil, fmt.Errorf("import aol: --tsv: %w", err)
 	}
 	defer f.Close()
-	sk, err := newSink(ctx, hasMission, false)
+	sk, err := newSink(ctx, outDir, hasMission, false)
 	if err != nil {
 		return nil, err
 	}
 	defer sk.Close()
 
 	st := aolStats{}
-	items := map[string]trecItem{}
+	items := map[string]itemText{}
 	users := map[string]int{}
 	var skipped int64
 	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.ItemsTable}, func(a map[string]*duckdb.Appender) error {
@@ -295,7 +295,7 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 				st.candidates++
 				if _, ok := items[url]; !ok {
 					words := urlWords(url)
-					it := trecItem{title: cleanText(strings.Join(words, " ")), tags: cleanText(strings.Join(words, ","))}
+					it := itemText{title: cleanText(strings.Join(words, " ")), tags: cleanText(strings.Join(words, ","))}
 					if it.title == "" {
 						it.title = cleanText(url)
 					}

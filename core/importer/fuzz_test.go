@@ -23,7 +23,7 @@ func FuzzParseTREC(f *testing.F) {
 	f.Add([]byte(`<session num="2"><currentquery starttime="1"><query>x</query></currentquery><interaction/></session>`))
 	f.Add([]byte(`<session num="3"><interaction num="1"><results><result rank="1"><clueweb12id>d</clueweb12id></result></results><clicked><click starttime="2" endtime="1"><rank>1</rank></click></clicked></interaction></session>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		items := map[string]trecItem{}
+		items := map[string]itemText{}
 		var finals []trecFinalReq
 		st := trecStats{}
 		_ = parseTREC(bytes.NewReader(data), "fuzz.xml", func(s *trecSession) error {

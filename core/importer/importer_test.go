@@ -295,3 +295,35 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("lookup of an unknown importer: %v", err)
 	}
 }
+
+// Same input, byte-identical output files.
+func TestImportDeterministic(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		im   Importer
+		args map[string]string
+	}{
+		{TRECSession{}, map[string]string{"xml": "testdata/sessions.xml", "qrels": "testdata/qrels.txt"}},
+		{AOL{}, map[string]string{"tsv": "testdata/missions.tsv"}},
+	} {
+		a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+		for _, out := range []string{a, b} {
+			if _, err := tc.im.Import(ctx, tc.args, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range []string{"dataset.yaml", "items.parquet", "search.parquet", "feed.parquet", "split.parquet"} {
+			x, err1 := os.ReadFile(filepath.Join(a, f))
+			y, err2 := os.ReadFile(filepath.Join(b, f))
+			if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+				t.Errorf("%s %s differs between two imports (%v %v)", tc.im.Name(), f, err1, err2)
+			}
+		}
+		entries, _ := os.ReadDir(a)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				t.Errorf("%s left %s behind", tc.im.Name(), e.Name())
+			}
+		}
+	}
+}

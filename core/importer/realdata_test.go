@@ -62,6 +62,14 @@ func TestTRECImportRealData(t *testing.T) {
 	if n := len(dump(t, filepath.Dir(ct), "ct", "*")); n == 0 {
 		t.Error("click test set is empty")
 	}
+	// Nothing follows a session's final query: QR is empty (documented).
+	qr := filepath.Join(t.TempDir(), "qr.parquet")
+	if err := dataset.ReformulationTestSet(ctx, out, qr, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dump(t, filepath.Dir(qr), "qr", "*")); n != 0 {
+		t.Errorf("QR test set has %d pairs; the docs say it is empty for TREC", n)
+	}
 }
 
 func TestAOLImportRealData(t *testing.T) {

@@ -373,14 +373,14 @@ func (im TRECSession) Import(ctx context.Context, args map[string]string, outDir
 	}
 	defer xf.Close()
 
-	sk, err := newSink(ctx, true, true)
+	sk, err := newSink(ctx, outDir, true, true)
 	if err != nil {
 		return nil, err
 	}
 	defer sk.Close()
 
 	st := trecStats{}
-	items := map[string]trecItem{}
+	items := map[string]itemText{}
 	var finals []trecFinalReq
 	seenSession := map[string]int{}
 	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.SplitTable}, func(a map[string]*duckdb.Appender) error {
@@ -533,7 +533,7 @@ func (im TRECSession) Import(ctx context.Context, args map[string]string, outDir
 	return res, nil
 }
 
-type trecItem struct{ title, caption, tags string }
+type itemText struct{ title, caption, tags string }
 
 type trecFinalReq struct {
 	requestID, user, query string
@@ -553,7 +553,7 @@ func trecTS(sessionStart, offset float64) int64 {
 
 // trecSessionRows appends one session's train requests and records its
 // final query for later.
-func trecSessionRows(file string, s *trecSession, items map[string]trecItem, finals *[]trecFinalReq, st *trecStats, search, split *duckdb.Appender) error {
+func trecSessionRows(file string, s *trecSession, items map[string]itemText, finals *[]trecFinalReq, st *trecStats, search, split *duckdb.Appender) error {
 	user := "trec-s" + s.num
 	var mission any
 	if s.topic != "" {
@@ -645,12 +645,12 @@ func trecSessionRows(file string, s *trecSession, items map[string]trecItem, fin
 
 // trecItemOf builds an item's text from a result. Snippets in the 2013 file
 // escape quotes as \" and double-escape entities (&amp;mdash;).
-func trecItemOf(r trecResult) trecItem {
+func trecItemOf(r trecResult) itemText {
 	clean := func(s string) string {
 		s = strings.ReplaceAll(s, `\"`, `"`)
 		return cleanText(html.UnescapeString(s))
 	}
-	it := trecItem{title: clean(r.title), caption: clean(r.snippet), tags: strings.Join(urlWords(r.url), ",")}
+	it := itemText{title: clean(r.title), caption: clean(r.snippet), tags: strings.Join(urlWords(r.url), ",")}
 	if it.title == "" && it.caption == "" && it.tags == "" {
 		it.title = cleanText(r.id) // never text-less: the id is all we know
 	}

@@ -29,8 +29,9 @@ const maxTextBytes = 10000
 // then writes them as sorted Parquet files.
 type sink struct {
 	db      *sql.DB
-	mission bool // search gets the optional mission_id column
-	qrels   bool // a qrels table is written
+	mission bool   // search gets the optional mission_id column
+	qrels   bool   // a qrels table is written
+	tmpDir  string // DuckDB spill directory, removed by Close
 }
 
 // tableColumns returns the format's columns of table that an importer
@@ -51,19 +52,34 @@ func tableColumns(table string, mission bool) []dataset.Column {
 	return nil
 }
 
-func newSink(ctx context.Context, mission, qrels bool) (*sink, error) {
+func newSink(ctx context.Context, outDir string, mission, qrels bool) (*sink, error) {
+	// Large logs exceed memory: the staging database spills to a private
+	// directory beside the output rather than to the working directory.
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", outDir, err)
+	}
+	tmp, err := os.MkdirTemp(outDir, ".import-spill-")
+	if err != nil {
+		return nil, fmt.Errorf("create spill directory: %w", err)
+	}
 	db, err := duck.Open(ctx, 0)
 	if err != nil {
+		os.RemoveAll(tmp)
 		return nil, err
 	}
-	s := &sink{db: db, mission: mission, qrels: qrels}
+	if _, err := db.ExecContext(ctx, "SET temp_directory = "+duck.Lit(tmp)); err != nil {
+		db.Close()
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("duckdb temp_directory: %w", err)
+	}
+	s := &sink{db: db, mission: mission, qrels: qrels, tmpDir: tmp}
 	for _, t := range s.tables() {
 		var defs []string
 		for _, c := range tableColumns(t, mission) {
 			defs = append(defs, duck.Ident(c.Name)+" "+c.Type)
 		}
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", duck.Ident(t), strings.Join(defs, ", "))); err != nil {
-			db.Close()
+			s.Close()
 			return nil, fmt.Errorf("stage table %s: %w", t, err)
 		}
 	}
@@ -78,7 +94,13 @@ func (s *sink) tables() []string {
 	return t
 }
 
-func (s *sink) Close() error { return s.db.Close() }
+func (s *sink) Close() error {
+	err := s.db.Close()
+	if rerr := os.RemoveAll(s.tmpDir); err == nil {
+		err = rerr
+	}
+	return err
+}
 
 // appenders gives fn one DuckDB appender per named staging table, all on the
 // single connection; they are flushed and closed when fn returns.
@@ -153,12 +175,6 @@ func (s *sink) write(ctx context.Context, outDir string, m *dataset.Manifest) er
 	m.FormatVersion = version.DatasetFormatVersion
 	m.Provenance.Generator = "crops " + version.Version
 	return dataset.WriteManifest(outDir, m)
-}
-
-func (s *sink) rows(ctx context.Context, table string) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+duck.Ident(table)).Scan(&n)
-	return n, err
 }
 
 // hashedFile opens path for streaming and hashes what is read, so the

@@ -104,6 +104,15 @@ func barsPlot(t *Table) (*plot.Plot, error) {
 	p.Y.Label.Text = "value (%)"
 	p.Y.Min = 0
 	width := vg.Points(math.Max(4, 60/float64(len(rows))))
+	top := 0.0
+	for _, r := range rows {
+		for _, c := range r.Cells {
+			top = math.Max(top, 100*(c.Mean+c.Std))
+		}
+	}
+	// Head room for the legend above the tallest bar.
+	p.Y.Max = math.Max(1, top*1.3)
+	p.X.Min, p.X.Max = -0.6, float64(len(t.Metrics))-0.4
 	for i, r := range rows {
 		mean := make(plotter.Values, len(t.Metrics))
 		std := make([]float64, len(t.Metrics))
@@ -122,6 +131,7 @@ func barsPlot(t *Table) (*plot.Plot, error) {
 	}
 	p.Legend.Top = true
 	p.NominalX(t.Metrics...)
+	p.X.Min, p.X.Max = -0.6, float64(len(t.Metrics))-0.4
 	return p, nil
 }
 

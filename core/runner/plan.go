@@ -134,7 +134,11 @@ func (p *progress) line() string {
 			s += " ETA " + eta.Round(time.Second).String()
 		}
 	}
-	s += fmt.Sprintf(" loss %.4f", ev.Loss)
+	if ev.Loss == 0 && ev.Message != "" {
+		s += " " + ev.Message // a status event, not a loss measurement
+	} else {
+		s += fmt.Sprintf(" loss %.4f", ev.Loss)
+	}
 	if ev.ExamplesPerSec > 0 {
 		s += fmt.Sprintf(" (%.0f ex/s)", ev.ExamplesPerSec)
 	}

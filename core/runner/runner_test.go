@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ defaults:
   loss: {plugin: infonce}
   retriever:
     plugin: two-tower
-    params: {epochs: 4, batch_queries: 32, hash_buckets: 4096, embedding_dim: 16, hidden_dim: 16, output_dim: 16}
+    params: {epochs: 40, batch_queries: 32, hash_buckets: 4096, embedding_dim: 16, hidden_dim: 16, output_dim: 16, progress_every: 5}
 arms:
   - name: tt
   - name: bm25
@@ -113,15 +114,20 @@ func cmdline(pid int) string {
 	return strings.ReplaceAll(string(b), "\x00", " ")
 }
 
-// TestKilledPluginResumes: a run whose retriever plugin is killed -9 in the
+// killedPluginResumes: a run whose retriever plugin is killed -9 in the
 // middle of training fails that arm only; a rerun reuses every stage that had
 // finished (asserted from the cache log) and ends with the same table as an
 // uninterrupted run.
-func TestKilledPluginResumes(t *testing.T) {
+func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end: builds crops and trains a model (~1-2 min)")
 	}
 	bin := buildCrops(t)
+	t.Run("KilledPluginResumes", func(t *testing.T) { killedPluginResumes(t, bin) })
+	t.Run("TwoRunsOneDirectory", func(t *testing.T) { twoRunsOneDirectory(t, bin) })
+}
+
+func killedPluginResumes(t *testing.T, bin string) {
 	work := t.TempDir()
 	exp := filepath.Join(work, "e2e.yaml")
 	if err := os.WriteFile(exp, []byte(experiment), 0o644); err != nil {
@@ -134,6 +140,21 @@ func TestKilledPluginResumes(t *testing.T) {
 		t.Fatalf("reference run: exit %d\n%s", code, out)
 	}
 	want := metricTable(t, bin, ref)
+	plan, code := crops(t, bin, "run", exp, "--out", ref, "--dry-run")
+	if code != 0 || !strings.Contains(plan, "8 of 8 arm stages cached") || !strings.Contains(plan, "tt/seed=1  mine/clicks") {
+		t.Errorf("dry run after a full run: exit %d\n%s", code, plan)
+	}
+	var man struct {
+		Plugins []struct{ Name, SHA256 string }
+		Dataset struct{ Fingerprint string }
+		Stages  map[string]json.RawMessage
+		CPU     string
+	}
+	if b, err := os.ReadFile(filepath.Join(ref, "manifest.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(b, &man); err != nil || len(man.Plugins) < 4 || man.Dataset.Fingerprint == "" || man.Stages["tt/seed=1/train"] == nil || man.CPU == "" {
+		t.Errorf("manifest: %v %+v", err, man)
+	}
 
 	// The interrupted run: kill the two-tower plugin once training started.
 	dir := filepath.Join(work, "killed")
@@ -143,10 +164,20 @@ func TestKilledPluginResumes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	killed := false
-	for !killed && ctx.Err() == nil {
+	var err error
+	running := true
+	for running && !killed && ctx.Err() == nil {
+		select {
+		case err = <-exited:
+			running = false
+			continue
+		default:
+		}
 		time.Sleep(50 * time.Millisecond)
 		for _, c := range childrenOf(cmd.Process.Pid) {
 			if strings.Contains(cmdline(c), "plugin serve retriever two-tower") {
@@ -159,7 +190,7 @@ func TestKilledPluginResumes(t *testing.T) {
 					}
 				}
 				if training {
-					time.Sleep(2 * time.Second)
+					time.Sleep(500 * time.Millisecond)
 					if syscall.Kill(c, syscall.SIGKILL) == nil {
 						killed = true
 					}
@@ -167,7 +198,9 @@ func TestKilledPluginResumes(t *testing.T) {
 			}
 		}
 	}
-	err := cmd.Wait()
+	if running {
+		err = <-exited
+	}
 	if !killed {
 		t.Fatalf("never saw the two-tower plugin training (run err %v)\n%s", err, out.String())
 	}
@@ -225,12 +258,8 @@ func TestKilledPluginResumes(t *testing.T) {
 	}
 }
 
-// TestTwoRunsOneDirectory: the process mutex refuses a second run.
-func TestTwoRunsOneDirectory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds crops")
-	}
-	bin := buildCrops(t)
+// twoRunsOneDirectory: the process mutex refuses a second run.
+func twoRunsOneDirectory(t *testing.T, bin string) {
 	dir := t.TempDir()
 	m, err := cache.Acquire(dir)
 	if err != nil {

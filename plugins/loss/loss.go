@@ -206,6 +206,34 @@ func logAddExp(a, b float64) float64 {
 // row's distinct levels, sorted ascending. Levels are few (tiers 0..5 in
 // practice), so a short sorted slice beats a map.
 func levelIndex(level []int32, v []bool, idx []int) (levels []int32) {
+	// Fast path: tiers are small non-negative integers.
+	var present [64]bool
+	small := true
+	for i, l := range level {
+		if !v[i] {
+			continue
+		}
+		if l < 0 || l >= 64 {
+			small = false
+			break
+		}
+		present[l] = true
+	}
+	if small {
+		var pos [64]int
+		for l := range present {
+			if present[l] {
+				pos[l] = len(levels)
+				levels = append(levels, int32(l))
+			}
+		}
+		for i, l := range level {
+			if v[i] {
+				idx[i] = pos[l]
+			}
+		}
+		return levels
+	}
 	for i := range level {
 		if v[i] {
 			l := level[i]
@@ -246,10 +274,15 @@ func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad
 		return 0, 0 // nothing has anything below it
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range s {
+	for i, x := range s {
 		if v[i] {
-			lo = math.Min(lo, float64(s[i]))
-			hi = math.Max(hi, float64(s[i]))
+			f := float64(x)
+			if f < lo {
+				lo = f
+			}
+			if f > hi {
+				hi = f
+			}
 		}
 	}
 	if hi-lo > linearRange {

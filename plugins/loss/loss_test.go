@@ -260,3 +260,16 @@ func TestLinearAndLogPathsAgree(t *testing.T) {
 		}
 	}
 }
+
+// Tiers outside the fast lookup range (>= 64) take the general path and give
+// the same loss as the same order expressed with small tiers.
+func TestLargeTiers(t *testing.T) {
+	in := sdk.LossInput{B: 1, N: 4, Scores: []float32{2, 1, 0, -1}, Tiers: []int32{3000, 200, 100, 0}, Params: json.RawMessage(`{"reduction":"sum"}`)}
+	out, err := NewHInfoNCE().Compute(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(out.Loss-1.1610573505237984) > 1e-9 {
+		t.Fatalf("loss %v", out.Loss)
+	}
+}

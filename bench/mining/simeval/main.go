@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,9 @@ import (
 	"path/filepath"
 
 	"github.com/cropsdev/crops/bench/mining/internal/machine"
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/importer"
 	"github.com/cropsdev/crops/plugins/source/reformulation"
 )
 
@@ -54,12 +58,42 @@ func run(data, out string) error {
 	if err != nil {
 		return err
 	}
+	sets := measure(rows, "")
+	imported, err := importedRows(context.Background(), data)
+	if err != nil {
+		return err
+	}
+	viaImporter := measure(imported, "importer_")
+	res := map[string]any{
+		"benchmark":      "reformulation_similarity",
+		"description":    "precision/recall of the P1 query-similarity test against AOL MissionIDs (same user, consecutive queries with different text; positive = same MissionID); default chosen by F1 on no_time_limit",
+		"machine":        machine.Describe(),
+		"data":           map[string]any{"path": filepath.ToSlash(data), "sha256": hex.EncodeToString(sum[:]), "rows": len(rows)},
+		"selection":      "argmax F1 over the sweep on no_time_limit (ties: higher precision); sweep: every method, n in 2..4 for the n-gram methods, thresholds 0.05..0.90 in steps of 0.05",
+		"default_config": reformulation.DefaultSimilarity,
+		"default_is_best": sets[1].Best.Method == reformulation.DefaultSimilarity.Method && sets[1].Best.N == reformulation.DefaultSimilarity.N &&
+			sets[1].Best.Threshold == reformulation.DefaultSimilarity.Threshold,
+		"pair_sets": sets,
+		"via_importer": map[string]any{
+			"note":      "cross-check through core/importer's AOL importer (test-fraction 0): it keeps only requests with a click (the format has no query-only requests), so these pairs are consecutive clicked requests",
+			"requests":  len(imported),
+			"pair_sets": viaImporter,
+		},
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return duck.WriteFileAtomic(out, append(b, '\n'), 0o644)
+}
+
+func measure(rows []reformulation.MissionQuery, prefix string) []pairSet {
 	var sets []pairSet
 	for _, gap := range []int64{reformulation.DefaultWindowMS, -1} {
 		pairs := reformulation.ConsecutivePairs(rows, gap)
-		ps := pairSet{Name: "within_90s", MaxGapMS: gap, Pairs: len(pairs)}
+		ps := pairSet{Name: prefix + "within_90s", MaxGapMS: gap, Pairs: len(pairs)}
 		if gap < 0 {
-			ps.Name = "no_time_limit"
+			ps.Name = prefix + "no_time_limit"
 		}
 		ps.Results = reformulation.Sweep(pairs)
 		ps.Always = reformulation.Evaluate(pairs, reformulation.Similarity{Method: reformulation.MethodCharNGramJaccard, N: 3, Threshold: 0})
@@ -71,27 +105,39 @@ func run(data, out string) error {
 		fmt.Printf("  best    %s n=%d t=%.2f P=%.3f R=%.3f F1=%.3f\n", ps.Best.Method, ps.Best.N, ps.Best.Threshold, ps.Best.Precision, ps.Best.Recall, ps.Best.F1)
 		fmt.Printf("  default %s n=%d t=%.2f P=%.3f R=%.3f F1=%.3f\n", ps.Default.Method, ps.Default.N, ps.Default.Threshold, ps.Default.Precision, ps.Default.Recall, ps.Default.F1)
 	}
-	res := map[string]any{
-		"benchmark":      "reformulation_similarity",
-		"description":    "precision/recall of the P1 query-similarity test against AOL MissionIDs (same user, consecutive queries with different text; positive = same MissionID); default chosen by F1 on no_time_limit",
-		"machine":        machine.Describe(),
-		"data":           map[string]any{"path": filepath.ToSlash(data), "sha256": hex.EncodeToString(sum[:]), "rows": len(rows)},
-		"selection":      "argmax F1 over the sweep on no_time_limit (ties: higher precision)",
-		"default_config": reformulation.DefaultSimilarity,
-		"default_is_best": sets[1].Best.Method == reformulation.DefaultSimilarity.Method && sets[1].Best.N == reformulation.DefaultSimilarity.N &&
-			sets[1].Best.Threshold == reformulation.DefaultSimilarity.Threshold,
-		"pair_sets": sets,
-	}
-	b, err := json.MarshalIndent(res, "", "  ")
+	return sets
+}
+
+// importedRows imports the TSV with core/importer's AOL importer into a
+// temporary dataset and returns its requests as mission-labelled queries.
+func importedRows(ctx context.Context, tsv string) ([]reformulation.MissionQuery, error) {
+	dir, err := os.MkdirTemp("", "crops-simeval-aol-*")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
+	defer os.RemoveAll(dir)
+	if _, err := (importer.AOL{}).Import(ctx, map[string]string{"tsv": tsv, "test-fraction": "0"}, dir); err != nil {
+		return nil, fmt.Errorf("import %s: %w", tsv, err)
 	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
+	db, err := duck.Open(ctx, 0)
+	if err != nil {
+		return nil, err
 	}
-	return os.Rename(tmp, out)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT request_id, user_id, ts_ms, query, mission_id FROM `+
+		duck.ReadParquet(dataset.TablePath(dir, dataset.SearchTable))+` ORDER BY user_id, ts_ms, request_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []reformulation.MissionQuery
+	for rows.Next() {
+		var id string
+		var m reformulation.MissionQuery
+		if err := rows.Scan(&id, &m.User, &m.TSMS, &m.Query, &m.Mission); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
 }

@@ -113,8 +113,11 @@ func bagBackward(grad []float32, dim, rows int, inputs []bagInput, touched []boo
 // their moments), with the same formula as gomlx's Adam:
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lr wd p.
-// It zeroes the gradient rows marked in touched.
-func adamW(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step int64) {
+// Rows never touched so far (active false: m = v = 0 exactly) reduce
+// exactly to p -= lr wd p, computed without the moment arithmetic; the
+// result is bit-identical to the full formula. It zeroes the gradient rows
+// marked in touched and marks them active.
+func adamW(p, m, v, g []float32, touched, active []bool, dim int, lr, wd float64, step int64) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
 	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
 	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
@@ -123,7 +126,8 @@ func adamW(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step i
 	parallelFor(rows, runtime.GOMAXPROCS(0), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			a, b := r*dim, (r+1)*dim
-			if touched[r] {
+			switch {
+			case touched[r]:
 				for i := a; i < b; i++ {
 					gi := g[i]
 					mi := b1*m[i] + (1-b1)*gi
@@ -133,14 +137,34 @@ func adamW(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step i
 					g[i] = 0
 				}
 				touched[r] = false
-				continue
-			}
-			for i := a; i < b; i++ {
-				mi := b1 * m[i]
-				vi := b2 * v[i]
-				m[i], v[i] = mi, vi
-				p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+				active[r] = true
+			case active[r]:
+				for i := a; i < b; i++ {
+					mi := b1 * m[i]
+					vi := b2 * v[i]
+					m[i], v[i] = mi, vi
+					p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+				}
+			default:
+				for i := a; i < b; i++ {
+					p[i] -= fwd * p[i]
+				}
 			}
 		}
 	})
+}
+
+// activeRows marks the rows whose moments are not all zero (after loading a
+// checkpoint: the rows some earlier step touched).
+func activeRows(m, v []float32, dim int) []bool {
+	act := make([]bool, len(m)/dim)
+	for r := range act {
+		for i := r * dim; i < (r+1)*dim; i++ {
+			if m[i] != 0 || v[i] != 0 {
+				act[r] = true
+				break
+			}
+		}
+	}
+	return act
 }

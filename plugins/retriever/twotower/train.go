@@ -53,29 +53,52 @@ type trainer struct {
 	itemText []string
 }
 
-// epochBatches builds epoch e's (0-based) batches. The order of queries and
-// the candidate sample come from PCG(seed, saltEpoch+e) alone, so a resumed
-// run rebuilds exactly the batches an uninterrupted run would see and no
-// RNG state needs checkpointing.
+// instance is one row of a batch: a query and the chunk of its labelled
+// candidates that row owns.
+type instance struct {
+	query int
+	cands []labelled
+}
+
+// epochBatches builds epoch e's (0-based) batches. The instances, their
+// order and the candidate chunks come from PCG(seed, saltEpoch+e) alone, so
+// a resumed run rebuilds exactly the batches an uninterrupted run would see
+// and no RNG state needs checkpointing.
 //
-// Each query keeps up to M = max_candidates_per_query of its labelled
-// candidates: "uniform" samples M without replacement (keeps the tier mix,
-// which a tier-contrastive loss needs); "top" keeps the highest tiers first
-// (ties in random order). Column layout: query slot b owns columns
-// [b*M, b*M+M); unused ones are padding. For row b, a column of another
-// query is an in-batch negative with tier 0, unless its item is labelled for
-// b too (then it carries b's tier for it); a repeated item is valid only
-// once per row (its own column first) so no item competes with itself.
+// candidate_sampling "uniform" (default): an epoch is one pass over the
+// label table: each query's candidates are shuffled and cut into chunks of
+// up to M = max_candidates_per_query, each chunk one instance (a query with
+// many candidates appears in several rows, possibly of the same batch).
+// "top": one instance per query per epoch holding its M highest-tier
+// candidates (ties in random order).
+//
+// Column layout: row b owns columns [b*M, b*M+M); unused ones are padding.
+// For row b, another row's column is an in-batch negative with tier 0,
+// unless its item is labelled for b's query (then it carries that tier); a
+// repeated item is valid only once per row (its own column first), so no
+// item competes with itself.
 func (t *trainer) epochBatches(e int) []batch {
 	p := t.p
 	rng := rand.New(rand.NewPCG(uint64(t.seed), saltEpoch+uint64(e)))
-	order := rng.Perm(len(t.ts.queries))
 	B, M := p.BatchQueries, p.MaxCandidatesPerQuery
+	var inst []instance
+	for qi, cs := range t.ts.cands {
+		if p.CandidateSampling == "top" {
+			inst = append(inst, instance{qi, sampleCandidates(rng, cs, M, "top")})
+			continue
+		}
+		sh := append([]labelled(nil), cs...)
+		rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
+		for lo := 0; lo < len(sh); lo += M {
+			inst = append(inst, instance{qi, sh[lo:min(lo+M, len(sh))]})
+		}
+	}
+	rng.Shuffle(len(inst), func(a, b int) { inst[a], inst[b] = inst[b], inst[a] })
 	N := B * M
 	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
 	var out []batch
-	for start := 0; start < len(order); start += B {
-		end := min(start+B, len(order))
+	for start := 0; start < len(inst); start += B {
+		end := min(start+B, len(inst))
 		bt := batch{B: B, N: N, Lq: Lq, Li: Li,
 			qIds: make([]int32, B*Lq), qW: make([]float32, B*Lq),
 			iIds: make([]int32, N*Li), iW: make([]float32, N*Li),
@@ -87,11 +110,11 @@ func (t *trainer) epochBatches(e int) []batch {
 			colOwner[c] = -1
 		}
 		for b := 0; b < end-start; b++ {
-			qi := order[start+b]
+			in := inst[start+b]
+			qi := in.query
 			copy(bt.qIds[b*Lq:], t.qIds[qi*Lq:(qi+1)*Lq])
 			copy(bt.qW[b*Lq:], t.qW[qi*Lq:(qi+1)*Lq])
-			chosen := sampleCandidates(rng, t.ts.cands[qi], M, p.CandidateSampling)
-			for j, c := range chosen {
+			for j, c := range in.cands {
 				col := b*M + j
 				colItem[col] = c.item
 				colOwner[col] = b
@@ -100,7 +123,7 @@ func (t *trainer) epochBatches(e int) []batch {
 			}
 		}
 		for b := 0; b < end-start; b++ {
-			qi := order[start+b]
+			qi := inst[start+b].query
 			labels := make(map[int32]int32, len(t.ts.cands[qi]))
 			for _, c := range t.ts.cands[qi] {
 				labels[c.item] = c.tier
@@ -177,6 +200,7 @@ type session struct {
 	// Go-kernel state (embedding_bag = "go").
 	grads   [][]float32 // per table, dense [buckets*E], zero outside touched rows
 	touched [][]bool
+	active  [][]bool // rows with nonzero moments
 }
 
 func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
@@ -191,7 +215,7 @@ func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
 		var e error
 		if s.m.goBag() {
 			s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qBag, iBag *Node) *Node {
-				return s.m.logitsFromBags(qBag, iBag)
+				return Div(dotT(s.m.q.mlpFwd(qBag).y, s.m.i.mlpFwd(iBag).y), s.m.tau(qBag.Graph()))
 			})
 			if e != nil {
 				return e
@@ -200,33 +224,23 @@ func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
 			// as an input, so d(sum(S * stop_gradient(G)))/dtheta = dL/dtheta.
 			// The bags are inputs here; their gradients go back to the Go
 			// kernel, the MLP's and tau's to gomlx's Adam.
+			withGrads, ok := opt.(interface {
+				UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
+			})
+			if !ok {
+				return errors.New("gomlx Adam lacks UpdateGraphWithGradients")
+			}
 			s.trainExec, e = mlctx.NewExec(backend, ctx, func(c *mlctx.Context, qBag, iBag, g *Node) (*Node, *Node, *Node) {
-				sc := s.m.logitsFromBags(qBag, iBag)
-				surrogate := ReduceAllSum(Mul(sc, StopGradient(g)))
-				var vars []*Node
-				for v := range c.IterVariables() {
-					if v.Trainable && v.InUseByGraph(sc.Graph()) {
-						vars = append(vars, v.ValueGraph(sc.Graph()))
-					}
-				}
-				grads := Gradient(surrogate, append(vars, qBag, iBag)...)
-				withGrads, ok := opt.(interface {
-					UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
-				})
-				if !ok {
-					panic("gomlx Adam lacks UpdateGraphWithGradients")
-				}
-				withGrads.UpdateGraphWithGradients(c, grads[:len(vars)], surrogate.DType())
-				return surrogate, grads[len(vars)], grads[len(vars)+1]
+				return s.m.manualTrainStep(c, withGrads, qBag, iBag, g)
 			})
 			if e != nil {
 				return e
 			}
-			s.encQExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.q.mlp(bag) })
+			s.encQExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.q.mlpFwd(bag).y })
 			if e != nil {
 				return e
 			}
-			s.encIExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.i.mlp(bag) })
+			s.encIExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.i.mlpFwd(bag).y })
 			return e
 		}
 		s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qIds, qW, iIds, iW *Node) *Node {
@@ -392,14 +406,7 @@ func (s *session) step(bt *batch, g []float32) error {
 			return err
 		}
 		rows := s.p.HashBuckets
-		if s.grads == nil {
-			for range s.m.tables {
-				s.grads = append(s.grads, make([]float32, rows*E))
-				s.touched = append(s.touched, make([]bool, rows))
-			}
-		}
 		for k, tb := range s.m.tables {
-			bagBackward(s.grads[k], E, rows, inputs[k], s.touched[k])
 			pv, err := flat(tb.v)
 			if err != nil {
 				return err
@@ -412,7 +419,13 @@ func (s *session) step(bt *batch, g []float32) error {
 			if err != nil {
 				return err
 			}
-			adamW(pv, m1, m2, s.grads[k], s.touched[k], E, s.p.LearningRate, s.p.WeightDecay, adamStep)
+			if len(s.grads) <= k {
+				s.grads = append(s.grads, make([]float32, rows*E))
+				s.touched = append(s.touched, make([]bool, rows))
+				s.active = append(s.active, activeRows(m1, m2, E))
+			}
+			bagBackward(s.grads[k], E, rows, inputs[k], s.touched[k])
+			adamW(pv, m1, m2, s.grads[k], s.touched[k], s.active[k], E, s.p.LearningRate, s.p.WeightDecay, adamStep)
 		}
 		return nil
 	})
@@ -478,8 +491,7 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 	}
 	defer sess.close()
 
-	stepsPerEpoch := int64((len(ts.queries) + p.BatchQueries - 1) / p.BatchQueries)
-	total := stepsPerEpoch * int64(p.Epochs)
+	total := t.stepsPerEpoch() * int64(p.Epochs)
 	if p.MaxSteps > 0 && p.MaxSteps < total {
 		total = p.MaxSteps
 	}
@@ -557,6 +569,18 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 }
 
 const modelFile = "model.state"
+
+// stepsPerEpoch is the number of batches in every epoch.
+func (t *trainer) stepsPerEpoch() int64 {
+	n := len(t.ts.queries)
+	if t.p.CandidateSampling == "uniform" {
+		n = 0
+		for _, cs := range t.ts.cands {
+			n += (len(cs) + t.p.MaxCandidatesPerQuery - 1) / t.p.MaxCandidatesPerQuery
+		}
+	}
+	return int64((n + t.p.BatchQueries - 1) / t.p.BatchQueries)
+}
 
 func newTrainer(p Params, seed int64, ts *trainingSet, cat *catalog) *trainer {
 	f := featurizer{buckets: uint64(p.HashBuckets), ngram: p.CharNgram}

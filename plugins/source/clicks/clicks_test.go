@@ -158,17 +158,3 @@ func TestClicksBadInput(t *testing.T) {
 		})
 	}
 }
-
-func TestDescribeSchemaIsJSON(t *testing.T) {
-	info, err := New().Describe(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v map[string]any
-	if err := json.Unmarshal(info.ParamsSchema, &v); err != nil {
-		t.Fatalf("params schema is not JSON: %v", err)
-	}
-	if info.Name != Name || info.Kind != sdk.KindSource {
-		t.Errorf("info = %+v", info)
-	}
-}

@@ -211,13 +211,19 @@ func params(url string, extra map[string]any) map[string]any {
 // readRows reads a parquet file as rows of strings (NULL -> "<nil>").
 func readRows(t *testing.T, path, cols string) [][]string {
 	t.Helper()
+	return querySQL(t, "SELECT "+cols+" FROM "+duck.ReadParquet(path))
+}
+
+// querySQL runs q in a fresh DuckDB session, rows as strings.
+func querySQL(t *testing.T, q string) [][]string {
+	t.Helper()
 	ctx := context.Background()
 	db, err := duck.Open(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, "SELECT "+cols+" FROM "+duck.ReadParquet(path))
+	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -552,5 +553,88 @@ func TestDescribe(t *testing.T) {
 		if _, ok := props[tag]; !ok {
 			t.Errorf("params field %s missing from the schema", tag)
 		}
+	}
+}
+
+// Both outputs match the format's schemas (names and DuckDB types), also
+// when there is nothing to write.
+func TestMineOutputSchemas(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reqs  []tReq
+		items int
+	}{
+		{"with records", baseReqs, 20},
+		{"no clicked train query", []tReq{{"r1", "q", "train", nil, []string{"i1"}}, {"r2", "q", "test", []string{"i1"}, nil}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			writeDataset(t, e.data, baseItems, tc.reqs)
+			f := newFakeLLM(t, okResponder)
+			res, err := e.mine(context.Background(), params(f.URL, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Stats["items"] != float64(tc.items) {
+				t.Fatalf("stats %v", res.Stats)
+			}
+			check := func(path string, cols []dataset.Column) {
+				got := querySQL(t, "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "+duck.ReadParquet(path)+")")
+				if len(got) != len(cols) {
+					t.Fatalf("%s: %d columns %v, want %d", path, len(got), got, len(cols))
+				}
+				for i, c := range cols {
+					if got[i][0] != c.Name || got[i][1] != c.Type {
+						t.Fatalf("%s column %d: %v, want %s %s", path, i, got[i], c.Name, c.Type)
+					}
+				}
+			}
+			check(e.out, dataset.CandidateColumns)
+			for _, spec := range dataset.Spec {
+				if spec.Name == dataset.ItemsTable {
+					check(e.items, spec.Columns)
+				}
+			}
+		})
+	}
+}
+
+// Retry-After as an HTTP-date on a 503 is honoured too; a huge Retry-After is
+// capped by max_retry_after_ms.
+func TestMineRetryAfterForms(t *testing.T) {
+	cases := []struct {
+		name       string
+		header     func() string
+		status     int
+		params     map[string]any
+		minElapsed time.Duration
+		maxElapsed time.Duration
+	}{
+		{"http-date on 503", func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }, 503, nil, 900 * time.Millisecond, 10 * time.Second},
+		{"capped", func() string { return "3600" }, 429, map[string]any{"max_retry_after_ms": 50}, 0, 3 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			f := newFakeLLM(t, func(w http.ResponseWriter, r *http.Request, d PromptData, attempt int) {
+				if attempt == 0 {
+					w.Header().Set("Retry-After", tc.header())
+					w.WriteHeader(tc.status)
+					return
+				}
+				okResponder(w, r, d, attempt)
+			})
+			p := params(f.URL, tc.params)
+			p["max_queries"] = 1
+			start := time.Now()
+			res, err := e.mine(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			el := time.Since(start)
+			if el < tc.minElapsed || el > tc.maxElapsed || res.Stats["requests_sent"] != 2 || res.Stats["items"] != 5 {
+				t.Fatalf("elapsed %v (want %v..%v), stats %v", el, tc.minElapsed, tc.maxElapsed, res.Stats)
+			}
+		})
 	}
 }

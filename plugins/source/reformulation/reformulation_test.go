@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/plugins/source/internal/minetest"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -30,6 +32,8 @@ func tinyLog() minetest.Dataset {
 			ex("r7", "u1", 1_020_000, "red shoes kids", "g", true, 0),       // test split
 			ex("r9", "u3", 0, "cats", "x", false, 0),
 			ex("r10", "u3", 1000, "cats", "y", true, 0), // same text: not a reformulation
+			ex("r11", "u4", 5000, "dog toys", "z", true, 0),
+			ex("r12", "u4", 5000, "dog toy", "w", true, 0), // same millisecond: neither is later
 		},
 		Items: []minetest.Item{{ID: "h", DurationMS: 1000}, {ID: "i", DurationMS: 1000}},
 		Split: map[string]string{"r7": "test"},
@@ -169,5 +173,34 @@ func TestReformulationBadParams(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// Without items.duration_ms (an optional column) the watch-ratio test cannot
+// run: only clicks count, and the stats say so.
+func TestReformulationWithoutDurations(t *testing.T) {
+	dir := minetest.Write(t, tinyLog())
+	ctx := context.Background()
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	items := dataset.TablePath(dir, dataset.ItemsTable)
+	if err := duck.CopyToParquet(ctx, db, "SELECT item_id, title, caption, tags, ocr FROM "+duck.ReadParquet(items), items); err != nil {
+		t.Fatal(err)
+	}
+	out := minetest.Out(t)
+	res, err := New().Mine(ctx, sdk.MineRequest{DatasetDir: dir, OutputPath: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats["watch_ratio_used"] != 0 || res.Stats["rows"] != 5 {
+		t.Errorf("stats = %v, want watch_ratio_used 0 and the 5 click-only rows", res.Stats)
+	}
+	for _, c := range minetest.Read(t, out) {
+		if c.Item == "h" {
+			t.Errorf("row %v needs the watch ratio, which is unknown", c)
+		}
 	}
 }

@@ -1,0 +1,53 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/cropsdev/crops/core/config"
+)
+
+func TestStageNamesAndAutoLLM(t *testing.T) {
+	alpha := 0.6
+	zero := 0.0
+	arm := config.ArmSpec{Name: "a", Sources: []config.Source{
+		{Name: "clicks", Plugin: config.Plugin{Plugin: "clicks"}},
+		{Name: "reformulation", Plugin: config.Plugin{Plugin: "reformulation"}, Gate: &config.Gate{Alpha: &alpha}},
+		{Name: "feed", Plugin: config.Plugin{Plugin: "feed"}, Gate: &config.Gate{Alpha: &zero}},
+		{Name: "llm", Plugin: config.Plugin{Plugin: "llm"}},
+	}}
+	got := strings.Join(stageNames(unit{arm: arm, seed: 1}), " ")
+	want := "mine/clicks mine/reformulation gate/reformulation mine/feed mine/llm label train search evaluate"
+	if got != want {
+		t.Errorf("stages\n got %s\nwant %s", got, want)
+	}
+	if got := strings.Join(stageNames(unit{arm: config.ArmSpec{Name: "bm25"}}), " "); got != "train search evaluate" {
+		t.Errorf("no sources: %s", got)
+	}
+	for _, tc := range []struct {
+		src  config.Source
+		auto bool
+	}{
+		{config.Source{Plugin: config.Plugin{Plugin: "llm"}}, true},
+		{config.Source{Plugin: config.Plugin{Plugin: "llm", Params: map[string]any{"base_url": "auto"}}}, true},
+		{config.Source{Plugin: config.Plugin{Plugin: "llm", Params: map[string]any{"base_url": "http://x/v1"}}}, false},
+		{config.Source{Plugin: config.Plugin{Plugin: "llm", Path: "/bin/llm"}}, false},
+		{config.Source{Plugin: config.Plugin{Plugin: "clicks"}}, false},
+	} {
+		if autoLLM(tc.src) != tc.auto {
+			t.Errorf("autoLLM(%+v) = %v", tc.src, !tc.auto)
+		}
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	p := &progress{who: "x train"}
+	p.ev.Step, p.ev.TotalSteps, p.ev.Loss = 5, 10, 1.5
+	if l := p.line(); !strings.Contains(l, "step 5/10") || !strings.Contains(l, "50%") || !strings.Contains(l, "loss 1.5000") || !strings.Contains(l, "ETA") {
+		t.Errorf("line = %q", l)
+	}
+	p.ev.Loss, p.ev.Message = 0, "epoch 1 done"
+	if l := p.line(); strings.Contains(l, "loss") || !strings.Contains(l, "epoch 1 done") {
+		t.Errorf("status event line = %q", l)
+	}
+}

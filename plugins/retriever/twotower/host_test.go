@@ -1,0 +1,96 @@
+package twotower
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cropsdev/crops/core/host"
+	"github.com/cropsdev/crops/plugins/loss"
+	"github.com/cropsdev/crops/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+// The test binary doubles as the crops binary serving built-ins: the host
+// re-executes it as "plugin serve KIND NAME".
+func TestMain(m *testing.M) {
+	if len(os.Args) >= 2 && os.Args[1] == "plugin" {
+		s := sdk.NewSet()
+		s.RegisterRetriever(Name, New)
+		s.RegisterLoss("h-infonce", loss.NewHInfoNCE)
+		s.RegisterLoss("infonce", loss.NewInfoNCE)
+		s.RegisterLoss("infonce-binary", loss.NewInfoNCEBinary)
+		s.RegisterLoss("softmax-ce", loss.NewSoftmaxCE)
+		os.Exit(sdk.Main(s, os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestThroughPluginHost trains two-tower with each built-in loss, both in
+// their own plugin processes (the retriever reaches the loss through the
+// host's broker), streams progress back, and searches.
+func TestThroughPluginHost(t *testing.T) {
+	skipShort(t)
+	w := buildTinyWorld(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h := host.New(host.Options{SelfPath: exe, Logger: hclog.NewNullLogger()})
+	defer h.Close()
+	rp, err := h.Start(ctx, host.Ref{Kind: sdk.KindRetriever, Name: Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ret, err := rp.Retriever()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"h-infonce", "infonce", "infonce-binary", "softmax-ce"} {
+		t.Run(name, func(t *testing.T) {
+			lp, err := h.Start(ctx, host.Ref{Kind: sdk.KindLoss, Name: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lp.Close()
+			l, err := lp.Loss()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			req := w.trainReq(dir, 8, 3)
+			req.Loss = l
+			var first, last float64
+			n := 0
+			if err := ret.Train(ctx, req, func(e sdk.Progress) {
+				if e.Message != "" {
+					return
+				}
+				if n == 0 {
+					first = e.Loss
+				}
+				last = e.Loss
+				n++
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n != 24 {
+				t.Fatalf("%d progress events over the plugin boundary, want 24", n)
+			}
+			if !(last < first) {
+				t.Fatalf("loss did not fall: %v -> %v", first, last)
+			}
+			out := filepath.Join(dir, "results.parquet")
+			if err := ret.Search(ctx, sdk.SearchRequest{ModelDir: dir, ItemsPaths: []string{w.items}, QueriesPath: w.labels,
+				K: 3, OutputPath: out, Params: req.Params}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(out); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: loss %.3f -> %.3f over %d steps", name, first, last, n)
+		})
+	}
+}
