@@ -70,15 +70,16 @@ func main() {
 		seed     = flag.Int64("seed", 1, "seed")
 		detSteps = flag.Int("det-steps", 3, "steps of the two short runs that check determinism at this scale (0 = skip)")
 		grSteps  = flag.Int("graph-steps", 8, "timed steps of the all-gomlx embedding_bag=graph path (0 = skip)")
+		tRuns    = flag.Int("torch-runs", 2, "PyTorch runs; the fastest counts")
 	)
 	flag.Parse()
-	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps, *grSteps); err != nil {
+	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps, *grSteps, *tRuns); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/twotower:", err)
 		os.Exit(1)
 	}
 }
 
-func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps int) error {
+func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps, torchRuns int) error {
 	ctx := context.Background()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -236,19 +237,30 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		slog.Info("go graph bag", "examples_per_sec", float64(ex)/secs)
 	}
 
-	// PyTorch run on the same batches.
+	// PyTorch on the same batches, torchRuns times; the best run counts
+	// (conservative for the ratio on a shared, noisy machine).
 	threads := runtime.GOMAXPROCS(0)
-	cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches,
-		"--warmup", fmt.Sprint(warmup), "--steps", fmt.Sprint(steps), "--threads", fmt.Sprint(threads))
-	cmd.Stderr = os.Stderr
-	tout, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("torch_ref.py (%s; install with apt-get install python3-torch): %w", python, err)
-	}
 	var torch map[string]any
-	if err := json.Unmarshal(lastLine(tout), &torch); err != nil {
-		return fmt.Errorf("torch_ref.py output %q: %w", tout, err)
+	var torchAll []float64
+	for r := 0; r < torchRuns; r++ {
+		cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches,
+			"--warmup", fmt.Sprint(warmup), "--steps", fmt.Sprint(steps), "--threads", fmt.Sprint(threads))
+		cmd.Stderr = os.Stderr
+		tout, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("torch_ref.py (%s; install with apt-get install python3-torch): %w", python, err)
+		}
+		var tr map[string]any
+		if err := json.Unmarshal(lastLine(tout), &tr); err != nil {
+			return fmt.Errorf("torch_ref.py output %q: %w", tout, err)
+		}
+		rate, _ := tr["examples_per_sec"].(float64)
+		torchAll = append(torchAll, rate)
+		if best, _ := torch["examples_per_sec"].(float64); torch == nil || rate > best {
+			torch = tr
+		}
 	}
+	torch["all_runs_examples_per_sec"] = torchAll
 	torchRate, _ := torch["examples_per_sec"].(float64)
 	torchCPURate, _ := torch["examples_per_cpu_sec"].(float64)
 

@@ -31,7 +31,7 @@ func writeJSON(t *testing.T, path string, v any) {
 // every seed; arm "broken" failed.
 func fakeRun(t *testing.T, test string) string {
 	dir := t.TempDir()
-	writeJSON(t, filepath.Join(dir, "results.json"), Index{Schema: ResultsSchema, Name: "t", Arms: []string{"base", "new[x=1]", "broken"}, Seeds: []int64{1, 2}, Metrics: []string{"recall@10:ct", "coverage@10"}, Baseline: "base", Significance: test, Alpha: 0.1})
+	writeJSON(t, filepath.Join(dir, "results.json"), Index{Schema: ResultsSchema, Name: "t", Arms: []string{"base", "new[x=1]", "broken"}, Seeds: []int64{1, 2}, Metrics: []string{"recall@10:ct", "coverage@10", "recall@10:qr"}, Baseline: "base", Significance: test, Alpha: 0.1})
 	for _, seed := range []int64{1, 2} {
 		off := 0.0
 		if seed == 2 {
@@ -40,7 +40,8 @@ func fakeRun(t *testing.T, test string) string {
 		writeJSON(t, ResultPath(dir, "base", seed), ArmSeed{Schema: 1, Arm: "base", Seed: seed, Status: StatusOK, TrainS: 10,
 			Metrics: []metrics.Value{
 				{Metric: "recall@10:ct", Mean: 0.2 + off, Queries: 3, PerQuery: map[string]float64{"q1": 0.1 + off, "q2": 0.2 + off, "q3": 0.3 + off}},
-				{Metric: "coverage@10", Mean: 0.5},
+				{Metric: "coverage@10", Mean: 0.5, Queries: 3},
+				{Metric: "recall@10:qr", Queries: 0, PerQuery: map[string]float64{}},
 			},
 			Curves: map[string]Curve{"ct": {Ks: []int{1, 5, 10}, Recall: []float64{0.05, 0.1, 0.2 + off}}},
 			Loss:   []LossPoint{{1, 2}, {2, 1.5}, {3, 1.2}},
@@ -48,7 +49,7 @@ func fakeRun(t *testing.T, test string) string {
 		writeJSON(t, ResultPath(dir, "new[x=1]", seed), ArmSeed{Schema: 1, Arm: "new[x=1]", Seed: seed, Status: StatusOK, TrainS: 20,
 			Metrics: []metrics.Value{
 				{Metric: "recall@10:ct", Mean: 0.4 + off, Queries: 3, PerQuery: map[string]float64{"q1": 0.2 + off, "q2": 0.4 + off, "q3": 0.6 + off}},
-				{Metric: "coverage@10", Mean: 0.7},
+				{Metric: "coverage@10", Mean: 0.7, Queries: 3},
 			},
 			Curves: map[string]Curve{"ct": {Ks: []int{1, 5, 10}, Recall: []float64{0.1, 0.3, 0.4 + off}}},
 		})
@@ -80,6 +81,9 @@ func TestBuildAndRender(t *testing.T) {
 	}
 	if cov := tbl.Rows[1].Cells[1]; cov.HasTest || math.Abs(cov.Delta-0.2) > 1e-12 {
 		t.Errorf("coverage gets a delta but no test: %+v", cov)
+	}
+	if qr := tbl.Rows[0].Cells[2]; qr.HasValue {
+		t.Errorf("a metric over an empty test set must have no value, got %+v", qr)
 	}
 	if tbl.Rows[2].Failed == "" || !strings.Contains(tbl.Rows[2].Failed, "plugin crashed") || tbl.Rows[2].Seeds != 0 {
 		t.Errorf("failed arm row = %+v", tbl.Rows[2])

@@ -102,6 +102,9 @@ func Build(res *Results, baseline string) (*Table, error) {
 			row.Seeds++
 			trainSum += as.TrainS
 			for _, v := range as.Metrics {
+				if v.Queries == 0 {
+					continue // an empty test set (e.g. no reformulations): no value, not 0
+				}
 				a := out[v.Metric]
 				if a == nil {
 					a = &agg{}

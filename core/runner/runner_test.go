@@ -57,6 +57,8 @@ func buildCrops(t *testing.T) string {
 func crops(t *testing.T, bin string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	// Die with the test: an interrupted test must not leave runs behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -159,6 +161,7 @@ func killedPluginResumes(t *testing.T, bin string) {
 	// The interrupted run: kill the two-tower plugin once training started.
 	dir := filepath.Join(work, "killed")
 	cmd := exec.Command(bin, "run", exp, "--out", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

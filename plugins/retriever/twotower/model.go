@@ -26,7 +26,12 @@ func newBackend(name string) (b backends.Backend, err error) {
 	err = catch(func() error {
 		var e error
 		if name == "go" {
-			b, e = backends.NewWithConfig("go")
+			// Ops run one after another, each DotGeneral split across
+			// cores. simplego v0.26's default (independent ops in parallel,
+			// each also asking the same worker pool for helpers) deadlocks
+			// when several DotGenerals of the backward pass run at once:
+			// every pool slot ends up held by an op waiting for a slot.
+			b, e = backends.NewWithConfig("go:ops_sequential")
 		} else {
 			b, e = backends.NewWithConfig(name)
 		}
@@ -63,6 +68,25 @@ type tower struct {
 // AdamW moments live in the context too, so that checkpoints hold them.
 type embState struct {
 	v, m1, m2 *context.Variable
+	scope     string
+}
+
+// moments returns the table's AdamW moments, creating them (zero) if
+// needed.
+func (m *model) moments(k int) (m1, m2 *context.Variable) {
+	st := &m.tables[k]
+	c := m.ctx.Checked(false).InAbsPath(st.scope)
+	dims := []int{m.p.HashBuckets, m.p.EmbeddingDim}
+	zero := func(name string) *context.Variable {
+		return c.VariableWithValue(name, tensors.FromFlatDataAndDimensions(make([]float32, dims[0]*dims[1]), dims...)).SetTrainable(false)
+	}
+	if st.m1 == nil {
+		st.m1 = zero("embeddings_1st_moment")
+	}
+	if st.m2 == nil {
+		st.m2 = zero("embeddings_2nd_moment")
+	}
+	return st.m1, st.m2
 }
 
 // model is the two-tower network: its variables live in ctx (gomlx's
@@ -118,9 +142,12 @@ func newModel(ctx *context.Context, p Params, seed int64) *model {
 		if m.goBag() {
 			// Trained by the Go kernel, not by gomlx's optimizer.
 			v.SetTrainable(false)
-			m.tables = append(m.tables, embState{v: v,
-				m1: zeros("/emb_adam"+scope, "embeddings_1st_moment", p.HashBuckets, p.EmbeddingDim).SetTrainable(false),
-				m2: zeros("/emb_adam"+scope, "embeddings_2nd_moment", p.HashBuckets, p.EmbeddingDim).SetTrainable(false)})
+			// The AdamW moments are created on the first training step
+			// (Search and Score never need them) or come from a checkpoint.
+			st := embState{v: v, scope: "/emb_adam" + scope}
+			st.m1 = c.GetVariableByScopeAndName(st.scope, "embeddings_1st_moment")
+			st.m2 = c.GetVariableByScopeAndName(st.scope, "embeddings_2nd_moment")
+			m.tables = append(m.tables, st)
 		} else {
 			v.SetTrainable(true)
 		}

@@ -411,11 +411,12 @@ func (s *session) step(bt *batch, g []float32) error {
 			if err != nil {
 				return err
 			}
-			m1, err := flat(tb.m1)
+			v1, v2 := s.m.moments(k)
+			m1, err := flat(v1)
 			if err != nil {
 				return err
 			}
-			m2, err := flat(tb.m2)
+			m2, err := flat(v2)
 			if err != nil {
 				return err
 			}

@@ -708,7 +708,7 @@ func TestDeterministicAcrossThreadCounts(t *testing.T) {
 		// A wider batch so that simplego's DotGeneral has work to split.
 		req.Params = json.RawMessage(strings.Replace(string(req.Params), `"batch_queries": 8`, `"batch_queries": 24`, 1))
 		if one {
-			req.Params = json.RawMessage(strings.Replace(string(req.Params), "{", `{"backend": "go:parallelism=1", `, 1))
+			req.Params = json.RawMessage(strings.Replace(string(req.Params), "{", `{"backend": "go:ops_sequential,parallelism=1", `, 1))
 			prev := runtime.GOMAXPROCS(1)
 			defer runtime.GOMAXPROCS(prev)
 		}
