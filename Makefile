@@ -4,6 +4,9 @@ GO       ?= go
 BIN      := bin/crops
 RESULTS  ?= results
 SHARED   ?= ../shared
+# The exact-search kernel (core/search) uses AVX2 through simd/archsimd,
+# which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
+export GOEXPERIMENT ?= simd
 
 .PHONY: demo readme-demo test build bench lint proto fmt clean
 
@@ -30,8 +33,8 @@ test:
 build:
 	$(GO) build -o $(BIN) ./cmd/crops
 
-bench: build
-	$(GO) run ./bench/cmd/benchall -out bench/results
+bench:
+	./bench/run.sh
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)

@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -26,14 +25,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/gate"
 	"github.com/cropsdev/crops/core/importer"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/core/minereport"
 	"github.com/cropsdev/crops/plugins/retriever/bm25"
 	"github.com/cropsdev/crops/plugins/source/clicks"
@@ -53,7 +51,7 @@ type alphaResult struct {
 
 type output struct {
 	Description string              `json:"description"`
-	Machine     map[string]string   `json:"machine"`
+	Machine     machine.Description `json:"machine"`
 	Data        string              `json:"data"`
 	Calibration *gate.Calibration   `json:"calibration"`
 	Report      *minereport.Report  `json:"report_alpha_0_6"`
@@ -126,7 +124,7 @@ func run(ctx context.Context, data, outPath string) error {
 	}
 	res := output{
 		Description: "precision/recall of TREC Session 2013 reformulation (P1) positives against topic-level qrels, ungated and after the BM25 gate (Platt-calibrated on train clicked vs exposed-unclicked), per alpha",
-		Machine:     machine(),
+		Machine:     machine.Describe(),
 		Data:        data,
 		Calibration: &cal,
 		Reference:   map[string]*float64{},
@@ -259,22 +257,6 @@ func gateAUC(ctx context.Context, scored, topicDir string, res *output) error {
 	}
 	res.GateAUC = gate.AUC(scores, labels)
 	return rows.Err()
-}
-
-func machine() map[string]string {
-	m := map[string]string{"goos": runtime.GOOS, "goarch": runtime.GOARCH, "go": runtime.Version(),
-		"cores": fmt.Sprint(runtime.NumCPU()), "date": time.Now().UTC().Format(time.RFC3339)}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return m
 }
 
 func pct(p *float64) string {

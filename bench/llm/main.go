@@ -17,13 +17,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/llmserve"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/plugins/source/llm"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -40,17 +40,17 @@ type runResult struct {
 }
 
 type result struct {
-	Benchmark string         `json:"benchmark"`
-	World     string         `json:"world"`
-	WorldGen  map[string]any `json:"world_provenance"` // from dataset.yaml: how to regenerate it
-	Params    map[string]any `json:"params"`
-	ErrorRate float64        `json:"server_error_rate"` // < 0: the oracle's own
-	LoadMS    int64          `json:"oracle_load_ms"`
-	Oracle    map[string]any `json:"oracle"`
-	Cold      runResult      `json:"cold"`
-	Warm      runResult      `json:"warm"`
-	Quality   map[string]any `json:"quality"`
-	Machine   map[string]any `json:"machine"`
+	Benchmark string              `json:"benchmark"`
+	World     string              `json:"world"`
+	WorldGen  map[string]any      `json:"world_provenance"` // from dataset.yaml: how to regenerate it
+	Params    map[string]any      `json:"params"`
+	ErrorRate float64             `json:"server_error_rate"` // < 0: the oracle's own
+	LoadMS    int64               `json:"oracle_load_ms"`
+	Oracle    map[string]any      `json:"oracle"`
+	Cold      runResult           `json:"cold"`
+	Warm      runResult           `json:"warm"`
+	Quality   map[string]any      `json:"quality"`
+	Machine   machine.Description `json:"machine"`
 }
 
 func main() {
@@ -138,7 +138,7 @@ func run(world, out string, nItems, conc, maxQ int, rate float64) error {
 		return err
 	}
 	res.Quality = q
-	res.Machine = machine()
+	res.Machine = machine.Describe()
 	b, _ := json.MarshalIndent(res, "", "  ")
 	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
 		return err
@@ -192,18 +192,4 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
-}
-
-func machine() map[string]any {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-				break
-			}
-		}
-	}
-	return map[string]any{"cpu_model": cpu, "cores": runtime.NumCPU(), "goos": runtime.GOOS, "goarch": runtime.GOARCH,
-		"go_version": runtime.Version(), "date": time.Now().UTC().Format(time.RFC3339)}
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cropsdev/crops/bench/machine"
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/plugins/loss"
 	"github.com/cropsdev/crops/sdk"
 )

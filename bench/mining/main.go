@@ -26,9 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cropsdev/crops/bench/mining/internal/machine"
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/plugins/source/clicks"
 	"github.com/cropsdev/crops/plugins/source/feed"
 	"github.com/cropsdev/crops/plugins/source/reformulation"

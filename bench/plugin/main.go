@@ -25,14 +25,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/host"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/sdktest"
 	"github.com/hashicorp/go-hclog"
@@ -199,14 +198,15 @@ func timeCalls(ctx context.Context, loss sdk.Loss, in sdk.LossInput, warmup, cal
 }
 
 type results struct {
-	Machine     map[string]any   `json:"machine"`
-	Notes       []string         `json:"notes"`
-	Latency     []latency        `json:"loss_call_latency"`
-	Steps1000   map[string]any   `json:"thousand_steps_b256_n1024"`
-	TrainStep   []map[string]any `json:"realistic_train_step"`
-	Overhead    []map[string]any `json:"boundary_overhead_vs_train_step"`
-	TargetPct   float64          `json:"target_max_overhead_pct"`
-	GeneratedBy string           `json:"generated_by"`
+	Machine     machine.Description `json:"machine"`
+	LoadAvg     string              `json:"loadavg_at_start"`
+	Notes       []string            `json:"notes"`
+	Latency     []latency           `json:"loss_call_latency"`
+	Steps1000   map[string]any      `json:"thousand_steps_b256_n1024"`
+	TrainStep   []map[string]any    `json:"realistic_train_step"`
+	Overhead    []map[string]any    `json:"boundary_overhead_vs_train_step"`
+	TargetPct   float64             `json:"target_max_overhead_pct"`
+	GeneratedBy string              `json:"generated_by"`
 }
 
 func run(ctx context.Context, outPath string, quick bool) error {
@@ -233,7 +233,7 @@ func run(ctx context.Context, outPath string, quick bool) error {
 		return err
 	}
 	local := trivialLoss{}
-	res := results{Machine: machine(), TargetPct: 3, GeneratedBy: "go run ./bench/plugin"}
+	res := results{Machine: machine.Describe(), LoadAvg: machine.LoadAvg(), TargetPct: 3, GeneratedBy: "go run ./bench/plugin"}
 	reps := map[int]int{512: 500, 1024: 300, 4096: 60}
 	if quick {
 		reps = map[int]int{512: 30, 1024: 30, 4096: 5}
@@ -372,25 +372,6 @@ func twoTowerStep() (twoTower, error) {
 		return twoTower{}, fmt.Errorf("bench/results/twotower.json: no go.step_ms")
 	}
 	return twoTower{B: tt.Config.B, N: tt.Config.N, StepMS: tt.Go.StepMS, Date: tt.Machine.Date}, nil
-}
-
-func machine() map[string]any {
-	cpu := "unknown"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				_, v, _ := strings.Cut(line, ":")
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = strings.TrimSpace(string(b))
-	}
-	return map[string]any{"cpu": cpu, "cores": runtime.NumCPU(), "goos": runtime.GOOS, "goarch": runtime.GOARCH,
-		"go": runtime.Version(), "date": time.Now().UTC().Format(time.RFC3339), "loadavg_at_start": load}
 }
 
 // ---- a realistic training step ------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Reads the vectors bench/search wrote, searches them with faiss-cpu's exact
 inner-product index and prints one JSON object: queries/s and the top-k ids.
-Install: apt-get install -y python3-faiss python3-numpy (Debian), run with
+Install: apt-get install -y python3-faiss python3-numpy libopenblas0-pthread
+(Debian; without OpenBLAS faiss falls back to the slow reference BLAS), run with
 /usr/bin/python3.
 """
 import json

@@ -19,8 +19,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/cropsdev/crops/bench/machine"
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/core/search"
 )
 
@@ -79,6 +79,11 @@ func main() {
 	} else {
 		var f map[string]any
 		must(json.Unmarshal(b, &f))
+		// Debian's faiss uses whatever libblas.so.3 the alternatives system
+		// points at; reference BLAS is ~10x slower than OpenBLAS, so record it.
+		if blas, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libblas.so.3"); err == nil {
+			f["blas"] = blas
+		}
 		doc["faiss"] = f
 		qps := f["queries_per_sec"].(float64)
 		doc["ratio_crops_over_faiss"] = ours / qps

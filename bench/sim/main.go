@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,13 +20,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/core/sim"
 )
 
@@ -42,19 +41,6 @@ type Run struct {
 	Rows        map[string]int64 `json:"rows"`
 	OutputMB    float64          `json:"output_mb"`
 	Stats       *sim.Stats       `json:"world_stats"`
-}
-
-// Machine describes where the numbers were measured.
-type Machine struct {
-	CPU       string `json:"cpu"`
-	Cores     int    `json:"cores"`
-	MemoryGB  string `json:"memory_gb"`
-	GOOS      string `json:"goos"`
-	GOARCH    string `json:"goarch"`
-	GoVersion string `json:"go_version"`
-	Date      string `json:"date"`
-	Note      string `json:"note"`
-	LoadAvg   string `json:"loadavg_at_end"` // /proc/loadavg when the results were written
 }
 
 func main() {
@@ -148,10 +134,14 @@ func run(scales string, seed uint64, crops, out, workdir string) error {
 		_ = os.RemoveAll(dir)
 	}
 	res := struct {
-		Benchmark string  `json:"benchmark"`
-		Machine   Machine `json:"machine"`
-		Runs      []Run   `json:"runs"`
-	}{"crops data simulate: wall time and peak RSS per scale", machine(), runs}
+		Benchmark string              `json:"benchmark"`
+		Machine   machine.Description `json:"machine"`
+		Note      string              `json:"note"`
+		LoadAvg   string              `json:"loadavg_at_end"` // /proc/loadavg when the results were written
+		Runs      []Run               `json:"runs"`
+	}{"crops data simulate: wall time and peak RSS per scale", machine.Describe(),
+		"shared machine: other builds and tests may run concurrently, so wall time can exceed CPU time; DuckDB runs single-threaded in the simulator",
+		machine.LoadAvg(), runs}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -169,36 +159,4 @@ func round(x float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(x*p+0.5)) / p
-}
-
-func machine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version(),
-		Date: time.Now().UTC().Format(time.RFC3339),
-		Note: "shared machine: other builds and tests may run concurrently, so wall time can exceed CPU time; DuckDB runs single-threaded in the simulator"}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.TrimSpace(string(b))
-	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == "MemTotal" {
-				if kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64); err == nil {
-					m.MemoryGB = fmt.Sprintf("%.1f", kb/(1<<20))
-				}
-				break
-			}
-		}
-		f.Close()
-	}
-	return m
 }

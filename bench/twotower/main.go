@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/cropsdev/crops/plugins/loss"
 	"github.com/cropsdev/crops/plugins/retriever/twotower"
@@ -266,7 +266,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 
 	res := map[string]any{
 		"benchmark":   "two-tower training throughput (labelled query-candidate examples per second)",
-		"machine":     machine(),
+		"machine":     machine.Describe(),
 		"world":       worldNote,
 		"world_dir":   world,
 		"label_table": "P0 tiers built by the bench from the train split (clicked 4, exposed 3, ranked 2, prerank 1)",
@@ -293,7 +293,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		"torch":                        torch,
 		"ratio_go_over_torch":          goRate / torchRate,
 		"ratio_go_over_torch_cpu_time": (float64(timedExamples) / goCPU) / torchCPURate,
-		"load_average_at_end":          loadAvg(),
+		"load_average_at_end":          machine.LoadAvg(),
 		"target_ratio":                 1.0,
 		"deterministic_same_seed":      deterministic,
 	}
@@ -313,14 +313,6 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func lastLine(b []byte) []byte {
@@ -345,20 +337,4 @@ func buildLabels(ctx context.Context, world, path string) error {
 		return fmt.Errorf("build label table from %s: %w", world, err)
 	}
 	return nil
-}
-
-func machine() map[string]any {
-	m := map[string]any{"goos": runtime.GOOS, "goarch": runtime.GOARCH, "go": runtime.Version(),
-		"num_cpu": runtime.NumCPU(), "date": time.Now().UTC().Format(time.RFC3339)}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return m
 }

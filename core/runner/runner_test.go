@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -143,7 +144,7 @@ func killedPluginResumes(t *testing.T, bin string) {
 	}
 	want := metricTable(t, bin, ref)
 	plan, code := crops(t, bin, "run", exp, "--out", ref, "--dry-run")
-	if code != 0 || !strings.Contains(plan, "8 of 8 arm stages cached") || !strings.Contains(plan, "tt/seed=1  mine/clicks") {
+	if code != 0 || !strings.Contains(plan, "8 of 8 arm stages cached") || !regexp.MustCompile(`tt/seed=1\s+mine/clicks\s+cached`).MatchString(plan) {
 		t.Errorf("dry run after a full run: exit %d\n%s", code, plan)
 	}
 	var man struct {

@@ -20,10 +20,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cropsdev/crops/bench/mining/internal/machine"
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/importer"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/plugins/source/reformulation"
 )
 

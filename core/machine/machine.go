@@ -43,3 +43,14 @@ func Describe() Description {
 	}
 	return d
 }
+
+// LoadAvg returns /proc/loadavg (1, 5, 15 minute load averages and run
+// queue), or "" where unavailable: on a shared machine it says how contended
+// the timings were.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

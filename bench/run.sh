@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes bench/results/*.json (each with the machine
+# described). The reference implementations (PyTorch, FAISS) come from
+# Debian's packages and are installed here for the benchmark only.
+# Usage: bench/run.sh [name ...]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOEXPERIMENT="${GOEXPERIMENT:-simd}"
+
+want() { [ $# -eq 0 ] && return 0; for n in "${SELECTED[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
+SELECTED=("$@")
+sel() { if [ ${#SELECTED[@]} -eq 0 ]; then return 0; fi; want "$1"; }
+
+if [ "$(id -u)" = 0 ] && ! /usr/bin/python3 -c 'import torch, faiss' 2>/dev/null; then
+  echo "== installing reference packages (python3-torch, python3-faiss, OpenBLAS) for the benchmarks"
+  apt-get update -qq && apt-get install -y -qq python3-torch python3-faiss python3-numpy libopenblas0-pthread >/dev/null
+fi
+
+go build -o bin/crops ./cmd/crops
+worlds=results/bench-worlds
+for scale in medium large; do
+  if sel mining && [ ! -f "$worlds/$scale/dataset.yaml" ]; then
+    bin/crops data simulate --scale "$scale" --seed 1 --out "$worlds/$scale"
+  fi
+done
+
+sel sim      && go run ./bench/sim -crops bin/crops
+sel loss     && go run ./bench/loss
+sel search   && go run ./bench/search
+sel plugin   && go run ./bench/plugin
+sel mining   && go run ./bench/mining -medium "$worlds/medium" -large "$worlds/large"
+sel twotower && go run ./bench/twotower
+sel llm      && { [ -f "$worlds/medium/dataset.yaml" ] || bin/crops data simulate --scale medium --seed 1 --out "$worlds/medium"; go run ./bench/llm -world "$worlds/medium"; }
+sel gate     && go run ./bench/gate
+echo "results in bench/results/"
