@@ -10,6 +10,13 @@
 // (query, item), i.e. the P0 baseline's tiers. Throughput depends on the
 // table's shape (queries, candidates per query), not on which sources mined
 // it.
+//
+// With -mode losses it times the losses instead (no PyTorch): the epoch time
+// of per-positive infonce (one row per (query, positive) pair) against
+// h-infonce, and the step time of infonce-binary against h-infonce, written
+// to bench/results/twotower_losses.json:
+//
+//	go run ./bench/twotower -mode losses -scale medium
 package main
 
 import (
@@ -71,15 +78,39 @@ func main() {
 		detSteps = flag.Int("det-steps", 3, "steps of the two short runs that check determinism at this scale (0 = skip)")
 		grSteps  = flag.Int("graph-steps", 8, "timed steps of the all-gomlx embedding_bag=graph path (0 = skip)")
 		tRuns    = flag.Int("torch-runs", 2, "PyTorch runs; the fastest counts")
+		mode     = flag.String("mode", "throughput", "throughput (vs PyTorch, -out bench/results/twotower.json) or losses "+
+			"(epoch time of infonce's per-positive rows vs h-infonce, step time of infonce-binary vs h-infonce; -out bench/results/twotower_losses.json)")
+		epochSteps = flag.Int("epoch-steps", 0, "losses mode: steps timed for h-infonce and infonce (0 = a full epoch each)")
+		stepSteps  = flag.Int("step-steps", 60, "losses mode: steps timed for infonce-binary (0 = a full epoch)")
+		repeats    = flag.Int("repeats", 2, "losses mode: interleaved runs per loss; the fastest counts")
 	)
 	flag.Parse()
-	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps, *grSteps, *tRuns); err != nil {
+	var lc *lossesConfig
+	switch *mode {
+	case "throughput":
+	case "losses":
+		lc = &lossesConfig{epochSteps: *epochSteps, stepSteps: *stepSteps, repeats: max(1, *repeats)}
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			*out = "bench/results/twotower_losses.json"
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "bench/twotower: -mode %q: want throughput or losses\n", *mode)
+		os.Exit(2)
+	}
+	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *seed, *detSteps, *grSteps, *tRuns, lc); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/twotower:", err)
 		os.Exit(1)
 	}
 }
 
-func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps, torchRuns int) error {
+// lossesConfig selects the losses mode (nil: the throughput mode).
+type lossesConfig struct {
+	epochSteps, stepSteps, repeats int
+}
+
+func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps, torchRuns int, lc *lossesConfig) error {
 	ctx := context.Background()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -110,6 +141,10 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	var p map[string]any
 	if err := json.Unmarshal([]byte(params), &p); err != nil {
 		return fmt.Errorf("-params: %w", err)
+	}
+	if lc != nil {
+		req := sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}
+		return runLosses(ctx, req, p, worldNote, work, out, lc.epochSteps, lc.stepSteps, lc.repeats)
 	}
 	total := warmup + steps
 	p["max_steps"] = total

@@ -421,6 +421,15 @@ func (r *resolver) checkPipeline(pl Pipeline, at []string) {
 				r.checkPluginNamed(sdk.KindRetriever, &gp, sub(gat, "retriever"), sub(gat, "retriever_path"))
 				g.RetrieverPath = gp.Path
 			}
+			switch g.CalibrationNegatives {
+			case "", "exposed_unclicked", "random":
+			default:
+				r.errAt(sub(gat, "calibration_negatives"), false, "use exposed_unclicked or random", "gate.calibration_negatives %q is not one of exposed_unclicked, random", g.CalibrationNegatives)
+			}
+			if g.Loss != "" {
+				lp := Plugin{Plugin: g.Loss}
+				r.checkPluginNamed(sdk.KindLoss, &lp, sub(gat, "loss"), nil)
+			}
 		}
 		pl.Sources[i] = src
 	}
@@ -576,6 +585,12 @@ func overrideSource(base, over Source) Source {
 		}
 		if g.Retriever != "" && g.Retriever != out.Gate.Retriever {
 			out.Gate.Retriever, out.Gate.RetrieverPath, out.Gate.RetrieverParams = g.Retriever, g.RetrieverPath, nil
+		}
+		if g.Loss != "" {
+			out.Gate.Loss = g.Loss
+		}
+		if g.CalibrationNegatives != "" {
+			out.Gate.CalibrationNegatives = g.CalibrationNegatives
 		}
 		out.Gate.RetrieverParams = mergeParams(out.Gate.RetrieverParams, g.RetrieverParams)
 		if len(out.Gate.RetrieverParams) == 0 {

@@ -66,6 +66,14 @@ type Gate struct {
 	Retriever       string         `koanf:"retriever" json:"retriever,omitempty"`
 	RetrieverPath   string         `koanf:"retriever_path" json:"retriever_path,omitempty"`
 	RetrieverParams map[string]any `koanf:"retriever_params" json:"retriever_params,omitempty"`
+	// Loss, when set, makes the gate's retriever a trained discriminator: the
+	// runner trains it on P0 (the clicks source with its funnel negatives,
+	// HLA tiers) with this loss plugin before scoring. Unset, the retriever
+	// is only indexed (bm25).
+	Loss string `koanf:"loss" json:"loss,omitempty"`
+	// CalibrationNegatives is the negative class of the Platt calibration:
+	// exposed_unclicked (default) or random (see core/gate).
+	CalibrationNegatives string `koanf:"calibration_negatives" json:"calibration_negatives,omitempty"`
 }
 
 // Source is one positive source instance. In an arm's sources list a bare

@@ -33,8 +33,6 @@ import (
 	"strconv"
 	"strings"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
-
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/sdk"
@@ -68,7 +66,23 @@ type Request struct {
 	// Calibration, when set, is used as is instead of fitting one (a gate
 	// run per source can share one fit).
 	Calibration *Calibration
+	// Negatives chooses the calibration's negative class: NegExposedUnclicked
+	// (default) or NegRandom.
+	Negatives string
 }
+
+// Calibration negative classes. Clicked train pairs are always the positives.
+const (
+	// NegExposedUnclicked: exposed-unclicked train pairs. The calibrated
+	// score then estimates P(click | shown), which is a relevance estimate
+	// only where shown-unclicked results are mostly irrelevant.
+	NegExposedUnclicked = "exposed_unclicked"
+	// NegRandom: each sampled clicked pair's query with a catalog item drawn
+	// at random (seeded): the in-batch negative distribution. The calibrated
+	// score then separates click-like pairs from unrelated ones, and does not
+	// punish relevant items for not being clicked.
+	NegRandom = "random"
+)
 
 // SourceCount counts one source value's rows.
 type SourceCount struct {
@@ -85,6 +99,9 @@ type Result struct {
 	Rows        int64                  `json:"rows"`
 	Kept        int64                  `json:"kept"`
 	Sources     map[string]SourceCount `json:"sources"`
+	// Warnings say when the gate's verdicts should not be trusted, e.g. a
+	// scorer that is anti-correlated with clicks on this dataset.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Run gates one candidate table with retriever r.
@@ -153,6 +170,14 @@ func Run(ctx context.Context, r sdk.Retriever, req Request) (Result, error) {
 		cal = &c
 	}
 	res.Calibration = cal
+	if cal.A <= 0 {
+		// A non-positive slope means a higher retriever score predicts a
+		// lower click probability: theta then ranks candidates backwards, and
+		// thresholding it keeps the least relevant ones.
+		res.Warnings = append(res.Warnings, fmt.Sprintf(
+			"the scorer is not a relevance estimate on this dataset: its calibration slope is %.4g (AUC %.3f on clicked vs exposed-unclicked), so theta > alpha keeps the candidates it scores LOWEST; use a trained discriminator (gate loss: ...) or alpha: 0",
+			cal.A, cal.AUC))
+	}
 
 	pairs := filepath.Join(req.WorkDir, "gate_pairs.parquet")
 	scores := filepath.Join(req.WorkDir, "gate_scores.parquet")
@@ -227,9 +252,54 @@ func countSources(ctx context.Context, db *sql.DB, table, inGated string, res *R
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) + "::DOUBLE" }
 
+// randomNegatives pairs each sampled positive's query with a catalog item
+// drawn at random; synthetic items and the query's own clicked items are
+// never drawn.
+func randomNegatives(ctx context.Context, db *sql.DB, req Request, itemSel []string, pos []slot, rng *rand.Rand) ([]slot, error) {
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT item_id FROM (%s) WHERE NOT starts_with(item_id, %s) ORDER BY item_id",
+		strings.Join(itemSel, " UNION ALL "), duck.Lit(sdk.SyntheticPrefix)))
+	if err != nil {
+		return nil, fmt.Errorf("read catalog item ids: %w", err)
+	}
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	clicked := map[[2]string]bool{}
+	for _, p := range pos {
+		clicked[[2]string{p.l.query, p.l.item}] = true
+	}
+	var out []slot
+	for i, p := range pos {
+		for try := 0; try < 8 && len(items) > 0; try++ {
+			it := items[rng.IntN(len(items))]
+			if !clicked[[2]string{p.l.query, it}] {
+				out = append(out, slot{i, labelled{p.l.query, it, false}})
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 type labelled struct {
 	query, item string
 	label       bool
+}
+
+// slot is a sampled calibration pair and its position in the input order.
+type slot struct {
+	pos int
+	l   labelled
 }
 
 // Calibrate fits the Platt calibration of r's scores on req.DatasetDir's
@@ -240,6 +310,12 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		req.MaxPairs = DefaultMaxPairs
 	}
 	fail := func(err error) (Calibration, error) { return Calibration{}, fmt.Errorf("calibrate: %w", err) }
+	switch req.Negatives {
+	case "", NegExposedUnclicked, NegRandom:
+	default:
+		return fail(fmt.Errorf("negatives %q: expected %s or %s", req.Negatives, NegExposedUnclicked, NegRandom))
+	}
+	random := req.Negatives == NegRandom
 	db, err := duck.Open(ctx, 0)
 	if err != nil {
 		return fail(err)
@@ -272,10 +348,6 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 	// order is fixed by the ORDER BY, so the sample is deterministic.
 	k := req.MaxPairs / 2
 	rng := rand.New(rand.NewPCG(req.Seed, 0x9a7e))
-	type slot struct {
-		pos int
-		l   labelled
-	}
 	res := [2][]slot{}
 	seen := [2]int{}
 	for rows.Next() {
@@ -287,6 +359,8 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		c := 0
 		if l.label {
 			c = 1
+		} else if random {
+			continue
 		}
 		seen[c]++
 		if len(res[c]) < k {
@@ -298,6 +372,13 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fail(err)
+	}
+	if random && seen[1] > 0 {
+		var err error
+		if res[0], err = randomNegatives(ctx, db, req, itemSel, res[1], rng); err != nil {
+			return fail(err)
+		}
+		seen[0] = len(res[0])
 	}
 	if seen[0] == 0 || seen[1] == 0 {
 		return fail(fmt.Errorf("the train split of %s has %d clicked and %d exposed-unclicked (query, item) pairs; calibration needs both", req.DatasetDir, seen[1], seen[0]))
@@ -314,7 +395,7 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE calib (query VARCHAR, item_id VARCHAR)"); err != nil {
 		return fail(err)
 	}
-	if err := appendRows(ctx, db, "calib", func(add func(...driver.Value) error) error {
+	if err := duck.AppendRows(ctx, db, "calib", func(add func(...driver.Value) error) error {
 		for _, s := range sample {
 			if err := add(s.query, s.item); err != nil {
 				return err
@@ -369,24 +450,4 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		return fail(err)
 	}
 	return cal, nil
-}
-
-// appendRows bulk-loads rows into an existing table with DuckDB's appender.
-func appendRows(ctx context.Context, db *sql.DB, table string, fill func(add func(...driver.Value) error) error) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", table)
-		if err != nil {
-			return fmt.Errorf("appender for %s: %w", table, err)
-		}
-		if err := fill(a.AppendRow); err != nil {
-			a.Close()
-			return err
-		}
-		return a.Close()
-	})
 }

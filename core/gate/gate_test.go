@@ -270,3 +270,64 @@ func TestCalibrateSubsampleDeterministic(t *testing.T) {
 		t.Fatalf("subsampled calibrations differ or have the wrong size: %+v vs %+v", a, b)
 	}
 }
+
+// A scorer whose calibration slope is not positive ranks candidates backwards:
+// the gate says so in its result instead of silently keeping the worst rows.
+func TestGateWarnsOnInvertedCalibration(t *testing.T) {
+	dir, items := tinyDataset(t)
+	ctx := context.Background()
+	r := bm25.New()
+	model := filepath.Join(t.TempDir(), "model")
+	if err := r.Train(ctx, sdk.TrainRequest{ItemsPaths: []string{items}, ModelDir: model}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cand := candidates(t, dir)
+	for _, tc := range []struct {
+		a    float64
+		warn bool
+	}{{-0.5, true}, {0, true}, {0.5, false}} {
+		work := t.TempDir()
+		res, err := Run(ctx, r, Request{DatasetDir: dir, ModelDir: model, ItemsPaths: []string{items}, CandidatesPath: cand,
+			OutputPath: filepath.Join(work, "gated.parquet"), Alpha: 0.6, WorkDir: work, Seed: 1,
+			Calibration: &Calibration{A: tc.a, B: 0, AUC: 0.4}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(res.Warnings) > 0; got != tc.warn {
+			t.Fatalf("slope %v: warnings %q, want warning %v", tc.a, res.Warnings, tc.warn)
+		}
+		if tc.warn && !strings.Contains(res.Warnings[0], "slope") {
+			t.Fatalf("warning does not name the slope: %q", res.Warnings[0])
+		}
+	}
+}
+
+// Random-item negatives: one per sampled clicked pair, never a clicked item of
+// that query, and the same draw for the same seed.
+func TestCalibrateRandomNegatives(t *testing.T) {
+	dir, items := tinyDataset(t)
+	ctx := context.Background()
+	r := bm25.New()
+	model := filepath.Join(t.TempDir(), "model")
+	if err := r.Train(ctx, sdk.TrainRequest{ItemsPaths: []string{items}, ModelDir: model}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var first Calibration
+	for i := range 2 {
+		c, err := Calibrate(ctx, r, Request{DatasetDir: dir, ModelDir: model, ItemsPaths: []string{items}, WorkDir: t.TempDir(), Seed: 3, Negatives: NegRandom})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.NPos == 0 || c.NNeg != c.NPos {
+			t.Fatalf("calibration %+v: want as many random negatives as positives", c)
+		}
+		if i == 0 {
+			first = c
+		} else if c != first {
+			t.Fatalf("same seed, different calibration: %+v vs %+v", c, first)
+		}
+	}
+	if _, err := Calibrate(ctx, r, Request{DatasetDir: dir, ModelDir: model, ItemsPaths: []string{items}, WorkDir: t.TempDir(), Negatives: "clicked"}); err == nil || !strings.Contains(err.Error(), "random") {
+		t.Fatalf("bad negatives accepted: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/gate"
+	"github.com/cropsdev/crops/core/host"
 	"github.com/cropsdev/crops/core/llmserve"
 	"github.com/cropsdev/crops/core/report"
 	"github.com/cropsdev/crops/core/sim"
@@ -291,7 +292,6 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 		}
 		keyParams = kp
 	}
-	ref := pluginRef(sdk.KindSource, &src.Plugin)
 	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
 	if err != nil {
 		return cache.Entry{}, err
@@ -309,19 +309,11 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			}
 			params = mergeMap(params, add)
 		}
-		pj, err := paramsJSON(params)
+		s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.host.Start(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		s, err := p.Source()
-		if err != nil {
-			return nil, err
-		}
+		defer closeSource()
 		res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 			ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 		if err != nil {
@@ -349,25 +341,21 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 		name = "bm25"
 	}
 	pl := &config.Plugin{Plugin: name, Path: g.RetrieverPath, Params: g.RetrieverParams}
+	if g.Loss != "" {
+		e, err := r.trainedGateModel(ctx, ds, pl, g.Loss, seed)
+		return e, pl, err
+	}
 	in, err := r.pluginKey(ctx, "gate-model", sdk.KindRetriever, pl, nil, seed)
 	if err != nil {
 		return cache.Entry{}, nil, err
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
 	e, err := r.do(ctx, stage{id: "gate-model/" + name, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		pj, err := paramsJSON(pl.Params)
+		rt, pj, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, pl))
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		rt, err := p.Retriever()
-		if err != nil {
-			return nil, err
-		}
+		defer closeRetriever()
 		model := filepath.Join(work, dirModel)
 		err = rt.Train(ctx, sdk.TrainRequest{ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, DatasetDir: ds.dir,
 			Params: pj, ModelDir: model, Seed: seed}, func(sdk.Progress) {})
@@ -379,6 +367,30 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 	return e, pl, err
 }
 
+// trainedGateModel trains the gate's retriever as a relevance discriminator
+// on P0 alone (the clicks source with its funnel negatives, HLA tiers), so
+// that theta never learns from the candidates it will judge. The stages are
+// the ordinary mine/label/train stages, keyed and cached like any arm's.
+func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *config.Plugin, loss string, seed int64) (cache.Entry, error) {
+	const unitName = "gate-model"
+	src := config.Source{Name: "clicks", Plugin: config.Plugin{Plugin: "clicks"}}
+	mined, err := r.mine(ctx, unitName, ds, src, seed)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("mine P0 for the gate: %w", err)
+	}
+	arm := config.ArmSpec{Name: unitName, Labeler: &config.Plugin{Plugin: "hla"}, Loss: &config.Plugin{Plugin: loss}, Retriever: rt}
+	cands := []sdk.CandidateTable{{Source: src.Name, Path: filepath.Join(mined.Dir, fileCandidates)}}
+	labels, err := r.label(ctx, unitName, ds, arm, cands, map[string]string{"candidates/" + src.Name: mined.Meta.OutputDigest}, seed)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("label P0 for the gate: %w", err)
+	}
+	e, err := r.train(ctx, unitName, ds, arm, &labels, []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, seed)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("train the gate's %s on P0: %w", rt.Plugin, err)
+	}
+	return e, nil
+}
+
 func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src config.Source, mined cache.Entry, seed int64) (cache.Entry, error) {
 	gm, pl, err := r.gateModel(ctx, ds, src.Gate, seed)
 	if err != nil {
@@ -386,27 +398,23 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 	}
 	alpha := *src.Gate.Alpha
 	in := cache.KeyInput{Stage: "gate", Plugin: "crops:gate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
-		Params:   map[string]any{"alpha": alpha},
+		Params:   map[string]any{"alpha": alpha, "calibration_negatives": src.Gate.CalibrationNegatives},
 		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
 	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		sp, err := paramsJSON(pl.Params)
+		rt, sp, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, pl))
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		rt, err := p.Retriever()
-		if err != nil {
-			return nil, err
-		}
+		defer closeRetriever()
 		res, err := gate.Run(ctx, rt, gate.Request{DatasetDir: ds.dir, ModelDir: filepath.Join(gm.Dir, dirModel),
 			ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, CandidatesPath: filepath.Join(mined.Dir, fileCandidates),
-			OutputPath: filepath.Join(out, fileCandidates), Alpha: alpha, WorkDir: work, ScoreParams: sp, Seed: uint64(seed)})
+			OutputPath: filepath.Join(out, fileCandidates), Alpha: alpha, WorkDir: work, ScoreParams: sp, Seed: uint64(seed),
+			Negatives: src.Gate.CalibrationNegatives})
 		if err != nil {
 			return nil, err
+		}
+		for _, w := range res.Warnings {
+			r.logf("WARNING gate/%s (%s): %s", src.Name, unitName, w)
 		}
 		// Synthetic items travel with the gated table.
 		if b, err := os.ReadFile(filepath.Join(mined.Dir, fileItems)); err == nil {
@@ -426,19 +434,11 @@ func (r *runner) label(ctx context.Context, unitName string, ds datasetInfo, a c
 	up["dataset"] = ds.fingerprint
 	in.Upstream = up
 	return r.do(ctx, stage{id: "label", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		pj, err := paramsJSON(a.Labeler.Params)
+		l, pj, closeLabeler, err := r.startLabeler(ctx, a.Labeler)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.host.Start(ctx, pluginRef(sdk.KindLabeler, a.Labeler))
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		l, err := p.Labeler()
-		if err != nil {
-			return nil, err
-		}
+		defer closeLabeler()
 		res, err := l.Label(ctx, sdk.LabelRequest{DatasetDir: ds.dir, Candidates: cands, Params: pj, OutputPath: filepath.Join(out, fileLabels), Seed: seed})
 		if err != nil {
 			return nil, err
@@ -473,38 +473,26 @@ func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a c
 	}
 	in.Upstream = up
 	return r.do(ctx, stage{id: "train", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		pj, err := paramsJSON(a.Retriever.Params)
-		if err != nil {
-			return nil, err
-		}
-		req := sdk.TrainRequest{ItemsPaths: itemsPaths, DatasetDir: ds.dir, Params: pj, ModelDir: filepath.Join(work, dirModel), Seed: seed}
+		req := sdk.TrainRequest{ItemsPaths: itemsPaths, DatasetDir: ds.dir, ModelDir: filepath.Join(work, dirModel), Seed: seed}
 		if labels != nil {
 			req.TrainTable = filepath.Join(labels.Dir, fileLabels)
 		}
+		// The loss starts first and closes last: the retriever reaches it
+		// (over the broker) for as long as it trains.
 		if a.Loss != nil && labels != nil {
-			lp, err := r.host.Start(ctx, pluginRef(sdk.KindLoss, a.Loss))
+			loss, lj, closeLoss, err := r.startLoss(ctx, a.Loss)
 			if err != nil {
 				return nil, err
 			}
-			defer lp.Close()
-			loss, err := lp.Loss()
-			if err != nil {
-				return nil, err
-			}
-			req.Loss = loss
-			if req.LossParams, err = paramsJSON(a.Loss.Params); err != nil {
-				return nil, err
-			}
+			defer closeLoss()
+			req.Loss, req.LossParams = loss, lj
 		}
-		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, a.Retriever))
+		rt, pj, closeRetriever, err := r.startRetriever(ctx, a.Retriever)
 		if err != nil {
 			return nil, err
 		}
-		defer p.Close()
-		rt, err := p.Retriever()
-		if err != nil {
-			return nil, err
-		}
+		defer closeRetriever()
+		req.Params = pj
 		pf, err := os.Create(filepath.Join(out, fileProgress))
 		if err != nil {
 			return nil, err
@@ -558,19 +546,11 @@ func (r *runner) search(ctx context.Context, unitName string, ds datasetInfo, a 
 	}
 	in.Upstream = map[string]string{"model": tr.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}
 	return r.do(ctx, stage{id: "search", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		pj, err := paramsJSON(a.Retriever.Params)
+		rt, pj, closeRetriever, err := r.startRetriever(ctx, a.Retriever)
 		if err != nil {
 			return nil, err
 		}
-		p, err := r.host.Start(ctx, pluginRef(sdk.KindRetriever, a.Retriever))
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		rt, err := p.Retriever()
-		if err != nil {
-			return nil, err
-		}
+		defer closeRetriever()
 		return nil, rt.Search(ctx, sdk.SearchRequest{ModelDir: filepath.Join(tr.Dir, dirModel), ItemsPaths: itemsPaths,
 			QueriesPath: filepath.Join(ts.Dir, fileQueries), K: k, OutputPath: filepath.Join(out, fileResults), Params: pj,
 			IncludeSynthetic: r.spec.Evaluation.IncludeSynthetic})

@@ -35,8 +35,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
-
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/textutil"
 	"github.com/cropsdev/crops/core/version"
@@ -297,7 +295,7 @@ func (r *Retriever) Search(ctx context.Context, req sdk.SearchRequest) error {
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE results (query VARCHAR, item_id VARCHAR, rank INTEGER, score DOUBLE)"); err != nil {
 		return fmt.Errorf("bm25 search: %w", err)
 	}
-	err = appendRows(ctx, db, "results", func(add func(...driver.Value) error) error {
+	err = duck.AppendRows(ctx, db, "results", func(add func(...driver.Value) error) error {
 		for i, q := range queries {
 			for rank, h := range results[i] {
 				if err := add(q, ix.ItemIDs[h.doc], int32(rank+1), h.score); err != nil {
@@ -387,7 +385,7 @@ func (r *Retriever) Score(ctx context.Context, req sdk.ScoreRequest) error {
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE scores (query VARCHAR, item_id VARCHAR, score DOUBLE)"); err != nil {
 		return fmt.Errorf("bm25 score: %w", err)
 	}
-	err = appendRows(ctx, db, "scores", func(add func(...driver.Value) error) error {
+	err = duck.AppendRows(ctx, db, "scores", func(add func(...driver.Value) error) error {
 		for i := range qs {
 			if err := add(qs[i], ix.ItemIDs[docs[i]], scores[i]); err != nil {
 				return err
@@ -420,24 +418,4 @@ func readStrings(ctx context.Context, db *sql.DB, query string) ([]string, error
 		out = append(out, s)
 	}
 	return out, rows.Err()
-}
-
-// appendRows bulk-loads rows into an existing table with DuckDB's appender.
-func appendRows(ctx context.Context, db *sql.DB, table string, fill func(add func(...driver.Value) error) error) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", table)
-		if err != nil {
-			return fmt.Errorf("appender for %s: %w", table, err)
-		}
-		if err := fill(a.AppendRow); err != nil {
-			a.Close()
-			return err
-		}
-		return a.Close()
-	})
 }

@@ -30,7 +30,12 @@ type BatchesInfo struct {
 	WeightDecay  float64 `json:"weight_decay"`
 	Queries      int     `json:"queries"`
 	Pairs        int     `json:"pairs"`
-	CatalogItems int     `json:"catalog_items"`
+	// PerPositiveRows: the batches have one row per (query, positive) pair
+	// (the loss declared per_positive_rows). StepsPerEpoch is the number of
+	// batches of a full epoch in that mode.
+	PerPositiveRows bool  `json:"per_positive_rows,omitempty"`
+	StepsPerEpoch   int64 `json:"steps_per_epoch"`
+	CatalogItems    int   `json:"catalog_items"`
 }
 
 // ExportBatches writes the first n batches of epoch 1 exactly as Train
@@ -57,7 +62,16 @@ func ExportBatches(ctx context.Context, req sdk.TrainRequest, n int, path string
 	if err != nil {
 		return BatchesInfo{}, err
 	}
-	t := newTrainer(p, req.Seed, ts, cat)
+	// Batches are built in the row mode Train would use for req.Loss (one row
+	// per positive when the loss declares per_positive_rows); no loss means
+	// the normal mode.
+	var rm rowMode
+	if req.Loss != nil {
+		if rm, err = lossRowMode(ctx, req.Loss, req.LossParams); err != nil {
+			return BatchesInfo{}, fmt.Errorf("export batches: %w", err)
+		}
+	}
+	t := newTrainer(p, req.Seed, rm, ts, cat)
 	bs := t.epochBatches(0)
 	if n > len(bs) {
 		n = len(bs)
@@ -65,7 +79,8 @@ func ExportBatches(ctx context.Context, req sdk.TrainRequest, n int, path string
 	info := BatchesInfo{Batches: n, B: p.BatchQueries, N: p.BatchQueries * p.MaxCandidatesPerQuery, Lq: p.MaxQueryFeatures,
 		Li: p.MaxItemFeatures, HashBuckets: p.HashBuckets, EmbeddingDim: p.EmbeddingDim, HiddenDim: p.HiddenDim,
 		OutputDim: p.OutputDim, Shared: p.SharedEmbeddings, InitTau: p.InitTau, MinTau: p.MinTau,
-		LearningRate: p.LearningRate, WeightDecay: p.WeightDecay, Queries: len(ts.queries), Pairs: ts.pairs, CatalogItems: len(cat.ids)}
+		LearningRate: p.LearningRate, WeightDecay: p.WeightDecay, Queries: len(ts.queries), Pairs: ts.pairs, CatalogItems: len(cat.ids),
+		PerPositiveRows: rm.perPositive, StepsPerEpoch: t.stepsPerEpoch()}
 	var body bytes.Buffer
 	for _, b := range bs[:n] {
 		info.Examples = append(info.Examples, b.examples)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/cropsdev/crops/core/duck"
-	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 type resultRow struct {
@@ -21,30 +20,20 @@ type scoreRow struct {
 	score       float64
 }
 
-// appendRows creates table (ddl) and fills it through DuckDB's appender,
-// which is orders of magnitude faster than INSERTs for the 10^5..10^7 rows a
-// search writes.
+// appendRows creates table (ddl) and fills it with n rows through DuckDB's
+// appender, which is orders of magnitude faster than INSERTs for the
+// 10^5..10^7 rows a search writes.
 func appendRows(ctx context.Context, db *sql.DB, table, ddl string, n int, row func(i int) []driver.Value) error {
 	if _, err := db.ExecContext(ctx, ddl); err != nil {
 		return err
 	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", table)
-		if err != nil {
-			return err
-		}
+	return duck.AppendRows(ctx, db, table, func(add func(...driver.Value) error) error {
 		for i := 0; i < n; i++ {
-			if err := a.AppendRow(row(i)...); err != nil {
-				a.Close()
+			if err := add(row(i)...); err != nil {
 				return err
 			}
 		}
-		return a.Close()
+		return nil
 	})
 }
 

@@ -3,6 +3,7 @@ package twotower
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -160,29 +161,71 @@ func openModel(modelDir string, raw []byte) (*session, Params, error) {
 	return sess, p, nil
 }
 
+// modelRun is what Search and Score both start from: the trained model's
+// session and params, a DuckDB session and the item catalog.
+type modelRun struct {
+	sess *session
+	p    Params
+	db   *sql.DB
+	cat  *catalog
+}
+
+// openRun checks the output path, opens the model in modelDir and loads the
+// full catalog (synthetic items included, so that one embedding cache serves
+// both settings of IncludeSynthetic). op ("search" or "score") names the
+// call in errors. On error nothing is left open; otherwise the caller defers
+// close.
+func openRun(ctx context.Context, op, outputPath, modelDir string, params []byte, itemsPaths []string) (*modelRun, error) {
+	if outputPath == "" {
+		return nil, fmt.Errorf("two-tower %s: OutputPath is empty", op)
+	}
+	sess, p, err := openModel(modelDir, params)
+	if err != nil {
+		return nil, err
+	}
+	db, err := duck.Open(ctx, 0)
+	if err != nil {
+		sess.close()
+		return nil, fmt.Errorf("two-tower %s: %w", op, err)
+	}
+	cat, err := loadCatalog(ctx, db, itemsPaths, true)
+	if err != nil {
+		db.Close()
+		sess.close()
+		return nil, err
+	}
+	return &modelRun{sess: sess, p: p, db: db, cat: cat}, nil
+}
+
+// close releases the DuckDB session, then the model.
+func (m *modelRun) close() {
+	m.db.Close()
+	m.sess.close()
+}
+
+// scoreScale is the factor applied to dot products: 1 for cosine scores, and
+// 1/tau when the params ask for logits.
+func scoreScale(sess *session, p Params) (float64, error) {
+	if p.ScoreMode != "logit" {
+		return 1, nil
+	}
+	tau, err := sess.tau()
+	if err != nil {
+		return 0, err
+	}
+	return 1 / tau, nil
+}
+
 func searchImpl(ctx context.Context, req sdk.SearchRequest) error {
 	if req.K < 1 {
 		return fmt.Errorf("two-tower search: K = %d; K must be >= 1", req.K)
 	}
-	if req.OutputPath == "" {
-		return fmt.Errorf("two-tower search: OutputPath is empty")
-	}
-	sess, p, err := openModel(req.ModelDir, req.Params)
+	m, err := openRun(ctx, "search", req.OutputPath, req.ModelDir, req.Params, req.ItemsPaths)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	db, err := duck.Open(ctx, 0)
-	if err != nil {
-		return fmt.Errorf("two-tower search: %w", err)
-	}
-	defer db.Close()
-	// Embeddings are cached for the full catalog (synthetic items included)
-	// so that one cache serves both settings of IncludeSynthetic.
-	cat, err := loadCatalog(ctx, db, req.ItemsPaths, true)
-	if err != nil {
-		return err
-	}
+	defer m.close()
+	sess, p, db, cat := m.sess, m.p, m.db, m.cat
 	all, err := itemEmbeddings(ctx, sess, p, req.ModelDir, cat)
 	if err != nil {
 		return fmt.Errorf("two-tower search: %w", err)
@@ -215,13 +258,9 @@ func searchImpl(ctx context.Context, req sdk.SearchRequest) error {
 	if err != nil {
 		return fmt.Errorf("two-tower search: %w", err)
 	}
-	scale := 1.0
-	if p.ScoreMode == "logit" {
-		tau, err := sess.tau()
-		if err != nil {
-			return fmt.Errorf("two-tower search: %w", err)
-		}
-		scale = 1 / tau
+	scale, err := scoreScale(sess, p)
+	if err != nil {
+		return fmt.Errorf("two-tower search: %w", err)
 	}
 	var rows []resultRow
 	for qi, hs := range hits {
@@ -233,23 +272,12 @@ func searchImpl(ctx context.Context, req sdk.SearchRequest) error {
 }
 
 func scoreImpl(ctx context.Context, req sdk.ScoreRequest) error {
-	if req.OutputPath == "" {
-		return fmt.Errorf("two-tower score: OutputPath is empty")
-	}
-	sess, p, err := openModel(req.ModelDir, req.Params)
+	m, err := openRun(ctx, "score", req.OutputPath, req.ModelDir, req.Params, req.ItemsPaths)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	db, err := duck.Open(ctx, 0)
-	if err != nil {
-		return fmt.Errorf("two-tower score: %w", err)
-	}
-	defer db.Close()
-	cat, err := loadCatalog(ctx, db, req.ItemsPaths, true)
-	if err != nil {
-		return err
-	}
+	defer m.close()
+	sess, p, db, cat := m.sess, m.p, m.db, m.cat
 	qs, its, err := readPairs(ctx, db, req.PairsPath)
 	if err != nil {
 		return err
@@ -279,13 +307,9 @@ func scoreImpl(ctx context.Context, req sdk.ScoreRequest) error {
 	if err != nil {
 		return fmt.Errorf("two-tower score: %w", err)
 	}
-	scale := 1.0
-	if p.ScoreMode == "logit" {
-		tau, err := sess.tau()
-		if err != nil {
-			return fmt.Errorf("two-tower score: %w", err)
-		}
-		scale = 1 / tau
+	scale, err := scoreScale(sess, p)
+	if err != nil {
+		return fmt.Errorf("two-tower score: %w", err)
 	}
 	dim := p.OutputDim
 	rows := make([]scoreRow, len(qs))

@@ -1,16 +1,20 @@
 package twotower
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/plugins/loss"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
@@ -22,10 +26,66 @@ import (
 // configKey lists what a checkpoint must agree on to be resumed: the
 // architecture, the seed and the optimisation knobs. Epochs, max_steps and
 // the run-only params may change between runs (training longer resumes).
-func (p *Params) configKey(seed int64) string {
-	return fmt.Sprintf("%s bag=%s seed=%d lr=%g wd=%g B=%d M=%d sampling=%s tau0=%g learn_tau=%v min_tau=%g",
+//
+// The row mode joins the key only in per-positive mode, so that the keys (and
+// hence the state files' bytes) of normal-mode runs stay what they were, while
+// a checkpoint of one mode is refused by a run of the other.
+func (p *Params) configKey(seed int64, rm rowMode) string {
+	k := fmt.Sprintf("%s bag=%s seed=%d lr=%g wd=%g B=%d M=%d sampling=%s tau0=%g learn_tau=%v min_tau=%g",
 		p.archKey(), p.EmbeddingBag, seed, p.LearningRate, p.WeightDecay, p.BatchQueries, p.MaxCandidatesPerQuery,
 		p.CandidateSampling, p.InitTau, p.LearnTau, p.MinTau)
+	if rm.perPositive {
+		k += fmt.Sprintf(" rows=per_positive positive_min_tier=%d", rm.positiveMinTier)
+	}
+	return k
+}
+
+// rowMode says how score-matrix rows are built. The zero value is the normal
+// mode (a row is a query's chunk of candidates).
+type rowMode struct {
+	// perPositive: one row per (query, positive) pair, as the loss asked by
+	// declaring loss.CapPerPositiveRows (the paper's per-positive InfoNCE
+	// baseline).
+	perPositive bool
+	// positiveMinTier: tier >= this is a positive (the loss's
+	// positive_min_tier, default 4). Used only when perPositive.
+	positiveMinTier int32
+}
+
+// defaultPositiveMinTier is the loss plugins' default positive_min_tier.
+const defaultPositiveMinTier = 4
+
+// lossRowMode asks the loss, once, what it declares (Describe works both
+// in-process and over gRPC) and derives the row mode. positive_min_tier is
+// read from the loss params when present; the other loss params belong to the
+// loss and are not checked here.
+func lossRowMode(ctx context.Context, l sdk.Loss, lossParams json.RawMessage) (rowMode, error) {
+	info, err := l.Describe(ctx)
+	if err != nil {
+		return rowMode{}, fmt.Errorf("describe the loss plugin: %w", err)
+	}
+	if !slices.Contains(info.Capabilities, loss.CapPerPositiveRows) {
+		return rowMode{}, nil
+	}
+	rm := rowMode{perPositive: true, positiveMinTier: defaultPositiveMinTier}
+	if len(bytes.TrimSpace(lossParams)) == 0 || string(bytes.TrimSpace(lossParams)) == "null" {
+		return rm, nil
+	}
+	var lp struct {
+		PositiveMinTier *int32 `json:"positive_min_tier"`
+	}
+	if err := json.Unmarshal(lossParams, &lp); err != nil {
+		return rowMode{}, fmt.Errorf("loss %q params: expected a JSON object with an optional integer positive_min_tier (needed for its %s rows): %w",
+			info.Name, loss.CapPerPositiveRows, err)
+	}
+	if lp.PositiveMinTier != nil {
+		if *lp.PositiveMinTier < 1 {
+			return rowMode{}, fmt.Errorf("loss %q params: field \"positive_min_tier\": %d must be >= 1 (tier 0 marks in-batch negatives)",
+				info.Name, *lp.PositiveMinTier)
+		}
+		rm.positiveMinTier = *lp.PositiveMinTier
+	}
+	return rm, nil
 }
 
 // batch is one training step's inputs, in the flat layouts gomlx takes.
@@ -44,6 +104,7 @@ type batch struct {
 type trainer struct {
 	p        Params
 	seed     int64
+	rm       rowMode
 	ts       *trainingSet
 	feat     featurizer
 	qIds     []int32 // per training query, [Lq]
@@ -58,6 +119,9 @@ type trainer struct {
 type instance struct {
 	query int
 	cands []labelled
+	// pos is the catalog index of the row's one positive in per-positive
+	// mode (cands[0]); -1 in normal mode.
+	pos int32
 }
 
 // epochBatches builds epoch e's (0-based) batches. The instances, their
@@ -82,15 +146,19 @@ func (t *trainer) epochBatches(e int) []batch {
 	rng := rand.New(rand.NewPCG(uint64(t.seed), saltEpoch+uint64(e)))
 	B, M := p.BatchQueries, p.MaxCandidatesPerQuery
 	var inst []instance
-	for qi, cs := range t.ts.cands {
-		if p.CandidateSampling == "top" {
-			inst = append(inst, instance{qi, sampleCandidates(rng, cs, M, "top")})
-			continue
-		}
-		sh := append([]labelled(nil), cs...)
-		rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
-		for lo := 0; lo < len(sh); lo += M {
-			inst = append(inst, instance{qi, sh[lo:min(lo+M, len(sh))]})
+	if t.rm.perPositive {
+		inst = t.perPositiveInstances(rng)
+	} else {
+		for qi, cs := range t.ts.cands {
+			if p.CandidateSampling == "top" {
+				inst = append(inst, instance{qi, sampleCandidates(rng, cs, M, "top"), -1})
+				continue
+			}
+			sh := append([]labelled(nil), cs...)
+			rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
+			for lo := 0; lo < len(sh); lo += M {
+				inst = append(inst, instance{qi, sh[lo:min(lo+M, len(sh))], -1})
+			}
 		}
 	}
 	rng.Shuffle(len(inst), func(a, b int) { inst[a], inst[b] = inst[b], inst[a] })
@@ -129,6 +197,17 @@ func (t *trainer) epochBatches(e int) []batch {
 				labels[c.item] = c.tier
 			}
 			seen := make(map[int32]bool, N)
+			if pos := inst[start+b].pos; pos >= 0 {
+				// Per-positive row: the query's other positives (owned by
+				// its other rows of this batch) are masked out, so the row
+				// holds exactly one positive. Marking them seen keeps them
+				// invalid in every column.
+				for _, c := range t.ts.cands[qi] {
+					if c.tier >= t.rm.positiveMinTier && c.item != pos {
+						seen[c.item] = true
+					}
+				}
+			}
 			row := b * N
 			for col := b * M; col < (b+1)*M; col++ {
 				if it := colItem[col]; it >= 0 && !seen[it] {
@@ -151,6 +230,33 @@ func (t *trainer) epochBatches(e int) []batch {
 		out = append(out, bt)
 	}
 	return out
+}
+
+// perPositiveInstances builds the instances of a per-positive epoch: one per
+// (query, positive) pair, in query then candidate order (the caller
+// shuffles). The row owns its positive first, then up to M-1 of the query's
+// non-positive candidates, chosen by candidate_sampling (uniform: a random
+// subset, drawn anew for each row; top: the highest tiers, ties at random).
+// Queries without a positive have no row in this mode.
+func (t *trainer) perPositiveInstances(rng *rand.Rand) []instance {
+	M := t.p.MaxCandidatesPerQuery
+	var inst []instance
+	for qi, cs := range t.ts.cands {
+		var pos, neg []labelled
+		for _, c := range cs {
+			if c.tier >= t.rm.positiveMinTier {
+				pos = append(pos, c)
+			} else {
+				neg = append(neg, c)
+			}
+		}
+		for _, ps := range pos {
+			own := append(make([]labelled, 0, M), ps)
+			own = append(own, sampleCandidates(rng, neg, M-1, t.p.CandidateSampling)...)
+			inst = append(inst, instance{qi, own, ps.item})
+		}
+	}
+	return inst
 }
 
 func sampleCandidates(rng *rand.Rand, cands []labelled, m int, mode string) []labelled {
@@ -463,9 +569,17 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 	if err != nil {
 		return err
 	}
-	t := newTrainer(p, req.Seed, ts, cat)
+	rm, err := lossRowMode(ctx, req.Loss, req.LossParams)
+	if err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	t := newTrainer(p, req.Seed, rm, ts, cat)
+	if rm.perPositive && t.positivePairs() == 0 {
+		return fmt.Errorf("two-tower train: the loss asks for one row per positive (%s) but label table %s has no row with tier >= %d (positive_min_tier); lower positive_min_tier in the loss params or use a label table with positives",
+			loss.CapPerPositiveRows, req.TrainTable, rm.positiveMinTier)
+	}
 
-	key := p.configKey(req.Seed)
+	key := p.configKey(req.Seed, rm)
 	gctx := mlctx.New()
 	meta := stateMeta{Format: 1, ConfigKey: key}
 	ckpt, err := latestCheckpoint(req.ModelDir)
@@ -574,7 +688,9 @@ const modelFile = "model.state"
 // stepsPerEpoch is the number of batches in every epoch.
 func (t *trainer) stepsPerEpoch() int64 {
 	n := len(t.ts.queries)
-	if t.p.CandidateSampling == "uniform" {
+	if t.rm.perPositive {
+		n = t.positivePairs()
+	} else if t.p.CandidateSampling == "uniform" {
 		n = 0
 		for _, cs := range t.ts.cands {
 			n += (len(cs) + t.p.MaxCandidatesPerQuery - 1) / t.p.MaxCandidatesPerQuery
@@ -583,9 +699,23 @@ func (t *trainer) stepsPerEpoch() int64 {
 	return int64((n + t.p.BatchQueries - 1) / t.p.BatchQueries)
 }
 
-func newTrainer(p Params, seed int64, ts *trainingSet, cat *catalog) *trainer {
+// positivePairs counts the (query, positive) pairs: the rows of a
+// per-positive epoch.
+func (t *trainer) positivePairs() int {
+	n := 0
+	for _, cs := range t.ts.cands {
+		for _, c := range cs {
+			if c.tier >= t.rm.positiveMinTier {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func newTrainer(p Params, seed int64, rm rowMode, ts *trainingSet, cat *catalog) *trainer {
 	f := featurizer{buckets: uint64(p.HashBuckets), ngram: p.CharNgram}
-	t := &trainer{p: p, seed: seed, ts: ts, feat: f,
+	t := &trainer{p: p, seed: seed, rm: rm, ts: ts, feat: f,
 		qIds: make([]int32, len(ts.queries)*p.MaxQueryFeatures), qW: make([]float32, len(ts.queries)*p.MaxQueryFeatures),
 		itemIds: map[int32][]int32{}, itemW: map[int32][]float32{}}
 	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures

@@ -646,7 +646,7 @@ func TestEpochBatches(t *testing.T) {
 		p := defaultParams()
 		p.BatchQueries, p.MaxCandidatesPerQuery, p.CandidateSampling = 5, 3, mode
 		p.HashBuckets = 1024
-		tr := newTrainer(p, 42, ts, cat)
+		tr := newTrainer(p, 42, rowMode{}, ts, cat)
 		b0, b0again, b1 := tr.epochBatches(0), tr.epochBatches(0), tr.epochBatches(1)
 		if fmt.Sprint(b0) != fmt.Sprint(b0again) {
 			t.Fatalf("%s: epoch batches are not deterministic", mode)

@@ -16,13 +16,11 @@ package clicks
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -92,14 +90,8 @@ type source struct{}
 func New() sdk.PositiveSource { return source{} }
 
 func (source) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{
-		Name:    Name,
-		Kind:    sdk.KindSource,
-		Version: version.Version,
-		Description: "P0: items clicked (or liked) in exposed train-split search results (tier 4), plus the stage negatives " +
-			"exposed_unclicked (3), ranked_unexposed (2) and prerank_filtered (1); confidence = share of the item's appearances under the query with that outcome",
-		ParamsSchema: json.RawMessage(paramsSchema),
-	}, nil
+	return minesql.Info(Name, "P0: items clicked (or liked) in exposed train-split search results (tier 4), plus the stage negatives "+
+		"exposed_unclicked (3), ranked_unexposed (2) and prerank_filtered (1); confidence = share of the item's appearances under the query with that outcome", paramsSchema), nil
 }
 
 // positiveExpr is the SQL test for a positive exposed row.
@@ -171,38 +163,16 @@ func evidence(n string) string {
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	if err := sdk.DecodeParams(req.Params, &p); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	if req.OutputPath == "" {
-		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
-	}
-	start := time.Now()
-	db, err := minesql.Open(ctx, p.Threads, "")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	defer db.Close()
-	searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
-		"request_id", "query", "item_id", "stage", "clicked", "liked")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	if err := minesql.WriteCandidates(ctx, db, Query(searchPath, splitPath, p), req.OutputPath); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
-	}
-	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	st["seconds"] = time.Since(start).Seconds()
-	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
-	}
-	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
+		searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+			"request_id", "query", "item_id", "stage", "clicked", "liked")
+		if err != nil {
+			return "", nil, err
+		}
+		splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		if err != nil {
+			return "", nil, err
+		}
+		return Query(searchPath, splitPath, p), nil, nil
+	})
 }

@@ -18,15 +18,13 @@ package feed
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -97,14 +95,8 @@ type source struct{}
 func New() sdk.PositiveSource { return source{} }
 
 func (source) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{
-		Name:    Name,
-		Kind:    sdk.KindSource,
-		Version: version.Version,
-		Description: "P2: recommendation-feed items a user engaged with within +-window_ms (default 30 min) of a train search " +
-			"become tier-4 candidates of its query, at most max_per_user (default 100) per (user, query), closest first",
-		ParamsSchema: json.RawMessage(paramsSchema),
-	}, nil
+	return minesql.Info(Name, "P2: recommendation-feed items a user engaged with within +-window_ms (default 30 min) of a train search "+
+		"become tier-4 candidates of its query, at most max_per_user (default 100) per (user, query), closest first", paramsSchema), nil
 }
 
 // Query returns the SQL that mines the candidate rows (exported for the
@@ -148,41 +140,19 @@ FROM agg JOIN qusers USING (query)`,
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	if err := sdk.DecodeParams(req.Params, &p); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	if req.OutputPath == "" {
-		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
-	}
-	start := time.Now()
-	db, err := minesql.Open(ctx, p.Threads, "")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	defer db.Close()
-	searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable, "request_id", "user_id", "ts_ms", "query")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	feedPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.FeedTable, "user_id", "ts_ms", "item_id", "watch_ms", "duration_ms", "liked")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	if err := minesql.WriteCandidates(ctx, db, Query(searchPath, splitPath, feedPath, p), req.OutputPath); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
-	}
-	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	st["seconds"] = time.Since(start).Seconds()
-	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
-	}
-	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
+		searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable, "request_id", "user_id", "ts_ms", "query")
+		if err != nil {
+			return "", nil, err
+		}
+		splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		if err != nil {
+			return "", nil, err
+		}
+		feedPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.FeedTable, "user_id", "ts_ms", "item_id", "watch_ms", "duration_ms", "liked")
+		if err != nil {
+			return "", nil, err
+		}
+		return Query(searchPath, splitPath, feedPath, p), nil, nil
+	})
 }

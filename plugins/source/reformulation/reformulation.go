@@ -31,14 +31,12 @@ package reformulation
 
 import (
 	"context"
-	"encoding/json"
+	"database/sql"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -118,14 +116,8 @@ type source struct{}
 func New() sdk.PositiveSource { return source{} }
 
 func (source) Describe(context.Context) (sdk.Info, error) {
-	return sdk.Info{
-		Name:    Name,
-		Kind:    sdk.KindSource,
-		Version: version.Version,
-		Description: "P1: items a user interacted with under a similar later query q' (same user, within window_ms, default 90 s) " +
-			"become tier-5 candidates of the earlier query q",
-		ParamsSchema: json.RawMessage(paramsSchema),
-	}, nil
+	return minesql.Info(Name, "P1: items a user interacted with under a similar later query q' (same user, within window_ms, default 90 s) "+
+		"become tier-5 candidates of the earlier query q", paramsSchema), nil
 }
 
 // Tables names the input files of Query.
@@ -193,51 +185,29 @@ FROM agg JOIN qreq USING (query)`,
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	if err := sdk.DecodeParams(req.Params, &p); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	if req.OutputPath == "" {
-		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", Name)
-	}
-	start := time.Now()
-	db, err := minesql.Open(ctx, p.Threads, "")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	defer db.Close()
-	var t Tables
-	t.Search, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
-		"request_id", "user_id", "ts_ms", "query", "item_id", "stage", "clicked", "watch_ms")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	t.Split, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	ratioUsed := 0.0
-	if p.MinWatchRatio > 0 {
-		items, cols, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.ItemsTable, "item_id")
+	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
+		var t Tables
+		var err error
+		t.Search, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+			"request_id", "user_id", "ts_ms", "query", "item_id", "stage", "clicked", "watch_ms")
 		if err != nil {
-			return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
+			return "", nil, err
 		}
-		if cols["duration_ms"] {
-			t.Items, ratioUsed = items, 1
+		t.Split, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		if err != nil {
+			return "", nil, err
 		}
-	}
-	if err := minesql.WriteCandidates(ctx, db, Query(t, p), req.OutputPath); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", Name, req.DatasetDir, err)
-	}
-	st, err := minesql.CandidateStats(ctx, db, req.OutputPath)
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", Name, err)
-	}
-	// Whether the watch-ratio test could run (items.duration_ms present).
-	st["watch_ratio_used"] = ratioUsed
-	st["seconds"] = time.Since(start).Seconds()
-	report, err := json.Marshal(map[string]any{"source": Name, "params": p, "stats": st})
-	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", Name, err)
-	}
-	return sdk.MineResult{Stats: sdk.Stats(st), Report: report}, nil
+		ratioUsed := 0.0
+		if p.MinWatchRatio > 0 {
+			items, cols, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.ItemsTable, "item_id")
+			if err != nil {
+				return "", nil, err
+			}
+			if cols["duration_ms"] {
+				t.Items, ratioUsed = items, 1
+			}
+		}
+		// Whether the watch-ratio test could run (items.duration_ms present).
+		return Query(t, p), map[string]float64{"watch_ratio_used": ratioUsed}, nil
+	})
 }
