@@ -80,8 +80,10 @@ func main() {
 		tRuns    = flag.Int("torch-runs", 2, "PyTorch runs; the fastest counts")
 		mode     = flag.String("mode", "throughput", "throughput (vs PyTorch, -out bench/results/twotower.json) or losses "+
 			"(epoch time of infonce's per-positive rows vs h-infonce, step time of infonce-binary vs h-infonce; -out bench/results/twotower_losses.json)")
-		epochSteps = flag.Int("epoch-steps", 0, "losses mode: steps timed for h-infonce and infonce (0 = a full epoch each)")
-		stepSteps  = flag.Int("step-steps", 60, "losses mode: steps timed for infonce-binary (0 = a full epoch)")
+		epochSteps = flag.Int("epoch-steps", 0, "losses mode: cap (max_steps) on the steps run with h-infonce and infonce (0 = whole epochs, see -min-steps)")
+		stepSteps  = flag.Int("step-steps", 0, "losses mode: cap (max_steps) on the steps run with infonce-binary (0 = whole epochs)")
+		samplings  = flag.String("samplings", "uniform,top", "losses mode: candidate_sampling values to compare under (comma-separated)")
+		minSteps   = flag.Int("min-steps", 100, "losses mode: train whole epochs until at least this many steps ran (more timed steps when epochs are short)")
 		repeats    = flag.Int("repeats", 2, "losses mode: interleaved runs per loss; the fastest counts")
 	)
 	flag.Parse()
@@ -89,7 +91,8 @@ func main() {
 	switch *mode {
 	case "throughput":
 	case "losses":
-		lc = &lossesConfig{epochSteps: *epochSteps, stepSteps: *stepSteps, repeats: max(1, *repeats)}
+		lc = &lossesConfig{minSteps: *minSteps, epochSteps: *epochSteps, stepSteps: *stepSteps, repeats: max(1, *repeats),
+			samplings: strings.Split(*samplings, ",")}
 		outSet := false
 		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 		if !outSet {
@@ -107,7 +110,8 @@ func main() {
 
 // lossesConfig selects the losses mode (nil: the throughput mode).
 type lossesConfig struct {
-	epochSteps, stepSteps, repeats int
+	minSteps, epochSteps, stepSteps, repeats int
+	samplings                                []string
 }
 
 func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, seed int64, detSteps, grSteps, torchRuns int, lc *lossesConfig) error {
@@ -144,7 +148,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	}
 	if lc != nil {
 		req := sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}
-		return runLosses(ctx, req, p, worldNote, work, out, lc.epochSteps, lc.stepSteps, lc.repeats)
+		return runLosses(ctx, req, p, worldNote, work, out, lc.samplings, lc.minSteps, lc.epochSteps, lc.stepSteps, lc.repeats)
 	}
 	total := warmup + steps
 	p["max_steps"] = total

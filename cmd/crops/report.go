@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cropsdev/crops/core/minereport"
 	"github.com/cropsdev/crops/core/report"
 )
 
@@ -16,6 +18,7 @@ func newReportCmd() *cobra.Command {
 		format   string
 		baseline string
 		write    bool
+		mining   string
 	)
 	cmd := &cobra.Command{
 		Use:   "report RUN_DIR",
@@ -26,6 +29,9 @@ paired test over queries is significant). With --write it also writes
 RUN_DIR/report/table.{txt,md,tex,csv} and the plots (PNG and SVG).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if mining != "" {
+				return printMining(cmd, args[0], mining)
+			}
 			res, err := report.Load(args[0])
 			if err != nil {
 				return err
@@ -50,5 +56,32 @@ RUN_DIR/report/table.{txt,md,tex,csv} and the plots (PNG and SVG).`,
 	cmd.Flags().StringVar(&format, "format", "terminal", "table format: "+strings.Join(report.Formats, "|"))
 	cmd.Flags().StringVar(&baseline, "baseline", "", "arm to compare against (default: the experiment's report.baseline)")
 	cmd.Flags().BoolVar(&write, "write", false, "also write every table format and the plots under RUN_DIR/report")
+	cmd.Flags().StringVar(&mining, "mining", "", "print the mining report of this arm (every seed) instead of the table")
 	return cmd
+}
+
+// printMining prints the mining reports the runner stored for one arm.
+func printMining(cmd *cobra.Command, runDir, arm string) error {
+	paths, err := filepath.Glob(filepath.Join(runDir, "arms", report.ArmDir(arm), "seed-*", "mining.json"))
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("no mining report for arm %q under %s: the arm does not exist, mines no source, or has not run", arm, runDir)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var rep minereport.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s (%s):\n", arm, filepath.Base(filepath.Dir(p)))
+		if err := rep.Print(cmd.OutOrStdout()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

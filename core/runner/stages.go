@@ -20,6 +20,7 @@ import (
 	"github.com/cropsdev/crops/core/gate"
 	"github.com/cropsdev/crops/core/host"
 	"github.com/cropsdev/crops/core/llmserve"
+	"github.com/cropsdev/crops/core/minereport"
 	"github.com/cropsdev/crops/core/report"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/cropsdev/crops/core/version"
@@ -35,6 +36,7 @@ const (
 	fileProgress   = "progress.jsonl"
 	fileEval       = "eval.json"
 	fileRun        = "run.trec"
+	fileMining     = "mining.json" // the mining report of an arm-seed (core/minereport)
 	dirModel       = "model"
 	dirWorld       = "world"
 	fileCT         = "ct.parquet"
@@ -181,6 +183,7 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 		// Mine (and gate) every source, in parallel.
 		type mined struct {
 			entry   cache.Entry
+			raw     string // as mined, before the gate
 			path    string
 			items   string
 			err     error
@@ -199,6 +202,7 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 					return
 				}
 				m.entry, m.path = e, filepath.Join(e.Dir, fileCandidates)
+				m.raw = m.path
 				if _, err := os.Stat(filepath.Join(e.Dir, fileItems)); err == nil {
 					m.items = filepath.Join(e.Dir, fileItems)
 				}
@@ -229,6 +233,21 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 			if m.items != "" {
 				itemsPaths = append(itemsPaths, m.items)
 			}
+		}
+		// The mining report: what each source mined, kept after the gate,
+		// added beyond P0, and its precision/recall where qrels exist.
+		var mo []minereport.SourceOutputs
+		for i, m := range out {
+			so := minereport.SourceOutputs{Name: a.Sources[i].Name, RawPath: m.raw}
+			if m.path != m.raw {
+				so.GatedPath = m.path
+			}
+			mo = append(mo, so)
+		}
+		if rep, err := minereport.Build(ctx, ds.dir, mo); err != nil {
+			r.logf("WARNING %s: mining report: %v", name, err)
+		} else if err := rep.WriteJSON(filepath.Join(filepath.Dir(report.ResultPath(r.opts.OutDir, a.Name, u.seed)), fileMining)); err != nil {
+			r.logf("WARNING %s: mining report: %v", name, err)
 		}
 		e, err := r.label(ctx, name, ds, a, cands, up, u.seed)
 		if err != nil {
