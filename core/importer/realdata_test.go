@@ -2,7 +2,7 @@ package importer
 
 import (
 	"context"
-	"os"
+	"github.com/cropsdev/crops/internal/shareddata"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,34 +10,9 @@ import (
 	"github.com/cropsdev/crops/core/dataset"
 )
 
-// sharedData returns ../shared/data/<rel> relative to the repository root,
-// skipping the test when it is absent.
-func sharedData(t *testing.T, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data %s is absent: %v", p, err)
-	}
-	return p
-}
-
 func TestTRECImportRealData(t *testing.T) {
-	xml := sharedData(t, "trec-session-2013-dev/sessiontrack2013-dev.xml")
-	qrels := sharedData(t, "trec-session-2013-dev/qrels-dev.txt")
+	xml := shareddata.Path(t, "trec-session-2013-dev/sessiontrack2013-dev.xml")
+	qrels := shareddata.Path(t, "trec-session-2013-dev/qrels-dev.txt")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "trec")
 	res, err := TRECSession{}.Import(ctx, map[string]string{"xml": xml, "qrels": qrels}, out)
@@ -73,7 +48,7 @@ func TestTRECImportRealData(t *testing.T) {
 }
 
 func TestAOLImportRealData(t *testing.T) {
-	tsv := sharedData(t, "aol-missions/corpus_of_missions.tsv")
+	tsv := shareddata.Path(t, "aol-missions/corpus_of_missions.tsv")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "aol")
 	res, err := AOL{}.Import(ctx, map[string]string{"tsv": tsv}, out)

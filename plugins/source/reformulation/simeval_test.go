@@ -2,6 +2,7 @@ package reformulation
 
 import (
 	"encoding/json"
+	"github.com/cropsdev/crops/internal/shareddata"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,7 +22,7 @@ func TestDefaultSimilarityOnAOL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resPath := filepath.Join(repoRoot(t), "bench", "results", "reformulation_similarity.json")
+	resPath := filepath.Join(shareddata.RepoRoot(t), "bench", "results", "reformulation_similarity.json")
 	raw, err := os.ReadFile(resPath)
 	if err != nil {
 		t.Fatalf("%v (run `go run ./bench/mining/simeval` from the repository root)", err)
@@ -68,23 +69,5 @@ func TestDefaultSimilarityOnAOL(t *testing.T) {
 				t.Errorf("%s: default F1 %.4f does not beat always-similar %.4f", ps.Name, got.F1, always.F1)
 			}
 		}
-	}
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
 	}
 }

@@ -3,6 +3,7 @@ package reformulation
 import (
 	"context"
 	"fmt"
+	"github.com/cropsdev/crops/internal/shareddata"
 	"math"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestScoreSQLMatchesGo(t *testing.T) {
 // to the repository root, or "" when absent.
 func aolPath(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(repoRoot(t), "..", "shared", "data", "aol-missions", "corpus_of_missions.tsv")
+	p := filepath.Join(shareddata.RepoRoot(t), "..", "shared", "data", "aol-missions", "corpus_of_missions.tsv")
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}

@@ -2,43 +2,18 @@ package textutil
 
 import (
 	"bufio"
+	"github.com/cropsdev/crops/internal/shareddata"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode"
 )
 
-// sharedData returns ../shared/data/<rel> relative to the repository root
-// (the directory holding go.mod), skipping the test when it is absent.
-func sharedData(t *testing.T, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data %s is absent: %v", p, err)
-	}
-	return p
-}
-
 // Every real SogouQ query that contains a Han character yields at least one
 // token, every Han character of the query appears in some token, and all
 // tokens are folded (no upper case, no full-width ASCII).
 func TestSogouQQueries(t *testing.T) {
-	f, err := os.Open(sharedData(t, "sogouq/SogouQ.sample"))
+	f, err := os.Open(shareddata.Path(t, "sogouq/SogouQ.sample"))
 	if err != nil {
 		t.Fatal(err)
 	}
