@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -130,7 +131,10 @@ func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) 
 			r.llmErr = err
 			return
 		}
-		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0})
+		// One log line per request would drown the run's progress lines;
+		// the server's warnings and errors still reach the run log.
+		quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
 		if err != nil {
 			r.llmErr = err
 			return
