@@ -15,6 +15,11 @@ const (
 	OracleTable  = "oracle" // oracle.parquet (optional; simulated worlds only)
 )
 
+// RequestsTable (requests.parquet, optional) lists every search request,
+// including those without search rows (e.g. an AOL query nobody clicked), so
+// that a reformulation can start from a request that logged no candidate.
+const RequestsTable = "requests"
+
 // Stage values of search.stage: the furthest funnel stage a candidate reached.
 const (
 	StagePrerankFiltered = "prerank_filtered"
@@ -84,6 +89,16 @@ var Spec = []TableSpec{
 	{Name: SplitTable, Required: true, Columns: []Column{
 		{"request_id", "VARCHAR", true, true},
 		{"split", "VARCHAR", true, true},
+	}},
+	// requests: one row per search request, with or without search rows.
+	// When present it lists every request_id of search (same user_id, ts_ms
+	// and query), and split covers every one of its request ids.
+	{Name: RequestsTable, Required: false, Columns: []Column{
+		{"request_id", "VARCHAR", true, true},
+		{"user_id", "VARCHAR", true, true},
+		{"ts_ms", "BIGINT", true, true},
+		{"query", "VARCHAR", true, true},
+		{"mission_id", "VARCHAR", false, false},
 	}},
 	{Name: QrelsTable, Required: false, Columns: []Column{
 		{"query", "VARCHAR", true, true},

@@ -76,6 +76,10 @@ func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
+	hasRequests, err := attachOptional(ctx, db, dir, RequestsTable)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
 	st := &Stats{Dir: dir, ReformWindowMS: reformWindow.Milliseconds()}
 	if m, err := ReadManifest(dir); err == nil {
 		st.Name, st.Source = m.Name, m.Provenance.Source
@@ -108,6 +112,13 @@ func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (
 	}
 	st.Tables = append(st.Tables, qr)
 	st.Items = st.Tables[0].Rows
+	if hasRequests {
+		tr := TableRows{Name: RequestsTable, Present: true}
+		if err := one("SELECT count(*) FROM "+RequestsTable, &tr.Rows); err != nil {
+			return nil, err
+		}
+		st.Tables = append(st.Tables, tr)
+	}
 
 	if err := one(`SELECT
   (SELECT count(DISTINCT user_id) FROM (SELECT user_id FROM search UNION ALL SELECT user_id FROM feed)),
@@ -151,11 +162,28 @@ func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (
 	if st.HasMission {
 		mission = "any_value(mission_id)"
 	}
+	// Requests without search rows (requests.parquet) take part in
+	// reformulation pairs too: a reformulation often starts from one.
+	onlyRequests := ""
+	if hasRequests {
+		rcols, err := describe(ctx, db, RequestsTable)
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		rmission := "CAST(NULL AS VARCHAR)"
+		if _, ok := rcols["mission_id"]; ok {
+			rmission = "mission_id"
+		}
+		onlyRequests = fmt.Sprintf(`
+  UNION ALL
+  SELECT request_id, user_id, query, ts_ms, false, %s FROM requests
+  WHERE request_id NOT IN (SELECT request_id FROM search)`, rmission)
+	}
 	var sameMission sql.NullInt64
 	if err := one(fmt.Sprintf(`WITH req AS (
   SELECT request_id, any_value(user_id) AS user_id, any_value(query) AS query, min(ts_ms) AS ts_ms,
          bool_or(clicked) AS clicked, %s AS mission_id
-  FROM search GROUP BY request_id
+  FROM search GROUP BY request_id%s
 ), seq AS (
   SELECT *, lead(query) OVER w AS next_query, lead(ts_ms) OVER w AS next_ts,
          lead(clicked) OVER w AS next_clicked, lead(mission_id) OVER w AS next_mission
@@ -163,7 +191,7 @@ func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (
 )
 SELECT count(*), count(*) FILTER (WHERE next_clicked),
        count(*) FILTER (WHERE mission_id IS NOT NULL AND mission_id = next_mission)
-FROM seq WHERE next_query IS NOT NULL AND next_query <> query AND next_ts - ts_ms <= %d`, mission, st.ReformWindowMS),
+FROM seq WHERE next_query IS NOT NULL AND next_query <> query AND next_ts - ts_ms <= %d`, mission, onlyRequests, st.ReformWindowMS),
 		&st.ReformPairs, &st.ReformPairsClicked, &sameMission); err != nil {
 		return nil, err
 	}

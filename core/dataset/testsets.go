@@ -39,7 +39,9 @@ ORDER BY s.query, s.item_id`
 // consumed under r' become targets of q. Consumed: clicked, or watched for
 // at least half the item's duration when items.duration_ms is known (> 0).
 // When qrels judge q at all, only targets with grade >= 1 are kept: the
-// ground truth decides, not a discriminator.
+// ground truth decides, not a discriminator. When requests.parquet exists,
+// the requests are the union of requests and search, so r (and r') may be a
+// request without search rows.
 func ReformulationTestSet(ctx context.Context, dir, outPath string, window time.Duration) error {
 	if window < 0 {
 		return fmt.Errorf("reformulation test set: window %s is negative", window)
@@ -62,11 +64,32 @@ func ReformulationTestSet(ctx context.Context, dir, outPath string, window time.
 		return fmt.Errorf("reformulation test set: %w", err)
 	}
 
-	mission := "NULL"
+	hasRequests, err := attachOptional(ctx, db, dir, RequestsTable)
+	if err != nil {
+		return fmt.Errorf("reformulation test set: %w", err)
+	}
+
+	// The requests: those of search, plus, when requests.parquet exists,
+	// those of requests (an unclicked request has no search rows, yet a
+	// reformulation often starts from one).
+	searchMission := "CAST(NULL AS VARCHAR)"
 	missionCond := ""
 	if _, ok := searchCols["mission_id"]; ok {
-		mission = "any_value(mission_id)"
+		searchMission = "mission_id"
 		missionCond = " AND (t.mission_id IS NULL OR r.mission_id IS NULL OR t.mission_id = r.mission_id)"
+	}
+	allReq := "SELECT request_id, user_id, query, ts_ms, " + searchMission + " AS mission_id FROM search"
+	if hasRequests {
+		reqCols, err := describe(ctx, db, RequestsTable)
+		if err != nil {
+			return fmt.Errorf("reformulation test set: %w", err)
+		}
+		reqMission := "CAST(NULL AS VARCHAR)"
+		if _, ok := reqCols["mission_id"]; ok {
+			reqMission = "mission_id"
+			missionCond = " AND (t.mission_id IS NULL OR r.mission_id IS NULL OR t.mission_id = r.mission_id)"
+		}
+		allReq += "\n  UNION ALL SELECT request_id, user_id, query, ts_ms, " + reqMission + " AS mission_id FROM requests"
 	}
 	consumed := "SELECT DISTINCT request_id, item_id FROM search WHERE clicked"
 	if _, ok := itemCols["duration_ms"]; ok {
@@ -83,8 +106,8 @@ LEFT JOIN (SELECT query, item_id, max(grade) AS grade FROM qrels GROUP BY query,
 WHERE cov.query IS NULL OR g.grade >= 1`
 	}
 	q := fmt.Sprintf(`WITH req AS (
-  SELECT request_id, any_value(user_id) AS user_id, any_value(query) AS query, min(ts_ms) AS ts_ms, %s AS mission_id
-  FROM search GROUP BY request_id
+  SELECT request_id, any_value(user_id) AS user_id, any_value(query) AS query, min(ts_ms) AS ts_ms, any_value(mission_id) AS mission_id
+  FROM (%s) GROUP BY request_id
 ), test AS (
   SELECT r.* FROM req r JOIN split p ON p.request_id = r.request_id WHERE p.split = 'test'
 ), later AS (
@@ -96,7 +119,7 @@ WHERE cov.query IS NULL OR g.grade >= 1`
   SELECT DISTINCT l.query, c.item_id FROM later l JOIN consumed c ON c.request_id = l.next_request
 )
 SELECT x.query, x.item_id FROM x %s
-ORDER BY x.query, x.item_id`, mission, window.Milliseconds(), missionCond, consumed, qrelsCond)
+ORDER BY x.query, x.item_id`, allReq, window.Milliseconds(), missionCond, consumed, qrelsCond)
 	if err := duck.CopyToParquet(ctx, db, q, outPath); err != nil {
 		return fmt.Errorf("reformulation test set: %w", err)
 	}

@@ -444,11 +444,12 @@ func (v *validator) contentChecks() error {
 func (v *validator) buildChecks() []check {
 	var cs []check
 	idCols := map[string]string{
-		ItemsTable:  "_row AS row, item_id",
-		SearchTable: "_row AS row, request_id, item_id",
-		FeedTable:   "_row AS row, user_id, ts_ms, item_id",
-		SplitTable:  "_row AS row, request_id",
-		QrelsTable:  "_row AS row, query, item_id",
+		ItemsTable:    "_row AS row, item_id",
+		SearchTable:   "_row AS row, request_id, item_id",
+		FeedTable:     "_row AS row, user_id, ts_ms, item_id",
+		SplitTable:    "_row AS row, request_id",
+		QrelsTable:    "_row AS row, query, item_id",
+		RequestsTable: "_row AS row, request_id",
 	}
 
 	// NULLs in NotNull columns.
@@ -558,12 +559,7 @@ func (v *validator) buildChecks() []check {
 			order:   "row",
 			message: "a search request_id has no split row",
 			hint:    "add (request_id, 'train'|'test') to split.parquet for every request in search"},
-		check{name: "split_unknown_request", severity: SeverityWarning, table: SplitTable,
-			needs:   map[string][]string{SearchTable: {"request_id"}, SplitTable: {"request_id"}},
-			query:   "SELECT p._row AS row, p.request_id FROM split p ANTI JOIN (SELECT DISTINCT request_id FROM search) s ON s.request_id = p.request_id",
-			order:   "row",
-			message: "split names a request_id that is not in search",
-			hint:    "drop it from split, or check that request ids match exactly"},
+		splitUnknownRequest(v.tables[RequestsTable].has("request_id")),
 		check{name: "inconsistent_request", severity: SeverityError, table: SearchTable,
 			needs:   map[string][]string{SearchTable: {"request_id", "user_id", "ts_ms", "query"}},
 			query:   "SELECT min(_row) AS row, request_id, count(DISTINCT user_id) AS users, count(DISTINCT ts_ms) AS timestamps, count(DISTINCT query) AS queries FROM search GROUP BY request_id HAVING count(DISTINCT user_id) > 1 OR count(DISTINCT ts_ms) > 1 OR count(DISTINCT query) > 1",
@@ -590,6 +586,45 @@ func (v *validator) buildChecks() []check {
 			hint:    "retrievers read text only: give every item at least one non-empty text field, or drop it (and its references)"},
 	)
 
+	// The optional requests table: one row per request, a superset of the
+	// requests in search, every one of them in split.
+	cs = append(cs,
+		check{name: "duplicate_request", severity: SeverityError, table: RequestsTable, column: "request_id",
+			needs:   map[string][]string{RequestsTable: {"request_id"}},
+			query:   "SELECT min(_row) AS row, request_id, count(*) AS copies FROM requests GROUP BY request_id HAVING count(*) > 1",
+			order:   "row",
+			message: "a request_id appears on more than one requests row",
+			hint:    "requests.parquet holds one row per search request: keep one row per request_id"},
+		check{name: "requests_missing_request", severity: SeverityError, table: RequestsTable, column: "request_id",
+			needs:   map[string][]string{SearchTable: {"request_id"}, RequestsTable: {"request_id"}},
+			query:   "SELECT min(s._row) AS row, s.request_id FROM search s ANTI JOIN requests r ON r.request_id = s.request_id GROUP BY s.request_id",
+			order:   "row",
+			message: "a search request_id is not in requests (row = its first search row)",
+			hint:    "when requests.parquet exists it must list every request of search: add (request_id, user_id, ts_ms, query) for it, or delete requests.parquet"},
+		check{name: "requests_mismatch", severity: SeverityError, table: RequestsTable,
+			needs: map[string][]string{SearchTable: {"request_id", "user_id", "ts_ms", "query"}, RequestsTable: {"request_id", "user_id", "ts_ms", "query"}},
+			query: `SELECT min(r._row) AS row, r.request_id, any_value(r.user_id) AS requests_user, any_value(r.ts_ms) AS requests_ts, any_value(r.query) AS requests_query,
+  any_value(s.user_id) AS search_user, any_value(s.ts_ms) AS search_ts, any_value(s.query) AS search_query
+FROM requests r JOIN search s ON s.request_id = r.request_id
+WHERE s.user_id IS DISTINCT FROM r.user_id OR s.ts_ms IS DISTINCT FROM r.ts_ms OR s.query IS DISTINCT FROM r.query
+GROUP BY r.request_id`,
+			order:   "row",
+			message: "a requests row disagrees with its search rows on user_id, ts_ms or query",
+			hint:    "a request is one query by one user at one time: write the same user_id, ts_ms and query in requests as on its search rows"},
+		check{name: "split_missing_request", severity: SeverityError, table: SplitTable,
+			needs:   map[string][]string{RequestsTable: {"request_id"}, SplitTable: {"request_id"}},
+			query:   "SELECT r._row AS row, r.request_id FROM requests r ANTI JOIN split p ON p.request_id = r.request_id",
+			order:   "row",
+			message: "a requests request_id has no split row (row = its requests row)",
+			hint:    "add (request_id, 'train'|'test') to split.parquet for every request in requests.parquet"},
+		check{name: "empty_query", severity: SeverityError, table: RequestsTable, column: "query",
+			needs:   map[string][]string{RequestsTable: {"query"}},
+			query:   "SELECT _row AS row, request_id FROM requests WHERE trim(query) = ''",
+			order:   "row",
+			message: "requests.query is empty or blank",
+			hint:    "drop query-less requests (browsing belongs in feed) or fill the query text"},
+	)
+
 	for _, col := range []string{"title", "caption", "tags", "ocr"} {
 		cs = append(cs, check{name: "text_too_long", severity: SeverityError, table: ItemsTable, column: col,
 			needs:   map[string][]string{ItemsTable: {"item_id", col}},
@@ -604,10 +639,16 @@ func (v *validator) buildChecks() []check {
 		order:   "row",
 		message: fmt.Sprintf("search.query is longer than %d bytes", v.opts.MaxTextBytes),
 		hint:    "truncate long queries when importing, or raise the limit with --max-text-bytes"})
+	cs = append(cs, check{name: "text_too_long", severity: SeverityError, table: RequestsTable, column: "query",
+		needs:   map[string][]string{RequestsTable: {"query"}},
+		query:   fmt.Sprintf("SELECT _row AS row, request_id, strlen(query) AS bytes FROM requests WHERE strlen(query) > %d", v.opts.MaxTextBytes),
+		order:   "row",
+		message: fmt.Sprintf("requests.query is longer than %d bytes", v.opts.MaxTextBytes),
+		hint:    "truncate long queries when importing (as in search), or raise the limit with --max-text-bytes"})
 
 	// Timestamps: always within [2000, 2100); within the manifest's range
 	// when it declares one.
-	for _, tb := range []string{SearchTable, FeedTable} {
+	for _, tb := range []string{SearchTable, FeedTable, RequestsTable} {
 		cs = append(cs, check{name: "timestamp_out_of_range", severity: SeverityError, table: tb, column: "ts_ms",
 			needs:   map[string][]string{tb: {"ts_ms"}},
 			query:   fmt.Sprintf("SELECT %s, ts_ms AS ts FROM %s WHERE ts_ms < %d OR ts_ms >= %d", idCols[tb], tb, minPlausibleMS, maxPlausibleMS),
@@ -620,7 +661,7 @@ func (v *validator) buildChecks() []check {
 				query:   fmt.Sprintf("SELECT %s, ts_ms AS ts FROM %s WHERE ts_ms < %d OR ts_ms > %d", idCols[tb], tb, m.TimeRange.StartMS, m.TimeRange.EndMS),
 				order:   "row",
 				message: fmt.Sprintf("%s.ts_ms is outside the manifest's time_range [%d, %d]", tb, m.TimeRange.StartMS, m.TimeRange.EndMS),
-				hint:    "set dataset.yaml time_range to the min and max ts_ms over search and feed"})
+				hint:    "set dataset.yaml time_range to the min and max ts_ms over search, feed and requests (when present)"})
 		}
 	}
 	cs = append(cs, check{name: "timestamp_out_of_range", severity: SeverityWarning, table: ItemsTable, column: "created_ms",
@@ -739,6 +780,24 @@ func (v *validator) manifestConsistency() {
 				Hint:    "update split.train_requests and split.test_requests in dataset.yaml"})
 		}
 	}
+}
+
+// splitUnknownRequest warns about split rows naming no known request: known
+// requests are those of search, plus those of requests when that table is
+// usable (its unclicked requests have split rows but no search rows).
+func splitUnknownRequest(withRequests bool) check {
+	c := check{name: "split_unknown_request", severity: SeverityWarning, table: SplitTable,
+		needs:   map[string][]string{SearchTable: {"request_id"}, SplitTable: {"request_id"}},
+		query:   "SELECT p._row AS row, p.request_id FROM split p ANTI JOIN (SELECT DISTINCT request_id FROM search) s ON s.request_id = p.request_id",
+		order:   "row",
+		message: "split names a request_id that is not in search",
+		hint:    "drop it from split, or check that request ids match exactly"}
+	if withRequests {
+		c.needs[RequestsTable] = []string{"request_id"}
+		c.query = "SELECT p._row AS row, p.request_id FROM split p ANTI JOIN (SELECT request_id FROM search UNION SELECT request_id FROM requests) s ON s.request_id = p.request_id"
+		c.message = "split names a request_id that is in neither search nor requests"
+	}
+	return c
 }
 
 // prefixed qualifies each comma-separated column expression with a table

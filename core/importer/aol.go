@@ -30,10 +30,13 @@ import (
 //     comma-joined), no caption/ocr;
 //   - MissionID, when the column exists -> search.mission_id "<user>:<id>"
 //     (missions are numbered per user);
-//   - a request without any click has no candidate to log: it is left out
-//     of search (the format has no query-only requests) and counted;
+//   - every request, clicked or not, is a row of the optional requests table
+//     (request_id, user_id, ts_ms, query[, mission_id]); a request without
+//     any click has no candidate, so it has no search rows: it lives in
+//     requests (and split) only, which keeps the reformulations that start
+//     from an unclicked query;
 //   - split: per user, the last --test-fraction of their time-ordered
-//     requests (rounded half up) are test.
+//     requests (all of them, clicked or not; rounded half up) are test.
 type AOL struct{}
 
 // Name implements Importer.
@@ -206,7 +209,7 @@ type aolReq struct {
 
 type aolStats struct {
 	rows, requests, queryOnly, emptyQuery, clicks, rankNoURL, urlNoRank, dupClicks, candidates int64
-	pairs, pairsLost, pairsNoTarget                                                            int64
+	pairs, pairsFromUnclicked, pairsNoTarget                                                   int64
 }
 
 // aolLast is a user's previous request, for counting reformulation pairs.
@@ -244,12 +247,15 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 		return nil, err
 	}
 	defer sk.Close()
+	if err := sk.withRequests(ctx); err != nil {
+		return nil, fmt.Errorf("import aol: %w", err)
+	}
 
 	st := aolStats{}
 	items := map[string]itemText{}
 	users := map[string]int{}
 	var skipped int64
-	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.ItemsTable}, func(a map[string]*duckdb.Appender) error {
+	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.ItemsTable, dataset.RequestsTable}, func(a map[string]*duckdb.Appender) error {
 		var cur *aolReq
 		last := map[string]aolLast{}
 		flush := func() error {
@@ -259,26 +265,34 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 			req := cur
 			cur = nil
 			// Consecutive requests of a user with different queries within
-			// 90 s: how many such pairs survive the query-only cut.
+			// 90 s: how many such pairs there are, and how many start from
+			// an unclicked request (kept through the requests table only).
 			if prev, ok := last[req.user]; ok && prev.query != req.query && req.tsMS >= prev.tsMS && req.tsMS-prev.tsMS <= 90_000 {
 				st.pairs++
 				switch {
 				case len(req.cands) == 0:
-					st.pairsNoTarget++ // nothing consumed after the reformulation anyway
+					st.pairsNoTarget++ // nothing consumed after the reformulation
 				case !prev.clicked:
-					st.pairsLost++ // a usable pair (q -> q' with a click) whose q cannot be stored
+					st.pairsFromUnclicked++ // q -> q' with a click, q unclicked
 				}
 			}
 			last[req.user] = aolLast{query: req.query, tsMS: req.tsMS, clicked: len(req.cands) > 0}
-			if len(req.cands) == 0 {
-				st.queryOnly++
-				return nil
-			}
-			st.requests++
 			var mission any
 			if req.mission != "" {
 				mission = req.user + ":" + req.mission
 			}
+			rvals := []any{req.id, req.user, req.tsMS, req.query}
+			if hasMission {
+				rvals = append(rvals, mission)
+			}
+			if err := appendRow(a[dataset.RequestsTable], rvals); err != nil {
+				return err
+			}
+			if len(req.cands) == 0 {
+				st.queryOnly++ // no candidate: in requests and split, not in search
+				return nil
+			}
+			st.requests++
 			for _, url := range req.order {
 				c := req.cands[url]
 				var pos any
@@ -362,9 +376,10 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 		return nil, err
 	}
 
-	// Per-user temporal split, in SQL over the staged requests.
+	// Per-user temporal split, in SQL over every staged request (clicked or
+	// not: split must cover the requests table).
 	q := fmt.Sprintf(`INSERT INTO split
-WITH req AS (SELECT request_id, any_value(user_id) AS user_id, min(ts_ms) AS ts_ms FROM search GROUP BY request_id),
+WITH req AS (SELECT request_id, user_id, ts_ms FROM requests),
 r AS (SELECT request_id, row_number() OVER (PARTITION BY user_id ORDER BY ts_ms, request_id) AS i,
              count(*) OVER (PARTITION BY user_id) AS n FROM req)
 SELECT request_id, CASE WHEN i > n - floor(n * %v + 0.5) THEN 'test' ELSE 'train' END FROM r`, frac)
@@ -374,7 +389,7 @@ SELECT request_id, CASE WHEN i > n - floor(n * %v + 0.5) THEN 'test' ELSE 'train
 
 	notes := []string{
 		"only clicks are logged: every search row is exposed + clicked at its ClickRank; unclicked results, funnel stages, likes and watch time are unknown (watch_ms 0)",
-		"requests without a click have no candidate and are left out of search (counted as query-only requests): reformulation pairs whose first query had no click are lost",
+		"requests without a click have no candidate: they are in requests.parquet (and split) but not in search, so reformulations that start from an unclicked query are kept",
 		"timestamps are the log's local times read as UTC, second resolution",
 		"items are URLs/domains: their only text is the URL's words",
 		"no feed (feed.parquet is empty), no qrels",
@@ -402,11 +417,12 @@ SELECT request_id, CASE WHEN i > n - floor(n * %v + 0.5) THEN 'test' ELSE 'train
 	res.count("separator/blank lines skipped", skipped)
 	res.count("rows skipped: empty query", st.emptyQuery)
 	res.count("users", int64(len(users)))
+	res.count("requests (in requests)", st.requests+st.queryOnly)
 	res.count("requests with clicks (in search)", st.requests)
-	res.count("query-only requests (not representable, left out)", st.queryOnly)
+	res.count("requests without click (in requests only)", st.queryOnly)
 	res.count("reformulation pairs in the log (consecutive, <= 90 s, new query)", st.pairs)
-	res.count("  ... second request without click (no target either way)", st.pairsNoTarget)
-	res.count("  ... with a click after, lost because the first request had no click", st.pairsLost)
+	res.count("  ... second request without click (no target)", st.pairsNoTarget)
+	res.count("  ... with a click after, first request without click (kept via requests)", st.pairsFromUnclicked)
 	res.count("clicks", st.clicks)
 	res.count("clicks on a URL already clicked in the request", st.dupClicks)
 	res.count("clicks without rank (position NULL)", st.urlNoRank)

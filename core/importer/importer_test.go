@@ -180,18 +180,34 @@ func TestAOLImportSample(t *testing.T) {
 		"http://www.bigcats.org|bigcats org||bigcats,org|",
 		"http://www.cars.com|cars com||cars,com|",
 	})
+	// Every request, clicked or not, is in requests and split; the
+	// unclicked "jaguar" (aol-7-000001) has no search rows.
+	equalRows(t, "requests", dump(t, out, "requests", "*"), []string{
+		"aol-7-000001|7|1141207200000|jaguar|7:1",
+		"aol-7-000002|7|1141207230000|jaguar cat|7:1",
+		"aol-7-000003|7|1141207260000|jaguar cat|7:1",
+		"aol-8-000001|8|1141210800000|cars|8:1",
+		"aol-7-000004|7|1141290000000|weather|7:2",
+		"aol-7-000005|7|1141290060000|weather boston|7:2",
+	})
 	equalRows(t, "split", dump(t, out, "split", "*"), []string{
-		"aol-7-000002|train", "aol-7-000003|train", "aol-7-000004|train", "aol-7-000005|test", "aol-8-000001|train",
+		"aol-7-000001|train", "aol-7-000002|train", "aol-7-000003|train", "aol-7-000004|train", "aol-7-000005|test", "aol-8-000001|train",
 	})
 	counts := map[string]int64{}
 	for _, c := range res.Counts {
 		counts[c.Name] = c.N
 	}
 	for name, want := range map[string]int64{
-		"query-only requests (not representable, left out)": 1,
-		"rows skipped: empty query":                         1,
-		"separator/blank lines skipped":                     3,
-		"users":                                             2,
+		"requests (in requests)":                    6,
+		"requests with clicks (in search)":          5,
+		"requests without click (in requests only)": 1,
+		"rows skipped: empty query":                 1,
+		"separator/blank lines skipped":             3,
+		"users":                                     2,
+		// jaguar -> jaguar cat (30 s, first unclicked) and weather ->
+		// weather boston (60 s, both clicked).
+		"reformulation pairs in the log (consecutive, <= 90 s, new query)":          2,
+		"  ... with a click after, first request without click (kept via requests)": 1,
 	} {
 		if counts[name] != want {
 			t.Errorf("report %q = %d, want %d", name, counts[name], want)
@@ -206,10 +222,16 @@ func TestAOLImportSample(t *testing.T) {
 	}
 	mustValidate(t, out2)
 	equalRows(t, "search (original header)", dump(t, out2, "search", "*"), []string{
-		"aol-142-000002|142|1142166666000|www.prescriptionfortime.com|http://www.prescriptionfortime.com|exposed|1|true|false|0",
-		"aol-142-000003|142|1142630369000|staple.com|http://www.staples.com|exposed|1|true|false|0",
+		"aol-901-000002|901|1142166666000|acme pharmacy|http://www.acme-pharmacy.example|exposed|1|true|false|0",
+		"aol-901-000003|901|1142630369000|paper supplies|http://www.paper.example|exposed|1|true|false|0",
 	})
-	equalRows(t, "split (original header)", dump(t, out2, "split", "*"), []string{"aol-142-000002|train", "aol-142-000003|test"})
+	// The unclicked "example rentals" request counts in the per-user split.
+	equalRows(t, "split (original header)", dump(t, out2, "split", "*"), []string{"aol-901-000001|train", "aol-901-000002|test", "aol-901-000003|test"})
+	equalRows(t, "requests (original header)", dump(t, out2, "requests", "*"), []string{
+		"aol-901-000001|901|1141197432000|example rentals",
+		"aol-901-000002|901|1142166666000|acme pharmacy",
+		"aol-901-000003|901|1142630369000|paper supplies",
+	})
 }
 
 func TestImportErrors(t *testing.T) {

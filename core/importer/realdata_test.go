@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"github.com/cropsdev/crops/internal/shareddata"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -69,5 +70,30 @@ func TestAOLImportRealData(t *testing.T) {
 	if err := dataset.ReformulationTestSet(ctx, out, qr, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("QR test set: %d pairs", len(dump(t, filepath.Dir(qr), "qr", "*")))
+	withReq := len(dump(t, filepath.Dir(qr), "qr", "*"))
+	// The same dataset without requests.parquet: reformulations can then
+	// start from clicked requests only, so QR can only shrink.
+	noReq := filepath.Join(t.TempDir(), "noreq")
+	if err := os.MkdirAll(noReq, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{dataset.ManifestFile, "items.parquet", "search.parquet", "feed.parquet", "split.parquet"} {
+		if err := os.Symlink(filepath.Join(out, f), filepath.Join(noReq, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qr2 := filepath.Join(t.TempDir(), "qr2.parquet")
+	if err := dataset.ReformulationTestSet(ctx, noReq, qr2, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	withoutReq := len(dump(t, filepath.Dir(qr2), "qr2", "*"))
+	t.Logf("QR test set: %d pairs with requests.parquet, %d without", withReq, withoutReq)
+	if withReq < withoutReq {
+		t.Errorf("QR with requests.parquet (%d) is smaller than without (%d)", withReq, withoutReq)
+	}
+	for _, c := range res.Counts {
+		if c.Name == "requests (in requests)" && c.N != st.Train+st.Test {
+			t.Errorf("requests table has %d requests, split %d", c.N, st.Train+st.Test)
+		}
+	}
 }

@@ -31,6 +31,7 @@ type sink struct {
 	db      *sql.DB
 	mission bool   // search gets the optional mission_id column
 	qrels   bool   // a qrels table is written
+	reqs    bool   // a requests table is written (see withRequests)
 	tmpDir  string // DuckDB spill directory, removed by Close
 }
 
@@ -43,7 +44,7 @@ func tableColumns(table string, mission bool) []dataset.Column {
 		}
 		var cols []dataset.Column
 		for _, c := range s.Columns {
-			if c.Required || (mission && table == dataset.SearchTable && c.Name == "mission_id") {
+			if c.Required || (mission && (table == dataset.SearchTable || table == dataset.RequestsTable) && c.Name == "mission_id") {
 				cols = append(cols, c)
 			}
 		}
@@ -91,7 +92,24 @@ func (s *sink) tables() []string {
 	if s.qrels {
 		t = append(t, dataset.QrelsTable)
 	}
+	if s.reqs {
+		t = append(t, dataset.RequestsTable)
+	}
 	return t
+}
+
+// withRequests stages the optional requests table (with mission_id when the
+// sink has it), for importers whose logs hold requests without candidates.
+func (s *sink) withRequests(ctx context.Context) error {
+	var defs []string
+	for _, c := range tableColumns(dataset.RequestsTable, s.mission) {
+		defs = append(defs, duck.Ident(c.Name)+" "+c.Type)
+	}
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", duck.Ident(dataset.RequestsTable), strings.Join(defs, ", "))); err != nil {
+		return fmt.Errorf("stage table %s: %w", dataset.RequestsTable, err)
+	}
+	s.reqs = true
+	return nil
 }
 
 func (s *sink) Close() error {
@@ -147,6 +165,8 @@ func sortKey(table string) string {
 		return "user_id, ts_ms, item_id"
 	case dataset.SplitTable:
 		return "request_id"
+	case dataset.RequestsTable:
+		return "ts_ms, request_id"
 	default:
 		return "query, item_id"
 	}
@@ -165,7 +185,11 @@ func (s *sink) write(ctx context.Context, outDir string, m *dataset.Manifest) er
 		}
 	}
 	var lo, hi sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT min(ts_ms), max(ts_ms) FROM (SELECT ts_ms FROM search UNION ALL SELECT ts_ms FROM feed)").Scan(&lo, &hi); err != nil {
+	spans := "SELECT ts_ms FROM search UNION ALL SELECT ts_ms FROM feed"
+	if s.reqs {
+		spans += " UNION ALL SELECT ts_ms FROM requests" // requests without search rows count too
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT min(ts_ms), max(ts_ms) FROM ("+spans+")").Scan(&lo, &hi); err != nil {
 		return fmt.Errorf("time range: %w", err)
 	}
 	m.TimeRange = dataset.TimeRange{StartMS: lo.Int64, EndMS: hi.Int64}

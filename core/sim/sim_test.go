@@ -104,6 +104,9 @@ func TestTinyWorld(t *testing.T) {
 		specs := append([]dataset.TableSpec(nil), dataset.Spec...)
 		specs = append(specs, dataset.TableSpec{Name: dataset.OracleTable, Columns: oracleColumns})
 		for _, ts := range specs {
+			if ts.Name == dataset.RequestsTable {
+				continue // optional; the simulator logs every request in search, so it writes none
+			}
 			rows, err := db.Query("DESCRIBE SELECT * FROM " + tbl(ts.Name))
 			if err != nil {
 				t.Fatalf("%s: %v", ts.Name, err)

@@ -75,7 +75,7 @@ func run(data, out string) error {
 			sets[1].Best.Threshold == reformulation.DefaultSimilarity.Threshold,
 		"pair_sets": sets,
 		"via_importer": map[string]any{
-			"note":      "cross-check through core/importer's AOL importer (test-fraction 0): it keeps only requests with a click (the format has no query-only requests), so these pairs are consecutive clicked requests",
+			"note":      "cross-check through core/importer's AOL importer (test-fraction 0): it keeps only requests with a click , so these pairs are consecutive clicked requests",
 			"requests":  len(imported),
 			"pair_sets": viaImporter,
 		},

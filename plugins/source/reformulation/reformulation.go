@@ -3,6 +3,11 @@
 // to q (see similarity.go), the items the user then interacted with under q'
 // (clicked, or watched long enough) become candidates for q, at tier 5.
 //
+// Requests. The requests are those of search, plus, when the dataset has the
+// optional requests table, those of requests: a request there may have no
+// search rows (an AOL query nobody clicked), and a reformulation usually
+// starts from such a request. The items still come from r' search rows.
+//
 // Pairs. For every TRAIN request r = (user u, query q, time t) and every
 // later TRAIN request r' = (u, q', t') of the same user with q' != q (text),
 // t < t' <= t + window_ms (inclusive: exactly window_ms counts, one
@@ -33,7 +38,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
@@ -124,6 +131,7 @@ func (source) Describe(context.Context) (sdk.Info, error) {
 type Tables struct {
 	Search, Split string
 	Items         string // "" when items.duration_ms is unavailable
+	Requests      string // "" when the dataset has no requests table
 }
 
 // Query returns the SQL that mines the candidate rows (exported for the
@@ -142,8 +150,15 @@ func Query(t Tables, p Params) string {
 	for _, c := range interact[1:] {
 		cond += " OR " + c
 	}
+	// The union of the requests of search and of requests (when present):
+	// a request without search rows can still be the q of a pair.
+	reqFrom := "read_parquet(%[1]s)"
+	if t.Requests != "" {
+		reqFrom = fmt.Sprintf("(SELECT request_id, user_id, ts_ms, query FROM read_parquet(%%[1]s) UNION ALL SELECT request_id, user_id, ts_ms, query FROM read_parquet(%s))",
+			strings.ReplaceAll(duck.Lit(t.Requests), "%", "%%"))
+	}
 	return fmt.Sprintf(`WITH req AS (
-  SELECT DISTINCT request_id, user_id, ts_ms, query FROM read_parquet(%[1]s) WHERE %[2]s
+  SELECT DISTINCT request_id, user_id, ts_ms, query FROM `+reqFrom+` WHERE %[2]s
 ),
 pairs AS (
   SELECT a.request_id AS r1, a.user_id, a.query AS q, b.request_id AS r2, b.query AS q2, b.ts_ms - a.ts_ms AS gap_ms
@@ -197,6 +212,16 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 		if err != nil {
 			return "", nil, err
 		}
+		// The optional requests table: used when its file exists, and then
+		// it must have the columns the format requires.
+		requestsUsed := 0.0
+		if _, err := os.Stat(dataset.TablePath(req.DatasetDir, dataset.RequestsTable)); err == nil {
+			t.Requests, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.RequestsTable, "request_id", "user_id", "ts_ms", "query")
+			if err != nil {
+				return "", nil, err
+			}
+			requestsUsed = 1
+		}
 		ratioUsed := 0.0
 		if p.MinWatchRatio > 0 {
 			items, cols, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.ItemsTable, "item_id")
@@ -208,6 +233,6 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 			}
 		}
 		// Whether the watch-ratio test could run (items.duration_ms present).
-		return Query(t, p), map[string]float64{"watch_ratio_used": ratioUsed}, nil
+		return Query(t, p), map[string]float64{"watch_ratio_used": ratioUsed, "requests_table_used": requestsUsed}, nil
 	})
 }

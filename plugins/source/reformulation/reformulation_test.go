@@ -204,3 +204,60 @@ func TestReformulationWithoutDurations(t *testing.T) {
 		}
 	}
 }
+
+// A reformulation q -> q' where q has no search rows (nothing clicked, so the
+// log kept no candidate) is known only through requests.parquet: the item
+// clicked under q' becomes a candidate of q only when that table is present.
+func TestReformulationFromRequestWithoutSearchRows(t *testing.T) {
+	ctx := context.Background()
+	dir := minetest.Write(t, minetest.Dataset{
+		Search: []minetest.Search{
+			{Request: "r2", User: "u1", TS: 1_030_000, Query: "red shoes women", Item: "b", Stage: "exposed", Position: 1, Clicked: true},
+		},
+	})
+	mine := func() ([]minetest.Candidate, sdk.Stats) {
+		t.Helper()
+		out := minetest.Out(t)
+		res, err := New().Mine(ctx, sdk.MineRequest{DatasetDir: dir, OutputPath: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return minetest.Read(t, out), res.Stats
+	}
+	if got, st := mine(); len(got) != 0 || st["requests_table_used"] != 0 {
+		t.Fatalf("without requests.parquet: got %v (stats %v), want no candidates", got, st)
+	}
+
+	// requests: r1 ("red shoes", 30 s before r2, no search rows) and r2;
+	// split gains r1 (train).
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := duck.CopyToParquet(ctx, db, `SELECT * FROM (VALUES
+  ('r1', 'u1', CAST(1000000 AS BIGINT), 'red shoes'),
+  ('r2', 'u1', CAST(1030000 AS BIGINT), 'red shoes women')) v(request_id, user_id, ts_ms, query)`,
+		dataset.TablePath(dir, dataset.RequestsTable)); err != nil {
+		t.Fatal(err)
+	}
+	split := dataset.TablePath(dir, dataset.SplitTable)
+	if err := duck.CopyToParquet(ctx, db, "SELECT * FROM "+duck.ReadParquet(split)+" UNION ALL SELECT 'r1', 'train'", split); err != nil {
+		t.Fatal(err)
+	}
+	got, st := mine()
+	if len(got) != 1 || got[0].Key() != "red shoes|b|reformulation" || got[0].Confidence != 1 || got[0].Tier != Tier {
+		t.Fatalf("with requests.parquet: got %v, want the one row red shoes|b|reformulation, confidence 1", got)
+	}
+	if got[0].Evidence["reformulation"] != "red shoes women" || got[0].Evidence["gap_ms"] != 30000.0 || st["requests_table_used"] != 1 {
+		t.Errorf("evidence %v, stats %v", got[0].Evidence, st)
+	}
+
+	// A test-split r1 is not mined (sources read the train split only).
+	if err := duck.CopyToParquet(ctx, db, "SELECT request_id, CASE WHEN request_id = 'r1' THEN 'test' ELSE split END AS split FROM "+duck.ReadParquet(split), split); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mine(); len(got) != 0 {
+		t.Errorf("r1 in the test split: got %v, want no candidates", got)
+	}
+}
