@@ -61,6 +61,15 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
 		return err
 	}
+	// The caller's deadline or cancellation reached the plugin (gRPC
+	// propagates it) and the plugin stopped: say so in the code, so that the
+	// host reports a timeout, not a plugin error, whichever side noticed first.
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
 	return status.Error(codes.Unknown, err.Error())
 }
 
@@ -76,8 +85,19 @@ func fromStatus(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
 	st, ok := status.FromError(err)
-	if ok && st.Code() == codes.Unknown {
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unknown:
 		return &PluginError{Msg: st.Message()}
+	case codes.DeadlineExceeded:
+		// gRPC enforces the context's deadline with its own timer, which can
+		// fire a moment before ctx.Err() turns non-nil: keep the error
+		// comparable with errors.Is either way.
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	case codes.Canceled:
+		return fmt.Errorf("%w (%v)", context.Canceled, err)
 	}
 	return err
 }
@@ -176,6 +196,39 @@ func unpackBool(b []byte, n int) ([]bool, error) {
 		xs[i] = v != 0
 	}
 	return xs, nil
+}
+
+// packTiers8 encodes tiers and the valid mask as one int8 per entry (-1 =
+// padding), when every valid tier fits in [0, 127]; ok is false otherwise and
+// the sender falls back to packed int32 tiers plus a valid mask.
+func packTiers8(tiers []int32, valid []bool) (b []byte, ok bool) {
+	b = make([]byte, len(tiers))
+	for i, t := range tiers {
+		switch {
+		case !valid[i]:
+			b[i] = 0xff // int8(-1)
+		case t < 0 || t > 127:
+			return nil, false
+		default:
+			b[i] = byte(t)
+		}
+	}
+	return b, true
+}
+
+func unpackTiers8(b []byte, n int) ([]int32, []bool, error) {
+	if len(b) != n {
+		return nil, nil, fmt.Errorf("tiers8: %d bytes, expected %d (one per score)", len(b), n)
+	}
+	tiers, valid := make([]int32, n), make([]bool, n)
+	for i, x := range b {
+		if v := int8(x); v >= 0 {
+			tiers[i], valid[i] = int32(v), true
+		} else if v != -1 {
+			return nil, nil, fmt.Errorf("tiers8[%d] = %d: expected a tier in [0, 127] or -1 for padding", i, v)
+		}
+	}
+	return tiers, valid, nil
 }
 
 // ---- positive source -----------------------------------------------------------
@@ -375,11 +428,17 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 	if in.Scores, err = UnpackFloat32(req.GetScores(), b*n, "scores"); err != nil {
 		return nil, err
 	}
-	if in.Tiers, err = UnpackInt32(req.GetTiers(), b*n, "tiers"); err != nil {
-		return nil, err
-	}
-	if in.Valid, err = unpackBool(req.GetValid(), b*n); err != nil {
-		return nil, err
+	if t8 := req.GetTiers8(); len(t8) != 0 || (b*n == 0 && len(req.GetTiers()) == 0) {
+		if in.Tiers, in.Valid, err = unpackTiers8(t8, b*n); err != nil {
+			return nil, err
+		}
+	} else {
+		if in.Tiers, err = UnpackInt32(req.GetTiers(), b*n, "tiers"); err != nil {
+			return nil, err
+		}
+		if in.Valid, err = unpackBool(req.GetValid(), b*n); err != nil {
+			return nil, err
+		}
 	}
 	res, err := loss.Compute(ctx, in)
 	if err != nil {
@@ -410,8 +469,11 @@ func (c *LossGRPCClient) Describe(ctx context.Context) (Info, error) {
 // ComputeRaw implements RawLoss: it forwards an already packed request.
 func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
 	n := int(req.GetB()) * int(req.GetN())
-	if len(req.GetScores()) != 4*n || len(req.GetTiers()) != 4*n || len(req.GetValid()) != n {
-		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes", n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()))
+	compact := len(req.GetTiers8()) == n && len(req.GetTiers()) == 0 && len(req.GetValid()) == 0
+	wide := len(req.GetTiers()) == 4*n && len(req.GetValid()) == n && len(req.GetTiers8()) == 0
+	if len(req.GetScores()) != 4*n || !(compact || wide) {
+		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes, %d tiers8 bytes",
+			n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()), len(req.GetTiers8()))
 	}
 	resp, err := c.client.Compute(ctx, req)
 	if err != nil {
@@ -429,8 +491,13 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 	if len(in.Scores) != n || len(in.Tiers) != n || len(in.Valid) != n {
 		return LossOutput{}, fmt.Errorf("loss input: B*N = %d but %d scores, %d tiers, %d valid flags", n, len(in.Scores), len(in.Tiers), len(in.Valid))
 	}
-	resp, err := c.client.Compute(ctx, &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Scores: PackFloat32(in.Scores),
-		Tiers: PackInt32(in.Tiers), Valid: packBool(in.Valid), Params: in.Params})
+	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Scores: PackFloat32(in.Scores), Params: in.Params}
+	if t8, ok := packTiers8(in.Tiers, in.Valid); ok {
+		req.Tiers8 = t8
+	} else {
+		req.Tiers, req.Valid = PackInt32(in.Tiers), packBool(in.Valid)
+	}
+	resp, err := c.client.Compute(ctx, req)
 	if err != nil {
 		return LossOutput{}, fromStatus(ctx, err)
 	}

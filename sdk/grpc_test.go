@@ -91,6 +91,19 @@ func TestLossOverGRPC(t *testing.T) {
 			t.Fatalf("over gRPC %v, in process %v", got, want)
 		}
 	}
+	// Tiers outside [0, 127] travel as packed int32 plus a valid mask, the
+	// others as one int8 per entry; both must reach the loss unchanged.
+	for _, tiers := range [][]int32{{5, 0, 3, 1}, {300, 0, 3, 1}} {
+		in := sdk.LossInput{B: 2, N: 2, Scores: []float32{0.5, -1, 2, 0.25}, Tiers: tiers, Valid: []bool{true, true, false, true}}
+		want, _ := sdktest.SoftmaxLoss{}.Compute(ctx, in)
+		got, err := loss.Compute(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+			t.Fatalf("tiers %v: over gRPC %v, in process %v", tiers, got, want)
+		}
+	}
 	if _, err := loss.Compute(ctx, sdk.LossInput{B: 2, N: 2, Scores: make([]float32, 3)}); err == nil || !strings.Contains(err.Error(), "B*N = 4") {
 		t.Fatalf("shape mismatch: %v", err)
 	}

@@ -247,7 +247,8 @@ func run(ctx context.Context, outPath string, quick bool) error {
 			return err
 		}
 		_, _, inMean := summarize(inMS)
-		payload := float64(b*n*(4+4+1+4)) / (1 << 20)
+		// scores float32 + int8 tiers (protocol 2) out, gradient float32 back.
+		payload := float64(b*n*(4+1+4)) / (1 << 20)
 		ms, err := timeCalls(ctx, remote, in, 5, calls)
 		if err != nil {
 			return err
@@ -328,7 +329,7 @@ func run(ctx context.Context, outPath string, quick bool) error {
 	}
 	res.Notes = []string{
 		"Latencies are wall-clock per Compute call including packing to little-endian bytes, gRPC over a unix socket with AutoMTLS, and unpacking; the trivial loss itself costs in_process_mean_ms.",
-		"The payload per call is scores (float32) + tiers (int32) + valid (1 byte) + gradient back (float32).",
+		"The payload per call is scores (float32) + tiers (int8, -1 = padding; protocol 2) + gradient back (float32).",
 		"The machine is shared (2 cores, several people compiling at the same time), so p99 includes scheduler noise.",
 		"overhead_pct = (mean out-of-process call - mean in-process call) / train step time: the plain-Go step measured here (realistic_train_step), and, for B=64 N=512, the two-tower retriever's real step from bench/results/twotower.json.",
 	}

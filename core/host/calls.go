@@ -34,8 +34,10 @@ func explain(ctx context.Context, ref Ref, proc *process, call string, err error
 	switch {
 	case errors.As(err, &pe):
 		return fmt.Errorf("%s: %s: %w", ref, call, err)
-	case ctx.Err() != nil && !proc.client.Exited():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	case (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && !proc.client.Exited():
+		// gRPC's own deadline timer can fire a moment before ctx.Err() is
+		// set, so the call's error counts as well as the context's.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || (ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)) {
 			return fmt.Errorf("%s: %s: timed out: %w", ref, call, err)
 		}
 		return fmt.Errorf("%s: %s: cancelled: %w", ref, call, err)

@@ -10,7 +10,7 @@ var Version = "0.1.0-dev"
 // ProtocolVersion is the plugin protocol version sent in the go-plugin
 // handshake. A major change (a removed or changed RPC) bumps it; plugins built
 // for another protocol version are refused with both versions named.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // DatasetFormatVersion is the version of the CroPS log format written in
 // dataset.yaml.

@@ -466,13 +466,17 @@ func (x *LabelResponse) GetStats() map[string]float64 {
 
 // ComputeRequest is one training step's B x N score matrix, row-major.
 type ComputeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	B             int32                  `protobuf:"varint,1,opt,name=b,proto3" json:"b,omitempty"`
-	N             int32                  `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
-	Scores        []byte                 `protobuf:"bytes,3,opt,name=scores,proto3" json:"scores,omitempty"` // B*N float32, packed little-endian
-	Tiers         []byte                 `protobuf:"bytes,4,opt,name=tiers,proto3" json:"tiers,omitempty"`   // B*N int32, packed little-endian
-	Valid         []byte                 `protobuf:"bytes,5,opt,name=valid,proto3" json:"valid,omitempty"`   // B*N bytes, 1 = valid, 0 = padding
-	Params        []byte                 `protobuf:"bytes,6,opt,name=params,proto3" json:"params,omitempty"` // JSON
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	B      int32                  `protobuf:"varint,1,opt,name=b,proto3" json:"b,omitempty"`
+	N      int32                  `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
+	Scores []byte                 `protobuf:"bytes,3,opt,name=scores,proto3" json:"scores,omitempty"` // B*N float32, packed little-endian
+	Tiers  []byte                 `protobuf:"bytes,4,opt,name=tiers,proto3" json:"tiers,omitempty"`   // B*N int32, packed little-endian (with valid; or tiers8)
+	Valid  []byte                 `protobuf:"bytes,5,opt,name=valid,proto3" json:"valid,omitempty"`   // B*N bytes, 1 = valid, 0 = padding
+	Params []byte                 `protobuf:"bytes,6,opt,name=params,proto3" json:"params,omitempty"` // JSON
+	// B*N int8 tiers with -1 for padding: the compact form senders use when
+	// every valid tier is in [0, 127] (tiers and valid are then empty). It
+	// carries 1 byte per entry instead of 5, a third of a call's payload.
+	Tiers8        []byte `protobuf:"bytes,7,opt,name=tiers8,proto3" json:"tiers8,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -545,6 +549,13 @@ func (x *ComputeRequest) GetValid() []byte {
 func (x *ComputeRequest) GetParams() []byte {
 	if x != nil {
 		return x.Params
+	}
+	return nil
+}
+
+func (x *ComputeRequest) GetTiers8() []byte {
+	if x != nil {
+		return x.Tiers8
 	}
 	return nil
 }
@@ -1210,14 +1221,15 @@ const file_crops_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"StatsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x88\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa0\x01\n" +
 	"\x0eComputeRequest\x12\f\n" +
 	"\x01b\x18\x01 \x01(\x05R\x01b\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x16\n" +
 	"\x06scores\x18\x03 \x01(\fR\x06scores\x12\x14\n" +
 	"\x05tiers\x18\x04 \x01(\fR\x05tiers\x12\x14\n" +
 	"\x05valid\x18\x05 \x01(\fR\x05valid\x12\x16\n" +
-	"\x06params\x18\x06 \x01(\fR\x06params\"9\n" +
+	"\x06params\x18\x06 \x01(\fR\x06params\x12\x16\n" +
+	"\x06tiers8\x18\a \x01(\fR\x06tiers8\"9\n" +
 	"\x0fComputeResponse\x12\x12\n" +
 	"\x04loss\x18\x01 \x01(\x01R\x04loss\x12\x12\n" +
 	"\x04grad\x18\x02 \x01(\fR\x04grad\"\x81\x02\n" +
