@@ -26,9 +26,12 @@ readme-demo: demo
 	   /<!-- quickstart-table:end -->/ { skip = 0 } !skip { print }' README.md > README.md.tmp
 	mv README.md.tmp README.md
 
+# The last line also tests the portable (non-SIMD) search kernel, which is
+# what a build without GOEXPERIMENT=simd uses.
 test:
 	$(GO) vet ./...
 	$(GO) test -timeout 30m ./...
+	GOEXPERIMENT= $(GO) test ./core/search
 
 build:
 	$(GO) build -o $(BIN) ./cmd/crops
