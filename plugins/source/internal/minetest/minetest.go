@@ -13,6 +13,7 @@ import (
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/sdk"
 )
 
 // Search is one search.parquet row. Position 0 writes NULL.
@@ -171,4 +172,40 @@ func Ordered(a, b Candidate) bool {
 		return a.Item < b.Item
 	}
 	return a.Source < b.Source
+}
+
+// CheckDescribe checks a source's Describe: the params schema is JSON and
+// describes exactly the fields of its default params, and the info names
+// the source.
+func CheckDescribe(t *testing.T, src sdk.PositiveSource, name string, defaults any) {
+	t.Helper()
+	info, err := src.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties map[string]any `json:"properties"`
+	}
+	if err := json.Unmarshal(info.ParamsSchema, &schema); err != nil {
+		t.Fatalf("params schema is not JSON: %v", err)
+	}
+	raw, err := json.Marshal(defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for f := range fields {
+		if _, ok := schema.Properties[f]; !ok {
+			t.Errorf("params field %q missing from the schema", f)
+		}
+	}
+	if len(fields) != len(schema.Properties) {
+		t.Errorf("schema has %d properties, params have %d fields", len(schema.Properties), len(fields))
+	}
+	if info.Name != name || info.Kind != sdk.KindSource || info.Version == "" {
+		t.Errorf("info = %+v", info)
+	}
 }
