@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -27,7 +28,7 @@ counts what was kept and dropped, and dataset.yaml records the inputs' sha256.`,
 func newImporterCmd(im importer.Importer) *cobra.Command {
 	vals := map[string]*string{}
 	var out string
-	var noValidate bool
+	var noValidate, force bool
 	c := &cobra.Command{
 		Use:   im.Name(),
 		Short: im.Short(),
@@ -39,15 +40,19 @@ func newImporterCmd(im importer.Importer) *cobra.Command {
 					args[name] = *v
 				}
 			}
-			res, err := im.Import(cmd.Context(), args, out)
+			// Import into a temporary directory, validate it there, and
+			// only then rename it into place: --out never holds a partial
+			// or invalid dataset.
+			opts := importer.RunOptions{Force: force}
+			if !noValidate {
+				opts.Validate = func(_ context.Context, dir string) error { return validateAfterImport(cmd, dir) }
+			}
+			res, err := importer.Run(cmd.Context(), im, args, out, opts)
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), res.String())
-			if noValidate {
-				return nil
-			}
-			return validateAfterImport(cmd, out)
+			return nil
 		},
 	}
 	for _, f := range im.Flags() {
@@ -61,6 +66,7 @@ func newImporterCmd(im importer.Importer) *cobra.Command {
 	c.Flags().StringVar(&out, "out", "", "output dataset directory")
 	_ = c.MarkFlagRequired("out")
 	c.Flags().BoolVar(&noValidate, "no-validate", false, "skip validating the written dataset")
+	c.Flags().BoolVar(&force, "force", false, "replace a non-empty --out directory (as a whole)")
 	return c
 }
 
@@ -77,7 +83,7 @@ func validateAfterImport(cmd *cobra.Command, dir string) error {
 		}
 	}
 	if !rep.OK() {
-		return &exitError{code: 1, err: fmt.Errorf("imported dataset %s fails validation: %d errors", dir, rep.Errors)}
+		return &exitError{code: 1, err: fmt.Errorf("imported dataset fails validation (%d errors): nothing was written to --out", rep.Errors)}
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "validated: %d checks, 0 errors, %d warnings\n", rep.ChecksRun, rep.Warnings)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/cropsdev/crops/core/importer"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/spf13/cobra"
 )
@@ -13,6 +14,7 @@ func newDataSimulateCmd() *cobra.Command {
 	var (
 		scale, out, specFile string
 		seed                 uint64
+		force                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -40,11 +42,21 @@ knob of the scale's defaults (YAML; unknown keys are errors).`,
 			}
 			log := slog.Default()
 			log.Info("simulating", "scale", scale, "seed", seed, "out", out, "spec", specFile)
-			stats, err := sim.Simulate(cmd.Context(), sim.Options{
-				Scale: scale, Seed: seed, Spec: spec, SpecFile: base, OutDir: out, Logger: log,
+			// Simulate into a temporary directory beside --out and rename
+			// it into place: never a partial or mixed dataset under --out.
+			var stats *sim.Stats
+			err = importer.WriteDirAtomic(out, force, func(tmp string) error {
+				s, err := sim.Simulate(cmd.Context(), sim.Options{
+					Scale: scale, Seed: seed, Spec: spec, SpecFile: base, OutDir: tmp, Logger: log,
+				})
+				if err != nil {
+					return fmt.Errorf("simulate: %w", err)
+				}
+				stats = s
+				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("simulate: %w", err)
+				return err
 			}
 			return stats.Print(cmd.OutOrStdout())
 		},
@@ -53,5 +65,6 @@ knob of the scale's defaults (YAML; unknown keys are errors).`,
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().StringVar(&out, "out", "", "output dataset directory (required)")
 	cmd.Flags().StringVar(&specFile, "spec", "", "YAML file overriding the scale's default knobs")
+	cmd.Flags().BoolVar(&force, "force", false, "replace a non-empty --out directory (as a whole)")
 	return cmd
 }

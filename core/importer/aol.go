@@ -208,6 +208,7 @@ type aolReq struct {
 }
 
 type aolStats struct {
+	textStats
 	rows, requests, queryOnly, emptyQuery, clicks, rankNoURL, urlNoRank, dupClicks, candidates int64
 	pairs, pairsFromUnclicked, pairsNoTarget                                                   int64
 }
@@ -309,9 +310,9 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 				st.candidates++
 				if _, ok := items[url]; !ok {
 					words := urlWords(url)
-					it := itemText{title: cleanText(strings.Join(words, " ")), tags: cleanText(strings.Join(words, ","))}
+					it := itemText{title: st.clean(strings.Join(words, " ")), tags: st.clean(strings.Join(words, ","))}
 					if it.title == "" {
-						it.title = cleanText(url)
+						it.title = st.clean(url)
 					}
 					items[url] = it
 					if err := a[dataset.ItemsTable].AppendRow(url, it.title, "", it.tags, ""); err != nil {
@@ -328,7 +329,7 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 					return err
 				}
 			}
-			q := cleanText(r.query)
+			q := st.clean(r.query)
 			if q == "" || q == "-" { // AOL writes "-" for an empty query
 				st.emptyQuery++
 				return nil
@@ -341,7 +342,7 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 				cur = &aolReq{id: fmt.Sprintf("aol-%s-%06d", r.user, users[r.user]), user: r.user, query: q, tsMS: r.tsMS,
 					mission: r.mission, cands: map[string]*aolCand{}}
 			}
-			url := cleanText(r.url)
+			url := st.clean(r.url)
 			switch {
 			case url == "" && r.rank > 0:
 				st.rankNoURL++
@@ -431,6 +432,7 @@ SELECT request_id, CASE WHEN i > n - floor(n * %v + 0.5) THEN 'test' ELSE 'train
 	res.count("items", int64(len(items)))
 	res.count("train requests", m.Split.TrainRequests)
 	res.count("test requests", m.Split.TestRequests)
+	st.report(res)
 	return res, nil
 }
 

@@ -31,7 +31,7 @@ func FuzzParseTREC(f *testing.F) {
 			// would be appended.
 			for _, in := range s.interactions {
 				for _, r := range in.results {
-					items[r.id] = trecItemOf(r)
+					items[r.id] = trecItemOf(r, &trecStats{})
 				}
 				_ = trecTS(s.start, in.start)
 			}

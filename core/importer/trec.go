@@ -530,6 +530,7 @@ func (im TRECSession) Import(ctx context.Context, args map[string]string, outDir
 	res.count("qrels judgments dropped: document never shown", judgedTotal-judgedInCatalog)
 	res.count("qrels rows written", int64(len(qrels)))
 	res.count("qrels grade conflicts (max kept)", st.qrelConflicts)
+	st.report(res)
 	return res, nil
 }
 
@@ -543,6 +544,7 @@ type trecFinalReq struct {
 }
 
 type trecStats struct {
+	textStats
 	requests, emptyQuery, noResults, rows, dupResults, clicks, clickNoResult, negativeWatch, unknownWatch int64
 	finals, finalRequests, finalsNoJudged, noFinal, qrelConflicts                                         int64
 }
@@ -565,7 +567,7 @@ func trecSessionRows(file string, s *trecSession, items map[string]itemText, fin
 			return fmt.Errorf("%s:%d: session %s: interaction num=%s repeats the one at line %d", file, in.line, s.num, in.num, prev)
 		}
 		seenInter[in.num] = in.line
-		q := cleanText(html.UnescapeString(in.query))
+		q := st.clean(html.UnescapeString(in.query))
 		if q == "" {
 			st.emptyQuery++
 			continue
@@ -593,7 +595,7 @@ func trecSessionRows(file string, s *trecSession, items map[string]itemText, fin
 			byRank[r.rank] = c
 			cands = append(cands, c)
 			if _, ok := items[r.id]; !ok {
-				items[r.id] = trecItemOf(r)
+				items[r.id] = trecItemOf(r, st)
 			}
 		}
 		for _, c := range in.clicks {
@@ -632,7 +634,7 @@ func trecSessionRows(file string, s *trecSession, items map[string]itemText, fin
 		st.noFinal++
 		return nil
 	}
-	q := cleanText(html.UnescapeString(s.final.query))
+	q := st.clean(html.UnescapeString(s.final.query))
 	if q == "" {
 		st.noFinal++
 		return nil
@@ -645,14 +647,14 @@ func trecSessionRows(file string, s *trecSession, items map[string]itemText, fin
 
 // trecItemOf builds an item's text from a result. Snippets in the 2013 file
 // escape quotes as \" and double-escape entities (&amp;mdash;).
-func trecItemOf(r trecResult) itemText {
+func trecItemOf(r trecResult, st *trecStats) itemText {
 	clean := func(s string) string {
 		s = strings.ReplaceAll(s, `\"`, `"`)
-		return cleanText(html.UnescapeString(s))
+		return st.clean(html.UnescapeString(s))
 	}
 	it := itemText{title: clean(r.title), caption: clean(r.snippet), tags: strings.Join(urlWords(r.url), ",")}
 	if it.title == "" && it.caption == "" && it.tags == "" {
-		it.title = cleanText(r.id) // never text-less: the id is all we know
+		it.title = st.clean(r.id) // never text-less: the id is all we know
 	}
 	return it
 }

@@ -239,8 +239,22 @@ func (h *hashedFile) Close() error { return h.f.Close() }
 // cleanText makes s valid UTF-8, collapses whitespace runs to one space,
 // trims, and caps the length at maxTextBytes.
 func cleanText(s string) string {
+	var t textStats
+	return t.clean(s)
+}
+
+// textStats counts what cleaning changed, so that the import report names
+// every truncation and replacement.
+type textStats struct {
+	truncated int64 // fields cut to maxTextBytes
+	replaced  int64 // fields with invalid UTF-8 replaced by U+FFFD
+}
+
+// clean is cleanText, counting.
+func (t *textStats) clean(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
+		t.replaced++
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxTextBytes {
@@ -249,8 +263,15 @@ func cleanText(s string) string {
 			cut--
 		}
 		s = s[:cut]
+		t.truncated++
 	}
 	return s
+}
+
+// report adds the two counts to r; both always appear, 0 included.
+func (t *textStats) report(r *Result) {
+	r.count(fmt.Sprintf("text fields cut to %d bytes", maxTextBytes), t.truncated)
+	r.count("text fields with invalid UTF-8 (replaced by U+FFFD)", t.replaced)
 }
 
 // urlWords returns the lower-cased alphanumeric words of a URL, minus the
