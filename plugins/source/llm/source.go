@@ -122,6 +122,9 @@ func (s *Source) Mine(ctx context.Context, mr sdk.MineRequest) (sdk.MineResult, 
 	if mr.OutputPath == "" || mr.ItemsOutputPath == "" {
 		return sdk.MineResult{}, errors.New("llm source: MineRequest needs both OutputPath (candidates) and ItemsOutputPath (the synthetic items it creates)")
 	}
+	if err := checkReadableText(mr.DatasetDir); err != nil {
+		return sdk.MineResult{}, err
+	}
 	keyEnv := p.APIKeyEnv
 	if keyEnv == "" {
 		keyEnv = DefaultAPIKeyEnv
