@@ -226,4 +226,3 @@ func sha256File(path string) (dataset.Input, error) {
 	}
 	return dataset.Input{Path: abs, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
-

@@ -210,8 +210,8 @@ func (im KuaiSAR) Import(ctx context.Context, args map[string]string, outDir str
 			Source: "kuaisar",
 			Inputs: inputs,
 			Params: map[string]string{
-				"test_from":     testFrom.Format("2006-01-02"),
-				"missing_items": keep,
+				"test_from":       testFrom.Format("2006-01-02"),
+				"missing_items":   keep,
 				dataset.TextParam: dataset.TextAnonymized,
 			},
 			Notes:   strings.Join(notes, "; "),
