@@ -71,7 +71,7 @@ func (r *Result) String() string {
 // All returns every importer, in a stable order. A fresh list per call: no
 // package-level mutable state.
 func All() []Importer {
-	return []Importer{TRECSession{}, AOL{}, KuaiSAR{}, SogouQ{}, JDsearch{}}
+	return []Importer{TRECSession{}, AOL{}, KuaiSAR{}, Qilin{}, JDsearch{}, SogouQ{}}
 }
 
 // Lookup returns the importer named name.
