@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cropsdev/crops/core/dataset"
 )
@@ -35,8 +36,14 @@ func Run(ctx context.Context, im Importer, args map[string]string, out string, o
 			return fmt.Errorf("import %s: %w", im.Name(), err)
 		}
 		if m.Split.TrainRequests+m.Split.TestRequests == 0 {
-			return fmt.Errorf("import %s: the input holds no search request (%s): check that the files are the ones the importer expects (crops data import %s --help)",
-				im.Name(), r.summary(), im.Name())
+			var in []string
+			for _, f := range im.Flags() {
+				if v := args[f.Name]; v != "" {
+					in = append(in, "--"+f.Name+" "+v)
+				}
+			}
+			return fmt.Errorf("import %s: the input (%s) holds no search request (%s): check that the files are the ones the importer expects (crops data import %s --help)",
+				im.Name(), strings.Join(in, " "), r.summary(), im.Name())
 		}
 		if opts.Validate != nil {
 			if err := opts.Validate(ctx, tmp); err != nil {
