@@ -313,7 +313,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := Lookup("trec-session"); err != nil {
 		t.Error(err)
 	}
-	if _, err := Lookup("kuaisar"); err == nil || !strings.Contains(err.Error(), "aol, trec-session") {
+	if _, err := Lookup("baidu"); err == nil || !strings.Contains(err.Error(), "aol, jdsearch, kuaisar, qilin, sogouq, trec-session") {
 		t.Errorf("lookup of an unknown importer: %v", err)
 	}
 }
@@ -327,6 +327,7 @@ func TestImportDeterministic(t *testing.T) {
 	}{
 		{TRECSession{}, map[string]string{"xml": "testdata/sessions.xml", "qrels": "testdata/qrels.txt"}},
 		{AOL{}, map[string]string{"tsv": "testdata/missions.tsv"}},
+		{KuaiSAR{}, map[string]string{"dir": "testdata/kuaisar"}},
 	} {
 		a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 		for _, out := range []string{a, b} {

@@ -14,7 +14,7 @@ func TestMineRefusesAnonymizedText(t *testing.T) {
 	for _, anon := range []bool{true, false} {
 		e := newEnv(t)
 		m := &dataset.Manifest{FormatVersion: dataset.FormatVersion, Name: "kuaisar",
-			TimeRange: dataset.TimeRange{StartMS: 1, EndMS: 2},
+			TimeRange:  dataset.TimeRange{StartMS: 1, EndMS: 2},
 			Provenance: dataset.Provenance{Source: "kuaisar", Params: map[string]string{}}}
 		if anon {
 			m.Provenance.Params[dataset.TextParam] = dataset.TextAnonymized
