@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cropsdev/crops/core/config"
@@ -23,13 +24,14 @@ func TestExperimentsDecodeStrictly(t *testing.T) {
 			t.Skipf("no built-in %s plugins registered yet in plugins/builtin", k)
 		}
 	}
-	// trec-session.yaml reads its dataset path from CROPS_TREC_DIR.
+	// trec-session.yaml reads its dataset path from CROPS_TREC_DIR, the
+	// dataset experiments from CROPS_<NAME>_DIR.
 	fake := t.TempDir()
 	if err := os.WriteFile(filepath.Join(fake, "dataset.yaml"), []byte("format_version: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	getenv := func(v string) string {
-		if v == "CROPS_TREC_DIR" {
+		if strings.HasPrefix(v, "CROPS_") && strings.HasSuffix(v, "_DIR") {
 			return fake
 		}
 		return os.Getenv(v)

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cropsdev/crops/core/importer"
+	"github.com/cropsdev/crops/internal/shareddata"
+	"github.com/spf13/cobra"
+)
+
+// The shipped dataset experiments plan cleanly (crops run --dry-run) on
+// imports of the fixtures: the KuaiSAR fixture in core/importer/testdata and
+// the Qilin toy files in ../shared/data.
+func TestDatasetExperimentsDryRun(t *testing.T) {
+	for _, tc := range []struct {
+		exp, env string
+		im       importer.Importer
+		args     func(t *testing.T) map[string]string
+	}{
+		{"kuaisar-table3.yaml", "CROPS_KUAISAR_DIR", importer.KuaiSAR{}, func(*testing.T) map[string]string {
+			return map[string]string{"dir": "../../core/importer/testdata/kuaisar"}
+		}},
+		{"qilin-table3.yaml", "CROPS_QILIN_DIR", importer.Qilin{}, func(t *testing.T) map[string]string {
+			return map[string]string{"dir": filepath.Dir(shareddata.Path(t, "qilin-toy/notes.csv"))}
+		}},
+	} {
+		t.Run(tc.exp, func(t *testing.T) {
+			args := tc.args(t)
+			data := filepath.Join(t.TempDir(), "data")
+			if _, err := importer.Run(context.Background(), tc.im, args, data, importer.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv(tc.env, data)
+			c := newRunCmd()
+			c.SilenceUsage, c.SilenceErrors = true, true
+			var out bytes.Buffer
+			c.SetOut(&out)
+			c.SetErr(&out)
+			c.SetArgs([]string{filepath.Join("../../experiments", tc.exp), "--out", filepath.Join(t.TempDir(), "res"), "--dry-run"})
+			if err := c.ExecuteContext(context.Background()); err != nil {
+				t.Fatalf("dry run: %v\n%s", err, out.String())
+			}
+		})
+	}
+}
+
+// data simulate and data import refuse a non-empty --out without --force,
+// and leave it untouched.
+func TestDataCommandsRefuseNonEmptyOut(t *testing.T) {
+	out := t.TempDir()
+	keep := filepath.Join(out, "notes.txt")
+	if err := os.WriteFile(keep, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cmd  *cobra.Command
+		args []string
+	}{
+		{newDataSimulateCmd(), []string{"--scale", "tiny", "--out", out}},
+		{newDataImportCmd(), []string{"kuaisar", "--dir", "../../core/importer/testdata/kuaisar", "--out", out}},
+	} {
+		c.cmd.SilenceUsage, c.cmd.SilenceErrors = true, true
+		var buf bytes.Buffer
+		c.cmd.SetOut(&buf)
+		c.cmd.SetErr(&buf)
+		c.cmd.SetArgs(c.args)
+		err := c.cmd.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("%s: err = %v, want a refusal naming --force", c.cmd.Name(), err)
+		}
+		if ents, _ := os.ReadDir(out); len(ents) != 1 {
+			t.Errorf("%s wrote into the non-empty --out: %v", c.cmd.Name(), ents)
+		}
+	}
+	// With --force the import replaces the directory as a whole.
+	c := newDataImportCmd()
+	c.SilenceUsage, c.SilenceErrors = true, true
+	var buf bytes.Buffer
+	c.SetOut(&buf)
+	c.SetArgs([]string{"kuaisar", "--dir", "../../core/importer/testdata/kuaisar", "--out", out, "--force"})
+	if err := c.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("--force: %v\n%s", err, buf.String())
+	}
+	if _, err := os.Stat(keep); !os.IsNotExist(err) {
+		t.Errorf("old file survived --force: %v", err)
+	}
+	if !strings.Contains(buf.String(), "validated:") || !strings.Contains(buf.String(), "imported into "+out) {
+		t.Errorf("output:\n%s", buf.String())
+	}
+}
