@@ -64,7 +64,7 @@ func main() {
 	flag.IntVar(&sh.SearchRows, "search-rows", 5_000_000, "src_inter.csv rows")
 	flag.IntVar(&sh.RecRows, "rec-rows", 10_000_000, "rec_inter.csv rows")
 	flag.IntVar(&sh.Items, "items", 1_000_000, "item_features.csv rows")
-	flag.IntVar(&sh.Users, "users", 25_877, "users (KuaiSAR has 25,877)")
+	flag.IntVar(&sh.Users, "users", 25_877, "distinct users")
 	flag.IntVar(&sh.Vocabulary, "vocabulary", 50_000, "token ids in keywords and captions")
 	flag.Int64Var(&sh.Seed, "seed", 1, "generator seed")
 	flag.Parse()
@@ -160,7 +160,7 @@ func generate(dir string, sh Shape) (float64, error) {
 		return append(b, ']', '"')
 	}
 	const day0 = int64(1684684800000) // 2023-05-22 00:00 Beijing
-	const span = int64(19 * 86400000) // KuaiSAR covers 19 days
+	const span = int64(19 * 86400000) // 19 days of logs
 	var total int64
 	write := func(name, header string, rows int, row func(b []byte, i int) []byte) error {
 		f, err := os.Create(filepath.Join(dir, name))

@@ -321,7 +321,7 @@ func (im Qilin) Import(ctx context.Context, args map[string]string, outDir strin
 			Inputs:  inputs,
 			Params:  map[string]string{"missing_items": keep},
 			Notes:   strings.Join(notesTxt, "; "),
-			License: "Qilin (Xiaohongshu): see the terms at https://github.com/czb772/Qilin and its Hugging Face card",
+			License: "Qilin (THUIR / Xiaohongshu): data from https://huggingface.co/datasets/THUIR/qilin under the terms of its dataset card; code repository MIT",
 		},
 		Split: dataset.SplitRule{Rule: "Qilin's own split, by time: requests of search_train.csv are train, of search_test.csv test"},
 	}
