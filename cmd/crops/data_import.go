@@ -45,7 +45,7 @@ func newImporterCmd(im importer.Importer) *cobra.Command {
 			// or invalid dataset.
 			opts := importer.RunOptions{Force: force}
 			if !noValidate {
-				opts.Validate = func(_ context.Context, dir string) error { return validateAfterImport(cmd, dir) }
+				opts.Validate = func(_ context.Context, dir string) error { return validateImported(cmd, dir, out) }
 			}
 			res, err := importer.Run(cmd.Context(), im, args, out, opts)
 			if err != nil {
@@ -70,13 +70,15 @@ func newImporterCmd(im importer.Importer) *cobra.Command {
 	return c
 }
 
-// validateAfterImport runs the validator on a freshly imported dataset and
-// fails (exit 1) when the importer produced something invalid.
-func validateAfterImport(cmd *cobra.Command, dir string) error {
+// validateImported runs the validator on a freshly imported dataset (staged
+// in dir, shown as out) and fails (exit 1) when the importer produced
+// something invalid.
+func validateImported(cmd *cobra.Command, dir, out string) error {
 	rep, err := dataset.Validate(cmd.Context(), dir, dataset.ValidateOptions{})
 	if err != nil {
 		return err
 	}
+	rep.Dir = out + " (staged in " + dir + ")"
 	if !rep.OK() || rep.Warnings > 0 {
 		if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
 			return err
