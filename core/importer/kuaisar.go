@@ -92,6 +92,20 @@ func kuaiFiles(dir string) (src, rec, items csvFile) {
 	return
 }
 
+// kuaiMacros are the SQL macros of the KuaiSAR import.
+func kuaiMacros() []string {
+	return []string{
+		// w<id>: one text token per token id; leading zeros are dropped so
+		// that the same id always gives the same token. Regular expressions
+		// rather than list lambdas with casts (measured on 1M captions:
+		// about as fast, and simpler). Only called on lists the token-list
+		// check accepted.
+		`CREATE MACRO ks_inner(s) AS regexp_replace(s, '^\s*\[\s*|\s*\]\s*$', '', 'g')`,
+		`CREATE MACRO ks_tokens(s) AS CASE WHEN s IS NULL OR ks_inner(s) = '' THEN ''
+  ELSE regexp_replace('w' || regexp_replace(ks_inner(s), '\s*,\s*', ' w', 'g'), 'w0+(\d)', 'w\1', 'g') END`,
+	}
+}
+
 // kuaiTokenRE is a token-id list: [], [7] or [20, 34, 3].
 const kuaiTokenRE = `\s*\[\s*(\d+\s*(,\s*\d+\s*)*)?\]\s*`
 
@@ -129,11 +143,7 @@ func (im KuaiSAR) Import(ctx context.Context, args map[string]string, outDir str
 	if _, err := db.ExecContext(ctx, "SET memory_limit = "+duck.Lit(args["memory-limit"])); err != nil {
 		return fail(fmt.Errorf("--memory-limit %q: %w", args["memory-limit"], err))
 	}
-	for _, s := range []string{
-		// w<id>: one text token per token id; CAST drops leading zeros so
-		// that the same id always gives the same token.
-		`CREATE MACRO ks_tokens(s) AS array_to_string(list_transform(list_filter(string_split(trim(s, '[] '), ','), x -> trim(x) <> ''), x -> 'w' || CAST(CAST(trim(x) AS BIGINT) AS VARCHAR)), ' ')`,
-	} {
+	for _, s := range kuaiMacros() {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			return fail(err)
 		}
@@ -263,7 +273,7 @@ FROM ks_src GROUP BY search_session_id`); err != nil {
 	}
 	// Catalog: the first row of each item_id.
 	if err := exec("items", `CREATE TABLE ks_cat AS
-SELECT item_id, arg_min(caption, rowid) AS caption, arg_min(author_id, rowid) AS author_id, arg_min(upload_time, rowid) AS upload_time,
+SELECT item_id, ks_tokens(arg_min(caption, rowid)) AS caption, arg_min(author_id, rowid) AS author_id, arg_min(upload_time, rowid) AS upload_time,
        arg_min(list_filter([first_level_category_name, second_level_category_name, third_level_category_name, fourth_level_category_name],
                            x -> x IS NOT NULL AND trim(x) NOT IN ('', '空', 'empty')), rowid) AS cats,
        arg_min(first_level_category_name, rowid) AS cat1
@@ -289,7 +299,7 @@ SELECT DISTINCT item_id FROM (SELECT item_id FROM ks_src UNION ALL SELECT item_i
 		{"  ... dropped: empty keyword []", "SELECT count(*) FROM ks_sess WHERE query = ''"},
 		{"src_inter rows disagreeing with their session's first row (first kept)", `SELECT count(*) FROM ks_src r JOIN ks_sess s ON r.search_session_id = s.sid
 WHERE r.user_id <> s.user_id OR r.search_session_timestamp <> s.ts OR r.keyword <> s.keyword`},
-		{"src_inter rows repeating an item of their session (merged)", "SELECT count(*) - count(DISTINCT (search_session_id, item_id)) FROM ks_src"},
+		{"src_inter rows repeating an item of their session (merged)", "SELECT (SELECT count(*) FROM ks_src) - (SELECT count(*) FROM (SELECT DISTINCT search_session_id, item_id FROM ks_src))"},
 		{"sessions without a click", "SELECT count(*) FROM (SELECT search_session_id FROM ks_src GROUP BY 1 HAVING max(click_cnt) = 0)"},
 		{"rec_inter rows", "SELECT count(*) FROM ks_rec"},
 		{"rec_inter rows with unknown (nan) playing_time or duration_ms (0)", "SELECT count(*) FROM ks_rec WHERE playing_time IS NULL OR isnan(playing_time) OR duration_ms IS NULL OR isnan(duration_ms)"},
@@ -321,15 +331,15 @@ WHERE r.user_id <> s.user_id OR r.search_session_timestamp <> s.ts OR r.keyword 
 
 	items := `INSERT INTO items (item_id, title, caption, tags, ocr)
 SELECT item_id::VARCHAR,
-       CASE WHEN coalesce(ks_tokens(caption), '') = '' AND len(cats) = 0 THEN item_id::VARCHAR ELSE '' END,
-       coalesce(ks_tokens(caption), ''), array_to_string(cats, ','), ''
+       CASE WHEN coalesce(caption, '') = '' AND len(cats) = 0 THEN item_id::VARCHAR ELSE '' END,
+       coalesce(caption, ''), array_to_string(cats, ','), ''
 FROM ks_cat`
 	if keep == "keep" {
 		items += ` UNION ALL SELECT item_id::VARCHAR, item_id::VARCHAR, '', '', '' FROM ks_missing`
 	}
 	// Token strings are ASCII: left() cuts bytes. Count before cutting.
 	var longCap, longQ int64
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ks_cat WHERE strlen(ks_tokens(caption)) > 10000").Scan(&longCap); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ks_cat WHERE strlen(caption) > 10000").Scan(&longCap); err != nil {
 		return fmt.Errorf("caption lengths: %w", err)
 	}
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ks_sess WHERE strlen(query) > 10000").Scan(&longQ); err != nil {
@@ -368,7 +378,7 @@ FROM ks_rec WHERE %s`, keepSQL)},
 	}
 	for _, c := range []struct{ name, q string }{
 		{"users (search or feed)", "SELECT count(DISTINCT user_id) FROM (SELECT user_id FROM search UNION ALL SELECT user_id FROM feed)"},
-		{"  ... with feed rows only", "SELECT count(DISTINCT user_id) FROM feed WHERE user_id NOT IN (SELECT user_id FROM search)"},
+		{"  ... with feed rows only", "SELECT count(*) FROM (SELECT DISTINCT user_id FROM feed) WHERE user_id NOT IN (SELECT DISTINCT user_id FROM search)"},
 		{"search requests", "SELECT count(DISTINCT request_id) FROM search"},
 		{"search rows (exposed)", "SELECT count(*) FROM search"},
 		{"  ... clicked", "SELECT count(*) FROM search WHERE clicked"},
