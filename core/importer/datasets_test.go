@@ -420,3 +420,39 @@ func TestReportCountsTextRepairs(t *testing.T) {
 		t.Errorf("queries = %.40q", q)
 	}
 }
+
+func TestKuaiSARTokens(t *testing.T) {
+	ctx := context.Background()
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, m := range kuaiMacros() {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for in, want := range map[string]string{
+		"[20, 34, 3]": "w20 w34 w3", "[007, 12]": "w7 w12", "[ 1 ,2 ]": "w1 w2", "[0]": "w0",
+		"[]": "", " [ ] ": "", "[100, 0, 00, 5]": "w100 w0 w0 w5", "[1,\t2]": "w1 w2",
+	} {
+		var got string
+		if err := db.QueryRowContext(ctx, "SELECT ks_tokens("+duck.Lit(in)+")").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("ks_tokens(%q) = %q, want %q", in, got, want)
+		}
+		var ok bool
+		if err := db.QueryRowContext(ctx, "SELECT regexp_full_match("+duck.Lit(in)+", "+duck.Lit(kuaiTokenRE)+")").Scan(&ok); err != nil || !ok {
+			t.Errorf("%q fails the token-list check (%v)", in, err)
+		}
+	}
+	for _, bad := range []string{"[1, x]", "1, 2", "[1,, 2]", "[-1]", "[1.5]"} {
+		var ok bool
+		if err := db.QueryRowContext(ctx, "SELECT regexp_full_match("+duck.Lit(bad)+", "+duck.Lit(kuaiTokenRE)+")").Scan(&ok); err != nil || ok {
+			t.Errorf("%q passes the token-list check (%v)", bad, err)
+		}
+	}
+}
