@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/importer"
 	"github.com/cropsdev/crops/internal/shareddata"
 	"github.com/spf13/cobra"
@@ -91,5 +92,51 @@ func TestDataCommandsRefuseNonEmptyOut(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "validated:") || !strings.Contains(buf.String(), "imported into "+out) {
 		t.Errorf("output:\n%s", buf.String())
+	}
+}
+
+// The reformulation source (P1) mines positives from reformulations within
+// 90 s on the real Chinese queries of the SogouQ sample, and the llm source
+// refuses the anonymized KuaiSAR text before contacting anything.
+func TestMineOnImportedLogs(t *testing.T) {
+	ctx := context.Background()
+	sq := filepath.Join(t.TempDir(), "sogouq")
+	if _, err := importer.Run(ctx, importer.SogouQ{}, map[string]string{"file": shareddata.Path(t, "sogouq/SogouQ.sample")}, sq, importer.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "p1.parquet")
+	c := newMineCmd()
+	var buf bytes.Buffer
+	c.SetOut(&buf)
+	c.SetErr(&buf)
+	c.SetArgs([]string{"--dataset", sq, "--source", "reformulation", "--out", out})
+	if err := c.ExecuteContext(ctx); err != nil {
+		t.Fatalf("mine reformulation: %v\n%s", err, buf.String())
+	}
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows, han int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*), count(*) FILTER (WHERE regexp_matches(query, '[\u4e00-\u9fff]')) FROM "+duck.ReadParquet(out)).Scan(&rows, &han); err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || han == 0 {
+		t.Errorf("reformulation source on SogouQ: %d candidates, %d with a Chinese query", rows, han)
+	}
+	t.Logf("P1 on SogouQ: %d candidates, %d with a Chinese query", rows, han)
+
+	ks := filepath.Join(t.TempDir(), "kuaisar")
+	if _, err := importer.Run(ctx, importer.KuaiSAR{}, map[string]string{"dir": "../../core/importer/testdata/kuaisar"}, ks, importer.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c = newMineCmd()
+	c.SetOut(&buf)
+	c.SetErr(&buf)
+	c.SetArgs([]string{"--dataset", ks, "--source", "llm", "--params", `{"base_url":"http://127.0.0.1:9/v1","model":"m"}`, "--out", filepath.Join(t.TempDir(), "p3.parquet")})
+	err = c.ExecuteContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "anonymized") || !strings.Contains(err.Error(), "cannot read") {
+		t.Errorf("llm on KuaiSAR: err = %v, want a refusal saying the text is anonymized", err)
 	}
 }
