@@ -456,3 +456,25 @@ func TestKuaiSARTokens(t *testing.T) {
 		}
 	}
 }
+
+// The SogouQ 2012 layout: YYYYMMDDHHMMSS, query without brackets, rank and
+// click order in separate fields.
+func TestSogouQ2012Layout(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sogou2012")
+	body := "20111230000005\tu1\t奇艺高清\t1\t1\thttp://www.qiyi.com/\n" +
+		"20111230000040\tu1\t奇艺高清 电影\t2\t1\thttp://www.qiyi.com/dianying/\n" +
+		"20111230000041\tu1\t奇艺高清 电影\t1\t2\thttp://www.qiyi.com/\n" +
+		"20111230001000\tu2\t天气\t3\t1\thttp://tianqi.com/\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, st, out := importOK(t, SogouQ{}, map[string]string{"file": file, "test-fraction": "0.4"})
+	checkStats(t, st, wantStats{items: 3, searchRows: 4, feedRows: 0, requests: 3, train: 1, test: 2, users: 2, reform: 1})
+	// 2011-12-30 00:00:05 Beijing = 2011-12-29 16:00:05 UTC.
+	equalRows(t, "search", rowsOf(t, out, "search", "request_id, ts_ms, query, item_id, position", "ORDER BY ts_ms, item_id"), []string{
+		"sq-u1-000001|1325174405000|奇艺高清|http://www.qiyi.com/|1",
+		"sq-u1-000002|1325174440000|奇艺高清 电影|http://www.qiyi.com/|1",
+		"sq-u1-000002|1325174440000|奇艺高清 电影|http://www.qiyi.com/dianying/|2",
+		"sq-u2-000001|1325175000000|天气|http://tianqi.com/|3",
+	})
+}
