@@ -40,3 +40,8 @@ CROPS_PYTHON_REQUIRED=1 go test -count=1 -run 'TestPython' -v ./cmd/crops
 echo "== python: experiments/python-plugins.yaml (tiny world)"
 make build
 bin/crops run experiments/python-plugins.yaml --out results/python-plugins
+
+echo "== export the Python arm's training data (every format)"
+for f in sentence-transformers tevatron flagembedding; do
+	bin/crops export training-data results/python-plugins --arm clicks+dwell --format "$f" --out "results/python-plugins/export/$f.jsonl"
+done
