@@ -301,3 +301,24 @@ func TestPythonRetrieverCallsLossThroughBroker(t *testing.T) {
 		t.Fatalf("train without loss: err = %v", err)
 	}
 }
+
+// A plugin that ignores the host's certificate and serves plaintext (no
+// certificate in its handshake line) is refused: mutual TLS is not optional.
+func TestPythonPluginWithoutTLSIsRefused(t *testing.T) {
+	venv := pythonVenv(t)
+	script := filepath.Join(t.TempDir(), "plaintext-plugin")
+	body := "#!" + filepath.Join(venv, "bin", "python") + "\nimport os\nos.environ.pop('PLUGIN_CLIENT_CERT', None)\nfrom crops_sdk.testplugins import main\nmain()\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.Options{CallTimeout: 20 * time.Second, Logger: hclog.NewNullLogger()})
+	defer h.Close()
+	p, err := h.Start(context.Background(), host.Ref{Kind: sdk.KindSource, Name: "pyrows", Path: script})
+	if err == nil {
+		p.Close()
+		t.Fatal("the host accepted a plugin that serves without TLS")
+	}
+	if !strings.Contains(err.Error(), "authentication handshake failed") {
+		t.Fatalf("refused, but not for TLS: %v", err)
+	}
+}

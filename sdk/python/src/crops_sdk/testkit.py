@@ -145,7 +145,8 @@ class PluginProcess:
             self.proc.wait()
 
     def close(self) -> None:
-        self._broker_out.put(None) if hasattr(self, "_broker_out") else None
+        if hasattr(self, "_broker_out"):
+            self._broker_out.put(None)  # ends the broker stream
         for server, sock_dir in getattr(self, "_servers", []):
             server.stop(0)
             shutil.rmtree(sock_dir, ignore_errors=True)
