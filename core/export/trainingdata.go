@@ -274,6 +274,7 @@ func write(opts Options, by map[string][]labelled, order []string, items map[str
 				sum.Dropped++
 				continue
 			}
+			neg = neg[:k] // what the rows carry (and the summary counts)
 			for _, p := range pos {
 				row := jsonObject{{"anchor", q}, {"positive", items[p.id].full()}}
 				for j := 0; j < k; j++ {
