@@ -154,7 +154,12 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):  # type: ignore[misc]
         t.start()
         try:
             while True:
-                ev = events.get()
+                try:
+                    ev = events.get(timeout=0.5)
+                except queue.Empty:
+                    if not context.is_active():
+                        return  # the host went away; train sees ctx.cancelled()
+                    continue
                 yield ev
                 if ev.HasField("done"):
                     break
