@@ -238,8 +238,12 @@ func (h *Host) describe(ctx context.Context, ref Ref, proc *process, impl any) (
 var versionMismatch = regexp.MustCompile(`Plugin version: (\d+), Client versions: \[([\d ]*)\]`)
 
 func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, extraEnv []string) (*process, any, error) {
+	tlsConfig, certEnv, err := newClientTLS()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start %s: %w", ref, err)
+	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(baseEnv(), extraEnv...)
+	cmd.Env = append(append(baseEnv(), extraEnv...), certEnv)
 	cmd.SysProcAttr = sysProcAttr()
 	sum, _ := hex.DecodeString(strings.ToLower(strings.TrimSpace(ref.SHA256)))
 	var secure *plugin.SecureConfig
@@ -258,7 +262,7 @@ func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, e
 		SkipHostEnv:      true,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        tlsConfig, // mutual TLS on P-256 (tls.go), not AutoMTLS's P-521
 		Logger:           logger,
 		Stderr:           tail,
 		// What plugin code prints to os.Stdout/os.Stderr after Serve
@@ -308,7 +312,7 @@ func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, e
 // configuration allows: a fixed PATH (no user directories), HOME and TMPDIR
 // (DuckDB and Go's os.TempDir need them). go-plugin adds its own handshake
 // variables (magic cookie, PLUGIN_PROTOCOL_VERSIONS, PLUGIN_MIN/MAX_PORT,
-// PLUGIN_CLIENT_CERT for AutoMTLS).
+// PLUGIN_CLIENT_CERT, the host's TLS certificate: see tls.go).
 func baseEnv() []string {
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 	if v, ok := os.LookupEnv("HOME"); ok {
