@@ -28,8 +28,12 @@ readme-demo: demo
 
 # The last line also tests the portable (non-SIMD) search kernel, which is
 # what a build without GOEXPERIMENT=simd uses.
+# sdk/ and proto/ are modules of their own (a plugin depends on them alone),
+# so ./... at the root does not reach them: they are vetted and tested here.
 test:
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && $(GO) test -timeout 10m ./...
+	cd proto && $(GO) vet ./...
 	$(GO) test -timeout 30m ./...
 	GOEXPERIMENT= $(GO) test ./core/search
 
@@ -42,6 +46,7 @@ bench:
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
 
 fmt:
 	gofmt -w .

@@ -3,6 +3,8 @@ module github.com/cropsdev/crops
 go 1.26.8
 
 require (
+	github.com/cropsdev/crops/proto v0.0.0
+	github.com/cropsdev/crops/sdk v0.0.0
 	github.com/duckdb/duckdb-go/v2 v2.10506.0
 	github.com/go-viper/mapstructure/v2 v2.5.0
 	github.com/gomlx/gomlx v0.26.0
@@ -16,8 +18,16 @@ require (
 	go.yaml.in/yaml/v3 v3.0.6
 	gonum.org/v1/gonum v0.17.0
 	gonum.org/v1/plot v0.17.0
-	google.golang.org/grpc v1.85.0
-	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/andybalholm/brotli v1.2.0 // indirect
+	github.com/parquet-go/bitpack v1.0.0 // indirect
+	github.com/parquet-go/jsonlite v1.0.0 // indirect
+	github.com/parquet-go/parquet-go v0.32.0 // indirect
+	github.com/twpayne/go-geom v1.6.1 // indirect
+	google.golang.org/grpc v1.85.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 require (
@@ -75,4 +85,12 @@ require (
 	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
+)
+
+// The SDK and the wire protocol are modules of their own so that a plugin
+// depends on them alone (no cgo DuckDB); inside this repository they are
+// used from the working tree.
+replace (
+	github.com/cropsdev/crops/proto => ./proto
+	github.com/cropsdev/crops/sdk => ./sdk
 )

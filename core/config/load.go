@@ -148,7 +148,14 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 	if err := k.UnmarshalWithConf("", &exp, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
 		return nil, Errors{{File: file, Msg: "decode: " + err.Error()}}
 	}
-	r := &resolver{d: d, opts: opts, exp: &exp, dir: filepath.Dir(file)}
+	// Relative paths resolve against the YAML's directory, made absolute: a
+	// bare "myplugin" (from "./myplugin" next to exp.yaml in the working
+	// directory) would otherwise be looked up in $PATH when executed.
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		dir = filepath.Dir(file)
+	}
+	r := &resolver{d: d, opts: opts, exp: &exp, dir: dir}
 	spec := r.resolve()
 	if len(r.errs) > 0 {
 		sort.SliceStable(r.errs, func(i, j int) bool {

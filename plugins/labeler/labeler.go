@@ -86,7 +86,7 @@ const (
 )
 
 const tiersSchema = `"tiers": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 1000},
-      "description": "source value -> tier, merged over the defaults (reformulation 5; clicks, feed, llm 4; exposed_unclicked 3; ranked_unexposed 2; prerank_filtered 1); add a key for a third-party source's value"}`
+      "description": "source value -> tier, merged over the defaults (reformulation 5; clicks, feed, llm 4; exposed_unclicked 3; ranked_unexposed 2; prerank_filtered 1); a source value not listed takes its candidates' tier_hint"}`
 
 // Describe reports the labeler.
 func (l *Labeler) Describe(ctx context.Context) (sdk.Info, error) {
@@ -213,20 +213,21 @@ func (l *Labeler) Label(ctx context.Context, req sdk.LabelRequest) (sdk.LabelRes
 	}
 
 	var rowTier string
+	stats0 := sdk.Stats{}
 	switch l.kind {
 	case kindHLA, kindBinary:
-		var src, file string
-		err := db.QueryRowContext(ctx, `SELECT c.source, c.file FROM cand c ANTI JOIN tiers t USING (source) ORDER BY c.source, c.file LIMIT 1`).Scan(&src, &file)
-		if err == nil {
-			return fail(fmt.Errorf("candidate table %s: source value %q has no tier; known sources: %s; add it to the labeler's params, e.g. tiers: {%q: 4}",
-				file, src, strings.Join(srcs, ", "), src))
-		} else if err != sql.ErrNoRows {
+		// A source value the tier map does not name (a third-party source)
+		// takes its own tier_hint, clamped to [1, maxTier]: the source owns
+		// its tier (docs/plugin-authoring.md); tiers: overrides it.
+		rowTier = fmt.Sprintf("coalesce(t.tier, greatest(1, least(%d, c.tier_hint)))", maxTier)
+		if l.kind == kindBinary {
+			rowTier = fmt.Sprintf("CASE WHEN %s >= %d THEN %d ELSE %d END", rowTier, p.PositiveMinTier, PositiveTier, NegativeTier)
+		}
+		var hinted int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM cand c ANTI JOIN tiers t USING (source)`).Scan(&hinted); err != nil {
 			return fail(err)
 		}
-		rowTier = "t.tier"
-		if l.kind == kindBinary {
-			rowTier = fmt.Sprintf("CASE WHEN t.tier >= %d THEN %d ELSE %d END", p.PositiveMinTier, PositiveTier, NegativeTier)
-		}
+		stats0["tier_from_hint_rows"] = float64(hinted)
 	case kindFlat:
 		rowTier = fmt.Sprintf("CASE WHEN c.tier_hint >= %d THEN %d ELSE %d END", p.MinPositiveHint, PositiveTier, NegativeTier)
 	}
@@ -237,7 +238,7 @@ func (l *Labeler) Label(ctx context.Context, req sdk.LabelRequest) (sdk.LabelRes
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE labels AS "+q); err != nil {
 		return fail(err)
 	}
-	stats := sdk.Stats{}
+	stats := stats0
 	var rowsIn, pairs int64
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM cand").Scan(&rowsIn); err != nil {
 		return fail(err)

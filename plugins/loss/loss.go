@@ -424,7 +424,7 @@ func NewInfoNCEBinary() sdk.Loss {
 // score-matrix row per (query, positive) pair, as the paper's per-positive
 // InfoNCE baseline trains: each row holds one positive and the query's
 // negatives. It is what makes that baseline cost more per epoch.
-const CapPerPositiveRows = "per_positive_rows"
+const CapPerPositiveRows = sdk.CapPerPositiveRows
 
 // NewInfoNCE returns per-positive infonce (the paper's Table 4 baseline):
 // each positive is its own term against every negative of its row, with one

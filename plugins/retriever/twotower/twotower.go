@@ -30,7 +30,7 @@ func (r *Retriever) Describe(context.Context) (sdk.Info, error) {
 		Version:      version.Version,
 		Description:  "dense two-tower retriever: hashed word + char n-gram embedding bags, MLP, cosine / learnable tau; trained on gomlx with the run's loss plugin (GradCache surrogate), exact top-K search",
 		ParamsSchema: json.RawMessage(paramsSchema),
-		Capabilities: []string{"train", "search", "score", "resume"},
+		Capabilities: []string{sdk.CapTrain, sdk.CapSearch, sdk.CapScore, sdk.CapResume},
 	}, nil
 }
 

@@ -2,9 +2,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/table"
@@ -31,15 +33,23 @@ func (liked) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, err
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
-		return sdk.MineResult{}, err
+	likes := map[table.Pair]int{}
+	for _, r := range search {
+		if r.Stage == table.StageExposed && r.Liked {
+			likes[table.Pair{Query: r.Query, ItemID: r.ItemID}]++
+		}
 	}
-	defer db.Close()
-	q := fmt.Sprintf(`SELECT query, item_id, 'liked' AS source, 4 AS tier_hint, 1.0::DOUBLE AS confidence,
-		'{"likes":' || count(*) || '}' AS evidence FROM %s WHERE stage = 'exposed' AND liked
-		GROUP BY query, item_id HAVING count(*) >= %d ORDER BY query, item_id`, search, p.MinLikes)
-	return sdk.MineResult{}, table.WriteCandidates(ctx, db, q, req.OutputPath)
+	var out []table.Candidate
+	for k, n := range likes {
+		if n >= p.MinLikes {
+			out = append(out, table.Candidate{Query: k.Query, ItemID: k.ItemID, Source: "liked",
+				TierHint: 4, Confidence: 1, Evidence: fmt.Sprintf(`{"likes":%d}`, n)})
+		}
+	}
+	slices.SortFunc(out, func(a, b table.Candidate) int {
+		return cmp.Or(cmp.Compare(a.Query, b.Query), cmp.Compare(a.ItemID, b.ItemID))
+	})
+	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(len(out))}}, table.WriteCandidates(req.OutputPath, out)
 }
 
 func main() {

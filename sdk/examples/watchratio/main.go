@@ -4,11 +4,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
-	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/table"
 )
@@ -42,29 +43,44 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	items, err := table.Dataset(req.DatasetDir, dataset.ItemsTable)
+	items, err := table.Items(req.DatasetDir)
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
+	duration := make(map[string]int64, len(items))
+	for _, it := range items {
+		if it.DurationMS != nil {
+			duration[it.ItemID] = *it.DurationMS
+		}
+	}
+	type agg struct {
+		n     int
+		ratio float64
+	}
+	watched := map[table.Pair]agg{}
+	for _, r := range search {
+		d := duration[r.ItemID]
+		if r.Stage != table.StageExposed || d <= 0 || float64(r.WatchMS) < p.MinRatio*float64(d) {
+			continue
+		}
+		k := table.Pair{Query: r.Query, ItemID: r.ItemID}
+		a := watched[k]
+		a.n++
+		a.ratio = max(a.ratio, float64(r.WatchMS)/float64(d))
+		watched[k] = a
+	}
+	out := make([]table.Candidate, 0, len(watched))
+	for k, a := range watched {
+		out = append(out, table.Candidate{Query: k.Query, ItemID: k.ItemID, Source: "watchratio", TierHint: 4,
+			Confidence: min(1, a.ratio), Evidence: fmt.Sprintf(`{"watched_requests":%d}`, a.n)})
+	}
+	slices.SortFunc(out, func(a, b table.Candidate) int {
+		return cmp.Or(cmp.Compare(a.Query, b.Query), cmp.Compare(a.ItemID, b.ItemID))
+	})
+	if err := table.WriteCandidates(req.OutputPath, out); err != nil {
 		return sdk.MineResult{}, err
 	}
-	defer db.Close()
-	q := fmt.Sprintf(`SELECT s.query, s.item_id, 'watchratio' AS source, 4 AS tier_hint,
-		least(1.0, max(s.watch_ms / i.duration_ms))::DOUBLE AS confidence,
-		'{"watched_requests":' || count(*) || '}' AS evidence
-		FROM %s s JOIN %s i ON s.item_id = i.item_id
-		WHERE s.stage = 'exposed' AND i.duration_ms > 0 AND s.watch_ms >= %v * i.duration_ms
-		GROUP BY s.query, s.item_id ORDER BY s.query, s.item_id`, search, items, p.MinRatio)
-	if err := table.WriteCandidates(ctx, db, q, req.OutputPath); err != nil {
-		return sdk.MineResult{}, err
-	}
-	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet(?)", req.OutputPath).Scan(&n); err != nil {
-		return sdk.MineResult{}, err
-	}
-	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(n)}}, nil
+	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(len(out))}}, nil
 }
 
 func main() {
