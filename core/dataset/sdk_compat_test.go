@@ -48,7 +48,9 @@ func TestSDKWritesTheHostSchemas(t *testing.T) {
 		{"candidates", func(p string) error {
 			return table.WriteCandidates(p, []table.Candidate{{Query: "q", ItemID: "i", Source: "s", TierHint: 4, Confidence: 0.5, Evidence: "{}"}})
 		}, dataset.CandidateColumns},
-		{"labels", func(p string) error { return table.WriteLabels(p, []table.Label{{Query: "q", ItemID: "i", Tier: 3, Sources: "a,b"}}) }, dataset.LabelColumns},
+		{"labels", func(p string) error {
+			return table.WriteLabels(p, []table.Label{{Query: "q", ItemID: "i", Tier: 3, Sources: "a,b"}})
+		}, dataset.LabelColumns},
 		{"results", func(p string) error {
 			return table.WriteResults(p, []table.Result{{Query: "q", ItemID: "i", Rank: 1, Score: 2}})
 		}, dataset.ResultColumns},
