@@ -8,7 +8,7 @@ SHARED   ?= ../shared
 # which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
 export GOEXPERIMENT ?= simd
 
-.PHONY: demo readme-demo test build bench lint proto fmt clean
+.PHONY: demo readme-demo test build bench lint proto fmt clean schema
 
 # The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
 # world, clicks-only InfoNCE vs CroPS vs BM25; prints the comparison table.
@@ -58,3 +58,8 @@ clean:
 # apt-get install -y protobuf-compiler).
 proto:
 	./proto/gen.sh
+
+# Regenerates docs/experiment.schema.json from core/config's Go types (a test
+# fails when it is stale).
+schema:
+	$(GO) test ./core/config/expschema -run TestExperimentSchemaUpToDate -update

@@ -279,6 +279,7 @@ func (r *resolver) resolve() *Spec {
 		r.checkPipeline(a.Pipeline, p("arms", i))
 	}
 	r.resolveArms(s)
+	r.checkParams(s) // params_check.go: built-ins' params against their schemas
 
 	// Report.
 	if s.Report.Alpha == 0 {
