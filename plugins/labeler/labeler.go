@@ -85,7 +85,6 @@ const (
 	NameFlat   = "flat"
 )
 
-
 // The params of each labeler: each accepts only its own keys. Their schemas
 // are generated from these structs and their defaults (written once).
 type hlaParams struct {
