@@ -4,7 +4,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -13,19 +12,21 @@ import (
 )
 
 type params struct {
-	MinLikes int `json:"min_likes"` // likes a (query, item) needs
+	MinLikes int `json:"min_likes" jsonschema:"minimum=1" jsonschema_description:"likes a (query, item) needs"`
 }
+
+func defaults() params { return params{MinLikes: 1} }
 
 type liked struct{}
 
 func (liked) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "liked", Kind: sdk.KindSource, Version: "0.1.0",
 		Description:  "exposed search results the user liked",
-		ParamsSchema: json.RawMessage(`{"type":"object","properties":{"min_likes":{"type":"integer","minimum":1,"default":1}},"additionalProperties":false}`)}, nil
+		ParamsSchema: sdk.ParamsSchema(defaults())}, nil
 }
 
 func (liked) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
-	p := params{MinLikes: 1}
+	p := defaults()
 	if err := sdk.DecodeParams(req.Params, &p); err != nil {
 		return sdk.MineResult{}, err
 	}

@@ -6,7 +6,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -15,8 +14,10 @@ import (
 )
 
 type params struct {
-	MinRatio float64 `json:"min_ratio"`
+	MinRatio float64 `json:"min_ratio" jsonschema:"exclusiveMinimum=0,maximum=1" jsonschema_description:"watched share of the item's duration that makes a positive"`
 }
+
+func defaults() params { return params{MinRatio: 0.5} }
 
 func (p *params) Validate() error {
 	if !(p.MinRatio > 0 && p.MinRatio <= 1) {
@@ -29,13 +30,12 @@ type source struct{}
 
 func (source) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "watchratio", Kind: sdk.KindSource, Version: "0.1.0",
-		Description: "exposed search results watched for at least min_ratio of their duration",
-		ParamsSchema: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-			"min_ratio":{"type":"number","exclusiveMinimum":0,"maximum":1,"default":0.5}}}`)}, nil
+		Description:  "exposed search results watched for at least min_ratio of their duration",
+		ParamsSchema: sdk.ParamsSchema(defaults())}, nil
 }
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
-	p := params{MinRatio: 0.5}
+	p := defaults()
 	if err := sdk.DecodeParams(req.Params, &p); err != nil {
 		return sdk.MineResult{}, err
 	}
