@@ -37,8 +37,11 @@ test:
 	$(GO) test -timeout 30m ./...
 	GOEXPERIMENT= $(GO) test ./core/search
 
+# -buildvcs=auto stamps the git revision (and dirty flag) into the binary
+# when built inside the repository; manifest.json and --version report it.
 build:
-	$(GO) build -o $(BIN) ./cmd/crops
+	@test -x $(BIN) || echo "building $(BIN) (the first build compiles DuckDB and gomlx: a few minutes)..."
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/crops
 
 bench:
 	./bench/run.sh

@@ -40,17 +40,17 @@ type Options struct {
 
 // Spec is a loaded, validated and resolved experiment.
 type Spec struct {
-	File       string     `json:"file"`
-	Name       string     `json:"name"`
-	Dataset    Dataset    `json:"dataset"` // Path absolute, or Simulated
-	Arms       []ArmSpec  `json:"arms"`    // in file order, then sweep arms
-	Seeds      []int64    `json:"seeds"`
-	Metrics    []Metric   `json:"-"`
-	MetricKeys []string   `json:"metrics"`
-	Evaluation Evaluation `json:"evaluation"`
-	Report     ReportSpec `json:"report"`
-	Runtime    RuntimeSpec
-	Raw        Experiment `json:"-"`
+	File       string      `json:"file"`
+	Name       string      `json:"name"`
+	Dataset    Dataset     `json:"dataset"` // Path absolute, or Simulated
+	Arms       []ArmSpec   `json:"arms"`    // in file order, then sweep arms
+	Seeds      []int64     `json:"seeds"`
+	Metrics    []Metric    `json:"-"`
+	MetricKeys []string    `json:"metrics"`
+	Evaluation Evaluation  `json:"evaluation"`
+	Report     ReportSpec  `json:"report"`
+	Runtime    RuntimeSpec `json:"runtime"`
+	Raw        Experiment  `json:"-"`
 }
 
 // ArmSpec is one fully resolved arm: defaults, extends chain and sweep point

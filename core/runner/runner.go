@@ -295,6 +295,11 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 			r.lockSeen[lockID] = true
 			r.lock = append(r.lock, cache.LockStage{ID: lockID, Key: key, Input: e.Meta.Input, OutputDigest: e.Meta.OutputDigest})
 		}
+		// Cached means reused from an earlier run: a stage computed in this
+		// run stays "computed" when another unit waits for it and then hits.
+		if prev, ok := r.stageS[lockID]; ok && prev.Key == key {
+			cached = cached && prev.Cached
+		}
 		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
 		if cached {
 			r.sum.Hits++
