@@ -8,6 +8,10 @@ SHARED   ?= ../shared
 # which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
 export GOEXPERIMENT ?= simd
 
+# gocyclo at a pinned version (go run fetches it; nothing to install).
+GOCYCLO   := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
+CYCLO_MAX := 30
+
 .PHONY: demo readme-demo test build bench lint proto fmt clean schema
 
 # The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
@@ -50,6 +54,8 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
+	@echo "gocyclo: functions of core/ and plugins/ over cyclomatic complexity $(CYCLO_MAX) (tests excluded):"
+	$(GO) run $(GOCYCLO) -over $(CYCLO_MAX) -ignore '_test\.go$$' core plugins
 
 fmt:
 	gofmt -w .

@@ -87,7 +87,7 @@ func (s *Spec) Arm(name string) (ArmSpec, bool) {
 
 // Defaults applied when the file leaves a field out.
 const (
-	DefaultQRWindowS    = 90
+	DefaultQRWindowS    = 90 // = dataset.ReformulationWindow (config does not link DuckDB); a test holds them equal
 	DefaultAlpha        = 0.05
 	DefaultSignificance = "t-test"
 )

@@ -74,6 +74,21 @@ metrics: [recall@100:ct]
 	if out, code := run("run", "exp.yaml", "--out", "out", "--dry-run"); code != 0 {
 		t.Fatalf("crops run --dry-run: exit %d\n%s", code, out)
 	}
+	if _, err := os.Stat(filepath.Join(work, "out")); !os.IsNotExist(err) {
+		t.Fatalf("--dry-run wrote the results directory (stat: %v)", err)
+	}
+	// A params typo fails the dry run, at its position, with a suggestion.
+	typo := strings.Replace(exp, "{name: clicks, plugin: clicks}", "{name: clicks, plugin: clicks, params: {positiv: liked}}", 1)
+	if err := os.WriteFile(filepath.Join(work, "typo.yaml"), []byte(typo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run("run", "typo.yaml", "--out", "typo-out", "--dry-run")
+	if code == 0 || !strings.Contains(out, `typo.yaml:6:47: source plugin "clicks" params: unknown key "positiv"`) || !strings.Contains(out, `did you mean "positive"?`) {
+		t.Fatalf("a params typo under --dry-run: exit %d\n%s", code, out)
+	}
+	if out, code := run("--version"); code != 0 || !strings.HasPrefix(out, "crops ") || !strings.Contains(out, "plugin protocol") {
+		t.Fatalf("crops --version: exit %d\n%s", code, out)
+	}
 	if out, code := run("run", "exp.yaml", "--out", "out"); code != 0 {
 		t.Fatalf("crops run: exit %d\n%s", code, out)
 	}

@@ -41,6 +41,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
@@ -55,7 +56,7 @@ const Name = "reformulation"
 const Tier = 5
 
 // DefaultWindowMS is the paper's 90 seconds.
-const DefaultWindowMS = 90_000
+const DefaultWindowMS = int64(dataset.ReformulationWindow / time.Millisecond)
 
 // DefaultSimilarity is the similarity test chosen by F1 against the AOL
 // search missions (bench/mining/simeval; results in
