@@ -128,7 +128,7 @@ type Evaluation struct {
 type ReportSpec struct {
 	Baseline string   `koanf:"baseline" json:"baseline,omitempty"`
 	Formats  []string `koanf:"formats" json:"formats,omitempty"`
-	// Plots writes PNG and SVG figures (default true).
+	// Plots writes PDF, SVG and PNG figures (default true).
 	Plots *bool `koanf:"plots" json:"plots,omitempty"`
 	// Significance: "t-test" (default) or "bootstrap".
 	Significance string `koanf:"significance" json:"significance,omitempty"`
