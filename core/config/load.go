@@ -778,7 +778,7 @@ func (r *resolver) expandSweep(s *Spec, resolved map[string]*ArmSpec, def Pipeli
 	}
 	sort.Strings(keys)
 	if len(keys) == 0 {
-		r.errAt(p("sweep"), false, "e.g. grid: {loss.params.tau_init: [0.05, 0.1]}", "sweep.grid is empty")
+		r.errAt(p("sweep"), false, "e.g. grid: {retriever.params.init_tau: [0.05, 0.1]}", "sweep.grid is empty")
 		return
 	}
 	// Check every path once against the base arm.

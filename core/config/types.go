@@ -108,7 +108,7 @@ type Arm struct {
 type Sweep struct {
 	// Base is the arm every grid point starts from ("" = defaults).
 	Base string `koanf:"base" json:"base,omitempty"`
-	// Grid maps a dotted path (loss.params.tau_init,
+	// Grid maps a dotted path (retriever.params.init_tau,
 	// sources.feed.gate.alpha, retriever.params.dim, ...) to its values.
 	Grid map[string][]any `koanf:"grid" json:"grid"`
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/cropsdev/crops/core/metrics"
 )
 
 // LaTeXPackages are the packages the LaTeX table needs in the preamble.
@@ -14,11 +16,11 @@ var LaTeXPackages = []string{"booktabs", "siunitx", "graphicx"}
 
 // metricAbbrev is how each metric name prints in a paper's table header.
 var metricAbbrev = map[string]string{
-	"recall":           "R",
-	"ndcg":             "nDCG",
-	"mrr":              "MRR",
-	"unexposed_recall": "UR",
-	"coverage":         "Cov",
+	metrics.Recall:          "R",
+	metrics.NDCG:            "nDCG",
+	metrics.MRR:             "MRR",
+	metrics.UnexposedRecall: "UR",
+	metrics.Coverage:        "Cov",
 }
 
 // setLabel is how each test set prints.
