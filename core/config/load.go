@@ -36,6 +36,11 @@ type Options struct {
 	Dataset string
 	// Getenv expands ${VAR} references (default os.Getenv; tests inject).
 	Getenv func(string) string
+	// DescribeExternal, when set, describes a third-party plugin executable
+	// (its `describe` subcommand) so its params are validated at load time
+	// like a built-in's (params_check.go); sha256 is the YAML's pin ("" =
+	// none), to be checked before the binary runs.
+	DescribeExternal func(path, sha256 string) ([]sdk.Info, error)
 }
 
 // Spec is a loaded, validated and resolved experiment.

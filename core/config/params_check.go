@@ -33,6 +33,8 @@ type PluginCatalog interface {
 type paramsUse struct {
 	kind   sdk.Kind
 	name   string
+	path   string // third-party executable ("" = built-in)
+	sha256 string
 	params map[string]any
 	bases  [][]string
 }
@@ -40,20 +42,36 @@ type paramsUse struct {
 // checkParams validates each resolved built-in plugin's params against the
 // JSON Schema the plugin describes (generated from its Params struct), and
 // reports each problem once, at the YAML key or value that caused it.
-// Third-party plugins (path:) are checked by the plugin itself when it runs.
+// Third-party plugins (path:) are checked too when Options.DescribeExternal
+// is set (the CLI sets it); otherwise the plugin checks them when it runs.
 func (r *resolver) checkParams(s *Spec) {
-	cat, ok := r.opts.Plugins.(PluginCatalog)
-	if !ok {
+	cat, _ := r.opts.Plugins.(PluginCatalog)
+	if cat == nil && r.opts.DescribeExternal == nil {
 		return
 	}
 	schemas := map[string]*compiledSchema{}
+	external := map[string][]sdk.Info{}
 	seen := map[string]bool{}
 	for _, a := range s.Arms {
 		for _, u := range r.paramsUses(a) {
-			key := string(u.kind) + "/" + u.name
+			key := string(u.kind) + "/" + u.name + "@" + u.path
 			cs, ok := schemas[key]
 			if !ok {
-				cs = compileParamsSchema(cat, u.kind, u.name)
+				switch {
+				case u.path == "" && cat != nil:
+					cs = compileParamsSchema(cat, u.kind, u.name)
+				case u.path != "" && r.opts.DescribeExternal != nil:
+					infos, ok := external[u.path]
+					if !ok {
+						infos, _ = r.opts.DescribeExternal(u.path, u.sha256) // failures surface when the plugin starts
+						external[u.path] = infos
+					}
+					for _, info := range infos {
+						if info.Kind == u.kind && info.Name == u.name {
+							cs = compileSchema(string(u.kind)+"/"+u.name, info.ParamsSchema)
+						}
+					}
+				}
 				schemas[key] = cs
 			}
 			if cs == nil {
@@ -83,14 +101,23 @@ func compileParamsSchema(cat PluginCatalog, k sdk.Kind, name string) *compiledSc
 		return nil
 	}
 	info, err := p.Describe(context.Background())
-	if err != nil || len(bytes.TrimSpace(info.ParamsSchema)) == 0 {
-		return nil
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(info.ParamsSchema))
 	if err != nil {
 		return nil
 	}
-	url := "mem:///" + string(k) + "/" + name + ".json"
+	return compileSchema(string(k)+"/"+name, info.ParamsSchema)
+}
+
+// compileSchema compiles a published params schema; nil when there is none
+// or it does not compile (then there is nothing to check against).
+func compileSchema(id string, schema json.RawMessage) *compiledSchema {
+	if len(bytes.TrimSpace(schema)) == 0 {
+		return nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		return nil
+	}
+	url := "mem:///" + id + ".json"
 	c := jsonschema.NewCompiler()
 	if err := c.AddResource(url, doc); err != nil {
 		return nil
@@ -100,7 +127,7 @@ func compileParamsSchema(cat PluginCatalog, k sdk.Kind, name string) *compiledSc
 		return nil
 	}
 	var raw map[string]any
-	_ = json.Unmarshal(info.ParamsSchema, &raw)
+	_ = json.Unmarshal(schema, &raw)
 	return &compiledSchema{schema: sch, raw: raw}
 }
 
@@ -142,10 +169,10 @@ func (r *resolver) paramsUses(a ArmSpec) []paramsUse {
 
 	var out []paramsUse
 	single := func(k sdk.Kind, key string, pl *Plugin) {
-		if pl == nil || pl.Path != "" || pl.Plugin == "" {
+		if pl == nil || pl.Plugin == "" {
 			return
 		}
-		u := paramsUse{kind: k, name: pl.Plugin, params: pl.Params}
+		u := paramsUse{kind: k, name: pl.Plugin, path: pl.Path, sha256: pl.SHA256, params: pl.Params}
 		for _, x := range pipes {
 			u.bases = append(u.bases, sub(x.base, key, "params"))
 		}
@@ -168,11 +195,12 @@ func (r *resolver) paramsUses(a ArmSpec) []paramsUse {
 				}
 			}
 		}
-		if src.Path == "" && src.Plugin.Plugin != "" {
-			out = append(out, paramsUse{kind: sdk.KindSource, name: src.Plugin.Plugin, params: src.Params, bases: srcBases})
+		if src.Plugin.Plugin != "" {
+			out = append(out, paramsUse{kind: sdk.KindSource, name: src.Plugin.Plugin, path: src.Path, sha256: src.SHA256,
+				params: src.Params, bases: srcBases})
 		}
-		if g := src.Gate; g != nil && g.RetrieverPath == "" && g.Retriever != "" {
-			out = append(out, paramsUse{kind: sdk.KindRetriever, name: g.Retriever, params: g.RetrieverParams, bases: gateBases})
+		if g := src.Gate; g != nil && g.Retriever != "" {
+			out = append(out, paramsUse{kind: sdk.KindRetriever, name: g.Retriever, path: g.RetrieverPath, params: g.RetrieverParams, bases: gateBases})
 		}
 	}
 	return out

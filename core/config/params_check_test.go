@@ -1,11 +1,14 @@
 package config_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cropsdev/crops/core/config"
 	"github.com/cropsdev/crops/plugins/builtin"
+	"github.com/cropsdev/crops/sdk"
 )
 
 const paramsBase = `name: p
@@ -69,5 +72,33 @@ func TestParamsValidatedAgainstPluginSchemas(t *testing.T) {
 				t.Errorf("want the problem reported once:\n%v", err)
 			}
 		})
+	}
+}
+
+// A third-party plugin's params are validated too when the loader can
+// describe it (the CLI runs `PATH describe`; here a stand-in returns the
+// schema such a binary prints, from the real sdk.ParamsSchema).
+func TestThirdPartyParamsValidated(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "liked")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	type likedParams struct {
+		MinLikes int `json:"min_likes" jsonschema:"minimum=1"`
+	}
+	var asked []string
+	describe := func(path, pin string) ([]sdk.Info, error) {
+		asked = append(asked, path+"|"+pin)
+		return []sdk.Info{{Name: "liked", Kind: sdk.KindSource, ParamsSchema: sdk.ParamsSchema(likedParams{MinLikes: 1})}}, nil
+	}
+	src := strings.Replace(paramsBase, "    - {name: clicks, plugin: clicks}",
+		"    - {name: clicks, plugin: clicks}\n    - {name: liked, plugin: liked, path: ./liked, sha256: abc, params: {min_likez: 2}}", 1)
+	_, err := config.Parse(filepath.Join(dir, "exp.yaml"), []byte(src), config.Options{Plugins: builtin.Set(), DescribeExternal: describe})
+	if err == nil || !strings.Contains(err.Error(), `exp.yaml:7:73: source plugin "liked" params: unknown key "min_likez" (did you mean "min_likes"?)`) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(asked) != 1 || asked[0] != bin+"|abc" {
+		t.Fatalf("described %v, want once %s with its pin", asked, bin)
 	}
 }

@@ -86,6 +86,15 @@ metrics: [recall@100:ct]
 	if code == 0 || !strings.Contains(out, `typo.yaml:6:47: source plugin "clicks" params: unknown key "positiv"`) || !strings.Contains(out, `did you mean "positive"?`) {
 		t.Fatalf("a params typo under --dry-run: exit %d\n%s", code, out)
 	}
+	// The third-party plugin's params too: crops runs `liked describe` at load.
+	typo = strings.Replace(exp, "params: {min_likes: 1}", "params: {min_likez: 1}", 1)
+	if err := os.WriteFile(filepath.Join(work, "typo2.yaml"), []byte(typo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run("run", "typo2.yaml", "--out", "typo-out", "--dry-run")
+	if code == 0 || !strings.Contains(out, `source plugin "liked" params: unknown key "min_likez"`) || !strings.Contains(out, `did you mean "min_likes"?`) {
+		t.Fatalf("a third-party params typo under --dry-run: exit %d\n%s", code, out)
+	}
 	if out, code := run("--version"); code != 0 || !strings.HasPrefix(out, "crops ") || !strings.Contains(out, "plugin protocol") {
 		t.Fatalf("crops --version: exit %d\n%s", code, out)
 	}
