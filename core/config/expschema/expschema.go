@@ -58,7 +58,9 @@ func Generate(repoRoot string) ([]byte, error) {
 	plain := *r
 	plain.Mapper = nil
 	// Unions the loader accepts (config's unionHook): a bare string is a
-	// dataset path, or the name of a source.
+	// dataset path, or the name of a source. A config type given another
+	// YAML form (say seeds as a list or {world, train}) gets a case here,
+	// then `make schema`.
 	r.Mapper = func(t reflect.Type) *jsonschema.Schema {
 		switch t {
 		case reflect.TypeFor[config.Dataset](), reflect.TypeFor[config.Source]():
