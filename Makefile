@@ -8,7 +8,11 @@ SHARED   ?= ../shared
 # which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
 export GOEXPERIMENT ?= simd
 
-.PHONY: demo readme-demo test build bench lint proto fmt clean
+# gocyclo at a pinned version (go run fetches it; nothing to install).
+GOCYCLO   := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
+CYCLO_MAX := 30
+
+.PHONY: demo readme-demo test build bench lint proto fmt clean schema
 
 # The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
 # world, clicks-only InfoNCE vs CroPS vs BM25; prints the comparison table.
@@ -28,13 +32,20 @@ readme-demo: demo
 
 # The last line also tests the portable (non-SIMD) search kernel, which is
 # what a build without GOEXPERIMENT=simd uses.
+# sdk/ and proto/ are modules of their own (a plugin depends on them alone),
+# so ./... at the root does not reach them: they are vetted and tested here.
 test:
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && $(GO) test -timeout 10m ./...
+	cd proto && $(GO) vet ./...
 	$(GO) test -timeout 30m ./...
 	GOEXPERIMENT= $(GO) test ./core/search
 
+# -buildvcs=auto stamps the git revision (and dirty flag) into the binary
+# when built inside the repository; manifest.json and --version report it.
 build:
-	$(GO) build -o $(BIN) ./cmd/crops
+	@test -x $(BIN) || echo "building $(BIN) (the first build compiles DuckDB and gomlx: a few minutes)..."
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/crops
 
 bench:
 	./bench/run.sh
@@ -42,6 +53,9 @@ bench:
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting"; exit 1)
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
+	@echo "gocyclo: functions of core/ and plugins/ over cyclomatic complexity $(CYCLO_MAX) (tests excluded):"
+	$(GO) run $(GOCYCLO) -over $(CYCLO_MAX) -ignore '_test\.go$$' core plugins
 
 fmt:
 	gofmt -w .
@@ -53,3 +67,8 @@ clean:
 # apt-get install -y protobuf-compiler).
 proto:
 	./proto/gen.sh
+
+# Regenerates docs/experiment.schema.json from core/config's Go types (a test
+# fails when it is stale).
+schema:
+	$(GO) test ./core/config/expschema -run TestExperimentSchemaUpToDate -update

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/sdktest"
 	plugin "github.com/hashicorp/go-plugin"
@@ -165,7 +164,7 @@ func TestMainCommandLine(t *testing.T) {
 		out  string
 		err  string
 	}{
-		{"describe", []string{"describe"}, 0, `"protocol_version": ` + jsonInt(version.ProtocolVersion), ""},
+		{"describe", []string{"describe"}, 0, `"protocol_version": ` + jsonInt(sdk.ProtocolVersion), ""},
 		{"no args, many plugins", nil, 2, "", "holds 4 plugins"},
 		{"bad args", []string{"serve", "loss"}, 2, "", "usage:"},
 		{"by hand", []string{"serve", "loss", "softmax"}, 1, "", "started by crops, not by hand"},

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/cropsdev/crops/core/version"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
@@ -21,11 +20,11 @@ const (
 const MaxMessageBytes = math.MaxInt32
 
 // Handshake is the go-plugin handshake of the crops plugin protocol. Its
-// ProtocolVersion is core/version.ProtocolVersion: a plugin built against
+// ProtocolVersion is sdk.ProtocolVersion: a plugin built against
 // another protocol version is refused by the host.
 func Handshake() plugin.HandshakeConfig {
 	return plugin.HandshakeConfig{
-		ProtocolVersion:  uint(version.ProtocolVersion),
+		ProtocolVersion:  uint(ProtocolVersion),
 		MagicCookieKey:   MagicCookieKey,
 		MagicCookieValue: MagicCookieValue,
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/cropsdev/crops/core/version"
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 )
@@ -43,7 +42,7 @@ type Description struct {
 
 // Describe describes every plugin of the set, sorted by kind then name.
 func Describe(ctx context.Context, set *Set) (Description, error) {
-	d := Description{ProtocolVersion: version.ProtocolVersion, SDKVersion: version.Version, Plugins: []Info{}}
+	d := Description{ProtocolVersion: ProtocolVersion, SDKVersion: Version, Plugins: []Info{}}
 	for _, kind := range Kinds {
 		for _, name := range set.Names(kind) {
 			p, err := set.New(kind, name)

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cropsdev/crops/core/llmserve"
+	"github.com/cropsdev/crops/core/logging"
 	"github.com/spf13/cobra"
 )
 
@@ -41,7 +42,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 				}
 				rate = errorRate
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := logging.New(os.Stderr, slog.LevelInfo)
 			o, err := llmserve.Load(cmd.Context(), world)
 			if err != nil {
 				return err

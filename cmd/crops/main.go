@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cropsdev/crops/core/logging"
 )
 
 // exitError carries an exit status without printing a stack trace.
@@ -22,6 +25,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	slog.SetDefault(logging.New(os.Stderr, slog.LevelInfo)) // one log format (core/logging)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
@@ -53,5 +57,6 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(newPluginsCmd(), newPluginServeCmd(), newMineCmd(), newRunCmd(), newReportCmd())
 	root.AddCommand(newExportCmd())
+	addExamples(root) // cli_ux.go: Examples: sections and --version
 	return root
 }

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cropsdev/crops/plugins/builtin"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/spf13/cobra"
 )
@@ -15,11 +14,11 @@ import (
 // newMineCmd runs one built-in positive source in-process: a debugging entry
 // point (the runner runs sources through the plugin host and caches them).
 func newMineCmd() *cobra.Command {
-	var datasetDir, name, params, out, workDir string
+	var datasetDir, name, params, out, workDir, pluginPath string
 	var seed int64
 	cmd := &cobra.Command{
 		Use:   "mine --dataset DIR --source NAME [--params JSON|@file] --out FILE",
-		Short: "Run one built-in positive source on a dataset and print its stats",
+		Short: "Run one positive source (built-in, or a plugin with --plugin-path) on a dataset and print its stats",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if datasetDir == "" || name == "" || out == "" {
@@ -29,11 +28,11 @@ func newMineCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := builtin.Set().New(sdk.KindSource, name)
+			src, release, err := mineSource(cmd.Context(), name, pluginPath) // mine_plugin.go
 			if err != nil {
-				return fmt.Errorf("mine: %w", err)
+				return err
 			}
-			src := d.(sdk.PositiveSource)
+			defer release()
 			if workDir == "" {
 				workDir, err = os.MkdirTemp("", "crops-mine-*")
 				if err != nil {
@@ -69,6 +68,7 @@ func newMineCmd() *cobra.Command {
 	f.StringVar(&out, "out", "", "candidate table to write (Parquet)")
 	f.StringVar(&workDir, "workdir", "", "scratch/cache directory for the source (default: a temporary directory, removed after)")
 	f.Int64Var(&seed, "seed", 1, "seed passed to the source")
+	f.StringVar(&pluginPath, "plugin-path", "", "a third-party source plugin executable; --source is the name it describes")
 	return cmd
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/plugins/builtin"
 	"github.com/cropsdev/crops/sdk"
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 )
 
@@ -168,7 +167,7 @@ func verifyPlugin(ctx context.Context, w io.Writer, path, pin string, kind sdk.K
 			return fmt.Errorf("%s describes no plugins", path)
 		}
 	}
-	h := host.New(host.Options{CallTimeout: time.Minute, Logger: hclog.New(&hclog.LoggerOptions{Name: "crops", Output: os.Stderr, Level: hclog.Warn})})
+	h := host.New(host.Options{CallTimeout: time.Minute, Logger: pluginLogger()})
 	defer h.Close()
 	for _, ref := range refs {
 		p, err := h.Start(ctx, ref)

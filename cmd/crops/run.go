@@ -32,7 +32,7 @@ and writing OUT/report (tables in every format, plots), OUT/manifest.json and
 OUT/crops.lock. See docs/experiment-spec.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := config.Load(args[0], config.Options{Plugins: builtin.Set(), Dataset: datasetDir})
+			spec, err := config.Load(args[0], config.Options{Plugins: builtin.Set(), Dataset: datasetDir, DescribeExternal: describeExternal})
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

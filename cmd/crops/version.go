@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/cropsdev/crops/core/version"
 	"github.com/spf13/cobra"
@@ -14,9 +13,11 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the crops version, plugin protocol and dataset format versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "crops %s (plugin protocol %d, dataset format %d, %s %s/%s)\n",
-				version.Version, version.ProtocolVersion, version.DatasetFormatVersion,
-				runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionString())
+			b := version.ReadBuild()
+			for _, m := range b.ModulePaths() {
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s %s\n", m, b.Modules[m])
+			}
 			return nil
 		},
 	}

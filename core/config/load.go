@@ -36,21 +36,26 @@ type Options struct {
 	Dataset string
 	// Getenv expands ${VAR} references (default os.Getenv; tests inject).
 	Getenv func(string) string
+	// DescribeExternal, when set, describes a third-party plugin executable
+	// (its `describe` subcommand) so its params are validated at load time
+	// like a built-in's (params_check.go); sha256 is the YAML's pin ("" =
+	// none), to be checked before the binary runs.
+	DescribeExternal func(path, sha256 string) ([]sdk.Info, error)
 }
 
 // Spec is a loaded, validated and resolved experiment.
 type Spec struct {
-	File       string     `json:"file"`
-	Name       string     `json:"name"`
-	Dataset    Dataset    `json:"dataset"` // Path absolute, or Simulated
-	Arms       []ArmSpec  `json:"arms"`    // in file order, then sweep arms
-	Seeds      []int64    `json:"seeds"`
-	Metrics    []Metric   `json:"-"`
-	MetricKeys []string   `json:"metrics"`
-	Evaluation Evaluation `json:"evaluation"`
-	Report     ReportSpec `json:"report"`
-	Runtime    RuntimeSpec
-	Raw        Experiment `json:"-"`
+	File       string      `json:"file"`
+	Name       string      `json:"name"`
+	Dataset    Dataset     `json:"dataset"` // Path absolute, or Simulated
+	Arms       []ArmSpec   `json:"arms"`    // in file order, then sweep arms
+	Seeds      []int64     `json:"seeds"`
+	Metrics    []Metric    `json:"-"`
+	MetricKeys []string    `json:"metrics"`
+	Evaluation Evaluation  `json:"evaluation"`
+	Report     ReportSpec  `json:"report"`
+	Runtime    RuntimeSpec `json:"runtime"`
+	Raw        Experiment  `json:"-"`
 }
 
 // ArmSpec is one fully resolved arm: defaults, extends chain and sweep point
@@ -87,7 +92,7 @@ func (s *Spec) Arm(name string) (ArmSpec, bool) {
 
 // Defaults applied when the file leaves a field out.
 const (
-	DefaultQRWindowS    = 90
+	DefaultQRWindowS    = 90 // = dataset.ReformulationWindow (config does not link DuckDB); a test holds them equal
 	DefaultAlpha        = 0.05
 	DefaultSignificance = "t-test"
 )
@@ -148,7 +153,14 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 	if err := k.UnmarshalWithConf("", &exp, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
 		return nil, Errors{{File: file, Msg: "decode: " + err.Error()}}
 	}
-	r := &resolver{d: d, opts: opts, exp: &exp, dir: filepath.Dir(file)}
+	// Relative paths resolve against the YAML's directory, made absolute: a
+	// bare "myplugin" (from "./myplugin" next to exp.yaml in the working
+	// directory) would otherwise be looked up in $PATH when executed.
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		dir = filepath.Dir(file)
+	}
+	r := &resolver{d: d, opts: opts, exp: &exp, dir: dir}
 	spec := r.resolve()
 	if len(r.errs) > 0 {
 		sort.SliceStable(r.errs, func(i, j int) bool {
@@ -272,6 +284,7 @@ func (r *resolver) resolve() *Spec {
 		r.checkPipeline(a.Pipeline, p("arms", i))
 	}
 	r.resolveArms(s)
+	r.checkParams(s) // params_check.go: built-ins' params against their schemas
 
 	// Report.
 	if s.Report.Alpha == 0 {
@@ -770,7 +783,7 @@ func (r *resolver) expandSweep(s *Spec, resolved map[string]*ArmSpec, def Pipeli
 	}
 	sort.Strings(keys)
 	if len(keys) == 0 {
-		r.errAt(p("sweep"), false, "e.g. grid: {loss.params.tau_init: [0.05, 0.1]}", "sweep.grid is empty")
+		r.errAt(p("sweep"), false, "e.g. grid: {retriever.params.init_tau: [0.05, 0.1]}", "sweep.grid is empty")
 		return
 	}
 	// Check every path once against the base arm.

@@ -4,15 +4,18 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cropsdev/crops/core/metrics"
 )
 
-// Metric names.
+// Metric names: core/metrics owns them (it implements them); config parses
+// them.
 const (
-	MetricRecall          = "recall"
-	MetricNDCG            = "ndcg"
-	MetricMRR             = "mrr"
-	MetricUnexposedRecall = "unexposed_recall"
-	MetricCoverage        = "coverage"
+	MetricRecall          = metrics.Recall
+	MetricNDCG            = metrics.NDCG
+	MetricMRR             = metrics.MRR
+	MetricUnexposedRecall = metrics.UnexposedRecall
+	MetricCoverage        = metrics.Coverage
 )
 
 // Test set names a metric is computed on.

@@ -108,7 +108,7 @@ type Arm struct {
 type Sweep struct {
 	// Base is the arm every grid point starts from ("" = defaults).
 	Base string `koanf:"base" json:"base,omitempty"`
-	// Grid maps a dotted path (loss.params.tau_init,
+	// Grid maps a dotted path (retriever.params.init_tau,
 	// sources.feed.gate.alpha, retriever.params.dim, ...) to its values.
 	Grid map[string][]any `koanf:"grid" json:"grid"`
 }
@@ -128,7 +128,7 @@ type Evaluation struct {
 type ReportSpec struct {
 	Baseline string   `koanf:"baseline" json:"baseline,omitempty"`
 	Formats  []string `koanf:"formats" json:"formats,omitempty"`
-	// Plots writes PNG and SVG figures (default true).
+	// Plots writes PDF, SVG and PNG figures (default true).
 	Plots *bool `koanf:"plots" json:"plots,omitempty"`
 	// Significance: "t-test" (default) or "bootstrap".
 	Significance string `koanf:"significance" json:"significance,omitempty"`

@@ -4,6 +4,8 @@
 // takes the table and column names from here.
 package dataset
 
+import "time"
+
 // Table file names inside a dataset directory.
 const (
 	ManifestFile = "dataset.yaml"
@@ -26,6 +28,13 @@ const (
 	StageRankedUnexposed = "ranked_unexposed"
 	StageExposed         = "exposed"
 )
+
+// ReformulationWindow is the paper's reformulation window: a later query of
+// the same user within 90 s reformulates the earlier one. It is the one
+// owner of this constant in crops (the simulator, the importers, the
+// reformulation source and the QR test set all ask it; core/config states
+// the same 90 in DefaultQRWindowS without importing DuckDB).
+const ReformulationWindow = 90 * time.Second
 
 // Split values of split.split.
 const (

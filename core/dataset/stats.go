@@ -65,7 +65,7 @@ type StageCount struct {
 // 90 s when 0).
 func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (*Stats, error) {
 	if reformWindow <= 0 {
-		reformWindow = 90 * time.Second
+		reformWindow = ReformulationWindow
 	}
 	db, err := openDataset(ctx, dir, ItemsTable, SearchTable, FeedTable, SplitTable)
 	if err != nil {

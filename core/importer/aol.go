@@ -268,7 +268,7 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 			// Consecutive requests of a user with different queries within
 			// 90 s: how many such pairs there are, and how many start from
 			// an unclicked request (kept through the requests table only).
-			if prev, ok := last[req.user]; ok && prev.query != req.query && req.tsMS >= prev.tsMS && req.tsMS-prev.tsMS <= 90_000 {
+			if prev, ok := last[req.user]; ok && prev.query != req.query && req.tsMS >= prev.tsMS && req.tsMS-prev.tsMS <= dataset.ReformulationWindow.Milliseconds() {
 				st.pairs++
 				switch {
 				case len(req.cands) == 0:

@@ -39,7 +39,8 @@ type Judgments map[string]map[string]int
 // training logs.
 type Exposure map[string]map[string]bool
 
-// Metric names (the same spelling as config).
+// Metric names. This is their one definition; core/config parses them from
+// here and core/report prints them.
 const (
 	Recall          = "recall"
 	NDCG            = "ndcg"

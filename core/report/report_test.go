@@ -94,7 +94,7 @@ func TestBuildAndRender(t *testing.T) {
 	want := map[string][]string{
 		"terminal": {"45.00 ± 7.07 (+20.00*)", "broken [FAILED]", "FAILED broken: seed 1 at train: plugin crashed", "base (baseline)"},
 		"markdown": {"|:----", "45.00 ± 7.07 (+20.00*)"},
-		"latex":    {"\\toprule", "45.00 $\\pm$ 7.07 (+20.00$^{*}$)", "new[x=1]", "recall@10:ct", "\\bottomrule"},
+		"latex":    {"\\toprule", `\bfseries 45.00 \pm 7.07 & +20.00 & $^{*}$`, "new[x=1]", "R@10 (CT)", "\\bottomrule", `\caption{`, `\label{tab:crops-t}`},
 		"csv":      {"arm,metric,mean", "new[x=1],recall@10:ct,0.45,"},
 	}
 	for f, ws := range want {

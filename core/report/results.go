@@ -57,17 +57,20 @@ const (
 
 // ArmSeed is one arm at one seed: result.json.
 type ArmSeed struct {
-	Schema  int                `json:"schema"`
-	Arm     string             `json:"arm"`
-	Seed    int64              `json:"seed"`
-	Status  string             `json:"status"`
-	Error   string             `json:"error,omitempty"`
-	Failed  string             `json:"failed_stage,omitempty"`
-	Metrics []metrics.Value    `json:"metrics,omitempty"`
-	Curves  map[string]Curve   `json:"curves,omitempty"` // test set -> recall curve
-	Loss    []LossPoint        `json:"loss,omitempty"`
-	StageS  map[string]float64 `json:"stage_seconds,omitempty"` // wall time per stage (cached stages: the time when computed)
-	TrainS  float64            `json:"train_seconds,omitempty"`
+	Schema  int              `json:"schema"`
+	Arm     string           `json:"arm"`
+	Seed    int64            `json:"seed"`
+	Status  string           `json:"status"`
+	Error   string           `json:"error,omitempty"`
+	Failed  string           `json:"failed_stage,omitempty"`
+	Metrics []metrics.Value  `json:"metrics,omitempty"`
+	Curves  map[string]Curve `json:"curves,omitempty"` // test set -> recall curve
+	Loss    []LossPoint      `json:"loss,omitempty"`
+	// LossPlugin names the loss the arm trained with ("" = none or unknown):
+	// losses differ in scale, so each gets its own panel.
+	LossPlugin string             `json:"loss_plugin,omitempty"`
+	StageS     map[string]float64 `json:"stage_seconds,omitempty"` // wall time per stage (cached stages: the time when computed)
+	TrainS     float64            `json:"train_seconds,omitempty"`
 }
 
 var unsafeRE = regexp.MustCompile(`[^A-Za-z0-9._=,+-]+`)

@@ -75,10 +75,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 	if t.Alpha == 0 {
 		t.Alpha = 0.05
 	}
-	type agg struct {
-		seedMeans []float64
-		perQuery  map[string]float64 // mean over seeds
-	}
+	type agg = metricAgg
 	aggregate := func(arm string) (map[string]*agg, Row) {
 		row := Row{Arm: arm}
 		out := map[string]*agg{}
@@ -146,27 +143,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 				c.Seeds = len(x.seedMeans)
 				c.Mean, c.Std = meanStd(x.seedMeans)
 				if b := base[m]; arm != baseline && b != nil && len(b.seedMeans) > 0 {
-					bm, _ := meanStd(b.seedMeans)
-					c.HasDelta = true
-					c.Delta = c.Mean - bm
-					if x.perQuery != nil && b.perQuery != nil {
-						var d []float64
-						for _, q := range sortedKeys(x.perQuery) {
-							if bv, ok := b.perQuery[q]; ok {
-								d = append(d, x.perQuery[q]-bv)
-							}
-						}
-						if len(d) >= 2 {
-							c.HasTest = true
-							c.N = len(d)
-							if t.Test == "bootstrap" {
-								c.P = bootstrapP(d, arm+"\x00"+m)
-							} else {
-								c.P = pairedTP(d)
-							}
-							c.Sig = c.P < t.Alpha
-						}
-					}
+					t.compare(&c, x, b, arm+"\x00"+m)
 				}
 			}
 			row.Cells = append(row.Cells, c)
@@ -174,6 +151,41 @@ func Build(res *Results, baseline string) (*Table, error) {
 		t.Rows = append(t.Rows, row)
 	}
 	return t, nil
+}
+
+// metricAgg is one arm's metric over its finished seeds.
+type metricAgg struct {
+	seedMeans []float64
+	perQuery  map[string]float64 // mean over seeds
+}
+
+// compare fills c's difference to the baseline b and, when both have
+// per-query values on >= 2 common queries, the paired test (salt seeds the
+// bootstrap).
+func (t *Table) compare(c *Cell, x, b *metricAgg, salt string) {
+	bm, _ := meanStd(b.seedMeans)
+	c.HasDelta = true
+	c.Delta = c.Mean - bm
+	if x.perQuery == nil || b.perQuery == nil {
+		return
+	}
+	var d []float64
+	for _, q := range sortedKeys(x.perQuery) {
+		if bv, ok := b.perQuery[q]; ok {
+			d = append(d, x.perQuery[q]-bv)
+		}
+	}
+	if len(d) < 2 {
+		return
+	}
+	c.HasTest = true
+	c.N = len(d)
+	if t.Test == "bootstrap" {
+		c.P = bootstrapP(d, salt)
+	} else {
+		c.P = pairedTP(d)
+	}
+	c.Sig = c.P < t.Alpha
 }
 
 func meanStd(xs []float64) (float64, float64) {

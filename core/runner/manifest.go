@@ -17,15 +17,18 @@ import (
 
 // Manifest is manifest.json: what is needed to reproduce the run.
 type Manifest struct {
-	Crops       string               `json:"crops_version"`
-	Protocol    int                  `json:"plugin_protocol"`
-	Experiment  string               `json:"experiment_file"`
-	Config      *config.Spec         `json:"config"` // resolved
-	Plugins     []ManifestPlugin     `json:"plugins"`
-	Dataset     ManifestDataset      `json:"dataset"`
-	Seeds       []int64              `json:"seeds"`
-	GitCommit   string               `json:"git_commit,omitempty"`
-	GitDirty    bool                 `json:"git_dirty,omitempty"`
+	Crops      string           `json:"crops_version"`
+	Build      version.Build    `json:"crops_build"` // the crops binary's VCS revision, dirty flag, key module versions
+	Protocol   int              `json:"plugin_protocol"`
+	Experiment string           `json:"experiment_file"`
+	Config     *config.Spec     `json:"config"` // resolved
+	Plugins    []ManifestPlugin `json:"plugins"`
+	Dataset    ManifestDataset  `json:"dataset"`
+	Seeds      []int64          `json:"seeds"`
+	// The git state of the experiment file's repository, when it is in one
+	// (the crops build's own revision is in Build).
+	GitCommit   string               `json:"experiment_git_commit,omitempty"`
+	GitDirty    bool                 `json:"experiment_git_dirty,omitempty"`
 	GoVersion   string               `json:"go_version"`
 	GOOS        string               `json:"goos"`
 	GOARCH      string               `json:"goarch"`
@@ -56,7 +59,7 @@ type ManifestDataset struct {
 
 func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 	m := Manifest{
-		Crops: version.Version, Protocol: version.ProtocolVersion, Experiment: r.spec.File, Config: r.spec, Seeds: r.spec.Seeds,
+		Crops: version.Version, Build: version.ReadBuild(), Protocol: version.ProtocolVersion, Experiment: r.spec.File, Config: r.spec, Seeds: r.spec.Seeds,
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
 		Jobs: r.opts.Jobs, Started: start.UTC(), WallSeconds: time.Since(start).Seconds(), Units: map[string]string{},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -93,6 +94,26 @@ func (r *runner) plan(ctx context.Context) error {
 		shared = append(shared, l.stage)
 	}
 	show("", shared)
+	// Units of their own that no arm names (gate-model: the gate's
+	// discriminator trained on P0) are shown too.
+	isArmUnit := map[string]bool{"": true}
+	for _, u := range us {
+		isArmUnit[u.name()] = true
+	}
+	var extra []string
+	for name := range r.planning.lines {
+		if !isArmUnit[name] {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		var names []string
+		for _, l := range r.planning.lines[name] {
+			names = append(names, l.stage)
+		}
+		show(name, names)
+	}
 	cached, total := 0, 0
 	for _, u := range us {
 		names := stageNames(u)

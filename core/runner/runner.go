@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,6 +35,7 @@ import (
 	"github.com/cropsdev/crops/core/cache"
 	"github.com/cropsdev/crops/core/config"
 	"github.com/cropsdev/crops/core/host"
+	"github.com/cropsdev/crops/core/logging"
 	"github.com/cropsdev/crops/core/report"
 	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/sdk"
@@ -134,6 +136,20 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 	if opts.OutDir == "" {
 		return nil, errors.New("runner: OutDir is required")
 	}
+	if opts.DryRun {
+		// A dry run writes nothing: with no results directory yet there is
+		// nothing cached, so plan against an empty scratch store.
+		if _, err := os.Stat(opts.OutDir); errors.Is(err, fs.ErrNotExist) {
+			scratch, err := os.MkdirTemp("", "crops-dry-run-*")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(scratch)
+			shown := opts.OutDir
+			opts.OutDir = scratch
+			defer fmt.Fprintf(opts.Log, "(dry run: %s does not exist yet, so nothing is cached; nothing was written)\n", shown)
+		}
+	}
 	mutex, err := cache.Acquire(opts.OutDir)
 	if err != nil {
 		return nil, err
@@ -160,7 +176,8 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		lockSeen: map[string]bool{}, stageS: map[string]stageTime{}, unitSt: map[string]string{},
 	}
 	r.host = host.New(host.Options{
-		Logger:      hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: lockedWriter{r}, Level: level}),
+		// Plugin logs in crops' one format (slog text), via go-plugin's hclog.
+		Logger:      logging.HCLog(logging.New(lockedWriter{r}, logging.FromHCLevel(level)), "plugin"),
 		SelfPath:    opts.SelfPath,
 		CallTimeout: time.Duration(spec.Runtime.CallTimeoutS * float64(time.Second)),
 	})
@@ -294,6 +311,11 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 		if !r.lockSeen[lockID] {
 			r.lockSeen[lockID] = true
 			r.lock = append(r.lock, cache.LockStage{ID: lockID, Key: key, Input: e.Meta.Input, OutputDigest: e.Meta.OutputDigest})
+		}
+		// Cached means reused from an earlier run: a stage computed in this
+		// run stays "computed" when another unit waits for it and then hits.
+		if prev, ok := r.stageS[lockID]; ok && prev.Key == key {
+			cached = cached && prev.Cached
 		}
 		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
 		if cached {

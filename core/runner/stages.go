@@ -166,6 +166,9 @@ func autoLLM(src config.Source) bool {
 // unitResult runs one arm at one seed.
 func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 	res := &report.ArmSeed{Schema: report.ResultsSchema, Arm: u.arm.Name, Seed: u.seed, StageS: map[string]float64{}}
+	if u.arm.Loss != nil {
+		res.LossPlugin = u.arm.Loss.Plugin // the report draws one loss panel per loss
+	}
 	failAt := func(stageName string, err error) *report.ArmSeed {
 		res.Status, res.Failed, res.Error = report.StatusFailed, stageName, err.Error()
 		return res

@@ -40,7 +40,7 @@ type Options struct {
 const StatsFile = "world_stats.json"
 
 // ReformWindow is the paper's reformulation window (P1): 90 seconds.
-const ReformWindow = 90 * time.Second
+const ReformWindow = dataset.ReformulationWindow
 
 // oracleColumns is the oracle.parquet contract (see HELPERS.md).
 var oracleColumns = []dataset.Column{

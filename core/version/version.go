@@ -3,14 +3,16 @@
 // the manifests agree.
 package version
 
+import "github.com/cropsdev/crops/sdk"
+
 // Version is the crops release. Overridden at build time with
 // -ldflags "-X github.com/cropsdev/crops/core/version.Version=...".
 var Version = "0.1.0-dev"
 
 // ProtocolVersion is the plugin protocol version sent in the go-plugin
-// handshake. A major change (a removed or changed RPC) bumps it; plugins built
-// for another protocol version are refused with both versions named.
-const ProtocolVersion = 2
+// handshake. Its owner is the SDK (a plugin built against the SDK alone must
+// know it); this is the host's name for it.
+const ProtocolVersion = sdk.ProtocolVersion
 
 // DatasetFormatVersion is the version of the CroPS log format written in
 // dataset.yaml.

@@ -85,8 +85,26 @@ const (
 	NameFlat   = "flat"
 )
 
-const tiersSchema = `"tiers": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 1000},
-      "description": "source value -> tier, merged over the defaults (reformulation 5; clicks, feed, llm 4; exposed_unclicked 3; ranked_unexposed 2; prerank_filtered 1); add a key for a third-party source's value"}`
+// The params of each labeler: each accepts only its own keys. Their schemas
+// are generated from these structs and their defaults (written once).
+type hlaParams struct {
+	Tiers map[string]int `json:"tiers,omitempty" jsonschema_description:"source value -> tier (1..1000), merged over the defaults (reformulation 5; clicks, feed, llm 4; exposed_unclicked 3; ranked_unexposed 2; prerank_filtered 1); a source value not listed takes its candidates' tier_hint"`
+}
+
+type binaryParams struct {
+	hlaParams
+	PositiveMinTier int `json:"positive_min_tier" jsonschema:"minimum=1" jsonschema_description:"HLA tier >= this is a positive"`
+}
+
+type flatParams struct {
+	MinPositiveHint int `json:"min_positive_hint" jsonschema:"minimum=1" jsonschema_description:"candidate tier_hint >= this is a positive"`
+}
+
+var (
+	hlaSchema    = sdk.ParamsSchema(hlaParams{})
+	binarySchema = sdk.ParamsSchema(binaryParams{PositiveMinTier: 4})
+	flatSchema   = sdk.ParamsSchema(flatParams{MinPositiveHint: 4})
+)
 
 // Describe reports the labeler.
 func (l *Labeler) Describe(ctx context.Context) (sdk.Info, error) {
@@ -95,17 +113,15 @@ func (l *Labeler) Describe(ctx context.Context) (sdk.Info, error) {
 	case kindHLA:
 		info.Name = NameHLA
 		info.Description = "Hierarchical Label Assignment (paper Table 1): each (query, item) keeps the highest tier of its sources"
-		info.ParamsSchema = json.RawMessage(`{"type": "object", "additionalProperties": false, "properties": {` + tiersSchema + `}}`)
+		info.ParamsSchema = hlaSchema
 	case kindBinary:
 		info.Name = NameBinary
 		info.Description = "CroPS-dagger: HLA tier >= positive_min_tier -> positive (tier 2), else negative (tier 1)"
-		info.ParamsSchema = json.RawMessage(`{"type": "object", "additionalProperties": false, "properties": {` + tiersSchema + `,
-      "positive_min_tier": {"type": "integer", "minimum": 1, "default": 4}}}`)
+		info.ParamsSchema = binarySchema
 	case kindFlat:
 		info.Name = NameFlat
 		info.Description = "every mined positive (candidate tier_hint >= min_positive_hint) tier 2, every negative tier 1; reads the sources' own tier hints, so any source value is accepted"
-		info.ParamsSchema = json.RawMessage(`{"type": "object", "additionalProperties": false, "properties": {
-      "min_positive_hint": {"type": "integer", "minimum": 1, "default": 4}}}`)
+		info.ParamsSchema = flatSchema
 	}
 	return info, nil
 }
@@ -123,25 +139,18 @@ func (l *Labeler) decode(raw json.RawMessage) (params, error) {
 	var err error
 	switch l.kind {
 	case kindHLA:
-		var q struct {
-			Tiers map[string]int `json:"tiers"`
-		}
+		var q hlaParams
 		err = sdk.DecodeParams(raw, &q)
 		p.Tiers = q.Tiers
 	case kindBinary:
-		q := struct {
-			Tiers           map[string]int `json:"tiers"`
-			PositiveMinTier int            `json:"positive_min_tier"`
-		}{PositiveMinTier: 4}
+		q := binaryParams{PositiveMinTier: 4}
 		err = sdk.DecodeParams(raw, &q)
 		p.Tiers, p.PositiveMinTier = q.Tiers, q.PositiveMinTier
 		if err == nil && p.PositiveMinTier < 1 {
 			err = fmt.Errorf("params: positive_min_tier = %d: expected >= 1 (default 4)", p.PositiveMinTier)
 		}
 	case kindFlat:
-		q := struct {
-			MinPositiveHint int `json:"min_positive_hint"`
-		}{MinPositiveHint: 4}
+		q := flatParams{MinPositiveHint: 4}
 		err = sdk.DecodeParams(raw, &q)
 		p.MinPositiveHint = q.MinPositiveHint
 		if err == nil && p.MinPositiveHint < 1 {
@@ -213,20 +222,21 @@ func (l *Labeler) Label(ctx context.Context, req sdk.LabelRequest) (sdk.LabelRes
 	}
 
 	var rowTier string
+	stats0 := sdk.Stats{}
 	switch l.kind {
 	case kindHLA, kindBinary:
-		var src, file string
-		err := db.QueryRowContext(ctx, `SELECT c.source, c.file FROM cand c ANTI JOIN tiers t USING (source) ORDER BY c.source, c.file LIMIT 1`).Scan(&src, &file)
-		if err == nil {
-			return fail(fmt.Errorf("candidate table %s: source value %q has no tier; known sources: %s; add it to the labeler's params, e.g. tiers: {%q: 4}",
-				file, src, strings.Join(srcs, ", "), src))
-		} else if err != sql.ErrNoRows {
+		// A source value the tier map does not name (a third-party source)
+		// takes its own tier_hint, clamped to [1, maxTier]: the source owns
+		// its tier (docs/plugin-authoring.md); tiers: overrides it.
+		rowTier = fmt.Sprintf("coalesce(t.tier, greatest(1, least(%d, c.tier_hint)))", maxTier)
+		if l.kind == kindBinary {
+			rowTier = fmt.Sprintf("CASE WHEN %s >= %d THEN %d ELSE %d END", rowTier, p.PositiveMinTier, PositiveTier, NegativeTier)
+		}
+		var hinted int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM cand c ANTI JOIN tiers t USING (source)`).Scan(&hinted); err != nil {
 			return fail(err)
 		}
-		rowTier = "t.tier"
-		if l.kind == kindBinary {
-			rowTier = fmt.Sprintf("CASE WHEN t.tier >= %d THEN %d ELSE %d END", p.PositiveMinTier, PositiveTier, NegativeTier)
-		}
+		stats0["tier_from_hint_rows"] = float64(hinted)
 	case kindFlat:
 		rowTier = fmt.Sprintf("CASE WHEN c.tier_hint >= %d THEN %d ELSE %d END", p.MinPositiveHint, PositiveTier, NegativeTier)
 	}
@@ -237,7 +247,7 @@ func (l *Labeler) Label(ctx context.Context, req sdk.LabelRequest) (sdk.LabelRes
 	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE labels AS "+q); err != nil {
 		return fail(err)
 	}
-	stats := sdk.Stats{}
+	stats := stats0
 	var rowsIn, pairs int64
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM cand").Scan(&rowsIn); err != nil {
 		return fail(err)

@@ -59,7 +59,7 @@ func readLabels(t *testing.T, path string) []string {
 		if err := rows.Scan(&q, &i, &tier, &s); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, q+"|"+i+"|"+string(rune('0'+tier))+"|"+s)
+		out = append(out, q+"|"+i+"|"+strconv.Itoa(tier)+"|"+s)
 	}
 	return out
 }
@@ -177,8 +177,6 @@ func TestLabelerErrors(t *testing.T) {
 		params string
 		want   string
 	}{
-		{"unknown source", NewHLA(), []sdk.CandidateTable{odd}, "", `source value "my_source" has no tier`},
-		{"unknown source binary", NewBinary(), []sdk.CandidateTable{odd}, "", `"my_source"`},
 		{"tier 0", NewHLA(), []sdk.CandidateTable{odd}, `{"tiers": {"my_source": 0}}`, "tiers.my_source = 0"},
 		{"flat has no tiers", NewFlat(), []sdk.CandidateTable{odd}, `{"tiers": {}}`, "tiers"},
 		{"hla has no threshold", NewHLA(), []sdk.CandidateTable{odd}, `{"positive_min_tier": 3}`, "positive_min_tier"},
@@ -192,19 +190,34 @@ func TestLabelerErrors(t *testing.T) {
 			}
 		})
 	}
-	// A configured tier makes the third-party source value acceptable; flat needs no tier.
-	for _, l := range []*Labeler{NewHLA(), NewFlat()} {
+	// A third-party source value takes its own tier_hint (4 here, clamped to
+	// [1, maxTier]) unless tiers: names it; flat reads hints anyway.
+	for _, tc := range []struct {
+		l      *Labeler
+		params string
+		want   string
+	}{
+		{NewHLA(), "", "q|a|4|my_source"},
+		{NewHLA(), `{"tiers": {"my_source": 2}}`, "q|a|2|my_source"},
+		{NewBinary(), "", "q|a|2|my_source"},
+		{NewBinary(), `{"tiers": {"my_source": 3}}`, "q|a|1|my_source"},
+		{NewFlat(), "", "q|a|2|my_source"},
+	} {
 		out := filepath.Join(dir, "ok.parquet")
-		params := `{"tiers": {"my_source": 4}}`
-		if l.kind == kindFlat {
-			params = ""
-		}
-		if _, err := l.Label(context.Background(), sdk.LabelRequest{Candidates: []sdk.CandidateTable{odd}, Params: []byte(params), OutputPath: out}); err != nil {
+		if _, err := tc.l.Label(context.Background(), sdk.LabelRequest{Candidates: []sdk.CandidateTable{odd}, Params: []byte(tc.params), OutputPath: out}); err != nil {
 			t.Fatal(err)
 		}
-		if got := readLabels(t, out); len(got) != 1 || !strings.HasPrefix(got[0], "q|a|") {
-			t.Fatalf("got %v", got)
+		if got := readLabels(t, out); len(got) != 1 || got[0] != tc.want {
+			t.Fatalf("kind %d %s: got %v, want %s", tc.l.kind, tc.params, got, tc.want)
 		}
+	}
+	big := writeCandidates(t, dir, "big", cand{"q", "a", "loud_source", 5000})
+	out := filepath.Join(dir, "big.parquet")
+	if _, err := NewHLA().Label(context.Background(), sdk.LabelRequest{Candidates: []sdk.CandidateTable{big}, OutputPath: out}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLabels(t, out); len(got) != 1 || got[0] != "q|a|"+strconv.Itoa(maxTier)+"|loud_source" {
+		t.Fatalf("a hint above maxTier: got %v", got)
 	}
 }
 

@@ -11,7 +11,6 @@ package loss
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -42,11 +41,11 @@ const (
 // Params are the parameters every built-in loss accepts. PositiveMinTier is
 // ignored by h-infonce, which uses the full tier order.
 type Params struct {
-	Reduction       Reduction `json:"reduction"`
-	PositiveMinTier int32     `json:"positive_min_tier"`
+	Reduction       Reduction `json:"reduction" jsonschema:"enum=query_mean,enum=term_mean,enum=sum" jsonschema_description:"query_mean: sum of a row's terms, averaged over rows with at least one term; term_mean: mean over all terms; sum: sum of all terms"`
+	PositiveMinTier int32     `json:"positive_min_tier" jsonschema:"minimum=1" jsonschema_description:"infonce, infonce-binary, softmax-ce: samples with tier >= this are positives, the rest negatives"`
 	// Target is softmax-ce's target distribution over a row's positives:
 	// "uniform" (every positive equal) or "graded" (weight 2^(tier-min+1)-1).
-	Target string `json:"target"`
+	Target string `json:"target" jsonschema:"enum=uniform,enum=graded" jsonschema_description:"softmax-ce: target distribution over a row's positives"`
 }
 
 func defaultParams() Params {
@@ -71,19 +70,8 @@ func (p *Params) Validate() error {
 	return nil
 }
 
-const paramsSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "reduction": {"enum": ["query_mean", "term_mean", "sum"], "default": "query_mean",
-      "description": "query_mean: sum of a row's terms, averaged over rows with at least one term; term_mean: mean over all terms; sum: sum of all terms"},
-    "positive_min_tier": {"type": "integer", "minimum": 1, "default": 4,
-      "description": "infonce, infonce-binary, softmax-ce: samples with tier >= this are positives, the rest negatives"},
-    "target": {"enum": ["uniform", "graded"], "default": "uniform",
-      "description": "softmax-ce: target distribution over a row's positives"}
-  }
-}`
+// paramsSchema is generated from Params and its defaults (written once).
+var paramsSchema = sdk.ParamsSchema(defaultParams())
 
 // rowTerm is the per-row computation each loss provides: it adds dL/ds of the
 // row's terms (unreduced) into grad and returns the row's summed loss and
@@ -100,7 +88,7 @@ type fn struct {
 func (f *fn) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{
 		Name: f.name, Kind: sdk.KindLoss, Version: Version, Description: f.desc,
-		ParamsSchema: json.RawMessage(paramsSchema), Capabilities: f.caps,
+		ParamsSchema: paramsSchema, Capabilities: f.caps,
 	}, nil
 }
 
@@ -424,7 +412,7 @@ func NewInfoNCEBinary() sdk.Loss {
 // score-matrix row per (query, positive) pair, as the paper's per-positive
 // InfoNCE baseline trains: each row holds one positive and the query's
 // negatives. It is what makes that baseline cost more per epoch.
-const CapPerPositiveRows = "per_positive_rows"
+const CapPerPositiveRows = sdk.CapPerPositiveRows
 
 // NewInfoNCE returns per-positive infonce (the paper's Table 4 baseline):
 // each positive is its own term against every negative of its row, with one

@@ -14,10 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/table"
 )
@@ -108,14 +108,12 @@ func (rowsSource) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult
 			return sdk.MineResult{}, ctx.Err()
 		}
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
-		return sdk.MineResult{}, err
+	rows := make([]table.Candidate, p.Rows)
+	for i := range rows {
+		rows[i] = table.Candidate{Query: "q" + strconv.Itoa(i%1000), ItemID: "item" + strconv.Itoa(i), Source: "rows",
+			TierHint: 4, Confidence: 1, Evidence: "{}"}
 	}
-	defer db.Close()
-	q := fmt.Sprintf(`SELECT 'q' || (i %% 1000) AS query, 'item' || i AS item_id, 'rows' AS source, 4 AS tier_hint,
-		1.0::DOUBLE AS confidence, '{}' AS evidence FROM range(%d) t(i) ORDER BY i`, p.Rows)
-	if err := table.WriteCandidates(ctx, db, q, req.OutputPath); err != nil {
+	if err := table.WriteCandidates(req.OutputPath, rows); err != nil {
 		return sdk.MineResult{}, err
 	}
 	res := sdk.MineResult{Stats: sdk.Stats{"rows": float64(p.Rows)}}
@@ -144,25 +142,46 @@ func (flatLabeler) Label(ctx context.Context, req sdk.LabelRequest) (sdk.LabelRe
 	if len(req.Candidates) == 0 {
 		return sdk.LabelResult{}, fmt.Errorf("label: no candidate tables given")
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
-		return sdk.LabelResult{}, err
+	type agg struct {
+		tier    int32
+		sources map[string]bool
 	}
-	defer db.Close()
-	var parts []string
+	groups := map[table.Pair]*agg{}
 	for _, c := range req.Candidates {
-		parts = append(parts, "SELECT query, item_id, source, tier_hint FROM "+duck.ReadParquet(c.Path))
+		rows, err := table.Read[table.Candidate](c.Path)
+		if err != nil {
+			return sdk.LabelResult{}, err
+		}
+		for _, r := range rows {
+			k := table.Pair{Query: r.Query, ItemID: r.ItemID}
+			a := groups[k]
+			if a == nil {
+				a = &agg{tier: r.TierHint, sources: map[string]bool{}}
+				groups[k] = a
+			}
+			a.tier = max(a.tier, r.TierHint)
+			a.sources[r.Source] = true
+		}
 	}
-	q := `SELECT query, item_id, max(tier_hint)::INTEGER AS tier, string_agg(DISTINCT source, ',' ORDER BY source) AS sources
-		FROM (` + strings.Join(parts, " UNION ALL ") + `) GROUP BY query, item_id ORDER BY query, item_id`
-	if err := table.WriteLabels(ctx, db, q, req.OutputPath); err != nil {
+	out := make([]table.Label, 0, len(groups))
+	for k, a := range groups {
+		srcs := make([]string, 0, len(a.sources))
+		for s := range a.sources {
+			srcs = append(srcs, s)
+		}
+		sort.Strings(srcs)
+		out = append(out, table.Label{Query: k.Query, ItemID: k.ItemID, Tier: a.tier, Sources: strings.Join(srcs, ",")})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Query != out[j].Query {
+			return out[i].Query < out[j].Query
+		}
+		return out[i].ItemID < out[j].ItemID
+	})
+	if err := table.WriteLabels(req.OutputPath, out); err != nil {
 		return sdk.LabelResult{}, err
 	}
-	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+duck.ReadParquet(req.OutputPath)).Scan(&n); err != nil {
-		return sdk.LabelResult{}, err
-	}
-	return sdk.LabelResult{Stats: sdk.Stats{"labels": float64(n)}}, nil
+	return sdk.LabelResult{Stats: sdk.Stats{"labels": float64(len(out))}}, nil
 }
 
 // ---- softmax loss -----------------------------------------------------------------
@@ -283,36 +302,76 @@ func (loopRetriever) Train(ctx context.Context, req sdk.TrainRequest, progress f
 		progress(sdk.Progress{Step: int64(s + 1), TotalSteps: int64(p.Steps), Loss: out.Loss})
 	}
 	b, _ := json.Marshal(map[string]float64{"final_loss": last})
-	return duck.WriteFileAtomic(filepath.Join(req.ModelDir, "model.json"), b, 0o644)
+	return writeFileAtomic(filepath.Join(req.ModelDir, "model.json"), b)
 }
 
 func (loopRetriever) Search(ctx context.Context, req sdk.SearchRequest) error {
 	if len(req.ItemsPaths) == 0 {
 		return fmt.Errorf("search: no items tables given")
 	}
-	db, err := table.Open(ctx)
+	var ids []string
+	for _, p := range req.ItemsPaths {
+		items, err := table.Read[table.Item](p)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if req.IncludeSynthetic || !strings.HasPrefix(it.ItemID, sdk.SyntheticPrefix) {
+				ids = append(ids, it.ItemID)
+			}
+		}
+	}
+	sort.Strings(ids)
+	queries, err := table.Read[table.Query](req.QueriesPath)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	var items []string
-	for _, p := range req.ItemsPaths {
-		items = append(items, "SELECT item_id FROM "+duck.ReadParquet(p))
+	seen := map[string]bool{}
+	var qs []string
+	for _, q := range queries {
+		if !seen[q.Query] {
+			seen[q.Query] = true
+			qs = append(qs, q.Query)
+		}
 	}
-	q := fmt.Sprintf(`SELECT query, item_id, rank::INTEGER AS rank, (1.0 / rank)::DOUBLE AS score FROM (
-		SELECT q.query, i.item_id, row_number() OVER (PARTITION BY q.query ORDER BY i.item_id) AS rank
-		FROM (SELECT DISTINCT query FROM %s) q CROSS JOIN (%s) i
-		WHERE %v OR NOT starts_with(i.item_id, %s)) WHERE rank <= %d ORDER BY query, rank`,
-		duck.ReadParquet(req.QueriesPath), strings.Join(items, " UNION ALL "), req.IncludeSynthetic, duck.Lit(sdk.SyntheticPrefix), req.K)
-	return table.WriteResults(ctx, db, q, req.OutputPath)
+	sort.Strings(qs)
+	var out []table.Result
+	for _, q := range qs {
+		for i, id := range ids[:min(req.K, len(ids))] {
+			out = append(out, table.Result{Query: q, ItemID: id, Rank: int32(i + 1), Score: 1 / float64(i+1)})
+		}
+	}
+	return table.WriteResults(req.OutputPath, out)
 }
 
 func (loopRetriever) Score(ctx context.Context, req sdk.ScoreRequest) error {
-	db, err := table.Open(ctx)
+	pairs, err := table.Read[table.Pair](req.PairsPath)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	q := "SELECT query, item_id, 0.0::DOUBLE AS score FROM " + duck.ReadParquet(req.PairsPath)
-	return table.WriteScores(ctx, db, q, req.OutputPath)
+	out := make([]table.Score, len(pairs))
+	for i, p := range pairs {
+		out[i] = table.Score{Query: p.Query, ItemID: p.ItemID}
+	}
+	return table.WriteScores(req.OutputPath, out)
+}
+
+// writeFileAtomic writes b to path through a temporary file and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -52,26 +52,8 @@ func New() *Retriever { return &Retriever{} }
 
 var _ sdk.Retriever = (*Retriever)(nil)
 
-const paramsSchema = `{
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "k1": {"type": "number", "minimum": 0, "default": 1.2, "description": "term-frequency saturation"},
-    "b": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.75, "description": "length normalisation"},
-    "field_weights": {
-      "type": "object",
-      "additionalProperties": false,
-      "description": "BM25F weight of each item text field (0 drops the field)",
-      "properties": {
-        "title": {"type": "number", "minimum": 0, "default": 1},
-        "caption": {"type": "number", "minimum": 0, "default": 1},
-        "tags": {"type": "number", "minimum": 0, "default": 1},
-        "ocr": {"type": "number", "minimum": 0, "default": 1}
-      }
-    },
-    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "Search/Score worker count; 0 = all cores"}
-  }
-}`
+// paramsSchema is generated from allParams and its defaults (written once).
+var paramsSchema = sdk.ParamsSchema(allParams{Params: DefaultParams()})
 
 // Describe reports the plugin.
 func (r *Retriever) Describe(ctx context.Context) (sdk.Info, error) {
@@ -80,7 +62,7 @@ func (r *Retriever) Describe(ctx context.Context) (sdk.Info, error) {
 		Kind:         sdk.KindRetriever,
 		Version:      version.Version,
 		Description:  "Okapi BM25 over item title/caption/tags/ocr (BM25F field weights); Unicode tokenizer with CJK bigrams; the relevance gate's default scorer",
-		ParamsSchema: json.RawMessage(paramsSchema),
+		ParamsSchema: paramsSchema,
 	}, nil
 }
 
@@ -88,7 +70,7 @@ func (r *Retriever) Describe(ctx context.Context) (sdk.Info, error) {
 // ignored by Search/Score, which use those stored in the index) and threads.
 type allParams struct {
 	Params
-	Threads int `json:"threads"`
+	Threads int `json:"threads" jsonschema:"minimum=0" jsonschema_description:"Search/Score worker count; 0 = all cores"`
 }
 
 func (a *allParams) Validate() error {

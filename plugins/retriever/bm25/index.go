@@ -28,17 +28,17 @@ const indexVersion = 1
 // a term's frequency in a document is the weighted sum of its counts in the
 // fields, and the document length is the weighted sum of the field lengths).
 type FieldWeights struct {
-	Title   float64 `json:"title"`
-	Caption float64 `json:"caption"`
-	Tags    float64 `json:"tags"`
-	OCR     float64 `json:"ocr"`
+	Title   float64 `json:"title" jsonschema:"minimum=0"`
+	Caption float64 `json:"caption" jsonschema:"minimum=0"`
+	Tags    float64 `json:"tags" jsonschema:"minimum=0"`
+	OCR     float64 `json:"ocr" jsonschema:"minimum=0"`
 }
 
 // Params are the bm25 retriever's Train params.
 type Params struct {
-	K1           float64      `json:"k1"`
-	B            float64      `json:"b"`
-	FieldWeights FieldWeights `json:"field_weights"`
+	K1           float64      `json:"k1" jsonschema:"minimum=0" jsonschema_description:"term-frequency saturation"`
+	B            float64      `json:"b" jsonschema:"minimum=0,maximum=1" jsonschema_description:"length normalisation"`
+	FieldWeights FieldWeights `json:"field_weights" jsonschema_description:"BM25F weight of each item text field (0 drops the field)"`
 }
 
 // DefaultParams returns the defaults: k1 = 1.2, b = 0.75, every field weight 1.

@@ -3,6 +3,8 @@ package twotower
 import (
 	"fmt"
 	"runtime"
+
+	"github.com/cropsdev/crops/sdk"
 )
 
 // Params are the two-tower retriever's parameters (the "params" object of the
@@ -25,7 +27,7 @@ type Params struct {
 	// the tables) run: "go" (a parallel, deterministic Go kernel; default,
 	// fastest on the simplego backend) or "graph" (all in gomlx, so that an
 	// XLA backend runs everything).
-	EmbeddingBag string `json:"embedding_bag"`
+	EmbeddingBag string `json:"embedding_bag" jsonschema:"enum=go,enum=graph"`
 
 	// Towers.
 	EmbeddingDim int     `json:"embedding_dim"`
@@ -39,7 +41,7 @@ type Params struct {
 	Epochs                int     `json:"epochs"`
 	BatchQueries          int     `json:"batch_queries"`            // B
 	MaxCandidatesPerQuery int     `json:"max_candidates_per_query"` // M; N = B*M
-	CandidateSampling     string  `json:"candidate_sampling"`       // "uniform" | "top"
+	CandidateSampling     string  `json:"candidate_sampling" jsonschema:"enum=uniform,enum=top"`
 	LearningRate          float64 `json:"learning_rate"`
 	WeightDecay           float64 `json:"weight_decay"`
 	ProgressEvery         int     `json:"progress_every"` // steps between progress events
@@ -49,9 +51,9 @@ type Params struct {
 	MaxSteps int64 `json:"max_steps"`
 
 	// Search / Score.
-	SearchWorkers int    `json:"search_workers"` // 0 = GOMAXPROCS
-	EncodeBatch   int    `json:"encode_batch"`   // texts per encoder call
-	ScoreMode     string `json:"score_mode"`     // "cosine" | "logit" (cosine / tau)
+	SearchWorkers int    `json:"search_workers"`                                 // 0 = GOMAXPROCS
+	EncodeBatch   int    `json:"encode_batch"`                                   // texts per encoder call
+	ScoreMode     string `json:"score_mode" jsonschema:"enum=cosine,enum=logit"` // cosine / tau for logit
 }
 
 func defaultParams() Params {
@@ -135,34 +137,5 @@ func (p *Params) archKey() string {
 		p.EmbeddingDim, p.HiddenDim, p.OutputDim)
 }
 
-const paramsSchema = `{
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "backend": {"type": "string", "default": "go"},
-    "hash_buckets": {"type": "integer", "default": 262144},
-    "char_ngram": {"type": "integer", "default": 3},
-    "max_query_features": {"type": "integer", "default": 32},
-    "max_item_features": {"type": "integer", "default": 128},
-    "shared_embeddings": {"type": "boolean", "default": true},
-    "embedding_bag": {"enum": ["go", "graph"], "default": "go"},
-    "embedding_dim": {"type": "integer", "default": 64},
-    "hidden_dim": {"type": "integer", "default": 128},
-    "output_dim": {"type": "integer", "default": 64},
-    "init_tau": {"type": "number", "default": 0.05},
-    "learn_tau": {"type": "boolean", "default": true},
-    "min_tau": {"type": "number", "default": 0.01},
-    "epochs": {"type": "integer", "default": 3},
-    "batch_queries": {"type": "integer", "default": 64},
-    "max_candidates_per_query": {"type": "integer", "default": 8},
-    "candidate_sampling": {"enum": ["uniform", "top"], "default": "uniform"},
-    "learning_rate": {"type": "number", "default": 0.001},
-    "weight_decay": {"type": "number", "default": 0.0001},
-    "progress_every": {"type": "integer", "default": 10},
-    "keep_checkpoints": {"type": "integer", "default": 2},
-    "max_steps": {"type": "integer", "default": 0},
-    "search_workers": {"type": "integer", "default": 0},
-    "encode_batch": {"type": "integer", "default": 256},
-    "score_mode": {"enum": ["cosine", "logit"], "default": "cosine"}
-  }
-}`
+// paramsSchema is generated from Params and defaultParams (written once).
+var paramsSchema = sdk.ParamsSchema(defaultParams())

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/plugins/loss"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
@@ -44,7 +43,7 @@ func (p *Params) configKey(seed int64, rm rowMode) string {
 // mode (a row is a query's chunk of candidates).
 type rowMode struct {
 	// perPositive: one row per (query, positive) pair, as the loss asked by
-	// declaring loss.CapPerPositiveRows (the paper's per-positive InfoNCE
+	// declaring sdk.CapPerPositiveRows (the paper's per-positive InfoNCE
 	// baseline).
 	perPositive bool
 	// positiveMinTier: tier >= this is a positive (the loss's
@@ -64,7 +63,7 @@ func lossRowMode(ctx context.Context, l sdk.Loss, lossParams json.RawMessage) (r
 	if err != nil {
 		return rowMode{}, fmt.Errorf("describe the loss plugin: %w", err)
 	}
-	if !slices.Contains(info.Capabilities, loss.CapPerPositiveRows) {
+	if !slices.Contains(info.Capabilities, sdk.CapPerPositiveRows) {
 		return rowMode{}, nil
 	}
 	rm := rowMode{perPositive: true, positiveMinTier: defaultPositiveMinTier}
@@ -76,7 +75,7 @@ func lossRowMode(ctx context.Context, l sdk.Loss, lossParams json.RawMessage) (r
 	}
 	if err := json.Unmarshal(lossParams, &lp); err != nil {
 		return rowMode{}, fmt.Errorf("loss %q params: expected a JSON object with an optional integer positive_min_tier (needed for its %s rows): %w",
-			info.Name, loss.CapPerPositiveRows, err)
+			info.Name, sdk.CapPerPositiveRows, err)
 	}
 	if lp.PositiveMinTier != nil {
 		if *lp.PositiveMinTier < 1 {
@@ -576,7 +575,7 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 	t := newTrainer(p, req.Seed, rm, ts, cat)
 	if rm.perPositive && t.positivePairs() == 0 {
 		return fmt.Errorf("two-tower train: the loss asks for one row per positive (%s) but label table %s has no row with tier >= %d (positive_min_tier); lower positive_min_tier in the loss params or use a label table with positives",
-			loss.CapPerPositiveRows, req.TrainTable, rm.positiveMinTier)
+			sdk.CapPerPositiveRows, req.TrainTable, rm.positiveMinTier)
 	}
 
 	key := p.configKey(req.Seed, rm)

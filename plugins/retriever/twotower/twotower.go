@@ -7,7 +7,6 @@ package twotower
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/cropsdev/crops/core/version"
 	"github.com/cropsdev/crops/sdk"
@@ -29,8 +28,8 @@ func (r *Retriever) Describe(context.Context) (sdk.Info, error) {
 		Kind:         sdk.KindRetriever,
 		Version:      version.Version,
 		Description:  "dense two-tower retriever: hashed word + char n-gram embedding bags, MLP, cosine / learnable tau; trained on gomlx with the run's loss plugin (GradCache surrogate), exact top-K search",
-		ParamsSchema: json.RawMessage(paramsSchema),
-		Capabilities: []string{"train", "search", "score", "resume"},
+		ParamsSchema: paramsSchema,
+		Capabilities: []string{sdk.CapTrain, sdk.CapSearch, sdk.CapScore, sdk.CapResume},
 	}, nil
 }
 

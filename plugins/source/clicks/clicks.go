@@ -48,11 +48,11 @@ type Params struct {
 	// Positive says which exposed rows are positives: clicked (default),
 	// liked, or clicked_or_liked. Exposed rows that are not positive under
 	// this rule are the exposed_unclicked negatives.
-	Positive string `json:"positive"`
+	Positive string `json:"positive" jsonschema:"enum=clicked,enum=liked,enum=clicked_or_liked" jsonschema_description:"which exposed rows are P0 positives; the other exposed rows become exposed_unclicked negatives"`
 	// Negatives also writes the three stage negatives (default true).
-	Negatives bool `json:"negatives"`
+	Negatives bool `json:"negatives" jsonschema_description:"also write the stage negatives exposed_unclicked (tier 3), ranked_unexposed (2), prerank_filtered (1)"`
 	// Threads caps DuckDB's threads (0 = DuckDB's default, all cores).
-	Threads int `json:"threads"`
+	Threads int `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
 }
 
 // DefaultParams returns the defaults.
@@ -71,18 +71,8 @@ func (p *Params) Validate() error {
 	return nil
 }
 
-const paramsSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "positive": {"type": "string", "enum": ["clicked", "liked", "clicked_or_liked"], "default": "clicked",
-      "description": "which exposed rows are P0 positives; the other exposed rows become exposed_unclicked negatives"},
-    "negatives": {"type": "boolean", "default": true,
-      "description": "also write the stage negatives exposed_unclicked (tier 3), ranked_unexposed (2), prerank_filtered (1)"},
-    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
-  }
-}`
+// paramsSchema is generated from Params and DefaultParams (written once).
+var paramsSchema = string(sdk.ParamsSchema(DefaultParams()))
 
 type source struct{}
 

@@ -37,12 +37,12 @@ const Tier = 4
 
 // Params configures the source.
 type Params struct {
-	WindowMS      int64   `json:"window_ms"`
-	MaxPerUser    int     `json:"max_per_user"`
-	MinWatchMS    int64   `json:"min_watch_ms"`
-	MinWatchRatio float64 `json:"min_watch_ratio"`
-	CountLiked    bool    `json:"count_liked"`
-	Threads       int     `json:"threads"`
+	WindowMS      int64   `json:"window_ms" jsonschema:"minimum=0" jsonschema_description:"feed events with |feed ts - query ts| <= window_ms count (a window centred on the query time)"`
+	MaxPerUser    int     `json:"max_per_user" jsonschema:"minimum=1" jsonschema_description:"items kept per (user, query), closest in time first"`
+	MinWatchMS    int64   `json:"min_watch_ms" jsonschema:"minimum=0" jsonschema_description:"watched at least this long is engagement; 0 = off"`
+	MinWatchRatio float64 `json:"min_watch_ratio" jsonschema:"minimum=0,maximum=1" jsonschema_description:"watched at least this share of duration_ms is engagement; 0 = off"`
+	CountLiked    bool    `json:"count_liked" jsonschema_description:"a like is engagement"`
+	Threads       int     `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
 }
 
 // DefaultParams returns the defaults: +-30 minutes, 100 items per (user,
@@ -74,20 +74,8 @@ func (p *Params) Validate() error {
 	return nil
 }
 
-const paramsSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "window_ms": {"type": "integer", "minimum": 0, "default": 1800000,
-      "description": "feed events with |feed ts - query ts| <= window_ms count (a window centred on the query time)"},
-    "max_per_user": {"type": "integer", "minimum": 1, "default": 100, "description": "items kept per (user, query), closest in time first"},
-    "min_watch_ms": {"type": "integer", "minimum": 0, "default": 0, "description": "watched at least this long is engagement; 0 = off"},
-    "min_watch_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "watched at least this share of duration_ms is engagement; 0 = off"},
-    "count_liked": {"type": "boolean", "default": true, "description": "a like is engagement"},
-    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
-  }
-}`
+// paramsSchema is generated from Params and DefaultParams (written once).
+var paramsSchema = string(sdk.ParamsSchema(DefaultParams()))
 
 type source struct{}
 

@@ -1,11 +1,12 @@
 package llm
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/cropsdev/crops/sdk"
 )
 
 // DefaultAPIKeyEnv is the environment variable the API key is read from when
@@ -17,32 +18,32 @@ const DefaultAPIKeyEnv = "CROPS_LLM_API_KEY"
 
 // Budget caps one Mine call. Zero means unlimited.
 type Budget struct {
-	MaxRequests int64 `json:"max_requests"` // HTTP requests sent, retries included
-	MaxTokens   int64 `json:"max_tokens"`   // sum of usage.total_tokens over answers
+	MaxRequests int64 `json:"max_requests" jsonschema:"minimum=0"` // HTTP requests sent, retries included
+	MaxTokens   int64 `json:"max_tokens" jsonschema:"minimum=0"`   // sum of usage.total_tokens over answers
 }
 
 // Params are the llm source's parameters (the YAML params object).
 type Params struct {
-	BaseURL         string  `json:"base_url"`           // e.g. http://127.0.0.1:8089/v1; /chat/completions is appended
-	Model           string  `json:"model"`              // sent as "model"
-	APIKeyEnv       string  `json:"api_key_env"`        // NAME of the env var holding the key
-	NItems          int     `json:"n_items"`            // records asked per query
-	MaxQueries      int     `json:"max_queries"`        // 0 = every eligible query
-	Concurrency     int     `json:"concurrency"`        // requests in flight
-	TimeoutMS       int     `json:"timeout_ms"`         // per HTTP attempt
-	MaxRetries      int     `json:"max_retries"`        // retries after the first attempt
-	BackoffBaseMS   int     `json:"backoff_base_ms"`    // first retry waits about this long
-	BackoffMaxMS    int     `json:"backoff_max_ms"`     // cap of the exponential backoff
-	MaxRetryAfterMS int     `json:"max_retry_after_ms"` // cap on a server's Retry-After
-	Temperature     float64 `json:"temperature"`
-	Seed            *int64  `json:"seed"`            // nil = the run's seed
-	MaxTokens       int     `json:"max_tokens"`      // completion cap sent to the server; 0 = not sent
-	ResponseFormat  string  `json:"response_format"` // "" (not sent) or "json_object"
+	BaseURL         string  `json:"base_url" jsonschema_description:"OpenAI-compatible base URL; /chat/completions is appended (e.g. http://127.0.0.1:8089/v1); empty when the runner serves an endpoint"`
+	Model           string  `json:"model"`                                                                                                                                                                   // sent as "model"
+	APIKeyEnv       string  `json:"api_key_env" jsonschema_description:"NAME of the environment variable holding the API key; unset variable = no Authorization header (only allowed for the default name)"` // default CROPS_LLM_API_KEY
+	NItems          int     `json:"n_items" jsonschema:"minimum=1,maximum=100"`                                                                                                                              // records asked per query
+	MaxQueries      int     `json:"max_queries" jsonschema:"minimum=0" jsonschema_description:"0 = every train query with a click, most frequent first"`
+	Concurrency     int     `json:"concurrency" jsonschema:"minimum=1,maximum=256"` // requests in flight
+	TimeoutMS       int     `json:"timeout_ms" jsonschema:"minimum=1"`              // per HTTP attempt
+	MaxRetries      int     `json:"max_retries" jsonschema:"minimum=0,maximum=20"`  // retries after the first attempt
+	BackoffBaseMS   int     `json:"backoff_base_ms" jsonschema:"minimum=0"`         // first retry waits about this long
+	BackoffMaxMS    int     `json:"backoff_max_ms" jsonschema:"minimum=0"`          // cap of the exponential backoff
+	MaxRetryAfterMS int     `json:"max_retry_after_ms" jsonschema:"minimum=0"`      // cap on a server's Retry-After
+	Temperature     float64 `json:"temperature" jsonschema:"minimum=0,maximum=2"`
+	Seed            *int64  `json:"seed" jsonschema_description:"sent to the server; absent = the run's seed"`
+	MaxTokens       int     `json:"max_tokens" jsonschema:"minimum=0" jsonschema_description:"completion cap sent to the server; 0 = not sent"`
+	ResponseFormat  string  `json:"response_format" jsonschema:"enum=,enum=json_object"` // "" (not sent) or "json_object"
 	Budget          Budget  `json:"budget"`
-	CacheDir        string  `json:"cache_dir"` // "" = WorkDir/llm-cache
-	MaxCaptionChars int     `json:"max_caption_chars"`
-	MaxTextChars    int     `json:"max_text_chars"`
-	MaxListLen      int     `json:"max_list_len"`
+	CacheDir        string  `json:"cache_dir" jsonschema_description:"empty = WorkDir/llm-cache"`
+	MaxCaptionChars int     `json:"max_caption_chars" jsonschema:"minimum=1"`
+	MaxTextChars    int     `json:"max_text_chars" jsonschema:"minimum=1"`
+	MaxListLen      int     `json:"max_list_len" jsonschema:"minimum=1"`
 }
 
 // DefaultParams returns the documented defaults.
@@ -121,33 +122,5 @@ func (p *Params) Validate() error {
 }
 
 // paramsSchema is the JSON Schema Describe returns.
-var paramsSchema = json.RawMessage(`{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["base_url", "model"],
-  "properties": {
-    "base_url": {"type": "string", "description": "OpenAI-compatible base URL; /chat/completions is appended (e.g. http://127.0.0.1:8089/v1)"},
-    "model": {"type": "string"},
-    "api_key_env": {"type": "string", "default": "CROPS_LLM_API_KEY", "description": "NAME of the environment variable holding the API key; unset variable = no Authorization header (only allowed for the default name)"},
-    "n_items": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
-    "max_queries": {"type": "integer", "minimum": 0, "default": 0, "description": "0 = every train query with a click, most frequent first"},
-    "concurrency": {"type": "integer", "minimum": 1, "maximum": 256, "default": 4},
-    "timeout_ms": {"type": "integer", "minimum": 1, "default": 60000},
-    "max_retries": {"type": "integer", "minimum": 0, "maximum": 20, "default": 4},
-    "backoff_base_ms": {"type": "integer", "minimum": 0, "default": 500},
-    "backoff_max_ms": {"type": "integer", "minimum": 0, "default": 30000},
-    "max_retry_after_ms": {"type": "integer", "minimum": 0, "default": 120000},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.7},
-    "seed": {"type": ["integer", "null"], "default": null, "description": "sent to the server; null = the run's seed"},
-    "max_tokens": {"type": "integer", "minimum": 0, "default": 0, "description": "completion cap sent to the server; 0 = not sent"},
-    "response_format": {"type": "string", "enum": ["", "json_object"], "default": ""},
-    "budget": {"type": "object", "additionalProperties": false, "properties": {
-      "max_requests": {"type": "integer", "minimum": 0, "default": 0},
-      "max_tokens": {"type": "integer", "minimum": 0, "default": 0}}},
-    "cache_dir": {"type": "string", "default": "", "description": "\"\" = WorkDir/llm-cache"},
-    "max_caption_chars": {"type": "integer", "minimum": 1, "default": 1000},
-    "max_text_chars": {"type": "integer", "minimum": 1, "default": 200},
-    "max_list_len": {"type": "integer", "minimum": 1, "default": 20}
-  }
-}`)
+// paramsSchema is generated from Params and DefaultParams (written once).
+var paramsSchema = sdk.ParamsSchema(DefaultParams())

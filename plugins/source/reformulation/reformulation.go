@@ -41,6 +41,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
@@ -55,7 +56,7 @@ const Name = "reformulation"
 const Tier = 5
 
 // DefaultWindowMS is the paper's 90 seconds.
-const DefaultWindowMS = 90_000
+const DefaultWindowMS = int64(dataset.ReformulationWindow / time.Millisecond)
 
 // DefaultSimilarity is the similarity test chosen by F1 against the AOL
 // search missions (bench/mining/simeval; results in
@@ -64,11 +65,11 @@ var DefaultSimilarity = Similarity{Method: MethodMaxContainmentNGram, N: 3, Thre
 
 // Params configures the source.
 type Params struct {
-	WindowMS      int64      `json:"window_ms"`
-	Similarity    Similarity `json:"similarity"`
-	MinWatchMS    int64      `json:"min_watch_ms"`
-	MinWatchRatio float64    `json:"min_watch_ratio"`
-	Threads       int        `json:"threads"`
+	WindowMS      int64      `json:"window_ms" jsonschema:"exclusiveMinimum=0" jsonschema_description:"a later request of the same user counts when its time minus q's time is in (0, window_ms]"`
+	Similarity    Similarity `json:"similarity" jsonschema_description:"query-similarity test; see plugins/source/reformulation/similarity.go"`
+	MinWatchMS    int64      `json:"min_watch_ms" jsonschema:"minimum=0" jsonschema_description:"watched at least this long counts as interaction; 0 = off"`
+	MinWatchRatio float64    `json:"min_watch_ratio" jsonschema:"minimum=0,maximum=1" jsonschema_description:"watched at least this share of items.duration_ms counts as interaction; 0 = off"`
+	Threads       int        `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
 }
 
 // DefaultParams returns the defaults.
@@ -96,26 +97,8 @@ func (p *Params) Validate() error {
 	return nil
 }
 
-const paramsSchema = `{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "window_ms": {"type": "integer", "exclusiveMinimum": 0, "default": 90000,
-      "description": "a later request of the same user counts when its time minus q's time is in (0, window_ms]"},
-    "similarity": {"type": "object", "additionalProperties": false,
-      "description": "query-similarity test; see plugins/source/reformulation/similarity.go",
-      "properties": {
-        "method": {"type": "string", "enum": ["char_ngram_jaccard", "token_jaccard", "containment", "max_containment_ngram"], "default": "max_containment_ngram"},
-        "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3, "description": "character n-gram length"},
-        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05}
-      }},
-    "min_watch_ms": {"type": "integer", "minimum": 0, "default": 0, "description": "watched at least this long counts as interaction; 0 = off"},
-    "min_watch_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
-      "description": "watched at least this share of items.duration_ms counts as interaction; 0 = off"},
-    "threads": {"type": "integer", "minimum": 0, "default": 0, "description": "DuckDB threads; 0 = all cores"}
-  }
-}`
+// paramsSchema is generated from Params and DefaultParams (written once).
+var paramsSchema = string(sdk.ParamsSchema(DefaultParams()))
 
 type source struct{}
 

@@ -43,9 +43,9 @@ var Methods = []string{MethodCharNGramJaccard, MethodTokenJaccard, MethodContain
 
 // Similarity configures the query-similarity test.
 type Similarity struct {
-	Method    string  `json:"method"`
-	N         int     `json:"n"` // character n-gram length (char_ngram_jaccard, max_containment_ngram)
-	Threshold float64 `json:"threshold"`
+	Method    string  `json:"method" jsonschema:"enum=char_ngram_jaccard,enum=token_jaccard,enum=containment,enum=max_containment_ngram"`
+	N         int     `json:"n" jsonschema:"minimum=1,maximum=10" jsonschema_description:"character n-gram length"` // char_ngram_jaccard, max_containment_ngram
+	Threshold float64 `json:"threshold" jsonschema:"minimum=0,maximum=1"`
 }
 
 // Validate checks the similarity config.

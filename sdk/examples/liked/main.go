@@ -2,28 +2,31 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/table"
 )
 
 type params struct {
-	MinLikes int `json:"min_likes"` // likes a (query, item) needs
+	MinLikes int `json:"min_likes" jsonschema:"minimum=1" jsonschema_description:"likes a (query, item) needs"`
 }
+
+func defaults() params { return params{MinLikes: 1} }
 
 type liked struct{}
 
 func (liked) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "liked", Kind: sdk.KindSource, Version: "0.1.0",
 		Description:  "exposed search results the user liked",
-		ParamsSchema: json.RawMessage(`{"type":"object","properties":{"min_likes":{"type":"integer","minimum":1,"default":1}},"additionalProperties":false}`)}, nil
+		ParamsSchema: sdk.ParamsSchema(defaults())}, nil
 }
 
 func (liked) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
-	p := params{MinLikes: 1}
+	p := defaults()
 	if err := sdk.DecodeParams(req.Params, &p); err != nil {
 		return sdk.MineResult{}, err
 	}
@@ -31,15 +34,23 @@ func (liked) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, err
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
-		return sdk.MineResult{}, err
+	likes := map[table.Pair]int{}
+	for _, r := range search {
+		if r.Stage == table.StageExposed && r.Liked {
+			likes[table.Pair{Query: r.Query, ItemID: r.ItemID}]++
+		}
 	}
-	defer db.Close()
-	q := fmt.Sprintf(`SELECT query, item_id, 'liked' AS source, 4 AS tier_hint, 1.0::DOUBLE AS confidence,
-		'{"likes":' || count(*) || '}' AS evidence FROM %s WHERE stage = 'exposed' AND liked
-		GROUP BY query, item_id HAVING count(*) >= %d ORDER BY query, item_id`, search, p.MinLikes)
-	return sdk.MineResult{}, table.WriteCandidates(ctx, db, q, req.OutputPath)
+	var out []table.Candidate
+	for k, n := range likes {
+		if n >= p.MinLikes {
+			out = append(out, table.Candidate{Query: k.Query, ItemID: k.ItemID, Source: "liked",
+				TierHint: 4, Confidence: 1, Evidence: fmt.Sprintf(`{"likes":%d}`, n)})
+		}
+	}
+	slices.SortFunc(out, func(a, b table.Candidate) int {
+		return cmp.Or(cmp.Compare(a.Query, b.Query), cmp.Compare(a.ItemID, b.ItemID))
+	})
+	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(len(out))}}, table.WriteCandidates(req.OutputPath, out)
 }
 
 func main() {

@@ -4,18 +4,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
+	"slices"
 
-	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/cropsdev/crops/sdk/table"
 )
 
 type params struct {
-	MinRatio float64 `json:"min_ratio"`
+	MinRatio float64 `json:"min_ratio" jsonschema:"exclusiveMinimum=0,maximum=1" jsonschema_description:"watched share of the item's duration that makes a positive"`
 }
+
+func defaults() params { return params{MinRatio: 0.5} }
 
 func (p *params) Validate() error {
 	if !(p.MinRatio > 0 && p.MinRatio <= 1) {
@@ -28,13 +30,12 @@ type source struct{}
 
 func (source) Describe(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "watchratio", Kind: sdk.KindSource, Version: "0.1.0",
-		Description: "exposed search results watched for at least min_ratio of their duration",
-		ParamsSchema: json.RawMessage(`{"type":"object","additionalProperties":false,"properties":{
-			"min_ratio":{"type":"number","exclusiveMinimum":0,"maximum":1,"default":0.5}}}`)}, nil
+		Description:  "exposed search results watched for at least min_ratio of their duration",
+		ParamsSchema: sdk.ParamsSchema(defaults())}, nil
 }
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
-	p := params{MinRatio: 0.5}
+	p := defaults()
 	if err := sdk.DecodeParams(req.Params, &p); err != nil {
 		return sdk.MineResult{}, err
 	}
@@ -42,29 +43,44 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	items, err := table.Dataset(req.DatasetDir, dataset.ItemsTable)
+	items, err := table.Items(req.DatasetDir)
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	db, err := table.Open(ctx)
-	if err != nil {
+	duration := make(map[string]int64, len(items))
+	for _, it := range items {
+		if it.DurationMS != nil {
+			duration[it.ItemID] = *it.DurationMS
+		}
+	}
+	type agg struct {
+		n     int
+		ratio float64
+	}
+	watched := map[table.Pair]agg{}
+	for _, r := range search {
+		d := duration[r.ItemID]
+		if r.Stage != table.StageExposed || d <= 0 || float64(r.WatchMS) < p.MinRatio*float64(d) {
+			continue
+		}
+		k := table.Pair{Query: r.Query, ItemID: r.ItemID}
+		a := watched[k]
+		a.n++
+		a.ratio = max(a.ratio, float64(r.WatchMS)/float64(d))
+		watched[k] = a
+	}
+	out := make([]table.Candidate, 0, len(watched))
+	for k, a := range watched {
+		out = append(out, table.Candidate{Query: k.Query, ItemID: k.ItemID, Source: "watchratio", TierHint: 4,
+			Confidence: min(1, a.ratio), Evidence: fmt.Sprintf(`{"watched_requests":%d}`, a.n)})
+	}
+	slices.SortFunc(out, func(a, b table.Candidate) int {
+		return cmp.Or(cmp.Compare(a.Query, b.Query), cmp.Compare(a.ItemID, b.ItemID))
+	})
+	if err := table.WriteCandidates(req.OutputPath, out); err != nil {
 		return sdk.MineResult{}, err
 	}
-	defer db.Close()
-	q := fmt.Sprintf(`SELECT s.query, s.item_id, 'watchratio' AS source, 4 AS tier_hint,
-		least(1.0, max(s.watch_ms / i.duration_ms))::DOUBLE AS confidence,
-		'{"watched_requests":' || count(*) || '}' AS evidence
-		FROM %s s JOIN %s i ON s.item_id = i.item_id
-		WHERE s.stage = 'exposed' AND i.duration_ms > 0 AND s.watch_ms >= %v * i.duration_ms
-		GROUP BY s.query, s.item_id ORDER BY s.query, s.item_id`, search, items, p.MinRatio)
-	if err := table.WriteCandidates(ctx, db, q, req.OutputPath); err != nil {
-		return sdk.MineResult{}, err
-	}
-	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet(?)", req.OutputPath).Scan(&n); err != nil {
-		return sdk.MineResult{}, err
-	}
-	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(n)}}, nil
+	return sdk.MineResult{Stats: sdk.Stats{"candidates": float64(len(out))}}, nil
 }
 
 func main() {
