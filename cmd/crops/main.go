@@ -52,5 +52,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(data)
 
 	root.AddCommand(newPluginsCmd(), newPluginServeCmd(), newMineCmd(), newRunCmd(), newReportCmd())
+	root.AddCommand(newCacheCmd())
 	return root
 }

@@ -100,6 +100,9 @@ func (t *Table) rowCells(r Row, plusMinus, star string) []string {
 	if r.Failed != "" {
 		name += " [FAILED]"
 	}
+	if r.Partial != "" {
+		name += " [PARTIAL]"
+	}
 	cells := []string{name}
 	for _, c := range r.Cells {
 		cells = append(cells, t.cellText(c, plusMinus, star))
@@ -121,6 +124,9 @@ func (t *Table) Notes() []string {
 	for _, r := range t.Rows {
 		if r.Failed != "" {
 			notes = append(notes, fmt.Sprintf("FAILED %s: %s", r.Arm, r.Failed))
+		}
+		if r.Partial != "" {
+			notes = append(notes, fmt.Sprintf("PARTIAL %s: %s", r.Arm, r.Partial))
 		}
 	}
 	return notes
