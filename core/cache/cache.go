@@ -121,17 +121,17 @@ func Key(in KeyInput) (string, error) {
 
 // Meta is stage.json.
 type Meta struct {
-	Key          string    `json:"key"`
-	Input        KeyInput  `json:"input"`
-	OutputDigest string    `json:"output_digest"`
-	Files        []string  `json:"files"`
+	Key          string   `json:"key"`
+	Input        KeyInput `json:"input"`
+	OutputDigest string   `json:"output_digest"`
+	Files        []string `json:"files"`
 	// Records are every file's size and sha256, checked on lookup.
 	Records []FileRecord `json:"records"`
 	// Volatile files (throughput logs) are recorded but left out of
 	// OutputDigest, so that identical runs get identical digests.
-	Volatile []string `json:"volatile,omitempty"`
-	WallSeconds  float64   `json:"wall_seconds"`
-	Finished     time.Time `json:"finished"`
+	Volatile    []string  `json:"volatile,omitempty"`
+	WallSeconds float64   `json:"wall_seconds"`
+	Finished    time.Time `json:"finished"`
 	// Extra is stage-specific JSON (stats, mining report, loss curve, ...).
 	Extra json.RawMessage `json:"extra,omitempty"`
 }

@@ -45,8 +45,8 @@ type ValidateOptions struct {
 	MaxRowsPerRequest int
 	// MaxFeedItemsPerUser caps feed rows per user_id; default 100000.
 	MaxFeedItemsPerUser int
-	Examples     int // offending rows shown per finding; default 5
-	Threads      int // DuckDB threads; <= 0 lets DuckDB choose
+	Examples            int // offending rows shown per finding; default 5
+	Threads             int // DuckDB threads; <= 0 lets DuckDB choose
 }
 
 func (o ValidateOptions) withDefaults() ValidateOptions {

@@ -31,9 +31,9 @@ type Row struct {
 	Failed string // non-empty when some seed failed: "seed N: stage: reason"
 	// Partial is non-empty when some seed used a partial stage.
 	Partial string
-	Cells  []Cell
-	TrainS float64 // mean training wall time over seeds (0 if unknown)
-	Seeds  int     // finished seeds
+	Cells   []Cell
+	TrainS  float64 // mean training wall time over seeds (0 if unknown)
+	Seeds   int     // finished seeds
 }
 
 // Table is the comparison table.

@@ -329,41 +329,41 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	}
 	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, plugin: pluginRef(sdk.KindSource, &src.Plugin).String(),
 		outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		if auto {
-			u, err := r.llmServer(ctx, ds)
+			if auto {
+				u, err := r.llmServer(ctx, ds)
+				if err != nil {
+					return nil, err
+				}
+				add := map[string]any{"base_url": u}
+				if _, ok := params["model"]; !ok {
+					add["model"] = llmserve.ModelID
+				}
+				params = mergeMap(params, add)
+			}
+			if cacheDir != "" {
+				params = mergeMap(params, map[string]any{"cache_dir": cacheDir})
+			}
+			s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
 				return nil, err
 			}
-			add := map[string]any{"base_url": u}
-			if _, ok := params["model"]; !ok {
-				add["model"] = llmserve.ModelID
+			defer closeSource()
+			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
+				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
+			if err != nil {
+				return nil, err
 			}
-			params = mergeMap(params, add)
-		}
-		if cacheDir != "" {
-			params = mergeMap(params, map[string]any{"cache_dir": cacheDir})
-		}
-		s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
-		if err != nil {
-			return nil, err
-		}
-		defer closeSource()
-		res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
-			ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
-		if err != nil {
-			return nil, err
-		}
-		part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
-		if err != nil {
-			return nil, err
-		}
-		extra := map[string]any{"stats": res.Stats, "report": res.Report}
-		if part != nil {
-			extra["partial"] = part
-			r.logf("WARNING %s mine/%s: partial result committed (allow_partial): %s; the next run retries them", unitName, src.Name, part)
-		}
-		return json.Marshal(extra)
-	}})
+			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
+			if err != nil {
+				return nil, err
+			}
+			extra := map[string]any{"stats": res.Stats, "report": res.Report}
+			if part != nil {
+				extra["partial"] = part
+				r.logf("WARNING %s mine/%s: partial result committed (allow_partial): %s; the next run retries them", unitName, src.Name, part)
+			}
+			return json.Marshal(extra)
+		}})
 }
 
 func mergeMap(a, b map[string]any) map[string]any {
