@@ -185,3 +185,20 @@ func MissingOutputs(dir string, outputs []string) []string {
 	}
 	return missing
 }
+
+// Discard removes a committed stage so that the next Commit of key
+// replaces it (the runner retries a partial stage this way).
+func (s *Store) Discard(key string) error {
+	s.mu.Lock()
+	delete(s.verified, key)
+	s.mu.Unlock()
+	tmp, err := s.Begin(key)
+	if err != nil {
+		return err
+	}
+	os.Remove(tmp)
+	if err := os.Rename(s.Dir(key), tmp); err != nil {
+		return fmt.Errorf("discard cached stage %.12s: %w", key, err)
+	}
+	return os.RemoveAll(tmp)
+}

@@ -29,6 +29,9 @@ func (r *runner) lookup(st stage, key string) (cache.Entry, bool) {
 	case err == nil:
 		if isPartial(e.Meta.Extra) && r.planning == nil && !r.seenPartial(key) {
 			r.logf("%s: the cached stage is partial (%s); running it again to retry the missing requests", st.id, partialNote(e.Meta.Extra))
+			if err := r.store.Discard(key); err != nil {
+				r.logf("WARNING %s: %v", st.id, err)
+			}
 			return cache.Entry{}, false
 		}
 		return e, true
