@@ -62,6 +62,10 @@ type Options struct {
 	Logger      hclog.Logger  // plugin stderr/logs go here, named by the plugin
 	SelfPath    string        // the crops executable serving built-ins (default os.Executable())
 	CallTimeout time.Duration // per-call timeout (0 = none)
+	// KeepDumpable leaves the host process dumpable (tests of the secret
+	// hiding only: with it, plugins running as the host's user can read the
+	// host's environment from /proc).
+	KeepDumpable bool
 }
 
 // Host starts plugins and kills them on Close.
@@ -80,7 +84,9 @@ func New(opts Options) *Host {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "crops", Output: os.Stderr, Level: hclog.Info})
 	}
-	if err := hideSecrets(); err != nil {
+	if opts.KeepDumpable {
+		// nothing: see Options.KeepDumpable
+	} else if err := hideSecrets(); err != nil {
 		opts.Logger.Warn("could not make the host non-dumpable; plugins running as this user may read its environment", "error", err)
 	}
 	return &Host{opts: opts, plugins: map[*Plugin]struct{}{}}

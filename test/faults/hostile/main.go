@@ -84,7 +84,7 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 		return sdk.MineResult{}, err
 	}
 	defer db.Close()
-	q := fmt.Sprintf(`SELECT DISTINCT query, %s AS item_id, 'hostile' AS source, %s::INTEGER AS tier_hint, %s AS confidence, '{}' AS evidence
+	q := fmt.Sprintf(`SELECT DISTINCT query, %s AS item_id, 'clicks' AS source, %s::INTEGER AS tier_hint, %s AS confidence, '{}' AS evidence
 		FROM %s WHERE clicked ORDER BY 1, 2`, item, tier, conf, search)
 	return sdk.MineResult{Stats: stats}, table.Write(ctx, db, q, req.OutputPath, dataset.CandidateColumns)
 }
