@@ -43,6 +43,8 @@ first offending rows and a hint. Exit status 1 when there are errors, 0 with war
 	}
 	f := cmd.Flags()
 	f.IntVar(&opts.MaxTextBytes, "max-text-bytes", 10000, "longest allowed text field (item texts, queries), in bytes")
+	f.IntVar(&opts.MaxRowsPerRequest, "max-rows-per-request", dataset.DefaultMaxRowsPerRequest, "most search rows (candidates) one request may have")
+	f.IntVar(&opts.MaxFeedItemsPerUser, "max-feed-items-per-user", dataset.DefaultMaxFeedItemsPerUser, "most feed rows one user may have")
 	f.IntVar(&opts.Examples, "examples", 5, "offending rows shown per failed check")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd

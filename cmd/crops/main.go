@@ -58,5 +58,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPluginsCmd(), newPluginServeCmd(), newMineCmd(), newRunCmd(), newReportCmd())
 	root.AddCommand(newExportCmd())
 	addExamples(root) // cli_ux.go: Examples: sections and --version
+	root.AddCommand(newCacheCmd())
 	return root
 }

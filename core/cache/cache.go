@@ -121,12 +121,17 @@ func Key(in KeyInput) (string, error) {
 
 // Meta is stage.json.
 type Meta struct {
-	Key          string    `json:"key"`
-	Input        KeyInput  `json:"input"`
-	OutputDigest string    `json:"output_digest"`
-	Files        []string  `json:"files"`
-	WallSeconds  float64   `json:"wall_seconds"`
-	Finished     time.Time `json:"finished"`
+	Key          string   `json:"key"`
+	Input        KeyInput `json:"input"`
+	OutputDigest string   `json:"output_digest"`
+	Files        []string `json:"files"`
+	// Records are every file's size and sha256, checked on lookup.
+	Records []FileRecord `json:"records"`
+	// Volatile files (throughput logs) are recorded but left out of
+	// OutputDigest, so that identical runs get identical digests.
+	Volatile    []string  `json:"volatile,omitempty"`
+	WallSeconds float64   `json:"wall_seconds"`
+	Finished    time.Time `json:"finished"`
 	// Extra is stage-specific JSON (stats, mining report, loss curve, ...).
 	Extra json.RawMessage `json:"extra,omitempty"`
 }
@@ -139,9 +144,10 @@ type Entry struct {
 
 // Store is the cache under one results directory.
 type Store struct {
-	root string // <results>/cache
-	mu   sync.Mutex
-	log  *os.File
+	root     string // <results>/cache
+	mu       sync.Mutex
+	log      *os.File
+	verified map[string]Meta // keys verified by this Store
 }
 
 // Open opens (creating) the cache under resultsDir and removes temporary
@@ -162,7 +168,7 @@ func Open(resultsDir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache log: %w", err)
 	}
-	return &Store{root: root, log: f}, nil
+	return &Store{root: root, log: f, verified: map[string]Meta{}}, nil
 }
 
 // Close closes the log.
@@ -176,19 +182,11 @@ func (s *Store) Dir(key string) string {
 	return filepath.Join(s.root, "stages", key[:2], key)
 }
 
-// Lookup returns the committed entry for key. A directory without a readable
-// stage.json whose key matches is treated as absent.
+// Lookup returns the committed entry for key when it passes verification
+// (see Find, which also says why it does not).
 func (s *Store) Lookup(key string) (Entry, bool) {
-	dir := s.Dir(key)
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
-	if err != nil {
-		return Entry{}, false
-	}
-	var m Meta
-	if json.Unmarshal(b, &m) != nil || m.Key != key {
-		return Entry{}, false
-	}
-	return Entry{Dir: dir, Meta: m}, true
+	e, err := s.Find(key)
+	return e, err == nil
 }
 
 // Begin returns a fresh temporary directory for producing key's outputs.
@@ -204,14 +202,20 @@ func (s *Store) Abort(tmp string) { os.RemoveAll(tmp) }
 
 // Commit digests tmp's files, writes stage.json and renames tmp into place.
 // If another producer committed key first, tmp is dropped and the existing
-// entry returned (equal keys mean equal inputs).
-func (s *Store) Commit(key string, in KeyInput, tmp string, wall time.Duration, extra json.RawMessage) (Entry, error) {
-	digest, files, err := DigestDir(tmp)
+// entry returned (equal keys mean equal inputs). Files named in volatile
+// (relative paths) are recorded and verified but not part of OutputDigest.
+func (s *Store) Commit(key string, in KeyInput, tmp string, wall time.Duration, extra json.RawMessage, volatile ...string) (Entry, error) {
+	digest, recs, err := recordFiles(tmp, volatile)
 	if err != nil {
 		return Entry{}, fmt.Errorf("cache commit %s: %w", key[:12], err)
 	}
+	files := make([]string, len(recs))
+	for i, r := range recs {
+		files[i] = r.Path
+	}
 	in.Schema = SchemaVersion
-	m := Meta{Key: key, Input: in, OutputDigest: digest, Files: files, WallSeconds: wall.Seconds(), Finished: time.Now().UTC(), Extra: extra}
+	m := Meta{Key: key, Input: in, OutputDigest: digest, Files: files, Records: recs, Volatile: volatile,
+		WallSeconds: wall.Seconds(), Finished: time.Now().UTC(), Extra: extra}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Entry{}, err
@@ -240,23 +244,10 @@ func (s *Store) Commit(key string, in KeyInput, tmp string, wall time.Duration, 
 // DigestDir is the Merkle digest of a directory's regular files (except
 // stage.json): sha256 over sorted "relpath\x00sha256(content)\n" lines.
 func DigestDir(dir string) (string, []string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			rel, _ := filepath.Rel(dir, p)
-			if rel != MetaFile && !strings.Contains(filepath.Base(rel), ".tmp-") {
-				files = append(files, filepath.ToSlash(rel))
-			}
-		}
-		return nil
-	})
+	files, err := listFiles(dir)
 	if err != nil {
 		return "", nil, err
 	}
-	sort.Strings(files)
 	h := sha256.New()
 	for _, rel := range files {
 		f, err := os.Open(filepath.Join(dir, rel))
@@ -272,6 +263,29 @@ func DigestDir(dir string) (string, []string, error) {
 		fmt.Fprintf(h, "%s\x00%x\n", rel, fh.Sum(nil))
 	}
 	return hex.EncodeToString(h.Sum(nil)), files, nil
+}
+
+// listFiles lists dir's regular files (except stage.json and temp files),
+// relative and sorted.
+func listFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			if rel != MetaFile && !strings.Contains(filepath.Base(rel), ".tmp-") {
+				files = append(files, filepath.ToSlash(rel))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
 // Event values in the cache log.

@@ -55,6 +55,7 @@ type Spec struct {
 	Evaluation Evaluation  `json:"evaluation"`
 	Report     ReportSpec  `json:"report"`
 	Runtime    RuntimeSpec `json:"runtime"`
+	Limits     Limits      `json:"limits"`
 	Raw        Experiment  `json:"-"`
 }
 
@@ -120,9 +121,15 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 		opts.Getenv = os.Getenv
 	}
 	d := &doc{file: file}
+	if err := checkSize(file, data); err != nil {
+		return nil, err
+	}
 	var top yaml.Node
 	if err := yaml.Unmarshal(data, &top); err != nil {
 		return nil, Errors{yamlSyntaxError(file, err)}
+	}
+	if err := checkSingleDocument(file, data); err != nil {
+		return nil, err
 	}
 	d.root = deref(&top)
 	if d.root == nil {
@@ -130,8 +137,9 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 	}
 	var errs Errors
 	d.check(d.root, reflect.TypeOf(Experiment{}), "", &errs)
+	d.checkFinite(d.root, &errs)
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, capErrors(file, errs)
 	}
 
 	// The strict walk passed; koanf decodes with weak typing off and unused
@@ -169,7 +177,7 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 			}
 			return r.errs[i].Col < r.errs[j].Col
 		})
-		return nil, r.errs
+		return nil, capErrors(file, r.errs)
 	}
 	spec.File = file
 	spec.Raw = exp
@@ -230,7 +238,9 @@ func p(segs ...any) []string {
 
 func (r *resolver) resolve() *Spec {
 	e := r.exp
-	s := &Spec{Name: e.Name, Seeds: e.Seeds, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime}
+	s := &Spec{Name: e.Name, Seeds: e.Seeds, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime, Limits: e.Limits}
+	r.checkLimits(e.Limits)
+	r.checkRuntime(e.Runtime)
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(r.d.file), filepath.Ext(r.d.file))
 	}
@@ -238,6 +248,7 @@ func (r *resolver) resolve() *Spec {
 		r.errAt(p("name"), false, "use letters, digits, '.', '_' and '-'", "name %q is used as a directory name", s.Name)
 	}
 	r.resolveDataset(s)
+	r.checkSeedsGiven()
 	if len(s.Seeds) == 0 {
 		s.Seeds = []int64{1}
 	}
@@ -268,7 +279,7 @@ func (r *resolver) resolve() *Spec {
 	}
 	if s.Evaluation.QRWindowS == 0 {
 		s.Evaluation.QRWindowS = DefaultQRWindowS
-	} else if s.Evaluation.QRWindowS < 0 {
+	} else if !(s.Evaluation.QRWindowS > 0) {
 		r.errAt(p("evaluation", "qr_window_s"), false, "", "evaluation.qr_window_s must be positive")
 	}
 	for g := range s.Evaluation.Gains {
@@ -285,11 +296,12 @@ func (r *resolver) resolve() *Spec {
 	}
 	r.resolveArms(s)
 	r.checkParams(s) // params_check.go: built-ins' params against their schemas
+	r.checkArmDirs(s)
 
 	// Report.
 	if s.Report.Alpha == 0 {
 		s.Report.Alpha = DefaultAlpha
-	} else if s.Report.Alpha < 0 || s.Report.Alpha >= 1 {
+	} else if !(s.Report.Alpha > 0 && s.Report.Alpha < 1) {
 		r.errAt(p("report", "alpha"), false, "", "report.alpha must be in (0, 1)")
 	}
 	if s.Report.Significance == "" {
@@ -426,7 +438,7 @@ func (r *resolver) checkPipeline(pl Pipeline, at []string) {
 		if src.Gate != nil {
 			g := src.Gate
 			gat := append(append([]string(nil), sat...), "gate")
-			if g.Alpha != nil && (*g.Alpha < 0 || *g.Alpha > 1) {
+			if g.Alpha != nil && !(*g.Alpha >= 0 && *g.Alpha <= 1) { // NaN fails both
 				r.errAt(sub(gat, "alpha"), false, "the paper uses 0.6", "gate.alpha must be in [0, 1], got %g", *g.Alpha)
 			}
 			if g.Retriever != "" || g.RetrieverPath != "" {
@@ -587,6 +599,7 @@ func copySource(s Source) Source {
 func overrideSource(base, over Source) Source {
 	out := copySource(base)
 	out.Plugin = *overridePlugin(&base.Plugin, &over.Plugin)
+	out.AllowPartial = base.AllowPartial || over.AllowPartial
 	if over.Gate != nil {
 		if out.Gate == nil {
 			out.Gate = &Gate{}

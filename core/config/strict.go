@@ -38,13 +38,7 @@ func (e Error) Error() string {
 // Errors is every problem found in one file, in file order.
 type Errors []Error
 
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (es Errors) Error() string { return errorsText(es) }
 
 // doc is a parsed YAML file kept for positions.
 type doc struct {

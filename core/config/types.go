@@ -24,6 +24,7 @@ type Experiment struct {
 	Evaluation  Evaluation  `koanf:"evaluation" json:"evaluation"`
 	Report      ReportSpec  `koanf:"report" json:"report"`
 	Runtime     RuntimeSpec `koanf:"runtime" json:"runtime"`
+	Limits      Limits      `koanf:"limits" json:"limits,omitempty"`
 }
 
 // Dataset is a dataset directory (path) or a simulated world. In YAML it may
@@ -85,6 +86,10 @@ type Source struct {
 	Name   string `koanf:"name" json:"name"`
 	Plugin `koanf:",squash"`
 	Gate   *Gate `koanf:"gate" json:"gate,omitempty"`
+	// AllowPartial commits a mine stage whose source answered only part of
+	// its requests (marked partial; the next run retries the rest).
+	// Default false: such a stage fails.
+	AllowPartial bool `koanf:"allow_partial" json:"allow_partial,omitempty"`
 }
 
 // Pipeline is what defaults and every arm configure.
@@ -138,6 +143,8 @@ type ReportSpec struct {
 
 // RuntimeSpec holds execution settings that do not change results.
 type RuntimeSpec struct {
-	// CallTimeoutS bounds one plugin call (0 = none).
+	// CallTimeoutS bounds one plugin call, and the silence between two
+	// progress events of a training call; a warning is logged at half of
+	// it. Unset (0) = 3600; negative values are an error.
 	CallTimeoutS float64 `koanf:"call_timeout_s" json:"call_timeout_s,omitempty"`
 }

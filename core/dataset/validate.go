@@ -41,13 +41,23 @@ const (
 // ValidateOptions tunes Validate. The zero value uses the defaults.
 type ValidateOptions struct {
 	MaxTextBytes int // longest allowed text field (items.title/caption/tags/ocr, search.query); default 10000
-	Examples     int // offending rows shown per finding; default 5
-	Threads      int // DuckDB threads; <= 0 lets DuckDB choose
+	// MaxRowsPerRequest caps search rows per request_id; default 10000.
+	MaxRowsPerRequest int
+	// MaxFeedItemsPerUser caps feed rows per user_id; default 100000.
+	MaxFeedItemsPerUser int
+	Examples            int // offending rows shown per finding; default 5
+	Threads             int // DuckDB threads; <= 0 lets DuckDB choose
 }
 
 func (o ValidateOptions) withDefaults() ValidateOptions {
 	if o.MaxTextBytes <= 0 {
-		o.MaxTextBytes = 10000
+		o.MaxTextBytes = DefaultMaxTextBytes
+	}
+	if o.MaxRowsPerRequest <= 0 {
+		o.MaxRowsPerRequest = DefaultMaxRowsPerRequest
+	}
+	if o.MaxFeedItemsPerUser <= 0 {
+		o.MaxFeedItemsPerUser = DefaultMaxFeedItemsPerUser
 	}
 	if o.Examples <= 0 {
 		o.Examples = 5
@@ -670,7 +680,7 @@ GROUP BY r.request_id`,
 		order:   "row",
 		message: "items.created_ms is before 2000-01-01 or after 2100-01-01",
 		hint:    "created_ms is Unix time in milliseconds; NULL when unknown"})
-	return cs
+	return append(cs, v.limitChecks()...)
 }
 
 func (v *validator) run(c check) error {

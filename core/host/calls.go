@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -181,6 +182,7 @@ func (t *tailBuffer) suffix() string {
 func (p *Plugin) call(ctx context.Context, name string, f func(context.Context) error) error {
 	ctx, cancel := p.host.callContext(ctx)
 	defer cancel()
+	defer p.host.stallWarning(p.ref, name)()
 	if err := f(ctx); err != nil {
 		return explain(ctx, p.ref, p.proc, name, err)
 	}
@@ -239,6 +241,9 @@ func (s *source) Describe(ctx context.Context) (info sdk.Info, err error) {
 
 func (s *source) Mine(ctx context.Context, req sdk.MineRequest) (res sdk.MineResult, err error) {
 	err = s.p.call(ctx, "Mine", func(ctx context.Context) (err error) { res, err = s.impl.Mine(ctx, req); return })
+	if err == nil {
+		err = checkCandidates(ctx, s.p.ref, req)
+	}
 	return
 }
 
@@ -269,6 +274,9 @@ func (l *loss) Describe(ctx context.Context) (info sdk.Info, err error) {
 
 func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutput, err error) {
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = l.impl.Compute(ctx, in); return })
+	if err == nil {
+		err = checkGradPlain(l.p.ref, in, out)
+	}
 	return
 }
 
@@ -280,6 +288,9 @@ func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out
 		return sdk.ComputePacked(ctx, l, req)
 	}
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = raw.ComputeRaw(ctx, req); return })
+	if err == nil {
+		err = checkGrad(l.p.ref, req, out)
+	}
 	return
 }
 
@@ -293,17 +304,35 @@ func (r *retriever) Describe(ctx context.Context) (info sdk.Info, err error) {
 	return
 }
 
-// Train is not bound by the per-call timeout: training runs for as long as
-// it needs; the caller's ctx still cancels it.
+// Train is not bound by the per-call timeout as a whole: training runs for
+// as long as it needs. The timeout bounds the silence between progress
+// events instead (a warning at half of it); the caller's ctx still cancels it.
 func (r *retriever) Train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress)) error {
-	if err := r.impl.Train(ctx, req, progress); err != nil {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	wrapped := func(ev sdk.Progress) {
+		last.Store(time.Now().UnixNano())
+		progress(ev)
+	}
+	stop := r.p.host.watchProgress(r.p.ref, &last, cancel)
+	err := r.impl.Train(ctx, req, wrapped)
+	stop()
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+			return fmt.Errorf("%s: Train: %w", r.p.ref, cause)
+		}
 		return explain(ctx, r.p.ref, r.p.proc, "Train", err)
 	}
 	return nil
 }
 
 func (r *retriever) Search(ctx context.Context, req sdk.SearchRequest) error {
-	return r.p.call(ctx, "Search", func(ctx context.Context) error { return r.impl.Search(ctx, req) })
+	if err := r.p.call(ctx, "Search", func(ctx context.Context) error { return r.impl.Search(ctx, req) }); err != nil {
+		return err
+	}
+	return checkResults(ctx, r.p.ref, req)
 }
 
 func (r *retriever) Score(ctx context.Context, req sdk.ScoreRequest) error {

@@ -62,6 +62,10 @@ type Options struct {
 	Logger      hclog.Logger  // plugin stderr/logs go here, named by the plugin
 	SelfPath    string        // the crops executable serving built-ins (default os.Executable())
 	CallTimeout time.Duration // per-call timeout (0 = none)
+	// KeepDumpable leaves the host process dumpable (tests of the secret
+	// hiding only: with it, plugins running as the host's user can read the
+	// host's environment from /proc).
+	KeepDumpable bool
 }
 
 // Host starts plugins and kills them on Close.
@@ -73,10 +77,17 @@ type Host struct {
 	closed  bool
 }
 
-// New returns a host.
+// New returns a host. On Linux it makes the calling process non-dumpable
+// (see hideSecrets) before any plugin starts, so that plugins running as the
+// same user cannot read its environment from /proc.
 func New(opts Options) *Host {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "crops", Output: os.Stderr, Level: hclog.Info})
+	}
+	if opts.KeepDumpable {
+		// nothing: see Options.KeepDumpable
+	} else if err := hideSecrets(); err != nil {
+		opts.Logger.Warn("could not make the host non-dumpable; plugins running as this user may read its environment", "error", err)
 	}
 	return &Host{opts: opts, plugins: map[*Plugin]struct{}{}}
 }
@@ -130,10 +141,22 @@ func (p *Plugin) PID() int {
 	return p.proc.cmd.Process.Pid
 }
 
-// Close kills the plugin process; calling it again is harmless.
+// kill stops the plugin (go-plugin's graceful then forced kill), then
+// kills its process group, so that nothing it spawned outlives it.
+func (proc *process) kill() {
+	pgid := 0
+	if proc.cmd.Process != nil {
+		pgid = proc.cmd.Process.Pid // Setpgid: the plugin leads its group
+	}
+	proc.client.Kill()
+	killGroup(pgid)
+}
+
+// Close kills the plugin process and its process group; calling it again is
+// harmless.
 func (p *Plugin) Close() error {
 	p.once.Do(func() {
-		p.proc.client.Kill()
+		p.proc.kill()
 		p.host.mu.Lock()
 		delete(p.host.plugins, p)
 		p.host.mu.Unlock()
@@ -179,17 +202,17 @@ func (h *Host) Start(ctx context.Context, ref Ref) (*Plugin, error) {
 	}
 	info, err := h.describe(ctx, ref, proc, impl)
 	if err != nil {
-		proc.client.Kill()
+		proc.kill()
 		return nil, err
 	}
 	if extra := grantedEnv(info.Env, ref.AllowEnv); len(extra) > 0 {
-		proc.client.Kill()
+		proc.kill()
 		proc, impl, err = h.launch(ctx, ref, exe, args, extra)
 		if err != nil {
 			return nil, err
 		}
 		if _, err := h.describe(ctx, ref, proc, impl); err != nil {
-			proc.client.Kill()
+			proc.kill()
 			return nil, err
 		}
 	}
@@ -197,7 +220,7 @@ func (h *Host) Start(ctx context.Context, ref Ref) (*Plugin, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		proc.client.Kill()
+		proc.kill()
 		return nil, fmt.Errorf("start %s: the host was closed while it started", ref)
 	}
 	h.plugins[p] = struct{}{}
@@ -286,11 +309,11 @@ func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, e
 	select {
 	case r = <-ch:
 	case <-ctx.Done():
-		client.Kill()
+		proc.kill()
 		return nil, nil, fmt.Errorf("start %s: %w", ref, ctx.Err())
 	}
 	if r.err != nil {
-		client.Kill()
+		proc.kill()
 		if m := versionMismatch.FindStringSubmatch(r.err.Error()); m != nil {
 			return nil, nil, fmt.Errorf("start %s: incompatible plugin protocol: the plugin speaks crops plugin protocol %s, this crops (%s) speaks protocol %d; rebuild the plugin against a crops SDK with protocol %d",
 				ref, m[1], version.Version, version.ProtocolVersion, version.ProtocolVersion)
@@ -302,7 +325,7 @@ func (h *Host) launch(ctx context.Context, ref Ref, exe string, args []string, e
 	}
 	impl, err := r.rpc.Dispense(string(ref.Kind))
 	if err != nil {
-		client.Kill()
+		proc.kill()
 		return nil, nil, fmt.Errorf("start %s: %w%s", ref, err, tail.suffix())
 	}
 	return proc, impl, nil

@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 		case "plugin": // crops plugin serve KIND NAME
 			os.Exit(sdk.Main(sdktest.Set(), os.Args[2:], os.Stdout, os.Stderr))
 		case "serve", "describe": // an external plugin binary
-			os.Exit(sdk.Main(sdktest.Set(), os.Args[1:], os.Stdout, os.Stderr))
+			set := sdktest.Set()
+			set.RegisterSource(snoopName, func() sdk.PositiveSource { return snoop{} })
+			os.Exit(sdk.Main(set, os.Args[1:], os.Stdout, os.Stderr))
+		case "snoophost", "snoophost-dumpable":
+			os.Exit(snoopHost(os.Args[1] == "snoophost-dumpable"))
 		case "serve-proto99": // serve-proto99 serve KIND NAME (external, wrong protocol)
 			hs := sdk.Handshake()
 			hs.ProtocolVersion = 99

@@ -110,7 +110,7 @@ func argsWithDefaults(im Importer, args map[string]string) (map[string]string, e
 
 func parseFraction(flag, s string) (float64, error) {
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1 {
+	if err != nil || !(f >= 0 && f <= 1) { // NaN fails both
 		return 0, fmt.Errorf("--%s %q: expected a number between 0 and 1", flag, s)
 	}
 	return f, nil

@@ -57,6 +57,9 @@ func (t *Table) armLabel(r Row) string {
 	if r.Failed != "" {
 		name += " [FAILED]"
 	}
+	if r.Partial != "" {
+		name += " [PARTIAL]"
+	}
 	return name
 }
 

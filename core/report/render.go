@@ -115,6 +115,9 @@ func (t *Table) Notes() []string {
 		if r.Failed != "" {
 			notes = append(notes, fmt.Sprintf("FAILED %s: %s", r.Arm, r.Failed))
 		}
+		if r.Partial != "" {
+			notes = append(notes, fmt.Sprintf("PARTIAL %s: %s", r.Arm, r.Partial))
+		}
 	}
 	return notes
 }

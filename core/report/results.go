@@ -71,6 +71,8 @@ type ArmSeed struct {
 	LossPlugin string             `json:"loss_plugin,omitempty"`
 	StageS     map[string]float64 `json:"stage_seconds,omitempty"` // wall time per stage (cached stages: the time when computed)
 	TrainS     float64            `json:"train_seconds,omitempty"`
+	// Partial lists stages committed with missing requests (allow_partial).
+	Partial []string `json:"partial,omitempty"`
 }
 
 var unsafeRE = regexp.MustCompile(`[^A-Za-z0-9._=,+-]+`)

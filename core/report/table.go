@@ -29,9 +29,11 @@ type Cell struct {
 type Row struct {
 	Arm    string
 	Failed string // non-empty when some seed failed: "seed N: stage: reason"
-	Cells  []Cell
-	TrainS float64 // mean training wall time over seeds (0 if unknown)
-	Seeds  int     // finished seeds
+	// Partial is non-empty when some seed used a partial stage.
+	Partial string
+	Cells   []Cell
+	TrainS  float64 // mean training wall time over seeds (0 if unknown)
+	Seeds   int     // finished seeds
 }
 
 // Table is the comparison table.
@@ -81,7 +83,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 		out := map[string]*agg{}
 		sums := map[string]map[string]float64{}
 		counts := map[string]map[string]int{}
-		var fails []string
+		var fails, partial []string
 		trainSum := 0.0
 		for _, seed := range idx.Seeds {
 			as := res.Runs[arm][seed]
@@ -98,6 +100,9 @@ func Build(res *Results, baseline string) (*Table, error) {
 			}
 			row.Seeds++
 			trainSum += as.TrainS
+			for _, p := range as.Partial {
+				partial = append(partial, fmt.Sprintf("seed %d %s", seed, p))
+			}
 			for _, v := range as.Metrics {
 				if v.Queries == 0 {
 					continue // an empty test set (e.g. no reformulations): no value, not 0
@@ -128,6 +133,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 			row.TrainS = trainSum / float64(row.Seeds)
 		}
 		row.Failed = strings.Join(fails, "; ")
+		row.Partial = strings.Join(partial, "; ")
 		return out, row
 	}
 	var base map[string]*agg

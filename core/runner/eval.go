@@ -170,7 +170,7 @@ func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, 
 	in := cache.KeyInput{Stage: "evaluate", Plugin: "crops:metrics", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 		Params:   map[string]any{"metrics": r.spec.MetricKeys, "gains": gains, "run_tag": a.Name},
 		Upstream: map[string]string{"results": se.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
-	return r.do(ctx, stage{id: "evaluate", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return r.do(ctx, stage{id: "evaluate", unit: unitName, in: in, outputs: []string{fileEval}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		ev, err := r.evalData(ctx, ds, ts)
 		if err != nil {
 			return nil, err

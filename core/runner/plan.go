@@ -59,6 +59,7 @@ func stageNames(u unit) []string {
 // nothing else runs.
 func (r *runner) plan(ctx context.Context) error {
 	r.planning = &planState{lines: map[string][]planLine{}}
+	_ = r.validated(ctx) // lists the validate stage: cached or would run
 	us := r.units()
 	var wg sync.WaitGroup
 	for _, u := range us {

@@ -97,6 +97,9 @@ type runner struct {
 	llmURL  string
 	llmErr  error
 	llmStop func()
+	val     validation // the dataset check (validate.go)
+
+	partialKeys map[string]bool // partial stages committed by this run (partial.go)
 
 	planning *planState // non-nil in a dry run
 }
@@ -116,6 +119,7 @@ type stageTime struct {
 	Seconds float64 `json:"seconds"`
 	Cached  bool    `json:"cached"`
 	Key     string  `json:"key"`
+	Partial string  `json:"partial,omitempty"` // "4 of 12 requests failed" (allow_partial)
 }
 
 // Run executes (or, with DryRun, plans) the experiment.
@@ -173,13 +177,17 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		runID:    time.Now().UTC().Format("20060102T150405.000000000Z"),
 		sem:      make(chan struct{}, opts.Jobs),
 		inflight: map[string]*flight{}, infos: map[string]pluginInfo{},
-		lockSeen: map[string]bool{}, stageS: map[string]stageTime{}, unitSt: map[string]string{},
+		lockSeen: map[string]bool{}, partialKeys: map[string]bool{}, stageS: map[string]stageTime{}, unitSt: map[string]string{},
+	}
+	callTimeout := time.Duration(spec.Runtime.CallTimeoutS * float64(time.Second))
+	if callTimeout <= 0 {
+		callTimeout = host.DefaultCallTimeout
 	}
 	r.host = host.New(host.Options{
 		// Plugin logs in crops' one format (slog text), via go-plugin's hclog.
 		Logger:      logging.HCLog(logging.New(lockedWriter{r}, logging.FromHCLevel(level)), "plugin"),
 		SelfPath:    opts.SelfPath,
-		CallTimeout: time.Duration(spec.Runtime.CallTimeoutS * float64(time.Second)),
+		CallTimeout: callTimeout,
 	})
 	defer r.host.Close()
 	defer func() {
@@ -243,6 +251,11 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	if err := writeJSON(filepath.Join(r.opts.OutDir, "results.json"), idx); err != nil {
 		return nil, err
 	}
+	// The dataset is checked before any stage uses it: an invalid one stops
+	// the run with the validator's report.
+	if err := r.validated(ctx); err != nil {
+		return &r.sum, err
+	}
 	us := r.units()
 	r.sum.Units = len(us)
 	r.logf("crops run %s: %d arms x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
@@ -290,6 +303,11 @@ type stage struct {
 	id   string // "mine/clicks", "train", ...
 	unit string // "" for shared stages
 	in   cache.KeyInput
+	// plugin names the plugin producing the stage, for error messages.
+	plugin string
+	// outputs are the files (or directories) the stage must produce; a
+	// stage missing one is never committed. Optional outputs are left out.
+	outputs []string
 	// run produces the outputs in out; work is a scratch directory that
 	// survives a crash (training checkpoints), removed after success.
 	run func(ctx context.Context, out, work string) (json.RawMessage, error)
@@ -318,6 +336,10 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 			cached = cached && prev.Cached
 		}
 		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
+		if p, ok := partialOf(e.Meta.Extra); ok {
+			r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Partial: p.String()}
+			r.partialKeys[key] = true
+		}
 		if cached {
 			r.sum.Hits++
 		} else {
@@ -333,7 +355,7 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 		return cache.Entry{}, errPlanned
 	}
 	for {
-		if e, ok := r.store.Lookup(key); ok {
+		if e, ok := r.lookup(st, key); ok {
 			r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventHit})
 			record(e, true)
 			return e, nil
@@ -389,12 +411,15 @@ func (r *runner) compute(ctx context.Context, st stage, key string) (cache.Entry
 	}
 	t0 := time.Now()
 	extra, err := st.run(ctx, tmp, work)
+	if err == nil {
+		err = r.checkOutputs(st, tmp, extra)
+	}
 	if err != nil {
 		r.store.Abort(tmp)
 		r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventFail, Error: err.Error()})
 		return cache.Entry{}, fmt.Errorf("%s: %w", st.id, err)
 	}
-	e, err := r.store.Commit(key, st.in, tmp, time.Since(t0), extra)
+	e, err := r.store.Commit(key, st.in, tmp, time.Since(t0), extra, volatileFiles...)
 	if err != nil {
 		r.store.Abort(tmp)
 		return cache.Entry{}, err

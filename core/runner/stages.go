@@ -80,7 +80,7 @@ func (r *runner) dataset(ctx context.Context) (datasetInfo, error) {
 		}
 		in := cache.KeyInput{Stage: "dataset", Plugin: "crops:simulate", Version: version.Version, Digest: r.self,
 			Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "spec_digest": specDigest}, Seed: s.Seed}
-		e, err := r.do(ctx, stage{id: "dataset", in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		e, err := r.do(ctx, stage{id: "dataset", in: in, outputs: []string{filepath.Join(dirWorld, dataset.ManifestFile)}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(s.Seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
 			return nil, err
 		}})
@@ -105,7 +105,7 @@ func (r *runner) testsets(ctx context.Context) (cache.Entry, error) {
 		window := time.Duration(r.spec.Evaluation.QRWindowS * float64(time.Second))
 		in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 			Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
-		r.ts, r.tsErr = r.do(ctx, stage{id: "testsets", in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		r.ts, r.tsErr = r.do(ctx, stage{id: "testsets", in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
 				return nil, err
 			}
@@ -290,6 +290,9 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 	for id, st := range r.stageS {
 		if rest, ok := strings.CutPrefix(id, name+"/"); ok {
 			res.StageS[rest] = st.Seconds
+			if st.Partial != "" {
+				res.Partial = append(res.Partial, rest+": "+st.Partial)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -323,30 +326,47 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 		return cache.Entry{}, err
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
-	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		if auto {
-			u, err := r.llmServer(ctx, ds)
+	cacheDir := ""
+	if src.Path == "" && src.Plugin.Plugin == dataset.SourceLLM {
+		cacheDir = r.llmCacheDir(params, auto, ds)
+	}
+	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, plugin: pluginRef(sdk.KindSource, &src.Plugin).String(),
+		outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			if auto {
+				u, err := r.llmServer(ctx, ds)
+				if err != nil {
+					return nil, err
+				}
+				add := map[string]any{"base_url": u}
+				if _, ok := params["model"]; !ok {
+					add["model"] = llmserve.ModelID
+				}
+				params = mergeMap(params, add)
+			}
+			if cacheDir != "" {
+				params = mergeMap(params, map[string]any{"cache_dir": cacheDir})
+			}
+			s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
 				return nil, err
 			}
-			add := map[string]any{"base_url": u}
-			if _, ok := params["model"]; !ok {
-				add["model"] = llmserve.ModelID
+			defer closeSource()
+			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
+				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
+			if err != nil {
+				return nil, err
 			}
-			params = mergeMap(params, add)
-		}
-		s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
-		if err != nil {
-			return nil, err
-		}
-		defer closeSource()
-		res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
-			ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(map[string]any{"stats": res.Stats, "report": res.Report})
-	}})
+			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
+			if err != nil {
+				return nil, err
+			}
+			extra := map[string]any{"stats": res.Stats, "report": res.Report}
+			if part != nil {
+				extra["partial"] = part
+				r.logf("WARNING %s mine/%s: partial result committed (allow_partial): %s; the next run retries them", unitName, src.Name, part)
+			}
+			return json.Marshal(extra)
+		}})
 }
 
 func mergeMap(a, b map[string]any) map[string]any {
@@ -376,7 +396,7 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 		return cache.Entry{}, nil, err
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
-	e, err := r.do(ctx, stage{id: "gate-model/" + name, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	e, err := r.do(ctx, stage{id: "gate-model/" + name, in: in, plugin: pluginRef(sdk.KindRetriever, pl).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, pj, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
@@ -426,7 +446,7 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 	in := cache.KeyInput{Stage: "gate", Plugin: "crops:gate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 		Params:   map[string]any{"alpha": alpha, "calibration_negatives": src.Gate.CalibrationNegatives},
 		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
-	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, sp, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
@@ -459,7 +479,7 @@ func (r *runner) label(ctx context.Context, unitName string, ds datasetInfo, a c
 	}
 	up["dataset"] = ds.fingerprint
 	in.Upstream = up
-	return r.do(ctx, stage{id: "label", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return r.do(ctx, stage{id: "label", unit: unitName, in: in, plugin: pluginRef(sdk.KindLabeler, a.Labeler).String(), outputs: []string{fileLabels}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		l, pj, closeLabeler, err := r.startLabeler(ctx, a.Labeler)
 		if err != nil {
 			return nil, err
@@ -498,7 +518,7 @@ func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a c
 		return cache.Entry{}, err
 	}
 	in.Upstream = up
-	return r.do(ctx, stage{id: "train", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return r.do(ctx, stage{id: "train", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		req := sdk.TrainRequest{ItemsPaths: itemsPaths, DatasetDir: ds.dir, ModelDir: filepath.Join(work, dirModel), Seed: seed}
 		if labels != nil {
 			req.TrainTable = filepath.Join(labels.Dir, fileLabels)
@@ -571,7 +591,7 @@ func (r *runner) search(ctx context.Context, unitName string, ds datasetInfo, a 
 		return cache.Entry{}, err
 	}
 	in.Upstream = map[string]string{"model": tr.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}
-	return r.do(ctx, stage{id: "search", unit: unitName, in: in, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return r.do(ctx, stage{id: "search", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{fileResults}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, pj, closeRetriever, err := r.startRetriever(ctx, a.Retriever)
 		if err != nil {
 			return nil, err

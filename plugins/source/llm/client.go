@@ -199,6 +199,9 @@ type attemptResult struct {
 	fatal       error
 }
 
+// MaxResponseBytes caps one HTTP response body of the LLM server.
+const MaxResponseBytes = 8 << 20
+
 func (c *client) attempt(ctx context.Context, body []byte) attemptResult {
 	res := attemptResult{retryAfter: -1}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -218,10 +221,17 @@ func (c *client) attempt(ctx context.Context, body []byte) attemptResult {
 		return c.transportFailure(ctx, actx, err)
 	}
 	defer resp.Body.Close()
-	// Answers are a few KiB; the cap keeps a misbehaving server from filling memory.
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	// Answers are a few KiB; the cap keeps a misbehaving server from filling
+	// memory. One byte past it tells a too-long body from a complete one.
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return c.transportFailure(ctx, actx, err)
+	}
+	if len(raw) > MaxResponseBytes {
+		// Not retried: the same prompt gets an answer as long again.
+		res.err = fmt.Sprintf("HTTP %d with a body over the %d-byte (%d MiB) limit of one answer; the answer is dropped (lower max_tokens, or check the server)",
+			resp.StatusCode, MaxResponseBytes, MaxResponseBytes>>20)
+		return res
 	}
 	text := c.redact(string(raw))
 	status := resp.StatusCode

@@ -285,6 +285,17 @@ func (r Report) stats() sdk.Stats {
 	if r.BudgetExhausted != "" {
 		st["budget_exhausted"] = 1
 	}
+	// The runner's partial-result contract (core/runner): queries whose
+	// requests failed are missing from the output. Queries skipped by the
+	// configured budget are a deliberate cap, not a failure.
+	failed := 0
+	for k, v := range r.QueriesFailed {
+		if k != FailBudget {
+			failed += v
+		}
+	}
+	st["requests_total"] = float64(r.QueriesSelected - r.QueriesFailed[FailBudget])
+	st["requests_failed"] = float64(failed)
 	for k, v := range r.QueriesFailed {
 		st["queries_failed."+k] = float64(v)
 	}

@@ -1,0 +1,299 @@
+package host
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// Tier hints a source may give a candidate: 1 (prerank_filtered) to 5
+// (reformulation); 0 is reserved for in-batch negatives.
+const (
+	MinTierHint = 1
+	MaxTierHint = 5
+)
+
+// contractExamples is how many offending rows a violation quotes.
+const contractExamples = 3
+
+// ContractError is a plugin output that breaks its contract. The arm fails
+// with it: the plugin, the call, the rule and the first offending rows.
+type ContractError struct {
+	Plugin   string // Ref.String()
+	Call     string
+	Rule     string
+	Count    int64
+	Examples []string
+}
+
+func (e *ContractError) Error() string {
+	s := fmt.Sprintf("%s broke its output contract in %s: %s (%d offending rows)", e.Plugin, e.Call, e.Rule, e.Count)
+	if len(e.Examples) > 0 {
+		s += "; first: " + strings.Join(e.Examples, "; ")
+	}
+	return s
+}
+
+// rule is one contract check: a query returning the offending rows.
+type rule struct {
+	name  string
+	query string
+}
+
+// checkRules runs the rules in order and returns the first violated one.
+func checkRules(ctx context.Context, ref Ref, call string, setup []string, rules []rule) error {
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		return fmt.Errorf("check %s output of %s: %w", call, ref, err)
+	}
+	defer db.Close()
+	for _, q := range setup {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return &ContractError{Plugin: ref.String(), Call: call, Rule: "output is a readable Parquet table with the documented columns", Count: 1,
+				Examples: []string{firstLineOf(err.Error())}}
+		}
+	}
+	for _, r := range rules {
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ("+r.query+")").Scan(&n); err != nil {
+			return &ContractError{Plugin: ref.String(), Call: call, Rule: r.name, Count: 1, Examples: []string{"check could not run: " + firstLineOf(err.Error())}}
+		}
+		if n == 0 {
+			continue
+		}
+		ex, err := examples(ctx, db, fmt.Sprintf("SELECT * FROM (%s) LIMIT %d", r.query, contractExamples))
+		if err != nil {
+			return err
+		}
+		return &ContractError{Plugin: ref.String(), Call: call, Rule: r.name, Count: n, Examples: ex}
+	}
+	return nil
+}
+
+func examples(ctx context.Context, db *sql.DB, q string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		parts := make([]string, len(cols))
+		for i, v := range vals {
+			s := fmt.Sprint(v)
+			if b, ok := v.(string); ok {
+				if len(b) > 60 {
+					b = b[:60] + "..."
+				}
+				s = fmt.Sprintf("%q", b)
+			} else if v == nil {
+				s = "NULL"
+			}
+			parts[i] = cols[i] + "=" + s
+		}
+		out = append(out, strings.Join(parts, " "))
+	}
+	return out, rows.Err()
+}
+
+func firstLineOf(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// catalogView is the SQL that defines view "catalog" over items tables.
+func catalogView(paths []string) string {
+	lits := make([]string, len(paths))
+	for i, p := range paths {
+		lits[i] = duck.Lit(p)
+	}
+	return fmt.Sprintf("CREATE VIEW catalog AS SELECT DISTINCT item_id FROM read_parquet([%s], union_by_name=true)", strings.Join(lits, ", "))
+}
+
+// checkCandidates checks a source's candidate table: ids in the dataset's
+// catalog or among the synthetic items the source wrote, tier hints in
+// range, finite confidence, no NULL keys.
+func checkCandidates(ctx context.Context, ref Ref, req sdk.MineRequest) error {
+	if _, err := os.Stat(req.OutputPath); err != nil {
+		return nil // a missing output is the runner's to report (declared outputs)
+	}
+	var items []string
+	for _, p := range []string{dataset.TablePath(req.DatasetDir, dataset.ItemsTable), req.ItemsOutputPath} {
+		if _, err := os.Stat(p); p != "" && err == nil {
+			items = append(items, p)
+		}
+	}
+	setup := []string{
+		fmt.Sprintf("CREATE VIEW c AS SELECT query, item_id, tier_hint, confidence FROM read_parquet(%s)", duck.Lit(req.OutputPath)),
+	}
+	rules := []rule{
+		{"query and item_id are not NULL", "SELECT query, item_id FROM c WHERE query IS NULL OR item_id IS NULL"},
+	}
+	// Without a dataset catalog (a bare request, as in unit tests) ids
+	// cannot be checked; the runner always passes one.
+	if req.DatasetDir != "" {
+		setup = append(setup, catalogView(items))
+		rules = append(rules, rule{"item_id is in the dataset's items or among the synthetic items the source wrote", "SELECT query, item_id FROM c ANTI JOIN catalog USING (item_id) WHERE item_id IS NOT NULL"})
+	}
+	rules = append(rules, []rule{
+		{fmt.Sprintf("tier_hint is in [%d, %d]", MinTierHint, MaxTierHint), fmt.Sprintf("SELECT query, item_id, tier_hint FROM c WHERE tier_hint IS NULL OR tier_hint < %d OR tier_hint > %d", MinTierHint, MaxTierHint)},
+		{"confidence is a finite number", "SELECT query, item_id, confidence FROM c WHERE confidence IS NULL OR isnan(confidence) OR isinf(confidence)"},
+	}...)
+	return checkRules(ctx, ref, "Mine", setup, rules)
+}
+
+// checkResults checks a retriever's search results: known ids, each item
+// at most once per query, finite scores, ranks within K.
+func checkResults(ctx context.Context, ref Ref, req sdk.SearchRequest) error {
+	if _, err := os.Stat(req.OutputPath); err != nil {
+		return nil
+	}
+	setup := []string{
+		fmt.Sprintf("CREATE VIEW r AS SELECT query, item_id, rank, score FROM read_parquet(%s)", duck.Lit(req.OutputPath)),
+		catalogView(req.ItemsPaths),
+	}
+	rules := []rule{
+		{"query and item_id are not NULL", "SELECT query, item_id FROM r WHERE query IS NULL OR item_id IS NULL"},
+		{"each item appears at most once per query", "SELECT query, item_id, count(*) AS copies FROM r GROUP BY query, item_id HAVING count(*) > 1 ORDER BY query, item_id"},
+		{"item_id is in the catalog searched", "SELECT query, item_id FROM r ANTI JOIN catalog USING (item_id) WHERE item_id IS NOT NULL"},
+		{"score is a finite number", "SELECT query, item_id, score FROM r WHERE score IS NULL OR isnan(score) OR isinf(score)"},
+		{fmt.Sprintf("at most K = %d results per query", req.K), fmt.Sprintf("SELECT query, count(*) AS results FROM r GROUP BY query HAVING count(*) > %d", req.K)},
+	}
+	return checkRules(ctx, ref, "Search", setup, rules)
+}
+
+// checkGrad checks one loss step: a finite loss, a finite gradient, and a
+// zero gradient on padding entries (padding takes no part in the loss).
+// It reads the packed request and response as they cross the host, one
+// pass over B*N entries, no allocation.
+func checkGrad(ref Ref, req *cropsv1.ComputeRequest, resp *cropsv1.ComputeResponse) error {
+	if math.IsNaN(resp.GetLoss()) || math.IsInf(resp.GetLoss(), 0) {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the loss is a finite number", Count: 1, Examples: []string{fmt.Sprintf("loss=%v", resp.GetLoss())}}
+	}
+	n := int(req.GetB()) * int(req.GetN())
+	g := resp.GetGrad()
+	if len(g) != 4*n {
+		return nil // a length mismatch is reported by the SDK with its own message
+	}
+	t8, valid := req.GetTiers8(), req.GetValid()
+	compact := len(t8) == n
+	if !compact && len(valid) != n {
+		valid = nil
+	}
+	if gradOK(g[:4*n], t8, valid, compact) {
+		return nil // the hot path: one branch-light pass, nothing to report
+	}
+	var nonFinite, padded int64
+	var exNF, exPad []string
+	for i := 0; i < n; i++ {
+		bits := binary.LittleEndian.Uint32(g[4*i:])
+		pad := (compact && int8(t8[i]) < 0) || (!compact && valid != nil && valid[i] == 0)
+		switch {
+		case bits&0x7f800000 == 0x7f800000:
+			nonFinite++
+			if len(exNF) < contractExamples {
+				exNF = append(exNF, gradAt(req, i, bits))
+			}
+		case pad && bits&0x7fffffff != 0:
+			padded++
+			if len(exPad) < contractExamples {
+				exPad = append(exPad, gradAt(req, i, bits))
+			}
+		}
+	}
+	if nonFinite > 0 {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is finite", Count: nonFinite, Examples: exNF}
+	}
+	if padded > 0 {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is zero on padding entries (valid = false)", Count: padded, Examples: exPad}
+	}
+	return nil
+}
+
+func gradAt(req *cropsv1.ComputeRequest, i int, bits uint32) string {
+	n := int(req.GetN())
+	return fmt.Sprintf("row=%d col=%d grad=%v", i/n, i%n, math.Float32frombits(bits))
+}
+
+// checkGradPlain is checkGrad for an unpacked step (in-process callers).
+func checkGradPlain(ref Ref, in sdk.LossInput, out sdk.LossOutput) error {
+	if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the loss is a finite number", Count: 1, Examples: []string{fmt.Sprintf("loss=%v", out.Loss)}}
+	}
+	if len(out.Grad) != len(in.Valid) {
+		return nil
+	}
+	var nonFinite, padded int64
+	var exNF, exPad []string
+	for i, g := range out.Grad {
+		bits := math.Float32bits(g)
+		switch {
+		case bits&0x7f800000 == 0x7f800000:
+			nonFinite++
+			if len(exNF) < contractExamples {
+				exNF = append(exNF, fmt.Sprintf("row=%d col=%d grad=%v", i/max(in.N, 1), i%max(in.N, 1), g))
+			}
+		case !in.Valid[i] && g != 0:
+			padded++
+			if len(exPad) < contractExamples {
+				exPad = append(exPad, fmt.Sprintf("row=%d col=%d grad=%v", i/max(in.N, 1), i%max(in.N, 1), g))
+			}
+		}
+	}
+	if nonFinite > 0 {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is finite", Count: nonFinite, Examples: exNF}
+	}
+	if padded > 0 {
+		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is zero on padding entries (valid = false)", Count: padded, Examples: exPad}
+	}
+	return nil
+}
+
+// gradOK is checkGrad's fast pass: true when every entry is finite and
+// every padding entry is (±)0.
+func gradOK(g []byte, t8, valid []byte, compact bool) bool {
+	const exp, abs = 0x7f800000, 0x7fffffff
+	switch {
+	case compact:
+		for i, t := range t8 {
+			bits := binary.LittleEndian.Uint32(g[4*i:])
+			if bits&exp == exp || (int8(t) < 0 && bits&abs != 0) {
+				return false
+			}
+		}
+	case valid != nil:
+		for i, v := range valid {
+			bits := binary.LittleEndian.Uint32(g[4*i:])
+			if bits&exp == exp || (v == 0 && bits&abs != 0) {
+				return false
+			}
+		}
+	default:
+		for i := 0; i+4 <= len(g); i += 4 {
+			if binary.LittleEndian.Uint32(g[i:])&exp == exp {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,90 @@
+package host
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	lossplugin "github.com/cropsdev/crops/plugins/loss"
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
+	"github.com/cropsdev/crops/sdk"
+)
+
+// lossStep is a two-tower-shaped step: B queries x N in-batch items, a
+// quarter of the entries padding.
+func lossStep(b, n int) (sdk.LossInput, *cropsv1.ComputeRequest) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := sdk.LossInput{B: b, N: n, Scores: make([]float32, b*n), Tiers: make([]int32, b*n), Valid: make([]bool, b*n), Params: []byte("{}")}
+	for i := range in.Scores {
+		in.Scores[i] = rng.Float32()*2 - 1
+		in.Valid[i] = rng.IntN(4) != 0
+		if in.Valid[i] && rng.IntN(8) == 0 {
+			in.Tiers[i] = int32(1 + rng.IntN(5))
+		}
+	}
+	t8 := make([]byte, b*n)
+	for i := range t8 {
+		t8[i] = byte(int8(in.Tiers[i]))
+		if !in.Valid[i] {
+			t8[i] = 0xff
+		}
+	}
+	return in, &cropsv1.ComputeRequest{B: int32(b), N: int32(n), Scores: sdk.PackFloat32(in.Scores), Tiers8: t8, Params: in.Params}
+}
+
+func TestCheckGrad(t *testing.T) {
+	in, req := lossStep(4, 6)
+	out, err := lossplugin.NewHInfoNCE().Compute(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := &cropsv1.ComputeResponse{Loss: out.Loss, Grad: sdk.PackFloat32(out.Grad)}
+	if err := checkGrad(Ref{Kind: sdk.KindLoss, Name: "h"}, req, resp); err != nil {
+		t.Fatalf("h-infonce's own gradient: %v", err)
+	}
+	if err := checkGradPlain(Ref{Kind: sdk.KindLoss, Name: "h"}, in, out); err != nil {
+		t.Fatalf("plain: %v", err)
+	}
+	pad := -1
+	for i, v := range in.Valid {
+		if !v {
+			pad = i
+			break
+		}
+	}
+	bad := append([]float32(nil), out.Grad...)
+	bad[pad] = 0.25
+	err = checkGrad(Ref{Kind: sdk.KindLoss, Name: "h"}, req, &cropsv1.ComputeResponse{Loss: out.Loss, Grad: sdk.PackFloat32(bad)})
+	if err == nil || err.(*ContractError).Rule != "the gradient is zero on padding entries (valid = false)" {
+		t.Errorf("non-zero padding gradient: %v", err)
+	}
+	if err := checkGradPlain(Ref{}, in, sdk.LossOutput{Loss: out.Loss, Grad: bad}); err == nil {
+		t.Error("plain: non-zero padding gradient accepted")
+	}
+}
+
+// BenchmarkLossContract measures the loss check next to the loss itself on
+// the same two-tower-shaped step (batch_queries 64, 64 x 512 scores).
+func BenchmarkLossContract(b *testing.B) {
+	in, req := lossStep(64, 512)
+	l := lossplugin.NewHInfoNCE()
+	out, err := l.Compute(context.Background(), in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp := &cropsv1.ComputeResponse{Loss: out.Loss, Grad: sdk.PackFloat32(out.Grad)}
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			if err := checkGrad(Ref{}, req, resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("h-infonce", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := l.Compute(context.Background(), in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,82 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/cropsdev/crops/core/cache"
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/version"
+)
+
+// fileValidation is the validator's report inside the validate stage.
+const fileValidation = "validation.json"
+
+// validation is the dataset check, done once per run.
+type validation struct {
+	once sync.Once
+	err  error
+}
+
+// InvalidDatasetError stops a run whose dataset fails `crops data validate`.
+type InvalidDatasetError struct {
+	Dir    string
+	Report *dataset.Report
+}
+
+func (e *InvalidDatasetError) Error() string {
+	var b bytes.Buffer
+	_ = e.Report.WriteText(&b)
+	return fmt.Sprintf("dataset %s is invalid (%d errors, the checks of crops data validate); nothing was run:\n%s", e.Dir, e.Report.Errors, b.String())
+}
+
+// validateOptions turns the spec's limits into validator options.
+func (r *runner) validateOptions() dataset.ValidateOptions {
+	l := r.spec.Limits
+	return dataset.ValidateOptions{MaxTextBytes: l.MaxTextBytes, MaxRowsPerRequest: l.MaxRowsPerRequest, MaxFeedItemsPerUser: l.MaxFeedItemsPerUser}
+}
+
+// validated validates the dataset before any other stage. The check is a
+// cached stage keyed by the dataset's fingerprint and the limits, so a
+// dataset is validated once; an invalid one is never committed (and so is
+// checked again next run, after the user fixed it).
+func (r *runner) validated(ctx context.Context) error {
+	r.val.once.Do(func() {
+		ds, err := r.dataset(ctx)
+		if err != nil {
+			r.val.err = err
+			return
+		}
+		opts := r.validateOptions()
+		in := cache.KeyInput{Stage: "validate", Plugin: "crops:validate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
+			Params: map[string]any{"max_text_bytes": opts.MaxTextBytes, "max_rows_per_request": opts.MaxRowsPerRequest,
+				"max_feed_items_per_user": opts.MaxFeedItemsPerUser},
+			Upstream: map[string]string{"dataset": ds.fingerprint}}
+		_, r.val.err = r.do(ctx, stage{id: "validate", in: in, outputs: []string{fileValidation},
+			run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+				rep, err := dataset.Validate(ctx, ds.dir, opts)
+				if err != nil {
+					return nil, err
+				}
+				if !rep.OK() {
+					return nil, &InvalidDatasetError{Dir: ds.dir, Report: rep}
+				}
+				b, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return nil, err
+				}
+				if err := writeFileAtomic(filepath.Join(out, fileValidation), append(b, '\n')); err != nil {
+					return nil, err
+				}
+				if rep.Warnings > 0 {
+					r.logf("dataset %s: %d validation warnings (crops data validate %s shows them)", ds.dir, rep.Warnings, ds.dir)
+				}
+				return json.Marshal(map[string]any{"warnings": rep.Warnings, "checks": rep.ChecksRun})
+			}})
+	})
+	return r.val.err
+}
