@@ -36,6 +36,7 @@ echo "== python: mypy (strict) and ruff"
 
 echo "== python: Python plugins through the Go host (must not skip)"
 CROPS_PYTHON_REQUIRED=1 go test -count=1 -run 'TestPython' -v ./cmd/crops
+CROPS_PYTHON_REQUIRED=1 go test -count=1 -run 'TestExperimentsDecodeStrictly' -v ./core/config
 
 echo "== python: experiments/python-plugins.yaml (tiny world)"
 make build

@@ -39,6 +39,11 @@ func TestExperimentsDecodeStrictly(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			s, err := config.Load(f, config.Options{Plugins: set, Getenv: getenv})
+			if err != nil && strings.Contains(err.Error(), "build the plugin first") && os.Getenv("CROPS_PYTHON_REQUIRED") == "" {
+				// python-plugins.yaml names the dwell example installed by
+				// .ci/python.sh, which reruns this test with the venv in place.
+				t.Skipf("a third-party plugin of this experiment is not installed (.ci/python.sh installs it and reruns this test): %v", err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
