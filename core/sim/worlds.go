@@ -86,13 +86,19 @@ func applyV2Defaults(s *Spec) {
 	s.PrerankKeep = 24
 	s.ExposeSize = 10
 	s.ClickProb = []float64{0, 0.15, 0.40, 0.65}
+	// Follow-up queries: rate and time gaps of the real logs (AOL, TREC
+	// Session, SogouQ), not v1's few-second gaps.
+	s.ReformulateProb = 0.9
+	s.MaxReformulations = 4
+	s.ReformGapBaseMS = 10_000
+	s.ReformGapMeanMS = 100_000
 	s.V2 = V2{
 		LongTailShare:           0.35,
 		ParaphraseHeads:         1,
 		TrendWords:              3,
 		ParaphraseInTextProb:    0.2,
 		FreshItemShare:          0.05,
-		ReformNoise:             0.5,
+		ReformNoise:             0.4,
 		ReformSwitchShare:       0.5,
 		ClickNoise:              0.03,
 		ClickbaitClickProb:      0.3,
