@@ -178,6 +178,34 @@ SELECT count(*) FROM l WHERE gap <= 90000 AND mission_id <> prev`)
 			t.Fatalf("v2 world fails validation:\n%s", b.String())
 		}
 	})
+	t.Run("validate catches a broken truth table", func(t *testing.T) {
+		bad := t.TempDir()
+		for _, f := range []string{"dataset.yaml", "items.parquet", "search.parquet", "feed.parquet", "split.parquet", "qrels.parquet"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bad, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := `SELECT * FROM truth UNION ALL (SELECT query, item_id, 0, minority, novel_query FROM truth LIMIT 1)
+UNION ALL SELECT 'never searched', 'i0000001', 2, false, true UNION ALL SELECT query, 'i9999999', 1, false, false FROM truth LIMIT 100000000`
+		if err := duck.CopyToParquet(context.Background(), db, q, dataset.TablePath(bad, dataset.TruthTable)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := dataset.Validate(context.Background(), bad, dataset.ValidateOptions{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		rep.WriteText(&b)
+		for _, check := range []string{"duplicate_truth", "truth_grade_range", "truth_not_test_query", "missing_item [truth"} {
+			if !strings.Contains(b.String(), check) {
+				t.Errorf("validation does not report %s:\n%s", check, b.String())
+			}
+		}
+	})
 }
 
 func TestV2SpecErrors(t *testing.T) {
