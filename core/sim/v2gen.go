@@ -154,8 +154,8 @@ func (g *generator) writeGroundTruthV2(ctx context.Context) error {
 	w, db := g.w, g.st.db
 	for _, q := range []string{
 		"CREATE TEMP TABLE v2_item (item_id VARCHAR, topic INTEGER, facet INTEGER, low BOOLEAN, dominant_topic BOOLEAN, minority_topic BOOLEAN)",
-		"CREATE TEMP TABLE v2_prod (query VARCHAR, topic INTEGER, facet INTEGER)",
-		"CREATE TEMP TABLE v2_issued (query VARCHAR, topic INTEGER, facet INTEGER, ambiguous BOOLEAN, novel BOOLEAN)",
+		"CREATE TEMP TABLE v2_prod (query VARCHAR, topic INTEGER, facets INTEGER)",
+		"CREATE TEMP TABLE v2_issued (query VARCHAR, topic INTEGER, facets INTEGER, ambiguous BOOLEAN, novel BOOLEAN)",
 		"CREATE TEMP TABLE v2_exposed AS SELECT DISTINCT query, item_id FROM search WHERE stage = 'exposed'",
 		"CREATE TEMP TABLE v2_train_exposed AS SELECT DISTINCT s.query, s.item_id FROM search s JOIN split p ON p.request_id = s.request_id WHERE p.split = 'train' AND s.stage = 'exposed'",
 	} {
@@ -176,19 +176,23 @@ func (g *generator) writeGroundTruthV2(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stage items: %w", err)
 	}
+	// One row per (query, topic) with the bit mask of the facets that can
+	// produce the query: (query, item) is then unique without aggregation.
 	amb := make([]bool, len(g.queries))
 	err = duck.AppendRows(ctx, db, "v2_prod", func(add func(...driver.Value) error) error {
 		for _, qid := range g.sortedQueries() {
 			q := g.queries[qid]
 			qs := q.String()
-			first := -1
-			for _, in := range w.Producers(q) {
-				if first < 0 {
-					first = in.Topic
-				} else if in.Topic != first {
+			prod := w.Producers(q) // sorted by topic, then facet
+			for i := 0; i < len(prod); {
+				t, mask := prod[i].Topic, int32(0)
+				for ; i < len(prod) && prod[i].Topic == t; i++ {
+					mask |= 1 << prod[i].Facet
+				}
+				if t != prod[0].Topic {
 					amb[qid] = true
 				}
-				if err := add(qs, int32(in.Topic), int32(in.Facet)); err != nil {
+				if err := add(qs, int32(t), mask); err != nil {
 					return err
 				}
 			}
@@ -204,9 +208,16 @@ func (g *generator) writeGroundTruthV2(ctx context.Context) error {
 	}
 	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
 	err = duck.AppendRows(ctx, db, "v2_issued", func(add func(...driver.Value) error) error {
-		for _, k := range keys {
-			qid := int32(k >> 24)
-			if err := add(g.queries[qid].String(), int32(k>>8&0xffff), int32(k&0xff), amb[qid], !g.v2.trainSeen[qid]); err != nil {
+		// keys sort by (query id, topic, facet): fold the facets of each
+		// (query, topic) into a mask.
+		for i := 0; i < len(keys); {
+			qt := keys[i] >> 8
+			mask := int32(0)
+			for ; i < len(keys) && keys[i]>>8 == qt; i++ {
+				mask |= 1 << (keys[i] & 0xff)
+			}
+			qid := int32(qt >> 16)
+			if err := add(g.queries[qid].String(), int32(qt&0xffff), mask, amb[qid], !g.v2.trainSeen[qid]); err != nil {
 				return err
 			}
 		}
@@ -218,12 +229,12 @@ func (g *generator) writeGroundTruthV2(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	const grade = "max(CASE WHEN i.facet = q.facet THEN 3 ELSE 1 END - CASE WHEN i.low THEN 1 ELSE 0 END)"
+	const grade = "(CASE WHEN (q.facets >> i.facet) & 1 = 1 THEN 3 ELSE 1 END - CASE WHEN i.low THEN 1 ELSE 0 END)"
 	for _, q := range []string{
-		`INSERT INTO qrels SELECT q.query, i.item_id, ` + grade + ` AS grade
-FROM v2_prod q JOIN v2_item i ON i.topic = q.topic GROUP BY q.query, i.item_id HAVING grade >= 1 ORDER BY q.query, i.item_id`,
-		`INSERT INTO truth SELECT q.query, i.item_id, ` + grade + ` AS grade, bool_or(q.ambiguous AND i.minority_topic), bool_or(q.novel)
-FROM v2_issued q JOIN v2_item i ON i.topic = q.topic GROUP BY q.query, i.item_id HAVING grade >= 1 ORDER BY q.query, i.item_id`,
+		`INSERT INTO qrels SELECT q.query, i.item_id, ` + grade + `
+FROM v2_prod q JOIN v2_item i ON i.topic = q.topic WHERE ` + grade + ` >= 1 ORDER BY q.query, i.item_id`,
+		`INSERT INTO truth SELECT q.query, i.item_id, ` + grade + `, q.ambiguous AND i.minority_topic, q.novel
+FROM v2_issued q JOIN v2_item i ON i.topic = q.topic WHERE ` + grade + ` >= 1 ORDER BY q.query, i.item_id`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("write ground truth: %w", err)
@@ -237,7 +248,7 @@ FROM v2_issued q JOIN v2_item i ON i.topic = q.topic GROUP BY q.query, i.item_id
 		}
 	}
 	b.AmbiguousQueries = int(ambQ)
-	if err := db.QueryRowContext(ctx, `WITH aq AS (SELECT query FROM v2_prod GROUP BY query HAVING count(DISTINCT topic) > 1),
+	if err := db.QueryRowContext(ctx, `WITH aq AS (SELECT query FROM v2_prod GROUP BY query HAVING count(*) > 1),
 x AS (SELECT r.query, r.item_id, i.dominant_topic, r.query IN (SELECT query FROM aq) AS amb, e.query IS NOT NULL AS shown
   FROM qrels r JOIN v2_item i ON i.item_id = r.item_id LEFT JOIN v2_exposed e ON e.query = r.query AND e.item_id = r.item_id)
 SELECT count(*), count(*) FILTER (WHERE shown),
