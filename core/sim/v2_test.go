@@ -214,7 +214,7 @@ func TestV2SpecErrors(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown key", "world: v2\nreform_nosie: 0.2\n", []string{"reform_nosie", "line 2"}},
+		{"unknown key", "world: v2\nreform_nosie: 0.2\n", []string{`unknown_key.yaml:2:1: unknown knob "reform_nosie": not found`, `did you mean "reform_noise"`, "docs/simulated-world.md"}},
 		{"probability above 1", "reform_noise: 1.5\n", []string{":1:1", "reform_noise", "[0, 1]", "1.5"}},
 		{"NaN", "users: 10\nlong_tail_share: .nan\n", []string{":2:1", "long_tail_share", "[0, 1]", "NaN"}},
 		{"Inf", "bubble_strength: .inf\n", []string{":1:1", "bubble_strength", ">= 0", "+Inf"}},
