@@ -13,6 +13,7 @@ import (
 func newDataSimulateCmd() *cobra.Command {
 	var (
 		scale, out, specFile string
+		world                string
 		seed                 uint64
 		force                bool
 	)
@@ -26,13 +27,15 @@ world_stats.json. The same --seed and spec give byte-identical files.
 
 Scales: tiny (seconds), small (demo), medium (~1M search + ~1M feed rows),
 large (~10M + ~10M, streamed in bounded memory). --spec FILE overrides any
-knob of the scale's defaults (YAML; unknown keys are errors).`,
+knob of the scale's defaults (YAML; unknown keys are errors). World v2 is
+the default; --world v1 (or world: v1 in the spec) reproduces the original
+closed world byte for byte. v2 also writes truth.parquet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("--out DIR is required")
 			}
-			spec, err := sim.LoadSpec(specFile, scale)
+			spec, err := sim.LoadSpecWorld(specFile, world, scale)
 			if err != nil {
 				return err
 			}
@@ -41,7 +44,7 @@ knob of the scale's defaults (YAML; unknown keys are errors).`,
 				base = filepath.Base(specFile)
 			}
 			log := slog.Default()
-			log.Info("simulating", "scale", scale, "seed", seed, "out", out, "spec", specFile)
+			log.Info("simulating", "world", spec.World, "scale", scale, "seed", seed, "out", out, "spec", specFile)
 			// Simulate into a temporary directory beside --out and rename
 			// it into place: never a partial or mixed dataset under --out.
 			var stats *sim.Stats
@@ -66,5 +69,6 @@ knob of the scale's defaults (YAML; unknown keys are errors).`,
 	cmd.Flags().StringVar(&out, "out", "", "output dataset directory (required)")
 	cmd.Flags().StringVar(&specFile, "spec", "", "YAML file overriding the scale's default knobs")
 	cmd.Flags().BoolVar(&force, "force", false, "replace a non-empty --out directory (as a whole)")
+	cmd.Flags().StringVar(&world, "world", "", "generative model: v2 (default) or v1 (the original closed world, byte-identical to earlier releases); a --spec file may set it with `world:`")
 	return cmd
 }
