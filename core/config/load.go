@@ -44,13 +44,19 @@ type Spec struct {
 	Name       string     `json:"name"`
 	Dataset    Dataset    `json:"dataset"` // Path absolute, or Simulated
 	Arms       []ArmSpec  `json:"arms"`    // in file order, then sweep arms
-	Seeds      []int64    `json:"seeds"`
+	Seeds      []int64    `json:"seeds"`   // train seeds
 	Metrics    []Metric   `json:"-"`
 	MetricKeys []string   `json:"metrics"`
 	Evaluation Evaluation `json:"evaluation"`
 	Report     ReportSpec `json:"report"`
 	Runtime    RuntimeSpec
 	Raw        Experiment `json:"-"`
+
+	// WorldSeeds are seeds.world as written (nil: one world, the dataset's).
+	WorldSeeds []int64 `json:"world_seeds,omitempty"`
+	// Worlds are the simulated worlds every arm runs on (world seeds x
+	// sweep values); empty for a dataset directory.
+	Worlds []World `json:"worlds,omitempty"`
 }
 
 // ArmSpec is one fully resolved arm: defaults, extends chain and sweep point
@@ -142,6 +148,7 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 		TagName:          "koanf",
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			unionHook,
+			seedsHook,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc()),
 	}
@@ -190,6 +197,14 @@ func unionHook(from, to reflect.Type, v any) (any, error) {
 	return v, nil
 }
 
+// seedsHook turns the list form of seeds into {train: [...]}.
+func seedsHook(from, to reflect.Type, v any) (any, error) {
+	if to == typSeeds && from.Kind() == reflect.Slice {
+		return map[string]any{"train": v}, nil
+	}
+	return v, nil
+}
+
 type resolver struct {
 	d    *doc
 	opts Options
@@ -218,24 +233,15 @@ func p(segs ...any) []string {
 
 func (r *resolver) resolve() *Spec {
 	e := r.exp
-	s := &Spec{Name: e.Name, Seeds: e.Seeds, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime}
+	s := &Spec{Name: e.Name, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime}
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(r.d.file), filepath.Ext(r.d.file))
 	}
 	if !regexp.MustCompile(`^[A-Za-z0-9._-]+$`).MatchString(s.Name) {
 		r.errAt(p("name"), false, "use letters, digits, '.', '_' and '-'", "name %q is used as a directory name", s.Name)
 	}
+	r.resolveSeeds(s)
 	r.resolveDataset(s)
-	if len(s.Seeds) == 0 {
-		s.Seeds = []int64{1}
-	}
-	seenSeed := map[int64]bool{}
-	for i, sd := range s.Seeds {
-		if seenSeed[sd] {
-			r.errAt(p("seeds", i), false, "", "seed %d listed twice", sd)
-		}
-		seenSeed[sd] = true
-	}
 	if len(e.Metrics) == 0 {
 		r.errAt(nil, false, "e.g. metrics: [recall@100:ct, recall@100:qr, ndcg@4:qrels]", "metrics: at least one metric is required")
 	}
@@ -359,6 +365,7 @@ func (r *resolver) resolveDataset(s *Spec) {
 			r.errs = append(r.errs, Error{File: "--dataset", Msg: fmt.Sprintf("%s is not a dataset directory (no %s)", abs, "dataset.yaml"), Hint: "point it at a CroPS log format directory; see crops data import"})
 		}
 		s.Dataset = Dataset{Path: abs}
+		r.noWorldSeeds(s, "--dataset")
 		return
 	}
 	switch {
@@ -380,6 +387,7 @@ func (r *resolver) resolveDataset(s *Spec) {
 			r.errAt(at, false, "import one with crops data import, or simulate one", "dataset %s is not a dataset directory (no dataset.yaml there)", abs)
 		}
 		s.Dataset = Dataset{Path: abs}
+		r.noWorldSeeds(s, "a dataset directory")
 	default:
 		sim := *ds.Simulated
 		if sim.Scale == "" {
@@ -395,6 +403,15 @@ func (r *resolver) resolveDataset(s *Spec) {
 			}
 		}
 		s.Dataset = Dataset{Simulated: &sim}
+		r.resolveWorld(s, &sim)
+	}
+}
+
+// noWorldSeeds rejects seeds.world on a dataset that is not simulated.
+func (r *resolver) noWorldSeeds(s *Spec, what string) {
+	if len(s.WorldSeeds) > 0 {
+		r.errAt(p("seeds", "world"), false, "use seeds: [..] (train seeds), or a simulated dataset", "seeds.world: %s has one world; world seeds need dataset: {simulated: ...}", what)
+		s.WorldSeeds = nil
 	}
 }
 
