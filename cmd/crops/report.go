@@ -43,6 +43,9 @@ RUN_DIR/report/table.{txt,md,tex,csv} and the plots (PNG and SVG).`,
 			if err := report.Render(cmd.OutOrStdout(), t, format); err != nil {
 				return err
 			}
+			if err := printSweep(cmd.OutOrStdout(), res, t.Baseline, format); err != nil {
+				return err
+			}
 			if write {
 				files, err := report.WriteAll(res, t, report.Formats, true, filepath.Join(args[0], "report"))
 				if err != nil {

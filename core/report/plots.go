@@ -18,7 +18,9 @@ import (
 // PlotFiles writes the figures into dir as PNG and SVG and returns the paths
 // written: bars.{png,svg} (grouped bars per metric and arm, error bars = std
 // over seeds), recall-<set>.{png,svg} (Recall@K curves, mean over seeds) and
-// loss.{png,svg} (training loss per arm, first finished seed).
+// loss.{png,svg} (training loss per arm, first finished seed) and, for a
+// world sweep, gain-<knob>-<metric>.{png,svg} (each arm's difference to the
+// baseline against the knob's value).
 func PlotFiles(res *Results, t *Table, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -54,6 +56,30 @@ func PlotFiles(res *Results, t *Table, dir string) ([]string, error) {
 		}
 		if err := save(p, "recall-"+set, 6*vg.Inch, 4*vg.Inch); err != nil {
 			return out, err
+		}
+	}
+	// Sweeps: each arm's gain over the baseline against each knob.
+	sts, err := BuildSweep(res, t.Baseline)
+	if err != nil {
+		return out, err
+	}
+	var knobs []string
+	for _, pt := range res.Points() {
+		if len(knobs) == 0 || knobs[len(knobs)-1] != pt.Knob {
+			knobs = append(knobs, pt.Knob)
+		}
+	}
+	for _, knob := range knobs {
+		for m, name := range t.Metrics {
+			p, err := gainPlot(sts, knob, m, name)
+			if err != nil {
+				return out, err
+			}
+			if p != nil {
+				if err := save(p, "gain-"+knob+"-"+ArmDir(name), 6*vg.Inch, 4*vg.Inch); err != nil {
+					return out, err
+				}
+			}
 		}
 	}
 	if p, err := lossPlot(res); err != nil {
@@ -158,8 +184,8 @@ func curvePlot(res *Results, set string) (*plot.Plot, error) {
 		var ks []int
 		sum := map[int]float64{}
 		n := 0
-		for _, seed := range res.Index.Seeds {
-			as := res.Runs[arm][seed]
+		for _, key := range res.Keys() {
+			as := res.Runs[arm][key]
 			if as == nil || as.Status != StatusOK {
 				continue
 			}
@@ -201,10 +227,10 @@ func lossPlot(res *Results) (*plot.Plot, error) {
 	p.Y.Label.Text = "loss"
 	any := false
 	for i, arm := range res.Index.Arms {
-		seeds := append([]int64(nil), res.Index.Seeds...)
-		sort.Slice(seeds, func(a, b int) bool { return seeds[a] < seeds[b] })
-		for _, seed := range seeds {
-			as := res.Runs[arm][seed]
+		keys := res.Keys()
+		sort.SliceStable(keys, func(a, b int) bool { return keys[a].Seed < keys[b].Seed })
+		for _, key := range keys {
+			as := res.Runs[arm][key]
 			if as == nil || as.Status != StatusOK || len(as.Loss) == 0 {
 				continue
 			}
@@ -218,7 +244,11 @@ func lossPlot(res *Results) (*plot.Plot, error) {
 			}
 			l.Color = plotutil.Color(i)
 			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("%s (seed %d)", arm, seed), l)
+			label := fmt.Sprintf("%s (seed %d)", arm, key.Seed)
+			if key.World != "" {
+				label = fmt.Sprintf("%s (%s, seed %d)", arm, key.World, key.Seed)
+			}
+			p.Legend.Add(label, l)
 			any = true
 			break
 		}

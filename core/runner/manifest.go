@@ -23,6 +23,7 @@ type Manifest struct {
 	Config      *config.Spec         `json:"config"` // resolved
 	Plugins     []ManifestPlugin     `json:"plugins"`
 	Dataset     ManifestDataset      `json:"dataset"`
+	Worlds      []ManifestDataset    `json:"worlds,omitempty"` // every world, when there are several
 	Seeds       []int64              `json:"seeds"`
 	GitCommit   string               `json:"git_commit,omitempty"`
 	GitDirty    bool                 `json:"git_dirty,omitempty"`
@@ -49,6 +50,7 @@ type ManifestPlugin struct {
 
 // ManifestDataset identifies the dataset.
 type ManifestDataset struct {
+	World       string `json:"world,omitempty"` // world id (world seeds, sweeps)
 	Dir         string `json:"dir"`
 	Fingerprint string `json:"fingerprint"` // Merkle sha256 over its files
 	Simulated   bool   `json:"simulated"`
@@ -60,7 +62,13 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
 		Jobs: r.opts.Jobs, Started: start.UTC(), WallSeconds: time.Since(start).Seconds(), Units: map[string]string{},
 	}
-	m.Dataset = ManifestDataset{Dir: r.ds.dir, Fingerprint: r.ds.fingerprint, Simulated: r.ds.simulated}
+	for _, w := range r.worlds {
+		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: w.ds.dir, Fingerprint: w.ds.fingerprint, Simulated: w.ds.simulated})
+	}
+	m.Dataset = m.Worlds[0]
+	if len(m.Worlds) == 1 {
+		m.Worlds = nil
+	}
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
 	r.mu.Lock()
 	m.Stages = map[string]stageTime{}

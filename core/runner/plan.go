@@ -69,7 +69,7 @@ func (r *runner) plan(ctx context.Context) error {
 	}
 	wg.Wait()
 	tw := tabwriter.NewWriter(r.opts.Log, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "plan for %s: %d arms x %d seeds, results in %s\n", r.spec.Name, len(r.spec.Arms), len(r.spec.Seeds), r.opts.OutDir)
+	fmt.Fprintf(tw, "plan for %s: %d arms x %d worlds x %d seeds, results in %s\n", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.OutDir)
 	fmt.Fprintln(tw, "UNIT\tSTAGE\tSTATUS\tKEY")
 	show := func(unitName string, names []string) {
 		got := map[string]planLine{}
@@ -88,11 +88,21 @@ func (r *runner) plan(ctx context.Context) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", un, l.stage, l.status, l.key)
 		}
 	}
-	var shared []string
-	for _, l := range r.planning.lines[""] {
-		shared = append(shared, l.stage)
+	// Shared stages: "" for a one-world run, else one group per world.
+	unitNames := map[string]bool{}
+	for _, u := range us {
+		unitNames[u.name()] = true
 	}
-	show("", shared)
+	for _, k := range sortedKeys(r.planning.lines) {
+		if unitNames[k] {
+			continue
+		}
+		var shared []string
+		for _, l := range r.planning.lines[k] {
+			shared = append(shared, l.stage)
+		}
+		show(k, shared)
+	}
 	cached, total := 0, 0
 	for _, u := range us {
 		names := stageNames(u)

@@ -1,0 +1,91 @@
+package report
+
+import (
+	"path/filepath"
+	"strconv"
+)
+
+// World is one simulated world of a run: a world seed and, in a sweep, the
+// knob value it sets.
+type World struct {
+	ID    string  `json:"id"`
+	Seed  int64   `json:"seed"`
+	Knob  string  `json:"knob,omitempty"`
+	Value float64 `json:"value,omitempty"`
+}
+
+// RunKey is one (world, train seed) of an arm.
+type RunKey struct {
+	World string // World.ID ("" in a one-world run)
+	Seed  int64
+}
+
+// WorldResultPath is where one arm's result at one (world, seed) lives: the
+// ResultPath layout for a one-world run (world ""), else
+// arms/<arm>/<world>/seed-<n>/result.json.
+func WorldResultPath(runDir, arm, world string, seed int64) string {
+	if world == "" {
+		return ResultPath(runDir, arm, seed)
+	}
+	return filepath.Join(runDir, "arms", ArmDir(arm), ArmDir(world), "seed-"+strconv.FormatInt(seed, 10), "result.json")
+}
+
+// worldIDs lists the run's world ids ("" for a one-world run).
+func (r *Results) worldIDs() []string {
+	if len(r.Index.Worlds) == 0 {
+		return []string{""}
+	}
+	out := make([]string, len(r.Index.Worlds))
+	for i, w := range r.Index.Worlds {
+		out[i] = w.ID
+	}
+	return out
+}
+
+// Keys lists every (world, seed) of the run, worlds in index order.
+func (r *Results) Keys() []RunKey {
+	var out []RunKey
+	for _, w := range r.worldIDs() {
+		for _, s := range r.Index.Seeds {
+			out = append(out, RunKey{w, s})
+		}
+	}
+	return out
+}
+
+// Point is one value of a swept knob.
+type Point struct {
+	Knob  string
+	Value float64
+}
+
+// Label is "knob=value".
+func (p Point) Label() string { return p.Knob + "=" + strconv.FormatFloat(p.Value, 'g', -1, 64) }
+
+// Points lists the sweep's points in index order (none outside a sweep).
+func (r *Results) Points() []Point {
+	var out []Point
+	seen := map[Point]bool{}
+	for _, w := range r.Index.Worlds {
+		p := Point{w.Knob, w.Value}
+		if w.Knob == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// Subset is the results of the worlds of one sweep point only.
+func (r *Results) Subset(p Point) *Results {
+	out := &Results{Dir: r.Dir, Index: r.Index, Runs: r.Runs}
+	out.Index.Worlds = nil
+	for _, w := range r.Index.Worlds {
+		if w.Knob == p.Knob && w.Value == p.Value {
+			out.Index.Worlds = append(out.Index.Worlds, w)
+		}
+	}
+	out.Index.Name = r.Index.Name + " [" + p.Label() + "]"
+	return out
+}
