@@ -48,7 +48,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVersionCmd())
 
 	data := &cobra.Command{Use: "data", Short: "Simulate, import, validate and inspect CroPS log datasets"}
-	data.AddCommand(newDataSimulateCmd(), newDataValidateCmd(), newDataStatsCmd(), newDataImportCmd(), newDataLLMServeCmd())
+	data.AddCommand(newDataSimulateCmd(), newDataValidateCmd(), newDataStatsCmd(), newDataImportCmd(), newDataLLMServeCmd(), newDataCompareCmd())
 	root.AddCommand(data)
 
 	root.AddCommand(newPluginsCmd(), newPluginServeCmd(), newMineCmd(), newRunCmd(), newReportCmd())

@@ -20,12 +20,17 @@ const (
 	SetCT    = "ct"    // click test set
 	SetQR    = "qr"    // reformulation test set
 	SetQrels = "qrels" // graded qrels (hand labels / simulator ground truth)
+	// Hidden truth of a simulated world v2 (truth.parquet): the held-out
+	// test requests judged by the world, and two slices of it.
+	SetTruth         = "truth"          // every truth pair
+	SetTruthMinority = "truth-minority" // minority-sense items of ambiguous queries
+	SetTruthNovel    = "truth-novel"    // queries never issued in training
 )
 
 // MetricNames and SetNames list the valid values, for messages and hints.
 var (
 	MetricNames = []string{MetricCoverage, MetricMRR, MetricNDCG, MetricRecall, MetricUnexposedRecall}
-	SetNames    = []string{SetCT, SetQR, SetQrels}
+	SetNames    = []string{SetCT, SetQR, SetQrels, SetTruth, SetTruthMinority, SetTruthNovel}
 )
 
 // Metric is one parsed metric: NAME@K[:SET].
@@ -74,10 +79,30 @@ func ParseMetric(s string) (Metric, string, error) {
 		}
 	case !hasSet:
 		return Metric{}, fmt.Sprintf("e.g. %s@%d:ct", name, k), fmt.Errorf("metric %q: name the test set after a colon (%s)", s, strings.Join(SetNames, ", "))
-	case set != SetCT && set != SetQR && set != SetQrels:
+	case !isSet(set):
 		return Metric{}, suggest(set, SetNames), fmt.Errorf("metric %q: unknown test set %q (valid: %s)", s, set, strings.Join(SetNames, ", "))
-	case name == MetricNDCG && set != SetQrels:
-		return Metric{}, fmt.Sprintf("write ndcg@%d:qrels", k), fmt.Errorf("metric %q: ndcg needs graded judgements, which only the qrels set has", s)
+	case name == MetricNDCG && !IsGradedSet(set):
+		return Metric{}, fmt.Sprintf("write ndcg@%d:qrels or ndcg@%d:truth", k, k), fmt.Errorf("metric %q: ndcg needs graded judgements, which only the qrels and truth sets have", s)
 	}
 	return m, "", nil
+}
+
+func isSet(set string) bool {
+	for _, n := range SetNames {
+		if n == set {
+			return true
+		}
+	}
+	return false
+}
+
+// IsGradedSet reports whether a test set has graded judgements (qrels and
+// the truth sets), so ndcg can be computed on it.
+func IsGradedSet(set string) bool {
+	return set == SetQrels || IsTruthSet(set)
+}
+
+// IsTruthSet reports whether set is read from a world's truth.parquet.
+func IsTruthSet(set string) bool {
+	return set == SetTruth || set == SetTruthMinority || set == SetTruthNovel
 }

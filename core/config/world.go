@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"math"
-	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -48,16 +47,27 @@ type World struct {
 
 var typSeeds = reflect.TypeOf(Seeds{})
 
-// knobKeys lists the simulator's knob names (the YAML tags of sim.Spec).
-func knobKeys() []string {
-	t := reflect.TypeOf(sim.Spec{})
+// knobKeys lists the knob names of world (the YAML tags of sim.Spec; the
+// v2-only knobs, inlined from sim.V2, only for world v2).
+func knobKeys(world string) []string {
 	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name != "" && name != "-" && name != "world" {
-			out = append(out, name)
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" && strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+				if world != sim.WorldV1 {
+					walk(f.Type)
+				}
+				continue
+			}
+			if name != "" && name != "-" && name != "world" {
+				out = append(out, name)
+			}
 		}
 	}
+	walk(reflect.TypeOf(sim.Spec{}))
 	sort.Strings(out)
 	return out
 }
@@ -65,18 +75,9 @@ func knobKeys() []string {
 // WorldSpec is the simulator spec of one world: the world version's
 // defaults at the scale, then the spec file, then the knobs.
 func WorldSpec(s *Simulated, knobs map[string]any) (sim.Spec, error) {
-	spec, err := sim.DefaultSpecFor(s.World, s.Scale)
+	spec, err := baseSpec(s)
 	if err != nil {
 		return sim.Spec{}, err
-	}
-	if s.Spec != "" {
-		data, err := os.ReadFile(s.Spec)
-		if err != nil {
-			return sim.Spec{}, err
-		}
-		if err := sim.DecodeSpec(data, &spec); err != nil {
-			return sim.Spec{}, fmt.Errorf("spec %s: %w", s.Spec, err)
-		}
 	}
 	if len(knobs) > 0 {
 		b, err := yaml.Marshal(knobs)
@@ -88,6 +89,15 @@ func WorldSpec(s *Simulated, knobs map[string]any) (sim.Spec, error) {
 		}
 	}
 	return spec, spec.Validate()
+}
+
+// baseSpec is the world's defaults at the scale with the spec file (if
+// any) decoded over them; a spec file's own world: key must agree.
+func baseSpec(s *Simulated) (sim.Spec, error) {
+	if s.Spec != "" {
+		return sim.LoadSpecWorld(s.Spec, s.World, s.Scale)
+	}
+	return sim.DefaultSpecFor(s.World, s.Scale)
 }
 
 // resolveSeeds fills s.Seeds (train) and s.WorldSeeds.
@@ -141,10 +151,9 @@ func (r *resolver) resolveSeeds(s *Spec) {
 // knob at its own position, with the allowed range) and fills s.Worlds.
 func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 	at := p("dataset", "simulated")
-	base, err := sim.DefaultSpecFor(sim0.World, sim0.Scale)
-	if err != nil {
+	if _, err := sim.DefaultSpecFor(sim0.World, sim0.Scale); err != nil {
 		where := sub(at, "world")
-		if !r.d.has(at, "world") || sim0.Scale == "" {
+		if !r.d.has(at, "world") {
 			where = sub(at, "scale")
 		}
 		if sim0.Scale != "" {
@@ -152,28 +161,31 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 		}
 		return
 	}
-	if sim0.Spec != "" {
-		data, err := os.ReadFile(sim0.Spec)
-		if err == nil {
-			err = sim.DecodeSpec(data, &base)
-		}
-		if err == nil {
-			err = base.Validate()
-		}
-		if err != nil {
-			r.errAt(sub(at, "spec"), false, "", "dataset.simulated.spec %s: %v", sim0.Spec, err)
-			return
-		}
+	base, err := baseSpec(sim0)
+	if err != nil {
+		r.errAt(sub(at, "spec"), false, "", "dataset.simulated.spec: %v", err)
+		return
 	}
-	valid := knobKeys()
+	valid := knobKeys(base.World)
 	validSet := map[string]bool{}
 	for _, k := range valid {
 		validSet[k] = true
 	}
+	// knownKnob reports an unknown knob at its position.
+	knownKnob := func(key string, keyAt []string, atKey bool) bool {
+		switch {
+		case validSet[key]:
+			return true
+		case base.World == sim.WorldV1 && contains(knobKeys(sim.WorldV2), key):
+			r.errAt(keyAt, atKey, "set world: v2, or drop the knob", "knob %s exists only in world v2 (this world is v1)", key)
+		default:
+			r.errAt(keyAt, atKey, suggest(key, valid), "unknown knob %q (knobs of world %s: %s)", key, worldName(base.World), strings.Join(valid, ", "))
+		}
+		return false
+	}
 	// checkKnob decodes one knob over base and validates it, reporting at node path.
 	checkKnob := func(key string, v any, keyAt, valAt []string, atKey bool) bool {
-		if !validSet[key] {
-			r.errAt(keyAt, atKey, suggest(key, valid), "unknown knob %q (knobs of world %s: %s)", key, worldName(sim0.World), strings.Join(valid, ", "))
+		if !knownKnob(key, keyAt, atKey) {
 			return false
 		}
 		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
@@ -203,7 +215,7 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 		}
 	}
 	if ok && len(sim0.Knobs) > 0 {
-		if _, err := WorldSpec(&Simulated{World: sim0.World, Scale: sim0.Scale, Spec: sim0.Spec}, sim0.Knobs); err != nil {
+		if _, err := WorldSpec(sim0, sim0.Knobs); err != nil {
 			r.errAt(sub(at, "knobs"), false, "", "dataset.simulated.knobs together: %v", err)
 			ok = false
 		}
@@ -247,8 +259,7 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 				r.errAt(swAt, false, "e.g. values: [0, 0.2, 0.4]", "dataset.simulated.sweep[%d]: values is empty", i)
 				continue
 			}
-			if !validSet[sw.Knob] {
-				r.errAt(sub(swAt, "knob"), false, suggest(sw.Knob, valid), "unknown knob %q (knobs of world %s: %s)", sw.Knob, worldName(sim0.World), strings.Join(valid, ", "))
+			if !knownKnob(sw.Knob, sub(swAt, "knob"), false) {
 				continue
 			}
 			seenV := map[float64]bool{}

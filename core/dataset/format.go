@@ -13,6 +13,7 @@ const (
 	SplitTable   = "split"  // split.parquet
 	QrelsTable   = "qrels"  // qrels.parquet (optional)
 	OracleTable  = "oracle" // oracle.parquet (optional; simulated worlds only)
+	TruthTable   = "truth"  // truth.parquet (optional; simulated world v2)
 )
 
 // RequestsTable (requests.parquet, optional) lists every search request,
@@ -104,6 +105,18 @@ var Spec = []TableSpec{
 		{"query", "VARCHAR", true, true},
 		{"item_id", "VARCHAR", true, true},
 		{"grade", "INTEGER", true, true},
+	}},
+	// truth: the hidden ground truth of the held-out test requests (world
+	// v2): for every test query, the items relevant to the intents that
+	// actually issued it, graded 1..3, whether or not anything ever showed
+	// them. minority marks minority-sense items of an ambiguous query;
+	// novel_query marks queries that never occur in a train request.
+	{Name: TruthTable, Required: false, Columns: []Column{
+		{"query", "VARCHAR", true, true},
+		{"item_id", "VARCHAR", true, true},
+		{"grade", "INTEGER", true, true},
+		{"minority", "BOOLEAN", true, true},
+		{"novel_query", "BOOLEAN", true, true},
 	}},
 }
 

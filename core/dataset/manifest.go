@@ -55,6 +55,7 @@ type GroundTruth struct {
 	QrelsScope string `yaml:"qrels_scope,omitempty"` // which queries the qrels cover
 	MissionID  bool   `yaml:"mission_id"`            // search.mission_id is filled
 	Oracle     bool   `yaml:"oracle"`                // oracle.parquet exists (simulated worlds)
+	Truth      bool   `yaml:"truth,omitempty"`       // truth.parquet exists (simulated world v2)
 }
 
 // ReadManifest reads dir/dataset.yaml strictly: unknown keys are errors.

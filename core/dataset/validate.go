@@ -450,6 +450,7 @@ func (v *validator) buildChecks() []check {
 		SplitTable:    "_row AS row, request_id",
 		QrelsTable:    "_row AS row, query, item_id",
 		RequestsTable: "_row AS row, request_id",
+		TruthTable:    "_row AS row, query, item_id",
 	}
 
 	// NULLs in NotNull columns.
@@ -519,7 +520,7 @@ func (v *validator) buildChecks() []check {
 	)
 
 	// Referential integrity: every item referenced exists in items.
-	for _, tb := range []string{SearchTable, FeedTable, QrelsTable} {
+	for _, tb := range []string{SearchTable, FeedTable, QrelsTable, TruthTable} {
 		cs = append(cs, check{name: "missing_item", severity: SeverityError, table: tb, column: "item_id",
 			needs:   map[string][]string{tb: {"item_id"}, ItemsTable: {"item_id"}},
 			query:   fmt.Sprintf("SELECT %s FROM %s t ANTI JOIN items i ON i.item_id = t.item_id WHERE t.item_id IS NOT NULL", prefixed(idCols[tb], "t."), tb),
@@ -585,6 +586,8 @@ func (v *validator) buildChecks() []check {
 			message: "item has no text: title, caption, tags and ocr are all empty",
 			hint:    "retrievers read text only: give every item at least one non-empty text field, or drop it (and its references)"},
 	)
+
+	cs = append(cs, truthChecks()...)
 
 	// The optional requests table: one row per request, a superset of the
 	// requests in search, every one of them in split.
@@ -760,6 +763,11 @@ func (v *validator) manifestConsistency() {
 		v.rep.add(Finding{Check: "manifest_mismatch", Severity: SeverityError, Table: QrelsTable, Count: 1,
 			Message: "dataset.yaml says ground_truth.qrels: true but qrels.parquet is missing",
 			Hint:    "write qrels.parquet or set ground_truth.qrels: false"})
+	}
+	if m.GroundTruth.Truth && !v.tables[TruthTable].present {
+		v.rep.add(Finding{Check: "manifest_mismatch", Severity: SeverityError, Table: TruthTable, Count: 1,
+			Message: "dataset.yaml says ground_truth.truth: true but truth.parquet is missing",
+			Hint:    "write truth.parquet or set ground_truth.truth: false"})
 	}
 	if m.GroundTruth.Oracle && !fileExists(TablePath(v.dir, OracleTable)) {
 		v.rep.add(Finding{Check: "manifest_mismatch", Severity: SeverityError, Table: OracleTable, Count: 1,

@@ -101,6 +101,9 @@ func loadEvalData(ctx context.Context, dsDir, tsDir string) (*evalData, error) {
 			return nil, err
 		}
 	}
+	if err := loadTruthSets(dsDir, load); err != nil {
+		return nil, err
+	}
 	if err := scanPairs(ctx, db, fmt.Sprintf(`SELECT DISTINCT s.query, s.item_id FROM %s s JOIN %s p ON p.request_id = s.request_id
 		WHERE p.split = 'train' AND s.stage = 'exposed'`, duck.ReadParquet(dataset.TablePath(dsDir, dataset.SearchTable)), duck.ReadParquet(dataset.TablePath(dsDir, dataset.SplitTable))),
 		func(q, it string) {
@@ -188,6 +191,9 @@ func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, 
 			if m.Set == config.SetQrels && ev.sets[config.SetQrels] == nil {
 				return nil, fmt.Errorf("metric %s: the dataset has no qrels.parquet; drop the metric or use a dataset with graded judgements", m)
 			}
+			if err := checkTruthSet(m.Set, ev.sets); err != nil {
+				return nil, fmt.Errorf("metric %s: %w", m, err)
+			}
 			specs = append(specs, metrics.Spec{Name: m.Name, K: m.K, Set: m.Set})
 		}
 		g := map[int]float64{}
@@ -201,7 +207,7 @@ func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, 
 		}
 		res := evalResult{Metrics: vals, Curves: map[string]report.Curve{}}
 		ks := metrics.CurveKs(r.spec.MaxK())
-		for _, set := range []string{config.SetCT, config.SetQR, config.SetQrels} {
+		for _, set := range []string{config.SetCT, config.SetQR, config.SetQrels, config.SetTruth} {
 			if j, ok := ev.sets[set]; ok {
 				res.Curves[set] = report.Curve{Ks: ks, Recall: metrics.RecallCurve(run, j, ks)}
 			}

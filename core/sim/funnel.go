@@ -9,10 +9,12 @@ import (
 	"github.com/cropsdev/crops/core/dataset"
 )
 
-// Query is a query in canonical word order: head [sense word] [facet word].
+// Query is a query in canonical word order: head [sense word] [extra word]
+// [facet word].
 type Query struct {
 	Head  string
 	Sense string // "" = none
+	Extra string // world v2: a topic's trending word (long-tail intent); "" = none
 	Facet string // "" = none
 }
 
@@ -21,6 +23,9 @@ func (q Query) String() string {
 	parts := []string{q.Head}
 	if q.Sense != "" {
 		parts = append(parts, q.Sense)
+	}
+	if q.Extra != "" {
+		parts = append(parts, q.Extra)
 	}
 	if q.Facet != "" {
 		parts = append(parts, q.Facet)
@@ -72,7 +77,10 @@ func (w *World) Producers(q Query) []Intent {
 	var out []Intent
 	for _, ti := range w.termTopics[q.Head] {
 		t := &w.Topics[ti]
-		if t.Heads[0] != q.Head && t.Heads[1] != q.Head {
+		if t.Heads[0] != q.Head && t.Heads[1] != q.Head && !contains(t.Paraphrases, q.Head) {
+			continue
+		}
+		if q.Extra != "" && !contains(t.Trends, q.Extra) {
 			continue
 		}
 		if q.Sense != "" && !contains(t.SenseWords, q.Sense) {
@@ -117,6 +125,8 @@ type recaller struct {
 	cache   map[string][]candidate
 	scratch []float64
 	touched []int32
+	mark    []uint32 // world v2: per-request pool membership, by stamp
+	stamp   uint32
 }
 
 func newRecaller(w *World) *recaller {

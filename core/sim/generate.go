@@ -79,6 +79,9 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	defer st.close()
 
 	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: map[uint64]struct{}{}, itemShown: make([]bool, len(w.Items))}
+	if w.v2 != nil {
+		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: map[uint64]struct{}{}}
+	}
 	g.itemIDs = make([]string, len(w.Items))
 	for i := range g.itemIDs {
 		g.itemIDs[i] = ItemID(i)
@@ -86,7 +89,11 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeItems(); err != nil {
 		return nil, err
 	}
-	if err := g.simulateUsers(ctx); err != nil {
+	simulate := g.simulateUsers
+	if g.v2 != nil {
+		simulate = g.simulateUsersV2
+	}
+	if err := simulate(ctx); err != nil {
 		return nil, err
 	}
 	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
@@ -96,10 +103,17 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeOracle(ctx); err != nil {
 		return nil, err
 	}
+	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
+	if g.v2 != nil {
+		if err := g.writeTruth(ctx); err != nil {
+			return nil, err
+		}
+		tables = append(tables, dataset.TruthTable)
+	}
 	if err := st.closeAppenders(); err != nil {
 		return nil, err
 	}
-	for _, t := range []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable} {
+	for _, t := range tables {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -143,6 +157,9 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	}
 	if opts.SpecFile == "" {
 		delete(m.Provenance.Params, "spec_file")
+	}
+	if g.v2 != nil {
+		describeV2(m, opts)
 	}
 	if err := dataset.WriteManifest(opts.OutDir, m); err != nil {
 		return nil, err
@@ -285,6 +302,7 @@ type generator struct {
 	maxTS     int64
 	stats     Stats
 	acc       accum
+	v2        *v2Gen // nil in world v1
 }
 
 // accum holds counters that become ratios in Stats.
@@ -401,7 +419,7 @@ func (g *generator) simulateUsers(ctx context.Context) error {
 			for k := 0; ; k++ {
 				var out outcome
 				rows, out = w.serve(r, g.rc, user, in, q, rows)
-				if err := g.emitRequest(uid, t, q, mission, split, rows, out, k > 0); err != nil {
+				if err := g.emitRequest(uid, t, q, mission, split, rows, out, k > 0, in); err != nil {
 					return err
 				}
 				if victim && k == 0 {
@@ -453,12 +471,15 @@ func (g *generator) simulateUsers(ctx context.Context) error {
 	return nil
 }
 
-func (g *generator) emitRequest(uid string, t int64, q Query, mission, split string, rows []logged, out outcome, isReform bool) error {
+func (g *generator) emitRequest(uid string, t int64, q Query, mission, split string, rows []logged, out outcome, isReform bool, in Intent) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	w := g.w
 	qid := g.intern(q)
+	if g.v2 != nil {
+		g.v2.record(qid, in, split)
+	}
 	qs := q.String()
 	rid := RequestID(g.nextReq)
 	g.nextReq++
@@ -488,6 +509,9 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		if row.position > 0 {
 			pos = row.position
 			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			if g.v2 != nil && split == dataset.SplitTrain {
+				g.v2.trainExposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			}
 			g.itemShown[row.item] = true
 		}
 		if err := g.st.append(dataset.SearchTable, rid, uid, t, qs, g.itemIDs[row.item], row.stage, pos,
@@ -812,5 +836,8 @@ func (g *generator) finish(opts Options) *Stats {
 	mi.IntendedSenseClickShareFirst = ratio(g.acc.minFirstOnTop, g.acc.minFirstClicks)
 	mi.IntendedSenseClickShareAfter = ratio(g.acc.minAfterOnTop, g.acc.minAfterClicks)
 	st.FeedEventsPerUser = ratio(g.acc.feedEvents, int64(len(w.Users)))
+	if g.v2 != nil {
+		st.V2 = g.v2Stats()
+	}
 	return st
 }

@@ -107,6 +107,9 @@ func TestTinyWorld(t *testing.T) {
 			if ts.Name == dataset.RequestsTable {
 				continue // optional; the simulator logs every request in search, so it writes none
 			}
+			if ts.Name == dataset.TruthTable {
+				continue // world v2 only; this test pins world v1
+			}
 			rows, err := db.Query("DESCRIBE SELECT * FROM " + tbl(ts.Name))
 			if err != nil {
 				t.Fatalf("%s: %v", ts.Name, err)

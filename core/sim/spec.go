@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -22,6 +23,11 @@ var Scales = []string{"tiny", "small", "medium", "large"}
 // tags; docs/simulated-world.md explains each default. A --spec file is
 // decoded over DefaultSpec(scale), so it only needs the keys it changes.
 type Spec struct {
+	// World selects the generative model: "v1" (the original closed world,
+	// kept so old results reproduce) or "v2" (docs/simulated-world.md). It is
+	// omitted from the canonical YAML of a v1 spec, so v1 digests are unchanged.
+	World string `yaml:"world,omitempty"`
+
 	// --- sizes (the only knobs that differ between scales) ---
 	Topics          int     `yaml:"topics"`            // number of topics (senses)
 	PolysemousTerms int     `yaml:"polysemous_terms"`  // head terms shared by a popular and an unpopular topic
@@ -82,12 +88,17 @@ type Spec struct {
 	FeedLikeProb       []float64 `yaml:"feed_like_prob"`        // P(like) in the feed, by relevance 0..3
 	OracleRowsPerQuery int       `yaml:"oracle_rows_per_query"` // records the oracle writes per distinct query
 	OracleErrorRate    float64   `yaml:"oracle_error_rate"`     // share of oracle records that are plausible but wrong
+
+	// --- world v2 only (zero, and rejected when set, in a v1 spec) ---
+	V2 `yaml:",inline"`
 }
 
-// DefaultSpec returns the documented defaults for scale (tiny, small, medium,
-// large). The behavioural knobs are the same for every scale.
+// DefaultSpec returns the documented world v1 defaults for scale (tiny,
+// small, medium, large). The behavioural knobs are the same for every scale.
+// DefaultSpecFor returns the defaults of either world (v2 by default).
 func DefaultSpec(scale string) (Spec, error) {
 	s := Spec{
+		World:              WorldV1,
 		TopicZipf:          1.0,
 		ItemZipf:           1.0,
 		FacetsPerTopic:     4,
@@ -156,25 +167,47 @@ func DefaultSpec(scale string) (Spec, error) {
 	return s, nil
 }
 
-// LoadSpec returns DefaultSpec(scale) overridden by the YAML file at path
-// (empty path = defaults). Unknown keys are errors naming the key and line.
-func LoadSpec(path, scale string) (Spec, error) {
-	s, err := DefaultSpec(scale)
-	if err != nil {
-		return Spec{}, err
-	}
+// LoadSpec returns DefaultSpecFor(world, scale) overridden by the YAML file
+// at path (empty path = the defaults of the default world, v2). The file's
+// own `world` key picks the world whose defaults it is decoded over. Unknown
+// keys are errors naming the key and line; an out-of-range knob names the
+// file, line and column of its key and the allowed range.
+func LoadSpec(path, scale string) (Spec, error) { return LoadSpecWorld(path, "", scale) }
+
+// LoadSpecWorld is LoadSpec with a world chosen by the caller (e.g. the
+// --world flag; "" = the file's world, else DefaultWorld). A file that names
+// another world is an error.
+func LoadSpecWorld(path, world, scale string) (Spec, error) {
 	if path == "" {
+		s, err := DefaultSpecFor(world, scale)
+		if err != nil {
+			return Spec{}, err
+		}
 		return s, s.Validate()
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Spec{}, fmt.Errorf("read spec: %w", err)
 	}
+	fileWorld, err := PeekWorld(data)
+	if err != nil {
+		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
+	}
+	if world != "" && fileWorld != "" && world != fileWorld {
+		return Spec{}, fmt.Errorf("spec %s says world: %s but world %s was asked for; drop one of them", path, fileWorld, world)
+	}
+	if fileWorld != "" {
+		world = fileWorld
+	}
+	s, err := DefaultSpecFor(world, scale)
+	if err != nil {
+		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
+	}
 	if err := DecodeSpec(data, &s); err != nil {
 		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
 	}
 	if err := s.Validate(); err != nil {
-		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
+		return Spec{}, LocateSpecError(path, data, err)
 	}
 	return s, nil
 }
@@ -197,13 +230,13 @@ func DecodeSpec(data []byte, s *Spec) error {
 func (s Spec) Validate() error {
 	var errs []string
 	pos := func(key string, v float64) {
-		if !(v > 0) {
-			errs = append(errs, fmt.Sprintf("%s must be > 0 (got %v)", key, v))
+		if !(v > 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Sprintf("%s must be a finite number > 0 (got %v)", key, v))
 		}
 	}
 	nonneg := func(key string, v float64) {
-		if !(v >= 0) {
-			errs = append(errs, fmt.Sprintf("%s must be >= 0 (got %v)", key, v))
+		if !(v >= 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Sprintf("%s must be a finite number >= 0 (got %v)", key, v))
 		}
 	}
 	prob := func(key string, v float64) {
@@ -307,6 +340,7 @@ func (s Spec) Validate() error {
 	if s.OracleRowsPerQuery < 2 {
 		errs = append(errs, fmt.Sprintf("oracle_rows_per_query must be >= 2 so that every sense gets a record (got %d)", s.OracleRowsPerQuery))
 	}
+	errs = append(errs, s.validateWorld()...)
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return fmt.Errorf("invalid spec: %s", strings.Join(errs, "; "))
@@ -317,6 +351,10 @@ func (s Spec) Validate() error {
 // YAML returns the canonical YAML encoding of s (the provenance digest is
 // taken over it, so two specs that differ only in layout hash the same).
 func (s Spec) YAML() ([]byte, error) {
+	if s.World == WorldV1 {
+		// A v1 spec encodes exactly as before world v2 existed.
+		s.World, s.V2 = "", V2{}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -28,6 +28,23 @@ type Stats struct {
 	Bubble                BubbleStats      `json:"bubble"`
 	Reformulation         ReformStats      `json:"reformulation"`
 	MinorityIntent        MinorityStats    `json:"minority_intent"`
+	V2                    *V2Stats         `json:"v2,omitempty"` // world v2 only
+}
+
+// V2Stats are world v2's own counts of what makes it open and noisy.
+type V2Stats struct {
+	TestRequests           int64   `json:"test_requests"`
+	NovelQueryTestRequests int64   `json:"novel_query_test_requests"` // test requests whose query text never occurs in train
+	NovelQueryTestShare    float64 `json:"novel_query_test_share"`
+	LongTailSessions       int64   `json:"long_tail_sessions"` // test sessions that started with a never-seen query form
+	NoisyFollowUps         int64   `json:"noisy_follow_ups"`   // reformulations that switched topic or drifted
+	TopicSwitches          int64   `json:"topic_switches"`
+	FacetDrifts            int64   `json:"facet_drifts"`
+	FreshItems             int64   `json:"fresh_items"` // uploaded during the test period
+	TruthPairs             int64   `json:"truth_pairs"`
+	TruthMinorityPairs     int64   `json:"truth_minority_pairs"`
+	TruthNovelQueryPairs   int64   `json:"truth_novel_query_pairs"`
+	TruthPairsExposedShare float64 `json:"truth_pairs_exposed_share"` // truth pairs ever exposed under that query
 }
 
 // MinorityStats follow the sessions the bubble hurts: the intent is a
@@ -114,5 +131,12 @@ func (s *Stats) Print(out io.Writer) error {
 	p("  sessions\t%d (reformulated %s)", m.Sessions, pct(m.ReformulationRate))
 	p("  click rate first -> after\t%s -> %s", pct(m.ClickRateFirst), pct(m.ClickRateAfter))
 	p("  clicks on the intended sense\t%s -> %s", pct(m.IntendedSenseClickShareFirst), pct(m.IntendedSenseClickShareAfter))
+	if v := s.V2; v != nil {
+		p("WORLD V2")
+		p("  test requests with a never-seen query\t%s (%d of %d; %d long-tail sessions)", pct(v.NovelQueryTestShare), v.NovelQueryTestRequests, v.TestRequests, v.LongTailSessions)
+		p("  noisy follow-ups\t%d (%d topic switches, %d facet drifts)", v.NoisyFollowUps, v.TopicSwitches, v.FacetDrifts)
+		p("  fresh items (uploaded in the test period)\t%d", v.FreshItems)
+		p("  truth pairs\t%d (%d minority-sense, %d on never-seen queries; %s ever exposed)", v.TruthPairs, v.TruthMinorityPairs, v.TruthNovelQueryPairs, pct(v.TruthPairsExposedShare))
+	}
 	return tw.Flush()
 }

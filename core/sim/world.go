@@ -63,6 +63,9 @@ type Topic struct {
 	itemCum    []float64
 	facetItems [][]int32 // per facet (index into Facets): items, most popular first
 	facetCum   [][]float64
+	// world v2: words nobody searches in the train period
+	Paraphrases []string // head terms people only start to search by in the test period
+	Trends      []string // trending words of items uploaded in the test period
 }
 
 // Item is one video with its latent truth (topic, facet, quality) and text.
@@ -79,6 +82,8 @@ type Item struct {
 	Tags       string
 	OCR        string
 	Author     string
+	Clickbait  bool // stuffs a foreign head term into title and tags
+	Fresh      bool // world v2: uploaded during the test period
 	// tokens the legacy system can match, with their best field weight
 	terms map[string]float64
 }
@@ -113,6 +118,8 @@ type World struct {
 	postings map[string][]posting
 	// term -> kind of query word
 	facetByWord map[string]int
+	// world v2 state (nil in v1)
+	v2 *worldV2
 }
 
 // PolyTerm is a head term shared by a dominant and a minority topic.
@@ -182,7 +189,14 @@ func NewWorld(spec Spec, seed uint64) (*World, error) {
 	}
 	w := &World{Spec: spec, Seed: seed}
 	w.buildVocabulary()
+	if spec.World == WorldV2 {
+		w.buildVocabularyV2()
+	}
 	w.buildItems()
+	if spec.World == WorldV2 {
+		w.extendItemsV2()
+	}
+	w.buildPostings()
 	w.buildUsers()
 	return w, nil
 }
@@ -413,6 +427,11 @@ func (w *World) buildItems() {
 			t.facetCum[f] = cumulative(ws)
 		}
 	}
+}
+
+// buildPostings builds the legacy matcher's inverted index over the words a
+// query can contain, then drops the items' term maps.
+func (w *World) buildPostings() {
 	// Inverted index over the words a query can contain.
 	queryWords := map[string]bool{}
 	for term := range w.termTopics {
@@ -477,6 +496,7 @@ func (w *World) writeItemText(r *rand.Rand, it *Item) {
 		// Clickbait: borrow the head term of a popular foreign topic.
 		other := sampleCum(r, w.topicCum)
 		if other != int(it.Topic) {
+			it.Clickbait = true
 			h := w.Topics[other].Heads[0]
 			title = append(title, h)
 			tags = append(tags, h)
