@@ -69,6 +69,12 @@ func printMining(cmd *cobra.Command, runDir, arm string) error {
 	if err != nil {
 		return err
 	}
+	// Runs over several worlds keep one directory per world.
+	perWorld, err := filepath.Glob(filepath.Join(runDir, "arms", report.ArmDir(arm), "*", "seed-*", "mining.json"))
+	if err != nil {
+		return err
+	}
+	paths = append(paths, perWorld...)
 	if len(paths) == 0 {
 		return fmt.Errorf("no mining report for arm %q under %s: the arm does not exist, mines no source, or has not run", arm, runDir)
 	}
@@ -81,7 +87,11 @@ func printMining(cmd *cobra.Command, runDir, arm string) error {
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s (%s):\n", arm, filepath.Base(filepath.Dir(p)))
+		where := filepath.Base(filepath.Dir(p))
+		if w := filepath.Base(filepath.Dir(filepath.Dir(p))); w != report.ArmDir(arm) {
+			where = w + ", " + where
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s (%s):\n", arm, where)
 		if err := rep.Print(cmd.OutOrStdout()); err != nil {
 			return err
 		}
