@@ -43,6 +43,9 @@ type World struct {
 	// Knobs are every knob this world sets over the world version's
 	// defaults (dataset.simulated.knobs plus the sweep's).
 	Knobs map[string]any `json:"knobs,omitempty"`
+	// SpecDigest is the digest of the resolved simulator spec (sim.Spec.Digest):
+	// worlds with equal digests and seeds are the same dataset.
+	SpecDigest string `json:"spec_digest,omitempty"`
 }
 
 var typSeeds = reflect.TypeOf(Seeds{})
@@ -303,6 +306,9 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 				if pt.knob != "" {
 					w.ID = fmt.Sprintf("%s=%s,%s", pt.knob, strconv.FormatFloat(pt.value, 'g', -1, 64), w.ID)
 				}
+			}
+			if spec, err := WorldSpec(sim0, w.Knobs); err == nil {
+				w.SpecDigest, _ = spec.Digest()
 			}
 			s.Worlds = append(s.Worlds, w)
 		}

@@ -135,8 +135,13 @@ func TestWorldsAndSeeds(t *testing.T) {
 				t.Errorf("train seeds %v, want %v", s.Seeds, tc.train)
 			}
 			var ids []string
+			digests := map[string]bool{}
 			for _, w := range s.Worlds {
 				ids = append(ids, w.ID)
+				if w.SpecDigest == "" {
+					t.Errorf("world %q has no spec digest", w.ID)
+				}
+				digests[w.SpecDigest] = true
 				if w.Knobs["reformulate_prob"] != 0.5 {
 					t.Errorf("world %q lost the file's knobs: %v", w.ID, w.Knobs)
 				}
@@ -148,6 +153,9 @@ func TestWorldsAndSeeds(t *testing.T) {
 			}
 			if strings.Join(ids, " ") != strings.Join(tc.ids, " ") {
 				t.Fatalf("worlds %q, want %q", ids, tc.ids)
+			}
+			if want := len(tc.ids) / max(1, len(s.WorldSeeds)); len(digests) != want {
+				t.Errorf("%d distinct spec digests, want %d (one per knob value)", len(digests), want)
 			}
 			spec, err := WorldSpec(s.Dataset.Simulated, s.Worlds[len(s.Worlds)-1].Knobs)
 			if err != nil || spec.ReformulateProb != 0.5 {

@@ -109,7 +109,7 @@ func Load(runDir string) (*Results, error) {
 	}
 	for _, arm := range res.Index.Arms {
 		res.Runs[arm] = map[RunKey]*ArmSeed{}
-		for _, k := range res.Keys() {
+		for _, k := range res.allKeys() {
 			p := WorldResultPath(runDir, arm, k.World, k.Seed)
 			b, err := os.ReadFile(p)
 			if errors.Is(err, os.ErrNotExist) {

@@ -12,6 +12,10 @@ type World struct {
 	Seed  int64   `json:"seed"`
 	Knob  string  `json:"knob,omitempty"`
 	Value float64 `json:"value,omitempty"`
+	// Spec is the digest of the world's resolved simulator spec: two sweep
+	// worlds with the same spec and seed (each knob's default value) are
+	// one dataset, counted once in a table over several knob values.
+	Spec string `json:"spec,omitempty"`
 }
 
 // RunKey is one (world, train seed) of an arm.
@@ -30,24 +34,48 @@ func WorldResultPath(runDir, arm, world string, seed int64) string {
 	return filepath.Join(runDir, "arms", ArmDir(arm), ArmDir(world), "seed-"+strconv.FormatInt(seed, 10), "result.json")
 }
 
-// worldIDs lists the run's world ids ("" for a one-world run).
+// worldIDs lists the run's distinct worlds ("" for a one-world run): a
+// world whose (spec, seed) repeats an earlier one is the same dataset and is
+// left out, so it is not counted twice in means and tests.
 func (r *Results) worldIDs() []string {
 	if len(r.Index.Worlds) == 0 {
 		return []string{""}
 	}
-	out := make([]string, len(r.Index.Worlds))
-	for i, w := range r.Index.Worlds {
-		out[i] = w.ID
+	var out []string
+	seen := map[World]bool{}
+	for _, w := range r.Index.Worlds {
+		if w.Spec != "" {
+			k := World{Spec: w.Spec, Seed: w.Seed}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		out = append(out, w.ID)
 	}
 	return out
 }
 
-// Keys lists every (world, seed) of the run, worlds in index order.
+// Keys lists every distinct (world, seed) of the run, worlds in index order.
 func (r *Results) Keys() []RunKey {
 	var out []RunKey
 	for _, w := range r.worldIDs() {
 		for _, s := range r.Index.Seeds {
 			out = append(out, RunKey{w, s})
+		}
+	}
+	return out
+}
+
+// allKeys is Keys without merging equal worlds (every result file).
+func (r *Results) allKeys() []RunKey {
+	if len(r.Index.Worlds) == 0 {
+		return r.Keys()
+	}
+	var out []RunKey
+	for _, w := range r.Index.Worlds {
+		for _, s := range r.Index.Seeds {
+			out = append(out, RunKey{w.ID, s})
 		}
 	}
 	return out

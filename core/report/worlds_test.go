@@ -19,13 +19,21 @@ func TestWorlds(t *testing.T) {
 	for _, v := range []float64{0, 1} {
 		for _, w := range []int64{1, 2, 3} {
 			id := "k=" + map[float64]string{0: "0", 1: "1"}[v] + ",world=" + string(rune('0'+w))
-			worlds = append(worlds, World{ID: id, Seed: w, Knob: "k", Value: v})
+			worlds = append(worlds, World{ID: id, Seed: w, Knob: "k", Value: v, Spec: map[float64]string{0: "d0", 1: "d1"}[v]})
 		}
+	}
+	// Knob j at its default value: the same spec as k=0, i.e. the same three
+	// datasets; counted once in the overall table.
+	for _, w := range []int64{1, 2, 3} {
+		worlds = append(worlds, World{ID: "j=5,world=" + string(rune('0'+w)), Seed: w, Knob: "j", Value: 5, Spec: "d0"})
 	}
 	writeJSON(t, dir+"/results.json", Index{Schema: ResultsSchema, Name: "t", Arms: []string{"base", "new"}, Seeds: []int64{1, 2},
 		Metrics: []string{"recall@10:ct"}, Baseline: "base", Significance: "t-test", Alpha: 0.05, Worlds: worlds})
 	for _, w := range worlds {
-		gain := 0.01*float64(w.Seed) + 0.1*w.Value
+		gain := 0.01 * float64(w.Seed)
+		if w.Knob == "k" {
+			gain += 0.1 * w.Value
+		}
 		for _, seed := range []int64{1, 2} {
 			for arm, x := range map[string]float64{"base": 0.5, "new": 0.5 + gain} {
 				writeJSON(t, WorldResultPath(dir, arm, w.ID, seed), ArmSeed{Schema: 1, Arm: arm, World: w.ID, Seed: seed, Status: StatusOK,
@@ -37,8 +45,8 @@ func TestWorlds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(res.Keys()); got != 12 {
-		t.Fatalf("keys: %d, want 12", got)
+	if got, all := len(res.Keys()), len(res.allKeys()); got != 12 || all != 18 {
+		t.Fatalf("keys: %d distinct of %d, want 12 of 18", got, all)
 	}
 	// Overall: 6 worlds; differences 0.01, 0.02, 0.03, 0.11, 0.12, 0.13.
 	tbl, err := Build(res, "")
@@ -56,12 +64,12 @@ func TestWorlds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sts) != 2 || sts[0].Point.Label() != "k=0" || sts[1].Point.Label() != "k=1" {
+	if len(sts) != 3 || sts[0].Point.Label() != "k=0" || sts[1].Point.Label() != "k=1" || sts[2].Point.Label() != "j=5" {
 		t.Fatalf("points: %+v", sts)
 	}
 	for i, st := range sts {
 		c := st.Table.Rows[1].Cells[0]
-		want := 0.02 + 0.1*float64(i)
+		want := 0.02 + 0.1*float64(i%2)
 		if st.Table.Worlds != 3 || c.Seeds != 6 || c.N != 3 || math.Abs(c.Delta-want) > 1e-12 || math.Abs(c.DeltaSD-0.01) > 1e-12 {
 			t.Errorf("%s: %+v, want delta %v sd 0.01 over 3 worlds", st.Point.Label(), c, want)
 		}

@@ -69,7 +69,7 @@ func indexWorlds(spec *config.Spec) []report.World {
 		if w.ID == "" {
 			continue
 		}
-		out = append(out, report.World{ID: w.ID, Seed: w.Seed, Knob: w.Knob, Value: w.Value})
+		out = append(out, report.World{ID: w.ID, Seed: w.Seed, Knob: w.Knob, Value: w.Value, Spec: w.SpecDigest})
 	}
 	return out
 }
