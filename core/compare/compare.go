@@ -79,6 +79,10 @@ type Stats struct {
 	CTQueryInTrain        *float64 `json:"ct_query_in_train_share"`
 	CTTrainCandidateShare *float64 `json:"ct_train_candidate_share"` // (query, item) logged as a candidate in a train request
 	CTTrainClickedShare   *float64 `json:"ct_train_clicked_share"`   // ... and clicked there
+	// CT recall@100 of a lookup of the train log: for each test query, the
+	// items logged for it in train requests, most-shown first (then most
+	// logged, then item id); a query never seen in train gets nothing.
+	ReplayRecallCT100 *float64 `json:"replay_recall_ct_100"`
 	// Judged precision (qrels, by query, or by the request's mission when the
 	// query itself is not judged); items without a qrels row count as not relevant.
 	P1Pairs                   *float64 `json:"p1_pairs"`                    // judged reformulation positives (q, item clicked in the next query within Window)
@@ -235,6 +239,13 @@ SELECT nullif(count(*), 0), avg(CASE WHEN ct.query IN (SELECT query FROM r WHERE
   avg(CASE WHEN tr.query IS NOT NULL THEN 1 ELSE 0 END), avg(CASE WHEN tr.clicked THEN 1 ELSE 0 END)
 FROM ct LEFT JOIN tr ON tr.query = ct.query AND tr.item_id = ct.item_id`},
 	}
+	stats = append(stats, stat{[]**float64{&st.ReplayRecallCT100}, `WITH rep AS (
+  SELECT query, item_id, row_number() OVER (PARTITION BY query ORDER BY shown DESC, logged DESC, item_id) AS rk FROM (
+    SELECT s.query, s.item_id, count(*) FILTER (WHERE s.stage = 'exposed') AS shown, count(*) AS logged
+    FROM search s JOIN r ON r.request_id = s.request_id WHERE r.split = 'train' GROUP BY s.query, s.item_id)),
+ct AS (SELECT DISTINCT s.query, s.item_id FROM search s JOIN r ON r.request_id = s.request_id WHERE r.split = 'test' AND s.clicked)
+SELECT avg(hit) FROM (SELECT ct.query, avg(CASE WHEN rep.rk <= 100 THEN 1.0 ELSE 0.0 END) AS hit
+  FROM ct LEFT JOIN rep ON rep.query = ct.query AND rep.item_id = ct.item_id GROUP BY ct.query)`})
 	if has[dataset.FeedTable] {
 		stats = append(stats, stat{[]**float64{&st.FeedEventsPerUser},
 			`SELECT (SELECT count(*) FROM feed) / nullif((SELECT count(DISTINCT user_id) FROM (SELECT user_id FROM r UNION SELECT user_id FROM feed)), 0)`})

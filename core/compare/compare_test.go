@@ -55,6 +55,9 @@ func TestCompareWorlds(t *testing.T) {
 	if c1, c2 := v(t, "v1 ct cand", v1.CTTrainCandidateShare), v(t, "v2 ct cand", v2.CTTrainCandidateShare); !(c2 < c1) {
 		t.Errorf("CT pairs that were train candidates: v1 %.3f, v2 %.3f", c1, c2)
 	}
+	if r1, r2 := v(t, "v1 replay", v1.ReplayRecallCT100), v(t, "v2 replay", v2.ReplayRecallCT100); !(r1 > 0.85 && r2 < r1-0.2) {
+		t.Errorf("CT recall@100 of a train-log lookup: v1 %.3f, v2 %.3f; want v1 > 0.85 and v2 well below", r1, r2)
+	}
 	if p1, p2 := v(t, "v1 P1", v1.P1Precision), v(t, "v2 P1", v2.P1Precision); !(p1 > 0.95 && p2 < p1-0.1) {
 		t.Errorf("P1 precision: v1 %.3f, v2 %.3f", p1, p2)
 	}

@@ -45,6 +45,7 @@ var Rows = []Row{
 	{"ct_query_in_train_share", "CT pairs whose query is in train", true, func(s *Stats) *float64 { return s.CTQueryInTrain }},
 	{"ct_train_candidate_share", "CT pairs that were train candidates", true, func(s *Stats) *float64 { return s.CTTrainCandidateShare }},
 	{"ct_train_clicked_share", "CT pairs already clicked in train", true, func(s *Stats) *float64 { return s.CTTrainClickedShare }},
+	{"replay_recall_ct_100", "CT recall@100 of a train-log lookup (replay)", true, func(s *Stats) *float64 { return s.ReplayRecallCT100 }},
 	{"p1_pairs", "judged P1 pairs (reformulation positives)", false, func(s *Stats) *float64 { return s.P1Pairs }},
 	{"p1_precision", "P1 precision (grade >= 1)", true, func(s *Stats) *float64 { return s.P1Precision }},
 	{"p1_judged_share", "P1 pairs with an explicit judgement", true, func(s *Stats) *float64 { return s.P1JudgedShare }},

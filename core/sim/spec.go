@@ -203,8 +203,8 @@ func LoadSpecWorld(path, world, scale string) (Spec, error) {
 	if err != nil {
 		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
 	}
-	if err := DecodeSpec(data, &s); err != nil {
-		return Spec{}, fmt.Errorf("spec %s: %w", path, err)
+	if err := decodeStrict(data, &s); err != nil {
+		return Spec{}, LocateDecodeError(path, data, err)
 	}
 	if err := s.Validate(); err != nil {
 		return Spec{}, LocateSpecError(path, data, err)
@@ -215,13 +215,17 @@ func LoadSpecWorld(path, world, scale string) (Spec, error) {
 // DecodeSpec decodes YAML over s strictly: an unknown key is an error that
 // names it. An empty document leaves s unchanged.
 func DecodeSpec(data []byte, s *Spec) error {
+	if err := decodeStrict(data, s); err != nil {
+		return fmt.Errorf("%w (the known keys are listed in docs/simulated-world.md)", err)
+	}
+	return nil
+}
+
+func decodeStrict(data []byte, s *Spec) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(s); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return fmt.Errorf("%w (the known keys are listed in docs/simulated-world.md)", err)
+	if err := dec.Decode(s); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
 	return nil
 }

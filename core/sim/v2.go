@@ -219,15 +219,37 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	for _, it := range rc.touched {
 		lex = append(lex, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(w.Items[it].Topic), d)})
 	}
-	sortCands(lex)
-	taken := map[int32]bool{}
-	out := make([]candidate, 0, w.Spec.RecallSize)
-	for _, c := range lex {
-		if len(out) >= nLex {
-			break
+	// The lexical channel is the top nLex by (score desc, item asc): an
+	// exact bounded selection rather than a sort of every match.
+	rc.stamp++
+	if rc.mark == nil {
+		rc.mark = make([]uint32, len(w.Items))
+	}
+	stamp := rc.stamp
+	taken := func(it int32) bool { return rc.mark[it] == stamp }
+	better := func(a, b candidate) bool {
+		if a.base != b.base {
+			return a.base > b.base
 		}
+		return a.item < b.item
+	}
+	out := make([]candidate, 0, w.Spec.RecallSize+1)
+	for _, c := range lex {
+		if len(out) == nLex && (nLex == 0 || !better(c, out[nLex-1])) {
+			continue
+		}
+		i := len(out)
 		out = append(out, c)
-		taken[c.item] = true
+		for ; i > 0 && better(c, out[i-1]); i-- {
+			out[i] = out[i-1]
+		}
+		out[i] = c
+		if len(out) > nLex {
+			out = out[:nLex]
+		}
+	}
+	for _, c := range out {
+		rc.mark[c.item] = stamp
 	}
 	// Freshness channel: the newest lexical matches not taken yet (a
 	// bounded insertion buffer: the channel is small, the matches many).
@@ -240,7 +262,10 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 			return a.item < b.item
 		}
 		buf := make([]candidate, 0, nFresh+1)
-		for _, c := range lex[min(nLex, len(lex)):] {
+		for _, c := range lex {
+			if taken(c.item) {
+				continue // in the lexical channel
+			}
 			if len(buf) == nFresh && !newer(c, buf[nFresh-1]) {
 				continue
 			}
@@ -256,7 +281,7 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 		}
 		for _, c := range buf {
 			out = append(out, c)
-			taken[c.item] = true
+			rc.mark[c.item] = stamp
 		}
 	}
 	// Trending channel: quotas over the topics the train-period statistics
@@ -291,11 +316,11 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 				if quota <= 0 {
 					break
 				}
-				if taken[it] {
+				if taken(it) {
 					continue
 				}
 				out = append(out, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(int32(t)), d)})
-				taken[it] = true
+				rc.mark[it] = stamp
 				quota--
 			}
 		}
@@ -573,14 +598,13 @@ func truthKey(qid int32, in Intent) uint64 {
 
 // v2Gen is the generator's v2 bookkeeping.
 type v2Gen struct {
-	testIntents  map[uint64]struct{} // (query id, intent) of every test request
-	trainSeen    []bool              // query id -> issued in a train request
-	testReqs     []int32             // query id -> test requests that issued it
-	trainExposed map[uint64]struct{} // (query id, item) pairs exposed in train requests
-	truth        [4]int64            // truth pairs: all, minority, novel query, exposed in train
-	longTail     int64               // test search sessions started with a never-seen query form
-	switches     int64               // noisy follow-ups that switched topic
-	drifts       int64               // noisy follow-ups that drifted to another facet
+	testIntents map[uint64]struct{} // (query id, intent) of every test request
+	trainSeen   []bool              // query id -> issued in a train request
+	testReqs    []int32             // query id -> test requests that issued it
+	truth       [4]int64            // truth pairs: all, minority, novel query, exposed in train
+	longTail    int64               // test search sessions started with a never-seen query form
+	switches    int64               // noisy follow-ups that switched topic
+	drifts      int64               // noisy follow-ups that drifted to another facet
 }
 
 func (v *v2Gen) record(qid int32, in Intent, split string) {

@@ -120,9 +120,9 @@ SELECT avg(CASE WHEN query IN (SELECT query FROM tr) THEN 0 ELSE 1 END) FROM te`
 		if fresh == 0 || int64(fresh) != stats.V2.FreshItems {
 			t.Errorf("fresh items = %v, stats %d", fresh, stats.V2.FreshItems)
 		}
-		unborn := one(t, "SELECT count(*) FROM search s JOIN items i USING (item_id) WHERE i.created_ms > s.ts_ms")
+		unborn := one(t, "SELECT (SELECT count(*) FROM search s JOIN items i USING (item_id) WHERE i.created_ms > s.ts_ms) + (SELECT count(*) FROM feed f JOIN items i USING (item_id) WHERE i.created_ms > f.ts_ms)")
 		if unborn != 0 {
-			t.Errorf("%v candidates logged before their upload", unborn)
+			t.Errorf("%v candidates or feed events logged before their item's upload", unborn)
 		}
 	})
 	t.Run("funnel is not a lookup table", func(t *testing.T) {
@@ -178,6 +178,34 @@ SELECT count(*) FROM l WHERE gap <= 90000 AND mission_id <> prev`)
 			t.Fatalf("v2 world fails validation:\n%s", b.String())
 		}
 	})
+	t.Run("validate catches a broken truth table", func(t *testing.T) {
+		bad := t.TempDir()
+		for _, f := range []string{"dataset.yaml", "items.parquet", "search.parquet", "feed.parquet", "split.parquet", "qrels.parquet"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bad, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := `SELECT * FROM truth UNION ALL (SELECT query, item_id, 0, minority, novel_query FROM truth LIMIT 1)
+UNION ALL SELECT 'never searched', 'i0000001', 2, false, true UNION ALL SELECT query, 'i9999999', 1, false, false FROM truth LIMIT 100000000`
+		if err := duck.CopyToParquet(context.Background(), db, q, dataset.TablePath(bad, dataset.TruthTable)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := dataset.Validate(context.Background(), bad, dataset.ValidateOptions{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		rep.WriteText(&b)
+		for _, check := range []string{"duplicate_truth", "truth_grade_range", "truth_not_test_query", "missing_item [truth"} {
+			if !strings.Contains(b.String(), check) {
+				t.Errorf("validation does not report %s:\n%s", check, b.String())
+			}
+		}
+	})
 }
 
 func TestV2SpecErrors(t *testing.T) {
@@ -186,7 +214,7 @@ func TestV2SpecErrors(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown key", "world: v2\nreform_nosie: 0.2\n", []string{"reform_nosie", "line 2"}},
+		{"unknown key", "world: v2\nreform_nosie: 0.2\n", []string{`unknown_key.yaml:2:1: unknown knob "reform_nosie": not found`, `did you mean "reform_noise"`, "docs/simulated-world.md"}},
 		{"probability above 1", "reform_noise: 1.5\n", []string{":1:1", "reform_noise", "[0, 1]", "1.5"}},
 		{"NaN", "users: 10\nlong_tail_share: .nan\n", []string{":2:1", "long_tail_share", "[0, 1]", "NaN"}},
 		{"Inf", "bubble_strength: .inf\n", []string{":1:1", "bubble_strength", ">= 0", "+Inf"}},

@@ -243,3 +243,95 @@ func LocateSpecError(path string, data []byte, err error) error {
 
 // errInvalidSpec marks a located Validate error.
 var errInvalidSpec = errors.New("fix the knobs above (docs/simulated-world.md lists every knob and its range)")
+
+// unknownField matches yaml.v3's message for an unknown key.
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// LocateDecodeError rewrites a DecodeSpec error for the spec file path:
+// an unknown key gets file:line:col, the closest known key and where the
+// knobs are listed. Other errors are wrapped with the path.
+func LocateDecodeError(path string, data []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("spec %s: %w", path, err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	keys := knownKeys()
+	var out []string
+	for _, e := range te.Errors {
+		m := unknownField.FindStringSubmatch(e)
+		if m == nil {
+			out = append(out, path+": "+e)
+			continue
+		}
+		col := 1
+		if len(root.Content) > 0 && root.Content[0].Kind == yaml.MappingNode {
+			mp := root.Content[0]
+			for i := 0; i+1 < len(mp.Content); i += 2 {
+				if k := mp.Content[i]; k.Value == m[2] && fmt.Sprint(k.Line) == m[1] {
+					col = k.Column
+				}
+			}
+		}
+		msg := fmt.Sprintf("%s:%s:%d: unknown knob %q: not found in the spec", path, m[1], col, m[2])
+		if best := closest(m[2], keys); best != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", best)
+		}
+		out = append(out, msg)
+	}
+	return fmt.Errorf("%s: %w", strings.Join(out, "; "), errUnknownKnob)
+}
+
+var errUnknownKnob = errors.New("docs/simulated-world.md lists every knob, its default and its range")
+
+// knownKeys lists the yaml keys of Spec (v2 knobs included).
+func knownKeys() []string {
+	s, _ := DefaultSpecFor(WorldV2, "tiny")
+	b, err := yaml.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if yaml.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// closest returns the key with the smallest edit distance to s, if it is
+// close enough to be a typo.
+func closest(s string, keys []string) string {
+	best, bestD := "", len(s)/2+2
+	for _, k := range keys {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,174 @@
+// Command simv2 measures world v2 against world v1: the same scale and seed
+// simulated by each arm in its own child process, interleaved (v1 v2 v2-pool60
+// v1 v2 v2-pool60 ...) so that a busy machine slows all alike; it reports
+// per-round ratios to v1 of CPU time, wall time and peak RSS with their
+// median and spread, and writes bench/results/sim_v2.json with the machine
+// and the load average. The arm v2-pool60 is world v2 with v1's pool sizes
+// (recall_size 60): it separates the cost of the v2 model from the cost of
+// logging pools larger than the evaluation cut-off.
+//
+//	go run ./bench/simv2 -scales small,medium -pairs 5
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
+	"github.com/cropsdev/crops/core/sim"
+)
+
+// Run is one measured simulation.
+type Run struct {
+	World       string           `json:"world"`
+	Scale       string           `json:"scale"`
+	Round       int              `json:"round"`
+	WallSeconds float64          `json:"wall_s"`
+	CPUSeconds  float64          `json:"cpu_s"`
+	PeakRSSMB   float64          `json:"peak_rss_mb"`
+	Rows        map[string]int64 `json:"rows"`
+	LoadAvg     string           `json:"loadavg_before"`
+}
+
+// Ratio summarises v2/v1 over the pairs of one scale.
+type Ratio struct {
+	Scale  string    `json:"scale"`
+	Metric string    `json:"metric"`
+	Pairs  []float64 `json:"pairs"`
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+}
+
+func main() {
+	var (
+		child  = flag.String("child", "", "internal: simulate this world in this process")
+		scale  = flag.String("scale", "", "internal (child): scale")
+		dir    = flag.String("dir", "", "internal (child): output dir")
+		scales = flag.String("scales", "small,medium", "comma-separated scales")
+		pairs  = flag.Int("pairs", 5, "interleaved rounds (v1, v2, v2-pool60) per scale")
+		seed   = flag.Uint64("seed", 1, "simulation seed")
+		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
+	)
+	flag.Parse()
+	if *child != "" {
+		world, pool60 := strings.CutSuffix(*child, "-pool60")
+		spec, err := sim.DefaultSpecFor(world, *scale)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if pool60 {
+			spec.RecallSize = 60
+		}
+		if _, err := sim.Simulate(context.Background(), sim.Options{Scale: *scale, Seed: *seed, Spec: spec, OutDir: *dir}); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := run(strings.Split(*scales, ","), *pairs, *seed, *out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(scales []string, pairs int, seed uint64, out string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	base, err := os.MkdirTemp("", "crops-bench-simv2-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	var runs []Run
+	var ratios []Ratio
+	for _, sc := range scales {
+		arms := []string{sim.WorldV1, sim.WorldV2, sim.WorldV2 + "-pool60"}
+		cpu, wall, rss := make([][]float64, len(arms)), make([][]float64, len(arms)), make([][]float64, len(arms))
+		for p := 0; p < pairs; p++ {
+			pr := make([]Run, len(arms))
+			for i, world := range arms {
+				d := filepath.Join(base, sc+"-"+world)
+				_ = os.RemoveAll(d)
+				cmd := exec.Command(self, "-child", world, "-scale", sc, "-seed", strconv.FormatUint(seed, 10), "-dir", d)
+				cmd.Stderr = os.Stderr
+				load := machine.LoadAvg()
+				start := time.Now()
+				if err := cmd.Run(); err != nil {
+					return fmt.Errorf("%s %s: %w", world, sc, err)
+				}
+				ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				if !ok {
+					return fmt.Errorf("no rusage on this platform")
+				}
+				b, err := os.ReadFile(filepath.Join(d, sim.StatsFile))
+				if err != nil {
+					return err
+				}
+				var st sim.Stats
+				if err := json.Unmarshal(b, &st); err != nil {
+					return err
+				}
+				pr[i] = Run{World: world, Scale: sc, Round: p, WallSeconds: time.Since(start).Seconds(),
+					CPUSeconds: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
+					PeakRSSMB:  float64(ru.Maxrss) / 1024, Rows: st.Rows, LoadAvg: load}
+				log.Printf("%s %s round %d: %.1f s wall, %.1f s CPU, %.0f MB", world, sc, p, pr[i].WallSeconds, pr[i].CPUSeconds, pr[i].PeakRSSMB)
+				runs = append(runs, pr[i])
+				_ = os.RemoveAll(d)
+			}
+			for i := 1; i < len(arms); i++ {
+				cpu[i] = append(cpu[i], pr[i].CPUSeconds/pr[0].CPUSeconds)
+				wall[i] = append(wall[i], pr[i].WallSeconds/pr[0].WallSeconds)
+				rss[i] = append(rss[i], pr[i].PeakRSSMB/pr[0].PeakRSSMB)
+			}
+		}
+		for i := 1; i < len(arms); i++ {
+			for _, m := range []struct {
+				name string
+				xs   []float64
+			}{{"cpu_time", cpu[i]}, {"wall_time", wall[i]}, {"peak_rss", rss[i]}} {
+				ratios = append(ratios, summarise(sc, m.name+"_"+arms[i]+"_over_v1", m.xs))
+			}
+		}
+	}
+	res := struct {
+		Benchmark string              `json:"benchmark"`
+		Machine   machine.Description `json:"machine"`
+		Note      string              `json:"note"`
+		LoadAvg   string              `json:"loadavg_at_end"`
+		Ratios    []Ratio             `json:"ratios"`
+		Runs      []Run               `json:"runs"`
+	}{"world v2 vs world v1 generator: interleaved rounds (v1, v2, v2 with v1's recall_size 60), same scale and seed, each run in its own process",
+		machine.Describe(),
+		"shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure; DuckDB runs single-threaded in the simulator",
+		machine.LoadAvg(), ratios, runs}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return duck.WriteFileAtomic(out, append(js, '\n'), 0o644)
+}
+
+func summarise(scale, name string, xs []float64) Ratio {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	r := Ratio{Scale: scale, Metric: name, Pairs: xs, Min: s[0], Max: s[len(s)-1]}
+	if n := len(s); n%2 == 1 {
+		r.Median = s[n/2]
+	} else {
+		r.Median = (s[n/2-1] + s[n/2]) / 2
+	}
+	return r
+}
