@@ -80,7 +80,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 
 	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: map[uint64]struct{}{}, itemShown: make([]bool, len(w.Items))}
 	if w.v2 != nil {
-		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}}
+		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: map[uint64]struct{}{}}
 	}
 	g.itemIDs = make([]string, len(w.Items))
 	for i := range g.itemIDs {
@@ -97,25 +97,21 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 		return nil, err
 	}
 	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
-	if g.v2 == nil {
-		if err := g.writeQrels(ctx); err != nil {
-			return nil, err
-		}
+	if err := g.writeQrels(ctx); err != nil {
+		return nil, err
 	}
 	if err := g.writeOracle(ctx); err != nil {
 		return nil, err
 	}
 	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
-	if err := st.closeAppenders(); err != nil {
-		return nil, err
-	}
 	if g.v2 != nil {
-		// World v2 joins its ground truth in DuckDB (same rows and order as
-		// writeQrels would append).
-		if err := g.writeGroundTruthV2(ctx); err != nil {
+		if err := g.writeTruth(ctx); err != nil {
 			return nil, err
 		}
 		tables = append(tables, dataset.TruthTable)
+	}
+	if err := st.closeAppenders(); err != nil {
+		return nil, err
 	}
 	for _, t := range tables {
 		if err := ctx.Err(); err != nil {
@@ -513,6 +509,9 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		if row.position > 0 {
 			pos = row.position
 			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			if g.v2 != nil && split == dataset.SplitTrain {
+				g.v2.trainExposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			}
 			g.itemShown[row.item] = true
 		}
 		if err := g.st.append(dataset.SearchTable, rid, uid, t, qs, g.itemIDs[row.item], row.stage, pos,

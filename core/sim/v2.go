@@ -598,13 +598,14 @@ func truthKey(qid int32, in Intent) uint64 {
 
 // v2Gen is the generator's v2 bookkeeping.
 type v2Gen struct {
-	testIntents map[uint64]struct{} // (query id, intent) of every test request
-	trainSeen   []bool              // query id -> issued in a train request
-	testReqs    []int32             // query id -> test requests that issued it
-	truth       [4]int64            // truth pairs: all, minority, novel query, exposed in train
-	longTail    int64               // test search sessions started with a never-seen query form
-	switches    int64               // noisy follow-ups that switched topic
-	drifts      int64               // noisy follow-ups that drifted to another facet
+	testIntents  map[uint64]struct{} // (query id, intent) of every test request
+	trainSeen    []bool              // query id -> issued in a train request
+	testReqs     []int32             // query id -> test requests that issued it
+	trainExposed map[uint64]struct{} // (query id, item) pairs exposed in train requests
+	truth        [4]int64            // truth pairs: all, minority, novel query, exposed in train
+	longTail     int64               // test search sessions started with a never-seen query form
+	switches     int64               // noisy follow-ups that switched topic
+	drifts       int64               // noisy follow-ups that drifted to another facet
 }
 
 func (v *v2Gen) record(qid int32, in Intent, split string) {
