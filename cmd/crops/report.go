@@ -43,6 +43,9 @@ RUN_DIR/report/table.{txt,md,tex,csv} and the plots (PNG and SVG).`,
 			if err := report.Render(cmd.OutOrStdout(), t, format); err != nil {
 				return err
 			}
+			if err := printSweep(cmd.OutOrStdout(), res, t.Baseline, format); err != nil {
+				return err
+			}
 			if write {
 				files, err := report.WriteAll(res, t, report.Formats, true, filepath.Join(args[0], "report"))
 				if err != nil {
@@ -66,6 +69,12 @@ func printMining(cmd *cobra.Command, runDir, arm string) error {
 	if err != nil {
 		return err
 	}
+	// Runs over several worlds keep one directory per world.
+	perWorld, err := filepath.Glob(filepath.Join(runDir, "arms", report.ArmDir(arm), "*", "seed-*", "mining.json"))
+	if err != nil {
+		return err
+	}
+	paths = append(paths, perWorld...)
 	if len(paths) == 0 {
 		return fmt.Errorf("no mining report for arm %q under %s: the arm does not exist, mines no source, or has not run", arm, runDir)
 	}
@@ -78,7 +87,11 @@ func printMining(cmd *cobra.Command, runDir, arm string) error {
 		if err := json.Unmarshal(b, &rep); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s (%s):\n", arm, filepath.Base(filepath.Dir(p)))
+		where := filepath.Base(filepath.Dir(p))
+		if w := filepath.Base(filepath.Dir(filepath.Dir(p))); w != report.ArmDir(arm) {
+			where = w + ", " + where
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s (%s):\n", arm, where)
 		if err := rep.Print(cmd.OutOrStdout()); err != nil {
 			return err
 		}

@@ -62,6 +62,9 @@ OUT/crops.lock. See docs/experiment-spec.md.`,
 			if err := report.Render(cmd.OutOrStdout(), t, format); err != nil {
 				return err
 			}
+			if err := printSweep(cmd.OutOrStdout(), res, t.Baseline, format); err != nil {
+				return err
+			}
 			files, err := report.WriteAll(res, t, spec.Report.Formats, *spec.Report.Plots, filepath.Join(out, "report"))
 			if err != nil {
 				return fmt.Errorf("write report: %w", err)

@@ -70,14 +70,6 @@ func (d *doc) checkFinite(n *yaml.Node, errs *Errors) {
 	}
 }
 
-// checkSeedsGiven rejects an explicitly empty seeds list (a missing one
-// means the default seed): `seeds: []` used to run seed 1 silently.
-func (r *resolver) checkSeedsGiven() {
-	if r.d.has(nil, "seeds") && len(r.exp.Seeds) == 0 {
-		r.errAt(p("seeds"), false, "list at least one seed, e.g. seeds: [1, 2, 3], or leave the key out for seed 1", "seeds is empty")
-	}
-}
-
 // armDirRE must match report.ArmDir's (core/report), which names each arm's
 // results directory; config cannot import report (it links DuckDB), so a
 // test keeps the two equal.

@@ -57,6 +57,12 @@ type Spec struct {
 	Runtime    RuntimeSpec `json:"runtime"`
 	Limits     Limits      `json:"limits"`
 	Raw        Experiment  `json:"-"`
+
+	// WorldSeeds are seeds.world as written (nil: one world, the dataset's).
+	WorldSeeds []int64 `json:"world_seeds,omitempty"`
+	// Worlds are the simulated worlds every arm runs on (world seeds x
+	// sweep values); empty for a dataset directory.
+	Worlds []World `json:"worlds,omitempty"`
 }
 
 // ArmSpec is one fully resolved arm: defaults, extends chain and sweep point
@@ -155,6 +161,7 @@ func Parse(file string, data []byte, opts Options) (*Spec, error) {
 		TagName:          "koanf",
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			unionHook,
+			seedsHook,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc()),
 	}
@@ -210,6 +217,14 @@ func unionHook(from, to reflect.Type, v any) (any, error) {
 	return v, nil
 }
 
+// seedsHook turns the list form of seeds into {train: [...]}.
+func seedsHook(from, to reflect.Type, v any) (any, error) {
+	if to == typSeeds && from.Kind() == reflect.Slice {
+		return map[string]any{"train": v}, nil
+	}
+	return v, nil
+}
+
 type resolver struct {
 	d    *doc
 	opts Options
@@ -238,7 +253,7 @@ func p(segs ...any) []string {
 
 func (r *resolver) resolve() *Spec {
 	e := r.exp
-	s := &Spec{Name: e.Name, Seeds: e.Seeds, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime, Limits: e.Limits}
+	s := &Spec{Name: e.Name, Evaluation: e.Evaluation, Report: e.Report, Runtime: e.Runtime, Limits: e.Limits}
 	r.checkLimits(e.Limits)
 	r.checkRuntime(e.Runtime)
 	if s.Name == "" {
@@ -247,18 +262,8 @@ func (r *resolver) resolve() *Spec {
 	if !regexp.MustCompile(`^[A-Za-z0-9._-]+$`).MatchString(s.Name) {
 		r.errAt(p("name"), false, "use letters, digits, '.', '_' and '-'", "name %q is used as a directory name", s.Name)
 	}
+	r.resolveSeeds(s)
 	r.resolveDataset(s)
-	r.checkSeedsGiven()
-	if len(s.Seeds) == 0 {
-		s.Seeds = []int64{1}
-	}
-	seenSeed := map[int64]bool{}
-	for i, sd := range s.Seeds {
-		if seenSeed[sd] {
-			r.errAt(p("seeds", i), false, "", "seed %d listed twice", sd)
-		}
-		seenSeed[sd] = true
-	}
 	if len(e.Metrics) == 0 {
 		r.errAt(nil, false, "e.g. metrics: [recall@100:ct, recall@100:qr, ndcg@4:qrels]", "metrics: at least one metric is required")
 	}
@@ -384,6 +389,7 @@ func (r *resolver) resolveDataset(s *Spec) {
 			r.errs = append(r.errs, Error{File: "--dataset", Msg: fmt.Sprintf("%s is not a dataset directory (no %s)", abs, "dataset.yaml"), Hint: "point it at a CroPS log format directory; see crops data import"})
 		}
 		s.Dataset = Dataset{Path: abs}
+		r.noWorldSeeds(s, "--dataset")
 		return
 	}
 	switch {
@@ -405,6 +411,7 @@ func (r *resolver) resolveDataset(s *Spec) {
 			r.errAt(at, false, "import one with crops data import, or simulate one", "dataset %s is not a dataset directory (no dataset.yaml there)", abs)
 		}
 		s.Dataset = Dataset{Path: abs}
+		r.noWorldSeeds(s, "a dataset directory")
 	default:
 		sim := *ds.Simulated
 		if sim.Scale == "" {
@@ -420,6 +427,15 @@ func (r *resolver) resolveDataset(s *Spec) {
 			}
 		}
 		s.Dataset = Dataset{Simulated: &sim}
+		r.resolveWorld(s, &sim)
+	}
+}
+
+// noWorldSeeds rejects seeds.world on a dataset that is not simulated.
+func (r *resolver) noWorldSeeds(s *Spec, what string) {
+	if len(s.WorldSeeds) > 0 {
+		r.errAt(p("seeds", "world"), false, "use seeds: [..] (train seeds), or a simulated dataset", "seeds.world: %s has one world; world seeds need dataset: {simulated: ...}", what)
+		s.WorldSeeds = nil
 	}
 }
 

@@ -169,6 +169,11 @@ func (d *doc) check(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && (t == typDataset || t == typSource) {
 		return
 	}
+	// seeds: a plain list means train seeds.
+	if t == typSeeds && n.Kind == yaml.SequenceNode {
+		d.check(n, reflect.TypeOf([]int64{}), path, errs)
+		return
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {

@@ -18,7 +18,7 @@ type Experiment struct {
 	Dataset     Dataset     `koanf:"dataset" json:"dataset"`
 	Defaults    Pipeline    `koanf:"defaults" json:"defaults"`
 	Arms        []Arm       `koanf:"arms" json:"arms"`
-	Seeds       []int64     `koanf:"seeds" json:"seeds"`
+	Seeds       Seeds       `koanf:"seeds" json:"seeds"`
 	Sweep       *Sweep      `koanf:"sweep" json:"sweep,omitempty"`
 	Metrics     []string    `koanf:"metrics" json:"metrics"`
 	Evaluation  Evaluation  `koanf:"evaluation" json:"evaluation"`
@@ -43,6 +43,14 @@ type Simulated struct {
 	Seed  int64  `koanf:"seed" json:"seed"`
 	// Spec is an optional simulator spec file (see docs/simulated-world.md).
 	Spec string `koanf:"spec" json:"spec,omitempty"`
+	// World is the world version (v1, v2; "" = the default world).
+	World string `koanf:"world" json:"world,omitempty"`
+	// Knobs override simulator knobs (their YAML keys in
+	// docs/simulated-world.md), decoded over the world's defaults and the
+	// spec file.
+	Knobs map[string]any `koanf:"knobs" json:"knobs,omitempty"`
+	// Sweep varies one knob at a time; every value is its own world.
+	Sweep []KnobSweep `koanf:"sweep" json:"sweep,omitempty"`
 }
 
 // Plugin names one plugin and its parameters.

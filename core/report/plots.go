@@ -23,7 +23,9 @@ import (
 // bars = std over seeds), recall-<set>.* (Recall@K curves, mean over seeds)
 // and loss.* (training loss, one panel per loss plugin, first finished seed
 // of each arm). Colours are the Okabe-Ito palette (colour-blind safe);
-// percentages never run past 100.
+// percentages never run past 100. For a world sweep it also writes
+// gain-<knob>-<metric>.* (each arm's difference to the baseline against the
+// knob's value).
 func PlotFiles(res *Results, t *Table, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -60,6 +62,30 @@ func PlotFiles(res *Results, t *Table, dir string) ([]string, error) {
 		}
 		if err := save(single(p), "recall-"+set, 6*vg.Inch, 4*vg.Inch); err != nil {
 			return out, err
+		}
+	}
+	// Sweeps: each arm's gain over the baseline against each knob.
+	sts, err := BuildSweep(res, t.Baseline)
+	if err != nil {
+		return out, err
+	}
+	var knobs []string
+	for _, pt := range res.Points() {
+		if len(knobs) == 0 || knobs[len(knobs)-1] != pt.Knob {
+			knobs = append(knobs, pt.Knob)
+		}
+	}
+	for _, knob := range knobs {
+		for m, name := range t.Metrics {
+			p, err := gainPlot(sts, knob, m, name)
+			if err != nil {
+				return out, err
+			}
+			if p != nil {
+				if err := save(single(p), "gain-"+knob+"-"+ArmDir(name), 6*vg.Inch, 4*vg.Inch); err != nil {
+					return out, err
+				}
+			}
 		}
 	}
 	if panels, err := lossPlots(res); err != nil {
@@ -177,8 +203,8 @@ func curvePlot(res *Results, set string) (*plot.Plot, error) {
 		var ks []int
 		sum := map[int]float64{}
 		n := 0
-		for _, seed := range res.Index.Seeds {
-			as := res.Runs[arm][seed]
+		for _, key := range res.Keys() {
+			as := res.Runs[arm][key]
 			if as == nil || as.Status != StatusOK {
 				continue
 			}
@@ -221,10 +247,10 @@ func lossPlots(res *Results) ([]*plot.Plot, error) {
 	byLoss := map[string]*plot.Plot{}
 	var order []string
 	for i, arm := range res.Index.Arms {
-		seeds := append([]int64(nil), res.Index.Seeds...)
-		sort.Slice(seeds, func(a, b int) bool { return seeds[a] < seeds[b] })
-		for _, seed := range seeds {
-			as := res.Runs[arm][seed]
+		keys := res.Keys()
+		sort.SliceStable(keys, func(a, b int) bool { return keys[a].Seed < keys[b].Seed })
+		for _, key := range keys {
+			as := res.Runs[arm][key]
 			if as == nil || as.Status != StatusOK || len(as.Loss) == 0 {
 				continue
 			}
@@ -253,7 +279,11 @@ func lossPlots(res *Results) ([]*plot.Plot, error) {
 			l.Color = okabeIto(i)
 			l.Width = vg.Points(1.5)
 			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("%s (seed %d)", arm, seed), l)
+			label := fmt.Sprintf("%s (seed %d)", arm, key.Seed)
+			if key.World != "" {
+				label = fmt.Sprintf("%s (%s, seed %d)", arm, key.World, key.Seed)
+			}
+			p.Legend.Add(label, l)
 			break
 		}
 	}

@@ -85,7 +85,11 @@ func (t *Table) hasTrainTime() bool {
 func (t *Table) header() []string {
 	h := []string{"arm"}
 	h = append(h, t.Metrics...)
-	h = append(h, "seeds")
+	if t.Worlds > 1 {
+		h = append(h, "runs") // (world, train seed) pairs
+	} else {
+		h = append(h, "seeds")
+	}
 	if t.hasTrainTime() {
 		h = append(h, "train s")
 	}
@@ -111,6 +115,13 @@ func (t *Table) Notes() []string {
 		test = fmt.Sprintf("paired bootstrap over queries, %d resamples", BootstrapResamples)
 	}
 	notes := []string{fmt.Sprintf("Values in %%: mean ± std over seeds; (difference to %s); * p < %g, %s.", t.Baseline, t.Alpha, test)}
+	if t.Worlds > 1 {
+		test = fmt.Sprintf("paired t-test over the %d worlds (per world: the mean over its train seeds)", t.Worlds)
+		if t.Test == "bootstrap" {
+			test = fmt.Sprintf("paired bootstrap over the %d worlds (per world: the mean over its train seeds), %d resamples", t.Worlds, BootstrapResamples)
+		}
+		notes[0] = fmt.Sprintf("Values in %%: mean ± std over the (world, train seed) runs of %d worlds; (difference to %s); * p < %g, %s.", t.Worlds, t.Baseline, t.Alpha, test)
+	}
 	for _, r := range t.Rows {
 		if r.Failed != "" {
 			notes = append(notes, fmt.Sprintf("FAILED %s: %s", r.Arm, r.Failed))
@@ -164,11 +175,11 @@ var latexEsc = strings.NewReplacer(`\`, `\textbackslash{}`, `&`, `\&`, `%`, `\%`
 // renderCSV writes one row per arm and metric, unrounded, for tools.
 func renderCSV(w io.Writer, t *Table) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"arm", "metric", "mean", "std", "seeds", "delta", "p_value", "paired_queries", "significant", "train_seconds", "failed"})
+	cw.Write([]string{"arm", "metric", "mean", "std", "seeds", "delta", "p_value", "paired_queries", "significant", "train_seconds", "failed", "pair_unit", "delta_sd"})
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 	for _, r := range t.Rows {
 		for i, c := range r.Cells {
-			rec := []string{r.Arm, t.Metrics[i], "", "", strconv.Itoa(c.Seeds), "", "", "", "", f(r.TrainS), r.Failed}
+			rec := []string{r.Arm, t.Metrics[i], "", "", strconv.Itoa(c.Seeds), "", "", "", "", f(r.TrainS), r.Failed, "", ""}
 			if c.HasValue {
 				rec[2], rec[3] = f(c.Mean), f(c.Std)
 			}
@@ -177,6 +188,7 @@ func renderCSV(w io.Writer, t *Table) error {
 			}
 			if c.HasTest {
 				rec[6], rec[7], rec[8] = f(c.P), strconv.Itoa(c.N), strconv.FormatBool(c.Sig)
+				rec[11], rec[12] = t.Unit, f(c.DeltaSD)
 			}
 			if err := cw.Write(rec); err != nil {
 				return err

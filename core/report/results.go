@@ -35,6 +35,9 @@ type Index struct {
 	Baseline     string   `json:"baseline"`
 	Significance string   `json:"significance"` // t-test | bootstrap
 	Alpha        float64  `json:"alpha"`
+	// Worlds are the simulated worlds every arm ran on (world seeds, sweep
+	// values); empty when the run had one world (results in the old layout).
+	Worlds []World `json:"worlds,omitempty"`
 }
 
 // Curve is mean Recall@k over k on one test set.
@@ -59,6 +62,7 @@ const (
 type ArmSeed struct {
 	Schema  int              `json:"schema"`
 	Arm     string           `json:"arm"`
+	World   string           `json:"world,omitempty"` // World.ID; "" in a one-world run
 	Seed    int64            `json:"seed"`
 	Status  string           `json:"status"`
 	Error   string           `json:"error,omitempty"`
@@ -90,9 +94,9 @@ func ResultPath(runDir, arm string, seed int64) string {
 type Results struct {
 	Dir   string
 	Index Index
-	// Runs maps arm -> seed -> result; a missing entry means the arm-seed
-	// has not finished (the run was interrupted or is still running).
-	Runs map[string]map[int64]*ArmSeed
+	// Runs maps arm -> (world, seed) -> result; a missing entry means the
+	// unit has not finished (the run was interrupted or is still running).
+	Runs map[string]map[RunKey]*ArmSeed
 }
 
 // Load reads results.json and every result.json it names.
@@ -101,7 +105,7 @@ func Load(runDir string) (*Results, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a crops run directory (run `crops run` first): %w", runDir, err)
 	}
-	res := &Results{Dir: runDir, Runs: map[string]map[int64]*ArmSeed{}}
+	res := &Results{Dir: runDir, Runs: map[string]map[RunKey]*ArmSeed{}}
 	if err := json.Unmarshal(data, &res.Index); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "results.json"), err)
 	}
@@ -109,9 +113,9 @@ func Load(runDir string) (*Results, error) {
 		return nil, fmt.Errorf("%s: results schema %d, this crops reads %d", filepath.Join(runDir, "results.json"), res.Index.Schema, ResultsSchema)
 	}
 	for _, arm := range res.Index.Arms {
-		res.Runs[arm] = map[int64]*ArmSeed{}
-		for _, seed := range res.Index.Seeds {
-			p := ResultPath(runDir, arm, seed)
+		res.Runs[arm] = map[RunKey]*ArmSeed{}
+		for _, k := range res.allKeys() {
+			p := WorldResultPath(runDir, arm, k.World, k.Seed)
 			b, err := os.ReadFile(p)
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -123,7 +127,7 @@ func Load(runDir string) (*Results, error) {
 			if err := json.Unmarshal(b, &as); err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
-			res.Runs[arm][seed] = &as
+			res.Runs[arm][k] = &as
 		}
 	}
 	return res, nil

@@ -19,9 +19,10 @@ type Cell struct {
 	Seeds    int
 	HasDelta bool    // a baseline comparison exists
 	Delta    float64 // Mean - baseline Mean
-	HasTest  bool    // a paired test ran (per-query metrics, >= 2 common queries)
+	HasTest  bool    // a paired test ran (per-query metrics, >= 2 common queries or worlds)
 	P        float64 // two-sided p-value
-	N        int     // paired queries
+	N        int     // paired units (queries, or worlds: Table.Unit)
+	DeltaSD  float64 // sample standard deviation of the paired differences
 	Sig      bool    // P < alpha
 }
 
@@ -44,6 +45,10 @@ type Table struct {
 	Test     string // "t-test" or "bootstrap"
 	Alpha    float64
 	Rows     []Row
+	// Unit is what the test pairs: "queries" (one world) or "worlds" (a run
+	// over several worlds: per world, the arm's mean over train seeds).
+	Unit   string
+	Worlds int // worlds in the table (1 for a one-world run)
 }
 
 // BootstrapResamples is the number of paired bootstrap resamples.
@@ -70,7 +75,12 @@ func Build(res *Results, baseline string) (*Table, error) {
 			return nil, fmt.Errorf("baseline %q is not an arm of %s (arms: %s)", baseline, res.Dir, strings.Join(idx.Arms, ", "))
 		}
 	}
-	t := &Table{Name: idx.Name, Metrics: idx.Metrics, Baseline: baseline, Test: idx.Significance, Alpha: idx.Alpha}
+	worlds := res.worldIDs()
+	multi := len(worlds) > 1
+	t := &Table{Name: idx.Name, Metrics: idx.Metrics, Baseline: baseline, Test: idx.Significance, Alpha: idx.Alpha, Unit: "queries", Worlds: len(worlds)}
+	if multi {
+		t.Unit = "worlds"
+	}
 	if t.Test == "" {
 		t.Test = "t-test"
 	}
@@ -83,15 +93,20 @@ func Build(res *Results, baseline string) (*Table, error) {
 		out := map[string]*agg{}
 		sums := map[string]map[string]float64{}
 		counts := map[string]map[string]int{}
+		wsums := map[string]map[string]float64{}
+		wcounts := map[string]map[string]int{}
 		var fails, partial []string
 		trainSum := 0.0
-		for _, seed := range idx.Seeds {
-			as := res.Runs[arm][seed]
+		for _, key := range res.Keys() {
+			as := res.Runs[arm][key]
 			if as == nil {
 				continue
 			}
 			if as.Status != StatusOK {
-				msg := fmt.Sprintf("seed %d", seed)
+				msg := fmt.Sprintf("seed %d", key.Seed)
+				if key.World != "" {
+					msg = key.World + " " + msg
+				}
 				if as.Failed != "" {
 					msg += " at " + as.Failed
 				}
@@ -101,7 +116,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 			row.Seeds++
 			trainSum += as.TrainS
 			for _, p := range as.Partial {
-				partial = append(partial, fmt.Sprintf("seed %d %s", seed, p))
+				partial = append(partial, fmt.Sprintf("seed %d %s", key.Seed, p))
 			}
 			for _, v := range as.Metrics {
 				if v.Queries == 0 {
@@ -113,15 +128,25 @@ func Build(res *Results, baseline string) (*Table, error) {
 					out[v.Metric] = a
 					sums[v.Metric] = map[string]float64{}
 					counts[v.Metric] = map[string]int{}
+					wsums[v.Metric] = map[string]float64{}
+					wcounts[v.Metric] = map[string]int{}
 				}
 				a.seedMeans = append(a.seedMeans, v.Mean)
+				wsums[v.Metric][key.World] += v.Mean
+				wcounts[v.Metric][key.World]++
 				for q, x := range v.PerQuery {
-					sums[v.Metric][q] += x
-					counts[v.Metric][q]++
+					// Queries of different worlds are different queries.
+					qk := key.World + "\x00" + q
+					sums[v.Metric][qk] += x
+					counts[v.Metric][qk]++
 				}
 			}
 		}
 		for m, a := range out {
+			a.perWorld = map[string]float64{}
+			for w, x := range wsums[m] {
+				a.perWorld[w] = x / float64(wcounts[m][w])
+			}
 			if len(sums[m]) > 0 {
 				a.perQuery = map[string]float64{}
 				for q, s := range sums[m] {
@@ -149,7 +174,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 				c.Seeds = len(x.seedMeans)
 				c.Mean, c.Std = meanStd(x.seedMeans)
 				if b := base[m]; arm != baseline && b != nil && len(b.seedMeans) > 0 {
-					t.compare(&c, x, b, arm+"\x00"+m)
+					t.compare(&c, x, b, multi, arm+"\x00"+m)
 				}
 			}
 			row.Cells = append(row.Cells, c)
@@ -161,24 +186,30 @@ func Build(res *Results, baseline string) (*Table, error) {
 
 // metricAgg is one arm's metric over its finished seeds.
 type metricAgg struct {
-	seedMeans []float64
-	perQuery  map[string]float64 // mean over seeds
+	seedMeans []float64          // one per finished (world, seed)
+	perQuery  map[string]float64 // mean over seeds; key world + "\x00" + query
+	perWorld  map[string]float64 // mean over the world's seeds
 }
 
 // compare fills c's difference to the baseline b and, when both have
-// per-query values on >= 2 common queries, the paired test (salt seeds the
-// bootstrap).
-func (t *Table) compare(c *Cell, x, b *metricAgg, salt string) {
+// paired values on >= 2 common units, the paired test (salt seeds the
+// bootstrap). One world: the units are queries. Several (multi): worlds
+// (the per-world mean over train seeds), the unit that varies.
+func (t *Table) compare(c *Cell, x, b *metricAgg, multi bool, salt string) {
 	bm, _ := meanStd(b.seedMeans)
 	c.HasDelta = true
 	c.Delta = c.Mean - bm
-	if x.perQuery == nil || b.perQuery == nil {
+	xs, bs := x.perQuery, b.perQuery
+	if multi {
+		xs, bs = x.perWorld, b.perWorld
+	}
+	if xs == nil || bs == nil {
 		return
 	}
 	var d []float64
-	for _, q := range sortedKeys(x.perQuery) {
-		if bv, ok := b.perQuery[q]; ok {
-			d = append(d, x.perQuery[q]-bv)
+	for _, q := range sortedKeys(xs) {
+		if bv, ok := bs[q]; ok {
+			d = append(d, xs[q]-bv)
 		}
 	}
 	if len(d) < 2 {
@@ -186,6 +217,7 @@ func (t *Table) compare(c *Cell, x, b *metricAgg, salt string) {
 	}
 	c.HasTest = true
 	c.N = len(d)
+	_, c.DeltaSD = meanStd(d)
 	if t.Test == "bootstrap" {
 		c.P = bootstrapP(d, salt)
 	} else {

@@ -23,6 +23,17 @@ func WriteAll(res *Results, t *Table, formats []string, plots bool, dir string) 
 		}
 		out = append(out, p)
 	}
+	if len(res.Points()) > 0 {
+		sts, err := BuildSweep(res, t.Baseline)
+		if err != nil {
+			return out, err
+		}
+		ps, err := writeSweep(sts, formats, dir)
+		out = append(out, ps...)
+		if err != nil {
+			return out, err
+		}
+	}
 	if plots {
 		ps, err := PlotFiles(res, t, filepath.Join(dir, "plots"))
 		out = append(out, ps...)

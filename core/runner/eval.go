@@ -32,13 +32,14 @@ type evalData struct {
 }
 
 func (r *runner) evalData(ctx context.Context, ds datasetInfo, ts cache.Entry) (*evalData, error) {
-	r.evOnce.Do(func() {
-		r.ev, r.evErr = loadEvalData(ctx, ds.dir, ts.Dir)
-		if r.evErr == nil {
-			r.evErr = r.writeTRECQrels(r.ev)
+	w := ds.w
+	w.evOnce.Do(func() {
+		w.ev, w.evErr = loadEvalData(ctx, ds.dir, ts.Dir)
+		if w.evErr == nil {
+			w.evErr = r.writeTRECQrels(w.ev, w.id)
 		}
 	})
-	return r.ev, r.evErr
+	return w.ev, w.evErr
 }
 
 func loadEvalData(ctx context.Context, dsDir, tsDir string) (*evalData, error) {
@@ -136,8 +137,11 @@ func scanPairs(ctx context.Context, db *sql.DB, q string, f func(q, it string)) 
 }
 
 // writeTRECQrels exports every judgement set and the qid map under trec/.
-func (r *runner) writeTRECQrels(ev *evalData) error {
+func (r *runner) writeTRECQrels(ev *evalData, world string) error {
 	dir := filepath.Join(r.opts.OutDir, "trec")
+	if world != "" {
+		dir = filepath.Join(dir, report.ArmDir(world))
+	}
 	var buf bytes.Buffer
 	if err := metrics.WriteQueryMap(&buf, ev.qids); err != nil {
 		return err

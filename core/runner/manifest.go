@@ -17,14 +17,15 @@ import (
 
 // Manifest is manifest.json: what is needed to reproduce the run.
 type Manifest struct {
-	Crops      string           `json:"crops_version"`
-	Build      version.Build    `json:"crops_build"` // the crops binary's VCS revision, dirty flag, key module versions
-	Protocol   int              `json:"plugin_protocol"`
-	Experiment string           `json:"experiment_file"`
-	Config     *config.Spec     `json:"config"` // resolved
-	Plugins    []ManifestPlugin `json:"plugins"`
-	Dataset    ManifestDataset  `json:"dataset"`
-	Seeds      []int64          `json:"seeds"`
+	Crops      string            `json:"crops_version"`
+	Build      version.Build     `json:"crops_build"` // the crops binary's VCS revision, dirty flag, key module versions
+	Protocol   int               `json:"plugin_protocol"`
+	Experiment string            `json:"experiment_file"`
+	Config     *config.Spec      `json:"config"` // resolved
+	Plugins    []ManifestPlugin  `json:"plugins"`
+	Dataset    ManifestDataset   `json:"dataset"`
+	Worlds     []ManifestDataset `json:"worlds,omitempty"` // every world, when there are several
+	Seeds      []int64           `json:"seeds"`
 	// The git state of the experiment file's repository, when it is in one
 	// (the crops build's own revision is in Build).
 	GitCommit   string               `json:"experiment_git_commit,omitempty"`
@@ -52,6 +53,7 @@ type ManifestPlugin struct {
 
 // ManifestDataset identifies the dataset.
 type ManifestDataset struct {
+	World       string `json:"world,omitempty"` // world id (world seeds, sweeps)
 	Dir         string `json:"dir"`
 	Fingerprint string `json:"fingerprint"` // Merkle sha256 over its files
 	Simulated   bool   `json:"simulated"`
@@ -63,7 +65,13 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
 		Jobs: r.opts.Jobs, Started: start.UTC(), WallSeconds: time.Since(start).Seconds(), Units: map[string]string{},
 	}
-	m.Dataset = ManifestDataset{Dir: r.ds.dir, Fingerprint: r.ds.fingerprint, Simulated: r.ds.simulated}
+	for _, w := range r.worlds {
+		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: w.ds.dir, Fingerprint: w.ds.fingerprint, Simulated: w.ds.simulated})
+	}
+	m.Dataset = m.Worlds[0]
+	if len(m.Worlds) == 1 {
+		m.Worlds = nil
+	}
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
 	r.mu.Lock()
 	m.Stages = map[string]stageTime{}

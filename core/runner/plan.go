@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -59,7 +58,9 @@ func stageNames(u unit) []string {
 // nothing else runs.
 func (r *runner) plan(ctx context.Context) error {
 	r.planning = &planState{lines: map[string][]planLine{}}
-	_ = r.validated(ctx) // lists the validate stage: cached or would run
+	for _, w := range r.worlds {
+		_ = r.validated(ctx, w) // lists the validate stage: cached or would run
+	}
 	us := r.units()
 	var wg sync.WaitGroup
 	for _, u := range us {
@@ -71,7 +72,7 @@ func (r *runner) plan(ctx context.Context) error {
 	}
 	wg.Wait()
 	tw := tabwriter.NewWriter(r.opts.Log, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "plan for %s: %d arms x %d seeds, results in %s\n", r.spec.Name, len(r.spec.Arms), len(r.spec.Seeds), r.opts.OutDir)
+	fmt.Fprintf(tw, "plan for %s: %d arms x %d worlds x %d seeds, results in %s\n", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.OutDir)
 	fmt.Fprintln(tw, "UNIT\tSTAGE\tSTATUS\tKEY")
 	show := func(unitName string, names []string) {
 		got := map[string]planLine{}
@@ -90,30 +91,20 @@ func (r *runner) plan(ctx context.Context) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", un, l.stage, l.status, l.key)
 		}
 	}
-	var shared []string
-	for _, l := range r.planning.lines[""] {
-		shared = append(shared, l.stage)
-	}
-	show("", shared)
-	// Units of their own that no arm names (gate-model: the gate's
-	// discriminator trained on P0) are shown too.
-	isArmUnit := map[string]bool{"": true}
+	// Shared stages: "" for a one-world run, else one group per world.
+	unitNames := map[string]bool{}
 	for _, u := range us {
-		isArmUnit[u.name()] = true
+		unitNames[u.name()] = true
 	}
-	var extra []string
-	for name := range r.planning.lines {
-		if !isArmUnit[name] {
-			extra = append(extra, name)
+	for _, k := range sortedKeys(r.planning.lines) {
+		if unitNames[k] {
+			continue
 		}
-	}
-	sort.Strings(extra)
-	for _, name := range extra {
-		var names []string
-		for _, l := range r.planning.lines[name] {
-			names = append(names, l.stage)
+		var shared []string
+		for _, l := range r.planning.lines[k] {
+			shared = append(shared, l.stage)
 		}
-		show(name, names)
+		show(k, shared)
 	}
 	cached, total := 0, 0
 	for _, u := range us {

@@ -83,21 +83,8 @@ type runner struct {
 	sum      Summary
 	out      sync.Mutex // serializes Log writes
 
-	// Shared, computed once per run.
-	dsOnce  sync.Once
-	ds      datasetInfo
-	dsErr   error
-	tsOnce  sync.Once
-	ts      cache.Entry
-	tsErr   error
-	evOnce  sync.Once
-	ev      *evalData
-	evErr   error
-	llmOnce sync.Once
-	llmURL  string
-	llmErr  error
-	llmStop func()
-	val     validation // the dataset check (validate.go)
+	// The worlds the units run on (one unless world seeds or a sweep).
+	worlds []*worldState
 
 	partialKeys map[string]bool // partial stages committed by this run (partial.go)
 
@@ -190,9 +177,12 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		CallTimeout: callTimeout,
 	})
 	defer r.host.Close()
+	r.worlds = newWorlds(spec)
 	defer func() {
-		if r.llmStop != nil {
-			r.llmStop()
+		for _, w := range r.worlds {
+			if w.llmStop != nil {
+				w.llmStop()
+			}
 		}
 	}()
 	if opts.DryRun {
@@ -217,17 +207,20 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 type unit struct {
-	arm  config.ArmSpec
-	seed int64
+	arm   config.ArmSpec
+	seed  int64
+	world *worldState
 }
 
-func (u unit) name() string { return fmt.Sprintf("%s/seed=%d", u.arm.Name, u.seed) }
+func (u unit) name() string { return fmt.Sprintf("%s/%sseed=%d", u.arm.Name, u.worldName(), u.seed) }
 
 func (r *runner) units() []unit {
 	var us []unit
 	for _, a := range r.spec.Arms {
-		for _, s := range r.spec.Seeds {
-			us = append(us, unit{a, s})
+		for _, w := range r.worlds {
+			for _, s := range r.spec.Seeds {
+				us = append(us, unit{a, s, w})
+			}
 		}
 	}
 	return us
@@ -238,6 +231,7 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	idx := report.Index{
 		Schema: report.ResultsSchema, Name: r.spec.Name, Seeds: r.spec.Seeds, Metrics: r.spec.MetricKeys,
 		Baseline: r.spec.Report.Baseline, Significance: r.spec.Report.Significance, Alpha: r.spec.Report.Alpha,
+		Worlds: indexWorlds(r.spec),
 	}
 	for _, a := range r.spec.Arms {
 		idx.Arms = append(idx.Arms, a.Name)
@@ -253,12 +247,14 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	}
 	// The dataset is checked before any stage uses it: an invalid one stops
 	// the run with the validator's report.
-	if err := r.validated(ctx); err != nil {
-		return &r.sum, err
+	for _, w := range r.worlds {
+		if err := r.validated(ctx, w); err != nil {
+			return &r.sum, err
+		}
 	}
 	us := r.units()
 	r.sum.Units = len(us)
-	r.logf("crops run %s: %d arms x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
+	r.logf("crops run %s: %d arms x %d worlds x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
 	var wg sync.WaitGroup
 	for _, u := range us {
 		wg.Add(1)
@@ -278,7 +274,7 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 			if res.Status != report.StatusOK {
 				r.logf("FAILED %s at %s: %s", u.name(), res.Failed, res.Error)
 			}
-			if err := writeJSON(report.ResultPath(r.opts.OutDir, u.arm.Name, u.seed), res); err != nil {
+			if err := writeJSON(r.resultPath(u), res); err != nil {
 				r.logf("write result of %s: %v", u.name(), err)
 			}
 		}()

@@ -48,6 +48,7 @@ const (
 func writeFileAtomic(path string, b []byte) error { return duck.WriteFileAtomic(path, b, 0o644) }
 
 type datasetInfo struct {
+	w           *worldState // the world this dataset is
 	dir         string
 	fingerprint string // output digest of the dataset (Merkle over its files)
 	simulated   bool
@@ -55,57 +56,59 @@ type datasetInfo struct {
 
 // dataset returns the dataset directory, simulating it as a cached stage
 // when the spec asks for a simulated world.
-func (r *runner) dataset(ctx context.Context) (datasetInfo, error) {
-	r.dsOnce.Do(func() {
+func (r *runner) dataset(ctx context.Context, w *worldState) (datasetInfo, error) {
+	w.dsOnce.Do(func() {
 		ds := r.spec.Dataset
 		if ds.Simulated == nil {
 			dg, _, err := cache.DigestDir(ds.Path)
 			if err != nil {
-				r.dsErr = fmt.Errorf("fingerprint dataset %s: %w", ds.Path, err)
+				w.dsErr = fmt.Errorf("fingerprint dataset %s: %w", ds.Path, err)
 				return
 			}
-			r.ds = datasetInfo{dir: ds.Path, fingerprint: dg}
+			w.ds = datasetInfo{w: w, dir: ds.Path, fingerprint: dg}
 			return
 		}
 		s := ds.Simulated
-		spec, err := sim.LoadSpec(s.Spec, s.Scale)
+		// The world version's defaults, the spec file, then this world's knobs.
+		spec, err := config.WorldSpec(s, w.w.Knobs)
 		if err != nil {
-			r.dsErr = fmt.Errorf("simulated dataset: %w", err)
+			w.dsErr = fmt.Errorf("simulated dataset: %w", err)
 			return
 		}
 		specDigest, err := spec.Digest()
 		if err != nil {
-			r.dsErr = err
+			w.dsErr = err
 			return
 		}
+		seed := w.w.Seed
 		in := cache.KeyInput{Stage: "dataset", Plugin: "crops:simulate", Version: version.Version, Digest: r.self,
-			Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "spec_digest": specDigest}, Seed: s.Seed}
-		e, err := r.do(ctx, stage{id: "dataset", in: in, outputs: []string{filepath.Join(dirWorld, dataset.ManifestFile)}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-			_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(s.Seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
+			Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "world": s.World, "spec_digest": specDigest}, Seed: seed}
+		e, err := r.do(ctx, stage{id: "dataset", unit: w.sharedUnit(""), in: in, outputs: []string{filepath.Join(dirWorld, dataset.ManifestFile)}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
 			return nil, err
 		}})
 		if err != nil {
-			r.dsErr = err
+			w.dsErr = err
 			return
 		}
-		r.ds = datasetInfo{dir: filepath.Join(e.Dir, dirWorld), fingerprint: e.Meta.OutputDigest, simulated: true}
+		w.ds = datasetInfo{w: w, dir: filepath.Join(e.Dir, dirWorld), fingerprint: e.Meta.OutputDigest, simulated: true}
 	})
-	return r.ds, r.dsErr
+	return w.ds, w.dsErr
 }
 
 // testsets computes the click and reformulation test sets and the test
 // queries once per dataset.
-func (r *runner) testsets(ctx context.Context) (cache.Entry, error) {
-	r.tsOnce.Do(func() {
-		ds, err := r.dataset(ctx)
+func (r *runner) testsets(ctx context.Context, w *worldState) (cache.Entry, error) {
+	w.tsOnce.Do(func() {
+		ds, err := r.dataset(ctx, w)
 		if err != nil {
-			r.tsErr = err
+			w.tsErr = err
 			return
 		}
 		window := time.Duration(r.spec.Evaluation.QRWindowS * float64(time.Second))
 		in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 			Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
-		r.ts, r.tsErr = r.do(ctx, stage{id: "testsets", in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		w.ts, w.tsErr = r.do(ctx, stage{id: "testsets", unit: w.sharedUnit(""), in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
 				return nil, err
 			}
@@ -115,20 +118,21 @@ func (r *runner) testsets(ctx context.Context) (cache.Entry, error) {
 			return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
 		}})
 	})
-	return r.ts, r.tsErr
+	return w.ts, w.tsErr
 }
 
 // llmServer starts the simulated world's oracle LLM (core/llmserve) on a
 // free loopback port, once per run, and returns its base URL.
 func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) {
-	r.llmOnce.Do(func() {
+	w := ds.w
+	w.llmOnce.Do(func() {
 		if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
-			r.llmErr = fmt.Errorf("the llm source has no base_url and the dataset has no oracle.parquet to serve: set params.base_url to an OpenAI-compatible endpoint (see docs/experiment-spec.md)")
+			w.llmErr = fmt.Errorf("the llm source has no base_url and the dataset has no oracle.parquet to serve: set params.base_url to an OpenAI-compatible endpoint (see docs/experiment-spec.md)")
 			return
 		}
 		o, err := llmserve.Load(ctx, ds.dir)
 		if err != nil {
-			r.llmErr = err
+			w.llmErr = err
 			return
 		}
 		// One log line per request would drown the run's progress lines;
@@ -136,21 +140,21 @@ func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) 
 		quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
 		if err != nil {
-			r.llmErr = err
+			w.llmErr = err
 			return
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			r.llmErr = fmt.Errorf("llm server: %w", err)
+			w.llmErr = fmt.Errorf("llm server: %w", err)
 			return
 		}
 		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
-		r.llmStop = func() { hs.Close() }
-		r.llmURL = "http://" + ln.Addr().String() + "/v1"
-		r.logf("llm source: serving the world's oracle at %s", r.llmURL)
+		w.llmStop = func() { hs.Close() }
+		w.llmURL = "http://" + ln.Addr().String() + "/v1"
+		r.logf("llm source: serving the world's oracle at %s", w.llmURL)
 	})
-	return r.llmURL, r.llmErr
+	return w.llmURL, w.llmErr
 }
 
 // autoLLM reports whether a source is the built-in llm source without a
@@ -165,7 +169,7 @@ func autoLLM(src config.Source) bool {
 
 // unitResult runs one arm at one seed.
 func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
-	res := &report.ArmSeed{Schema: report.ResultsSchema, Arm: u.arm.Name, Seed: u.seed, StageS: map[string]float64{}}
+	res := &report.ArmSeed{Schema: report.ResultsSchema, Arm: u.arm.Name, World: u.world.id, Seed: u.seed, StageS: map[string]float64{}}
 	if u.arm.Loss != nil {
 		res.LossPlugin = u.arm.Loss.Plugin // the report draws one loss panel per loss
 	}
@@ -173,11 +177,11 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 		res.Status, res.Failed, res.Error = report.StatusFailed, stageName, err.Error()
 		return res
 	}
-	ds, err := r.dataset(ctx)
+	ds, err := r.dataset(ctx, u.world)
 	if err != nil {
 		return failAt("dataset", err)
 	}
-	ts, err := r.testsets(ctx)
+	ts, err := r.testsets(ctx, u.world)
 	if err != nil {
 		return failAt("testsets", err)
 	}
@@ -253,7 +257,7 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 		}
 		if rep, err := minereport.Build(ctx, ds.dir, mo); err != nil {
 			r.logf("WARNING %s: mining report: %v", name, err)
-		} else if err := rep.WriteJSON(filepath.Join(filepath.Dir(report.ResultPath(r.opts.OutDir, a.Name, u.seed)), fileMining)); err != nil {
+		} else if err := rep.WriteJSON(filepath.Join(filepath.Dir(r.resultPath(u)), fileMining)); err != nil {
 			r.logf("WARNING %s: mining report: %v", name, err)
 		}
 		e, err := r.label(ctx, name, ds, a, cands, up, u.seed)
@@ -298,7 +302,7 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 	r.mu.Unlock()
 	// The TREC run file, next to the result, for trec_eval.
 	if b, err := os.ReadFile(filepath.Join(ev.Dir, fileRun)); err == nil {
-		writeFileAtomic(filepath.Join(filepath.Dir(report.ResultPath(r.opts.OutDir, a.Name, u.seed)), fileRun), b)
+		writeFileAtomic(filepath.Join(filepath.Dir(r.resultPath(u)), fileRun), b)
 	}
 	return res
 }
@@ -396,7 +400,7 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 		return cache.Entry{}, nil, err
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
-	e, err := r.do(ctx, stage{id: "gate-model/" + name, in: in, plugin: pluginRef(sdk.KindRetriever, pl).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	e, err := r.do(ctx, stage{id: "gate-model/" + name, unit: ds.w.sharedUnit(""), in: in, plugin: pluginRef(sdk.KindRetriever, pl).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, pj, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
@@ -418,7 +422,7 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 // that theta never learns from the candidates it will judge. The stages are
 // the ordinary mine/label/train stages, keyed and cached like any arm's.
 func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *config.Plugin, loss string, seed int64) (cache.Entry, error) {
-	const unitName = "gate-model"
+	unitName := ds.w.sharedUnit("gate-model")
 	src := config.Source{Name: "clicks", Plugin: config.Plugin{Plugin: "clicks"}}
 	mined, err := r.mine(ctx, unitName, ds, src, seed)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // fileValidation is the validator's report inside the validate stage.
 const fileValidation = "validation.json"
 
-// validation is the dataset check, done once per run.
+// validation is the dataset check, done once per world.
 type validation struct {
 	once sync.Once
 	err  error
@@ -44,11 +44,11 @@ func (r *runner) validateOptions() dataset.ValidateOptions {
 // cached stage keyed by the dataset's fingerprint and the limits, so a
 // dataset is validated once; an invalid one is never committed (and so is
 // checked again next run, after the user fixed it).
-func (r *runner) validated(ctx context.Context) error {
-	r.val.once.Do(func() {
-		ds, err := r.dataset(ctx)
+func (r *runner) validated(ctx context.Context, w *worldState) error {
+	w.val.once.Do(func() {
+		ds, err := r.dataset(ctx, w)
 		if err != nil {
-			r.val.err = err
+			w.val.err = err
 			return
 		}
 		opts := r.validateOptions()
@@ -56,7 +56,7 @@ func (r *runner) validated(ctx context.Context) error {
 			Params: map[string]any{"max_text_bytes": opts.MaxTextBytes, "max_rows_per_request": opts.MaxRowsPerRequest,
 				"max_feed_items_per_user": opts.MaxFeedItemsPerUser},
 			Upstream: map[string]string{"dataset": ds.fingerprint}}
-		_, r.val.err = r.do(ctx, stage{id: "validate", in: in, outputs: []string{fileValidation},
+		_, w.val.err = r.do(ctx, stage{id: "validate", unit: w.sharedUnit(""), in: in, outputs: []string{fileValidation},
 			run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 				rep, err := dataset.Validate(ctx, ds.dir, opts)
 				if err != nil {
@@ -78,5 +78,5 @@ func (r *runner) validated(ctx context.Context) error {
 				return json.Marshal(map[string]any{"warnings": rep.Warnings, "checks": rep.ChecksRun})
 			}})
 	})
-	return r.val.err
+	return w.val.err
 }

@@ -14,5 +14,6 @@ func Set() *sdk.Set {
 	registerLosses(s)
 	registerRetrievers(s)
 	registerBM25(s)
+	registerReplay(s)
 	return s
 }
