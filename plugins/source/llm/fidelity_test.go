@@ -111,9 +111,5 @@ func TestFidelityP3RelatedQueriesInItemText(t *testing.T) {
 	}
 }
 
-// Known deviation 3 of issue 17, server side: the world's offline LLM server
-// (core/llmserve) reads only the query from the prompt, so the exemplar sent
-// above has no effect on the answer.
-func TestFidelityP3ExemplarConditionsTheAnswer(t *testing.T) {
-	t.Skip("known deviation (issue 17, deviation 3): the world's LLM server (core/llmserve) ignores the one-shot exemplar")
-}
+// The server half of deviation 3 (the world's LLM ignores the exemplar) is
+// checked in core/llmserve: TestFidelityP3ExemplarConditionsTheAnswer.
