@@ -8,10 +8,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/sim"
+	"github.com/cropsdev/crops/plugins/source/clicks"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -135,11 +141,54 @@ func TestFidelityLabelAblations(t *testing.T) {
 	}
 }
 
-// Known deviation 4 of issue 17: the simulated world makes 99.5% of
-// exposed-unclicked pairs relevant, so HLA (tier 3 above tiers 2 and 1) and
-// binary labels (tier 3 negative) differ far more than on the paper's logs
-// (19 points vs 1.3). The labelers above follow the paper; the inflation is
-// the world's (core/sim), for the world-v2 issue.
+// Known deviation 4 of issue 17: in the simulated world almost every
+// exposed-unclicked pair is relevant (99.5% on the small world), so HLA (tier
+// 3 above tiers 2 and 1) and binary labels (tier 3 negative) differ far more
+// than on the paper's logs (19 points vs 1.3). The labelers follow the paper;
+// the inflation is the world's (core/sim, for the world-v2 issue). The test
+// runs the real pipeline on a tiny world (simulate, clicks source, hla) and
+// measures the share of tier-3 pairs that the world's qrels call relevant;
+// it skips while that share is above 90% and passes once the world makes
+// tier 3 a mix.
 func TestFidelityLabelAblationGap(t *testing.T) {
-	t.Skip("known deviation (issue 17, deviation 4): label-ablation inflation from the world (99.5% of exposed-unclicked pairs relevant in core/sim); see the world-v2 issue")
+	if testing.Short() {
+		t.Skip("simulates a tiny world")
+	}
+	ctx := context.Background()
+	world := t.TempDir()
+	spec, err := sim.DefaultSpec("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Simulate(ctx, sim.Options{Scale: "tiny", Seed: 1, Spec: spec, OutDir: world,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	cand, labels := filepath.Join(work, "clicks.parquet"), filepath.Join(work, "labels.parquet")
+	if _, err := clicks.New().Mine(ctx, sdk.MineRequest{DatasetDir: world, OutputPath: cand}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewHLA().Label(ctx, sdk.LabelRequest{Candidates: []sdk.CandidateTable{{Source: clicks.Name, Path: cand}}, OutputPath: labels}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n, relevant int64
+	err = db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE q.grade > 0)
+		FROM %s l LEFT JOIN (SELECT query, item_id, max(grade) AS grade FROM %s GROUP BY query, item_id) q USING (query, item_id)
+		WHERE l.tier = 3`, duck.ReadParquet(labels), duck.ReadParquet(dataset.TablePath(world, dataset.QrelsTable)))).Scan(&n, &relevant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("the tiny world has no exposed-unclicked pairs")
+	}
+	share := float64(relevant) / float64(n)
+	if share > 0.9 {
+		t.Skipf("known deviation (issue 17, deviation 4): label-ablation inflation from the world: %.1f%% of the %d tier-3 (exposed, never clicked) pairs are relevant by the world's qrels", 100*share, n)
+	}
 }
