@@ -49,7 +49,7 @@ func TestWorldErrors(t *testing.T) {
 		{"negative count", "{reformulate_prob: 0.5}", "{max_reformulations: -1}",
 			`exp.yaml:5:33: knob max_reformulations: max_reformulations must be >= 0 (got -1)`},
 		{"NaN knob", "{reformulate_prob: 0.5}", "{reformulate_prob: .nan}",
-			`exp.yaml:5:31: knob reformulate_prob: NaN is not a finite number`},
+			`exp.yaml:5:31: .nan is not a finite number`},
 		{"knob wrong type", "{reformulate_prob: 0.5}", "{topics: many}",
 			"exp.yaml:5:21: knob topics: expected a value of another type: cannot unmarshal !!str `many` into int"},
 		{"unknown world", "    scale: tiny", "    scale: tiny\n    world: v9",

@@ -81,6 +81,13 @@ func Generate(repoRoot string) ([]byte, error) {
 				what = "the name of a source in defaults.sources, or of a built-in source plugin"
 			}
 			return &jsonschema.Schema{OneOf: []*jsonschema.Schema{{Type: "string", Description: what}, obj}}
+		case reflect.TypeFor[config.Seeds]():
+			// seeds: [1, 2] (train seeds on one world) or {world: [...], train: [...]}.
+			obj := plain.ReflectFromType(t)
+			obj.Version = ""
+			list := &jsonschema.Schema{Type: "array", Items: &jsonschema.Schema{Type: "integer"}, MinItems: ptrUint(1),
+				Description: "train seeds on one world"}
+			return &jsonschema.Schema{OneOf: []*jsonschema.Schema{list, obj}}
 		}
 		return nil
 	}
@@ -96,3 +103,5 @@ func Generate(repoRoot string) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
+
+func ptrUint(v uint64) *uint64 { return &v }
