@@ -314,7 +314,9 @@ func (r *retriever) Train(ctx context.Context, req sdk.TrainRequest, progress fu
 	last.Store(time.Now().UnixNano())
 	wrapped := func(ev sdk.Progress) {
 		last.Store(time.Now().UnixNano())
-		progress(ev)
+		if progress != nil { // callers may not want progress events
+			progress(ev)
+		}
 	}
 	stop := r.p.host.watchProgress(r.p.ref, &last, cancel)
 	err := r.impl.Train(ctx, req, wrapped)

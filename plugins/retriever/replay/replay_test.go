@@ -69,6 +69,9 @@ func world(t *testing.T) string {
 	)
 	sqlRows(t, dataset.TablePath(dir, dataset.SplitTable), "request_id, split",
 		"('r1','train')", "('r2','train')", "('r3','train')", "('r4','test')", "('r5','test')")
+	// The catalog: the host checks every returned id against it.
+	sqlRows(t, dataset.TablePath(dir, dataset.ItemsTable), "item_id",
+		"('a')", "('b')", "('c')", "('d')", "('z')", "('q')")
 	return dir
 }
 
@@ -157,7 +160,7 @@ func TestThroughPluginHost(t *testing.T) {
 		want []hit
 	}{{10, all}, {3, all[:3]}, {1, all[:1]}} {
 		out := filepath.Join(dir, "res.parquet")
-		if err := ret.Search(ctx, sdk.SearchRequest{ModelDir: model, QueriesPath: queries, K: tc.k, OutputPath: out}); err != nil {
+		if err := ret.Search(ctx, sdk.SearchRequest{ModelDir: model, QueriesPath: queries, ItemsPaths: []string{dataset.TablePath(ds, dataset.ItemsTable)}, K: tc.k, OutputPath: out}); err != nil {
 			t.Fatal(err)
 		}
 		got := readHits(t, out, "query, item_id, rank, score")
