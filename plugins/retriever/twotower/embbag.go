@@ -59,10 +59,7 @@ func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, ou
 				if wt == 0 {
 					continue
 				}
-				row := table[int(ids[r*L+l])*dim:][:dim]
-				for d, x := range row {
-					o[d] += wt * x
-				}
+				axpy(o, table[int(ids[r*L+l])*dim:][:dim], wt)
 			}
 		}
 	})
@@ -97,10 +94,7 @@ func bagBackward(grad []float32, dim, rows int, inputs []bagInput, touched []boo
 							continue
 						}
 						touched[id] = true
-						dst := grad[int(id)*dim:][:dim]
-						for d, x := range g {
-							dst[d] += wt * x
-						}
+						axpy(grad[int(id)*dim:][:dim], g, wt)
 					}
 				}
 			}
@@ -167,4 +161,34 @@ func activeRows(m, v []float32, dim int) []bool {
 		}
 	}
 	return act
+}
+
+// lazyAdam is AdamW restricted to the rows touched by this step's batch
+// (optimizer lazy-adamw; sparse-adam is the same with wd = 0): only those
+// rows' moments advance and only those rows decay; every other row is left
+// exactly as it is. Bias correction uses the global step count (as
+// torch.optim.SparseAdam and TF Addons' LazyAdam), not per-row counts. It
+// zeroes the gradient rows it consumes.
+func lazyAdam(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step int64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-7
+	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
+	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
+	flr, fwd := float32(lr), float32(lr*wd)
+	rows := len(p) / dim
+	parallelFor(rows, runtime.GOMAXPROCS(0), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			if !touched[r] {
+				continue
+			}
+			for i := r * dim; i < (r+1)*dim; i++ {
+				gi := g[i]
+				mi := b1*m[i] + (1-b1)*gi
+				vi := b2*v[i] + (1-b2)*gi*gi
+				m[i], v[i] = mi, vi
+				p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+				g[i] = 0
+			}
+			touched[r] = false
+		}
+	})
 }

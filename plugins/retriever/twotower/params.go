@@ -44,6 +44,16 @@ type Params struct {
 	WeightDecay           float64 `json:"weight_decay"`
 	ProgressEvery         int     `json:"progress_every"` // steps between progress events
 	KeepCheckpoints       int     `json:"keep_checkpoints"`
+	// CheckpointEvery writes a checkpoint after every this many epochs and
+	// after the last one; 0 writes none (the final model is always saved).
+	CheckpointEvery int `json:"checkpoint_every"`
+	// Optimizer of the embedding tables on the Go path (the MLPs and tau
+	// always take dense AdamW): "adamw" (dense: every row decays and
+	// follows its moments every step), "lazy-adamw" (only the rows in the
+	// batch: their moments, update and decay), "sparse-adam" (lazy, no
+	// weight decay, as torch.optim.SparseAdam). docs/two-tower.md has the
+	// formulas.
+	Optimizer string `json:"optimizer"`
 	// MaxSteps stops an epoch-based run after this many optimizer steps in
 	// total (0 = no limit); benchmarks use it to time a fixed amount of work.
 	MaxSteps int64 `json:"max_steps"`
@@ -77,6 +87,8 @@ func defaultParams() Params {
 		WeightDecay:           1e-4,
 		ProgressEvery:         10,
 		KeepCheckpoints:       2,
+		CheckpointEvery:       1,
+		Optimizer:             "adamw",
 		EncodeBatch:           256,
 		ScoreMode:             "cosine",
 	}
@@ -108,6 +120,9 @@ func (p *Params) Validate() error {
 		{p.WeightDecay >= 0, "weight_decay must be >= 0"},
 		{p.ProgressEvery >= 1, "progress_every must be >= 1"},
 		{p.KeepCheckpoints >= 1, "keep_checkpoints must be >= 1"},
+		{p.CheckpointEvery >= 0, "checkpoint_every must be >= 0 (0 = no mid-run checkpoints)"},
+		{p.Optimizer == "adamw" || p.Optimizer == "lazy-adamw" || p.Optimizer == "sparse-adam", `optimizer must be "adamw", "lazy-adamw" or "sparse-adam"`},
+		{p.Optimizer == "adamw" || p.EmbeddingBag == "go", `optimizer "lazy-adamw" and "sparse-adam" need embedding_bag "go" (the graph path runs gomlx's dense AdamW)`},
 		{p.MaxSteps >= 0, "max_steps must be >= 0"},
 		{p.SearchWorkers >= 0, "search_workers must be >= 0 (0 = all cores)"},
 		{p.EncodeBatch >= 1, "encode_batch must be >= 1"},
@@ -160,6 +175,8 @@ const paramsSchema = `{
     "weight_decay": {"type": "number", "default": 0.0001},
     "progress_every": {"type": "integer", "default": 10},
     "keep_checkpoints": {"type": "integer", "default": 2},
+    "checkpoint_every": {"type": "integer", "default": 1},
+    "optimizer": {"enum": ["adamw", "lazy-adamw", "sparse-adam"], "default": "adamw"},
     "max_steps": {"type": "integer", "default": 0},
     "search_workers": {"type": "integer", "default": 0},
     "encode_batch": {"type": "integer", "default": 256},
