@@ -50,9 +50,9 @@ type goNet struct {
 	gemm    search.GEMM
 
 	// Training state, set up by initTrain.
-	trained  bool
-	dense    []denseParam // MLP weights and biases (and log tau): dense AdamW
-	tables   []tableState
+	trained bool
+	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
+	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
 }
 
