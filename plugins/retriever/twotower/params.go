@@ -64,6 +64,10 @@ type Params struct {
 	ScoreMode     string `json:"score_mode"`     // "cosine" | "logit" (cosine / tau)
 }
 
+// DefaultOptimizer is the tables' default optimizer: the one with the better
+// recall at equal epochs on the small world (docs/two-tower.md).
+const DefaultOptimizer = "adamw"
+
 func defaultParams() Params {
 	return Params{
 		Backend:               "go",
@@ -88,7 +92,7 @@ func defaultParams() Params {
 		ProgressEvery:         10,
 		KeepCheckpoints:       2,
 		CheckpointEvery:       1,
-		Optimizer:             "adamw",
+		Optimizer:             DefaultOptimizer,
 		EncodeBatch:           256,
 		ScoreMode:             "cosine",
 	}
