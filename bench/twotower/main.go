@@ -73,6 +73,9 @@ func flagSet(name string) bool {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "plugin" {
+		os.Exit(sdk.Main(pluginSet(), os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var (
 		world    = flag.String("world", "", "dataset dir (default: simulate -scale into -work)")
 		scale    = flag.String("scale", "medium", "simulated world scale when -world is empty")
@@ -87,7 +90,8 @@ func main() {
 		cpuprof  = flag.String("cpuprofile", "", "only profile one crops run (default params, all cores) into this file")
 		seed     = flag.Int64("seed", 1, "seed")
 		detSteps = flag.Int("det-steps", 3, "steps of the two short runs that check determinism at this scale (0 = skip)")
-		mode     = flag.String("mode", "throughput", "throughput (vs PyTorch, -out bench/results/twotower.json), quality (recall by optimizer, -out bench/results/twotower_quality.json) or losses "+
+		mode     = flag.String("mode", "throughput", "throughput (vs PyTorch, -out bench/results/twotower.json), quality (recall by optimizer, -out bench/results/twotower_quality.json), "+
+			"boundary (loss plugin vs in-process loss on the real step, -out bench/results/twotower_boundary.json) or losses "+
 			"(epoch time of infonce's per-positive rows vs h-infonce, step time of infonce-binary vs h-infonce; -out bench/results/twotower_losses.json)")
 		epochSteps = flag.Int("epoch-steps", 0, "losses mode: cap (max_steps) on the steps run with h-infonce and infonce (0 = whole epochs, see -min-steps)")
 		stepSteps  = flag.Int("step-steps", 0, "losses mode: cap (max_steps) on the steps run with infonce-binary (0 = whole epochs)")
@@ -98,9 +102,9 @@ func main() {
 	flag.Parse()
 	var lc *lossesConfig
 	switch *mode {
-	case "throughput", "quality":
-		if *mode == "quality" && !flagSet("out") {
-			*out = "bench/results/twotower_quality.json"
+	case "throughput", "quality", "boundary":
+		if *mode != "throughput" && !flagSet("out") {
+			*out = "bench/results/twotower_" + *mode + ".json"
 		}
 	case "losses":
 		lc = &lossesConfig{minSteps: *minSteps, epochSteps: *epochSteps, stepSteps: *stepSteps, repeats: max(1, *repeats),
@@ -114,7 +118,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench/twotower: -mode %q: want throughput or losses\n", *mode)
 		os.Exit(2)
 	}
-	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *rounds, *seed, *detSteps, lc, *mode == "quality", *qSeeds); err != nil {
+	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *rounds, *seed, *detSteps, lc, *mode, *qSeeds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/twotower:", err)
 		os.Exit(1)
 	}
@@ -126,7 +130,7 @@ type lossesConfig struct {
 	samplings                                []string
 }
 
-func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, rounds int, seed int64, detSteps int, lc *lossesConfig, quality bool, qSeeds int) error {
+func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, rounds int, seed int64, detSteps int, lc *lossesConfig, mode string, qSeeds int) error {
 	ctx := context.Background()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -158,7 +162,10 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	if err := json.Unmarshal([]byte(params), &p); err != nil {
 		return fmt.Errorf("-params: %w", err)
 	}
-	if quality {
+	if mode == "boundary" {
+		return runBoundary(ctx, world, worldNote, labels, work, out, p, warmup, steps, rounds, seed)
+	}
+	if mode == "quality" {
 		var seeds []int64
 		for s := int64(1); s <= int64(qSeeds); s++ {
 			seeds = append(seeds, s)

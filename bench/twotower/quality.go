@@ -52,8 +52,10 @@ func runQuality(ctx context.Context, world, worldNote, labels, work, out string,
 	for _, seed := range seeds { // seeds outer: the optimizers interleave
 		for _, o := range optimizers {
 			p := maps.Clone(params)
-			p["optimizer"] = o
-			p["checkpoint_every"] = 0
+			if o != "" { // "" = a build without the optimizer param (the baseline before it)
+				p["optimizer"] = o
+				p["checkpoint_every"] = 0
+			}
 			pj, _ := json.Marshal(p)
 			dir := filepath.Join(work, fmt.Sprintf("quality-%s-%d", o, seed))
 			os.RemoveAll(dir)

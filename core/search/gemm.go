@@ -2,6 +2,7 @@ package search
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // GEMM is a dense float32 matrix product built on the search kernel (4 rows
@@ -96,10 +97,21 @@ func (g *GEMM) Mul(c, a, b []float32, m, k, n int, transA, transB bool, workers 
 		run(0, groups)
 		return
 	}
+	// Pieces (up to 4 per worker) from a shared counter, so that a core
+	// slowed by other work takes fewer; a row's values never depend on it.
+	pieces := min(groups, 4*workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := range workers {
-		g0, g1 := w*groups/workers, (w+1)*groups/workers
-		wg.Go(func() { run(g0, g1) })
+	for range workers {
+		wg.Go(func() {
+			for {
+				p := int(next.Add(1)) - 1
+				if p >= pieces {
+					return
+				}
+				run(p*groups/pieces, (p+1)*groups/pieces)
+			}
+		})
 	}
 	wg.Wait()
 }

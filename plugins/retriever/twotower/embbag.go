@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The Go embedding-bag kernel (embedding_bag = "go", the default).
@@ -21,8 +22,10 @@ import (
 // gomlx graph, which also returns dS/dbag for the backward pass.
 // embedding_bag = "graph" keeps everything in gomlx (for XLA backends).
 
-// parallelFor runs fn(lo, hi) over [0, n) split into at most workers
-// contiguous ranges.
+// parallelFor runs fn(lo, hi) over [0, n) cut into contiguous pieces (up to
+// 4 per worker) that workers goroutines take from a shared counter: on a
+// shared machine a core slowed by other work takes fewer pieces. Which
+// worker runs a piece never changes what it computes.
 func parallelFor(n, workers int, fn func(lo, hi int)) {
 	if workers < 1 {
 		workers = 1
@@ -34,15 +37,19 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	pieces := min(n, 4*workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= pieces {
+					return
+				}
+				fn(k*n/pieces, (k+1)*n/pieces)
+			}
+		})
 	}
 	wg.Wait()
 }
@@ -80,8 +87,12 @@ type bagInput struct {
 // the rows written (for cheap re-zeroing).
 func bagBackward(grad []float32, dim, rows int, inputs []bagInput, touched []bool) {
 	workers := runtime.GOMAXPROCS(0)
-	chunk := (rows + workers - 1) / workers
-	parallelFor(workers, workers, func(wlo, whi int) {
+	ranges := 2 * workers // each range scans every slot: few, but more than workers
+	if workers == 1 {
+		ranges = 1
+	}
+	chunk := (rows + ranges - 1) / ranges
+	parallelFor(ranges, workers, func(wlo, whi int) {
 		for wk := wlo; wk < whi; wk++ {
 			lo, hi := int32(wk*chunk), int32(min((wk+1)*chunk, rows))
 			for _, in := range inputs {
