@@ -85,7 +85,8 @@ func main() {
 		python   = flag.String("python", "/usr/bin/python3", "python with torch (Debian python3-torch)")
 		out      = flag.String("out", "bench/results/twotower.json", "results file")
 		params   = flag.String("params", "{}", "two-tower params (JSON) on top of the defaults")
-		rounds   = flag.Int("rounds", 5, "interleaved rounds (every configuration once per round)")
+		rounds   = flag.Int("rounds", 5, "interleaved rounds of the main configurations (crops default at 2 and 1 cores, torch sparse at 1 and 2 threads)")
+		xRounds  = flag.Int("extra-rounds", 2, "rounds (the first ones) that also run the secondary configurations: crops with the other optimizers, torch dense (4-8x slower than sparse)")
 		qSeeds   = flag.Int("quality-seeds", 3, "quality mode: seeds 1..n per optimizer")
 		cpuprof  = flag.String("cpuprofile", "", "only profile one crops run (default params, all cores) into this file")
 		seed     = flag.Int64("seed", 1, "seed")
@@ -118,7 +119,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench/twotower: -mode %q: want throughput or losses\n", *mode)
 		os.Exit(2)
 	}
-	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *rounds, *seed, *detSteps, lc, *mode, *qSeeds); err != nil {
+	if err := run(*world, *scale, *work, *steps, *warmup, *python, *out, *params, *cpuprof, *rounds, *xRounds, *seed, *detSteps, lc, *mode, *qSeeds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/twotower:", err)
 		os.Exit(1)
 	}
@@ -130,7 +131,7 @@ type lossesConfig struct {
 	samplings                                []string
 }
 
-func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, rounds int, seed int64, detSteps int, lc *lossesConfig, mode string, qSeeds int) error {
+func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, rounds, xRounds int, seed int64, detSteps int, lc *lossesConfig, mode string, qSeeds int) error {
 	ctx := context.Background()
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
@@ -213,14 +214,17 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	// The configurations, run in interleaved rounds (every configuration
 	// once per round, same order), so that the machine's load drifts over
 	// all of them alike. Ratios are taken within a round.
-	goCfgs := []goCfg{{"crops-2core", 2, ""}, {"crops-1core", 1, ""}}
+	// Secondary configurations run only in the first xRounds rounds.
+	goCfgs := []goCfg{{"crops-2core", 2, "", false}, {"crops-1core", 1, "", false}}
 	for _, o := range []string{"adamw", "lazy-adamw", "sparse-adam"} {
-		goCfgs = append(goCfgs, goCfg{"crops-2core-" + o, 2, o})
+		if o != twotower.DefaultOptimizer {
+			goCfgs = append(goCfgs, goCfg{"crops-2core-" + o, 2, o, true})
+		}
 	}
 	var torchCfgs []torchCfg
-	for _, o := range []string{"dense", "sparse"} {
+	for _, o := range []string{"sparse", "dense"} {
 		for _, th := range []int{1, 2} {
-			torchCfgs = append(torchCfgs, torchCfg{fmt.Sprintf("torch-%s-%dthread", o, th), o, th})
+			torchCfgs = append(torchCfgs, torchCfg{fmt.Sprintf("torch-%s-%dthread", o, th), o, th, o == "dense"})
 		}
 	}
 	// torch.compile: recorded as unavailable when the installed torch lacks it.
@@ -247,6 +251,9 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	for r := 0; r < rounds; r++ {
 		loads = append(loads, machine.LoadAvg())
 		for _, c := range goCfgs {
+			if c.secondary && r >= xRounds {
+				continue
+			}
 			pp := maps.Clone(p)
 			if c.optimizer != "" {
 				pp["optimizer"] = c.optimizer
@@ -260,6 +267,9 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			slog.Info("round", "r", r, "cfg", c.name, "examples_per_sec", d["examples_per_sec"])
 		}
 		for _, c := range torchCfgs {
+			if c.secondary && r >= xRounds {
+				continue
+			}
 			cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches,
 				"--warmup", fmt.Sprint(warmup), "--steps", fmt.Sprint(steps), "--threads", fmt.Sprint(c.threads), "--optimizer", c.optimizer)
 			cmd.Stderr = os.Stderr
@@ -290,6 +300,12 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			best = c.name
 		}
 	}
+	optCfg := func(o string) string { // the 2-core crops configuration training with o
+		if o == twotower.DefaultOptimizer {
+			return "crops-2core"
+		}
+		return "crops-2core-" + o
+	}
 	bestOf := func(names ...string) string {
 		b := names[0]
 		for _, n := range names[1:] {
@@ -303,10 +319,17 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
 			"ratio": ratio(rates["crops-2core"], rates[best])},
 		"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
+		"crops_over_each_torch": func() map[string]any {
+			m := map[string]any{}
+			for _, c := range torchCfgs {
+				m[c.name] = ratio(rates["crops-2core"], rates[c.name])
+			}
+			return m
+		}(),
 		"crops_adamw_over_torch_dense_best": map[string]any{"torch": bestOf("torch-dense-1thread", "torch-dense-2thread"),
-			"ratio": ratio(rates["crops-2core-adamw"], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
+			"ratio": ratio(rates[optCfg("adamw")], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
 		"crops_sparse_adam_over_torch_sparse_best": map[string]any{"torch": bestOf("torch-sparse-1thread", "torch-sparse-2thread"),
-			"ratio": ratio(rates["crops-2core-sparse-adam"], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
+			"ratio": ratio(rates[optCfg("sparse-adam")], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
 	}
 
 	// Determinism at this scale: two short runs, same seed, identical model bytes.
@@ -347,6 +370,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		"config":         info,
 		"loss":           "h-infonce (plugins/loss, in process), query_mean",
 		"steps":          steps, "warmup_steps": warmup, "rounds": rounds,
+		"rounds_of_secondary_configurations":   xRounds,
 		"timed_examples":                       timedExamples,
 		"crops_default_optimizer":              twotower.DefaultOptimizer,
 		"configurations":                       summary,
@@ -370,12 +394,14 @@ type goCfg struct {
 	name      string
 	procs     int
 	optimizer string // "" = the default
+	secondary bool
 }
 
 type torchCfg struct {
 	name      string
 	optimizer string
 	threads   int
+	secondary bool
 }
 
 // goRun trains on GOMAXPROCS procs and times the steps after warmup.
@@ -438,10 +464,10 @@ func stat(v []float64) map[string]any {
 	return map[string]any{"median": median(v), "min": slices.Min(v), "max": slices.Max(v), "values": v}
 }
 
-// ratio is a/b per round, summarised.
+// ratio is a/b per round (over the rounds both ran), summarised.
 func ratio(a, b []float64) map[string]any {
-	r := make([]float64, len(a))
-	for i := range a {
+	r := make([]float64, min(len(a), len(b)))
+	for i := range r {
 		r[i] = a[i] / b[i]
 	}
 	return stat(r)

@@ -66,7 +66,7 @@ type Params struct {
 
 // DefaultOptimizer is the tables' default optimizer: the one with the better
 // recall at equal epochs on the small world (docs/two-tower.md).
-const DefaultOptimizer = "adamw"
+const DefaultOptimizer = "lazy-adamw"
 
 func defaultParams() Params {
 	return Params{
@@ -126,7 +126,7 @@ func (p *Params) Validate() error {
 		{p.KeepCheckpoints >= 1, "keep_checkpoints must be >= 1"},
 		{p.CheckpointEvery >= 0, "checkpoint_every must be >= 0 (0 = no mid-run checkpoints)"},
 		{p.Optimizer == "adamw" || p.Optimizer == "lazy-adamw" || p.Optimizer == "sparse-adam", `optimizer must be "adamw", "lazy-adamw" or "sparse-adam"`},
-		{p.Optimizer == "adamw" || p.EmbeddingBag == "go", `optimizer "lazy-adamw" and "sparse-adam" need embedding_bag "go" (the graph path runs gomlx's dense AdamW)`},
+		{p.Optimizer == "adamw" || p.EmbeddingBag == "go", `embedding_bag "graph" trains the tables with gomlx's dense AdamW: set optimizer "adamw" (the default, "lazy-adamw", and "sparse-adam" need embedding_bag "go")`},
 		{p.MaxSteps >= 0, "max_steps must be >= 0"},
 		{p.SearchWorkers >= 0, "search_workers must be >= 0 (0 = all cores)"},
 		{p.EncodeBatch >= 1, "encode_batch must be >= 1"},
@@ -180,7 +180,7 @@ const paramsSchema = `{
     "progress_every": {"type": "integer", "default": 10},
     "keep_checkpoints": {"type": "integer", "default": 2},
     "checkpoint_every": {"type": "integer", "default": 1},
-    "optimizer": {"enum": ["adamw", "lazy-adamw", "sparse-adam"], "default": "adamw"},
+    "optimizer": {"enum": ["adamw", "lazy-adamw", "sparse-adam"], "default": "lazy-adamw"},
     "max_steps": {"type": "integer", "default": 0},
     "search_workers": {"type": "integer", "default": 0},
     "encode_batch": {"type": "integer", "default": 256},
