@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes bench/results/*.json (each with the machine
-# described). The reference implementations (PyTorch, FAISS) come from
+# described, the load average and the references' thread counts and versions).
+# Comparisons run in interleaved rounds (A B A B ...) and report the median
+# and spread of the per-round ratios; references run at 1 thread and at all
+# cores and the faster counts. The reference implementations (PyTorch, FAISS) come from
 # Debian's packages and are installed here for the benchmark only.
 # Usage: bench/run.sh [name ...]   (default: all)
 set -euo pipefail
@@ -29,7 +32,10 @@ sel loss     && go run ./bench/loss
 sel search   && go run ./bench/search
 sel plugin   && go run ./bench/plugin
 sel mining   && go run ./bench/mining -medium "$worlds/medium" -large "$worlds/large"
-sel twotower && go run ./bench/twotower
+# Two-tower: throughput against PyTorch (dense and sparse, 1 and 2 threads),
+# Recall@100 by table optimizer on the small world (3 seeds), and the loss
+# plugin boundary on the real step.
+sel twotower && { go run ./bench/twotower; go run ./bench/twotower -mode quality -scale small; go run ./bench/twotower -mode boundary; }
 sel llm      && { [ -f "$worlds/medium/dataset.yaml" ] || bin/crops data simulate --scale medium --seed 1 --out "$worlds/medium"; go run ./bench/llm -world "$worlds/medium"; }
 sel gate     && go run ./bench/gate
 echo "results in bench/results/"

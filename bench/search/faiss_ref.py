@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 items_path, queries_path, dim, k, threads, ids_out = sys.argv[1:7]
+reps = int(sys.argv[7]) if len(sys.argv) > 7 else 3
 dim, k, threads = int(dim), int(k), int(threads)
 items = np.fromfile(items_path, dtype="<f4").reshape(-1, dim)
 queries = np.fromfile(queries_path, dtype="<f4").reshape(-1, dim)
@@ -22,7 +23,7 @@ index = faiss.IndexFlatIP(dim)
 index.add(items)
 index.search(queries[:8], k)  # warm-up
 best = None
-for _ in range(3):
+for _ in range(reps):
     t0 = time.perf_counter()
     _, ids = index.search(queries, k)
     dt = time.perf_counter() - t0

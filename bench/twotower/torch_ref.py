@@ -7,11 +7,19 @@ Same model: hashed feature embedding bags (weighted sum with the exported
 mean-pooling weights), MLP (Linear-ReLU-Linear), L2 norm, cosine / tau with
 learnable log tau floored at min_tau; same H-InfoNCE loss (query_mean
 reduction, every sample a positive against strictly lower tiers); AdamW
-(decoupled weight decay, as gomlx's Adam WeightDecay). Dense gradients, as in
-gomlx. Prints one JSON line: examples/s over the timed steps.
+(decoupled weight decay, as gomlx's Adam WeightDecay).
+
+--optimizer dense: dense gradients everywhere, torch.optim.AdamW (crops'
+optimizer: adamw). --optimizer sparse: EmbeddingBag(sparse=True) with
+torch.optim.SparseAdam for the table (only the rows in the batch move, no
+weight decay; crops' optimizer: sparse-adam) and AdamW for the MLPs and tau.
+--compile wraps the model in torch.compile when the installed torch has it
+(Debian's 1.13 does not: the output then says so). Prints one JSON line:
+examples/s over the timed steps, the thread count and the versions.
 """
 import argparse
 import json
+import os
 import struct
 import time
 
@@ -55,15 +63,15 @@ class Tower(torch.nn.Module):
 
 
 class TwoTower(torch.nn.Module):
-    def __init__(self, info):
+    def __init__(self, info, sparse=False):
         super().__init__()
         V, E, H, O = info["hash_buckets"], info["embedding_dim"], info["hidden_dim"], info["output_dim"]
-        eq = torch.nn.EmbeddingBag(V, E, mode="sum")
+        eq = torch.nn.EmbeddingBag(V, E, mode="sum", sparse=sparse)
         torch.nn.init.uniform_(eq.weight, -0.1, 0.1)
         if info["shared_embeddings"]:
             ei = eq
         else:
-            ei = torch.nn.EmbeddingBag(V, E, mode="sum")
+            ei = torch.nn.EmbeddingBag(V, E, mode="sum", sparse=sparse)
             torch.nn.init.uniform_(ei.weight, -0.1, 0.1)
         self.q = Tower(eq, E, H, O)
         self.i = Tower(ei, E, H, O)
@@ -99,41 +107,69 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--foreach", type=int, default=1, help="AdamW multi-tensor (foreach) implementation")
+    ap.add_argument("--optimizer", choices=["dense", "sparse"], default="dense")
+    ap.add_argument("--compile", type=int, default=0, help="torch.compile the model (when available)")
     a = ap.parse_args()
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(a.threads)
+    base = {"framework": "pytorch " + torch.__version__ + " (CPU)", "torch_version": torch.__version__,
+            "threads": a.threads, "optimizer_mode": a.optimizer, "compile": bool(a.compile),
+            "blas": blas_info(), "load_average_at_start": os.getloadavg()}
+    if a.compile and not hasattr(torch, "compile"):
+        base["error"] = "torch.compile is not available in torch " + torch.__version__
+        print(json.dumps(base))
+        return
     info, batches = read_batches(a.batches)
-    model = TwoTower(info)
+    model = TwoTower(info, sparse=a.optimizer == "sparse")
+    fwd = torch.compile(model) if a.compile else model
+    lr, wd = info["learning_rate"], info["weight_decay"]
     # eps 1e-7 as gomlx's Adam.
-    opt = torch.optim.AdamW(model.parameters(), lr=info["learning_rate"], weight_decay=info["weight_decay"], eps=1e-7,
-                            foreach=a.foreach)
+    if a.optimizer == "dense":
+        opts = [torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, eps=1e-7, foreach=a.foreach)]
+        opt_desc = "AdamW (dense gradients, foreach=%s)" % bool(a.foreach)
+    else:
+        emb = {id(p) for m in model.modules() if isinstance(m, torch.nn.EmbeddingBag) for p in m.parameters()}
+        tables = [p for p in model.parameters() if id(p) in emb]
+        rest = [p for p in model.parameters() if id(p) not in emb]
+        opts = [torch.optim.SparseAdam(tables, lr=lr, eps=1e-7),
+                torch.optim.AdamW(rest, lr=lr, weight_decay=wd, eps=1e-7, foreach=a.foreach)]
+        opt_desc = "SparseAdam for the tables (EmbeddingBag sparse=True), AdamW for the MLPs and tau"
     t_start = None
     losses = []
     for k, (q_ids, q_w, i_ids, i_w, tiers, valid) in enumerate(batches[: a.warmup + a.steps]):
         if k == a.warmup:
             t_start = time.perf_counter()
             c_start = time.process_time()
-        s = model(q_ids, q_w, i_ids, i_w)
+        s = fwd(q_ids, q_w, i_ids, i_w)
         loss = h_infonce(s, tiers, valid)
-        opt.zero_grad(set_to_none=True)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        for o in opts:
+            o.step()
         losses.append(float(loss))
     secs = time.perf_counter() - t_start
     cpu = time.process_time() - c_start
     examples = sum(info["examples"][a.warmup : a.warmup + a.steps])
-    print(json.dumps({
-        "framework": "pytorch " + torch.__version__ + " (CPU)",
-        "threads": a.threads,
+    base.update({
         "examples_per_sec": examples / secs,
         "step_ms": 1000 * secs / a.steps,
         "cpu_s_per_step": cpu / a.steps,
         "examples_per_cpu_sec": examples / cpu,
         "first_loss": losses[0],
         "last_loss": losses[-1],
-        "optimizer": "AdamW (dense gradients, foreach=%s)" % bool(a.foreach),
-        "embedding": "nn.EmbeddingBag(mode=sum, per_sample_weights)",
-    }))
+        "optimizer": opt_desc,
+        "embedding": "nn.EmbeddingBag(mode=sum, per_sample_weights, sparse=%s)" % (a.optimizer == "sparse"),
+    })
+    print(json.dumps(base))
+
+
+def blas_info():
+    """The BLAS/LAPACK lines of torch's build configuration."""
+    lines = [l.strip() for l in torch.__config__.show().splitlines()]
+    keep = [l for l in lines if "BLAS" in l or "LAPACK" in l or "MKL" in l or "OpenMP" in l]
+    return "; ".join(keep)[:400]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@
 package search
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"runtime"
@@ -100,77 +99,105 @@ func (x *Index) TopK(ctx context.Context, queries []float32, k, workers int) ([]
 		copy(padded, queries)
 		queries = padded
 	}
-	// With few queries, split the catalog into shards too, so that every core
-	// has work; shard results are merged in a fixed order.
-	shards := 1
-	qGroups := (nq + 3) / 4
-	if qGroups < workers*2 {
-		shards = min(workers*2, nb)
-	}
-	type unit struct{ group, shard int }
-	units := make(chan unit)
-	partial := make([][]Hit, nq*shards)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var scores [4][blockItems]float32
-			hs := make([]hitHeap, 4)
-			for u := range units {
-				if ctx.Err() != nil {
-					continue
+	// GEMM-style blocking: queries go in batches of up to queryBatch; for
+	// each batch the catalog is cut into shards (several per worker, taken
+	// from a queue so that a core slowed by other work takes fewer), and a
+	// worker runs every query group of the batch over one L2-sized chunk of
+	// its shard before moving to the next chunk. The catalog is thus read
+	// from memory once per query batch, not once per 4 queries. Each
+	// (query, shard) keeps its own heap; shards are merged in a fixed order.
+	shards := min(nb, workers*4)
+	partial := make([][]Hit, min(nq, queryBatch)*shards)
+	hsPool := make([][]hitHeap, workers)
+	for q0 := 0; q0 < nq; q0 += queryBatch {
+		q1 := min(q0+queryBatch, nq)
+		units := make(chan int, shards)
+		for sh := range shards {
+			units <- sh
+		}
+		close(units)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				if hsPool[w] == nil {
+					hsPool[w] = make([]hitHeap, queryBatch)
 				}
-				q0 := u.group * 4
-				qn := min(4, nq-q0)
-				for i := range qn {
-					hs[i] = hs[i][:0]
-				}
-				b0 := u.shard * nb / shards
-				b1 := (u.shard + 1) * nb / shards
-				qs := queries[q0*x.dim : (q0+4)*x.dim]
-				for b := b0; b < b1; b++ {
-					blk := x.packed[b*x.dim*blockItems : (b+1)*x.dim*blockItems]
-					kernel(qs, blk, x.dim, &scores)
-					base := int32(b * blockItems)
-					lanes := min(blockItems, x.n-b*blockItems)
-					for i := range qn {
-						h := &hs[i]
-						for l := range lanes {
-							s := scores[i][l]
-							if len(*h) < k {
-								heap.Push(h, Hit{base + int32(l), s})
-							} else if s > (*h)[0].Score {
-								(*h)[0] = Hit{base + int32(l), s}
-								heap.Fix(h, 0)
+				hs := hsPool[w][:q1-q0]
+				thr := make([]float32, q1-q0)
+				var scores [2][4][blockItems]float32
+				for sh := range units {
+					if ctx.Err() != nil {
+						continue
+					}
+					for i := range hs {
+						hs[i] = hs[i][:0]
+					}
+					b0, b1 := sh*nb/shards, (sh+1)*nb/shards
+					for cb := b0; cb < b1; cb += chunkBlocks {
+						ce := min(cb+chunkBlocks, b1)
+						for g := q0; g < q1; g += 4 {
+							qn := min(4, q1-g)
+							qs := queries[g*x.dim : (g+4)*x.dim]
+							blockSize := x.dim * blockItems
+							for b := cb; b < ce; b += 2 {
+								if b+1 < ce {
+									kernel2(qs, x.packed[b*blockSize:(b+1)*blockSize], x.packed[(b+1)*blockSize:(b+2)*blockSize], x.dim, &scores[0], &scores[1])
+								} else {
+									kernel(qs, x.packed[b*blockSize:(b+1)*blockSize], x.dim, &scores[0])
+								}
+								for j := range min(2, ce-b) {
+									base := int32((b + j) * blockItems)
+									lanes := min(blockItems, x.n-(b+j)*blockItems)
+									for i := range qn {
+										h, t := &hs[g-q0+i], &thr[g-q0+i]
+										for l, s := range scores[j][i][:lanes] {
+											switch {
+											case len(*h) < k:
+												h.push(Hit{base + int32(l), s})
+												if len(*h) == k {
+													*t = (*h)[0].Score
+												}
+											case s > *t:
+												(*h)[0] = Hit{base + int32(l), s}
+												h.down(0)
+												*t = (*h)[0].Score
+											}
+										}
+									}
+								}
 							}
 						}
 					}
+					for i := range hs {
+						partial[i*shards+sh] = append(partial[i*shards+sh][:0], hs[i]...)
+					}
 				}
-				for i := range qn {
-					partial[(q0+i)*shards+u.shard] = append([]Hit(nil), hs[i]...)
-				}
+			})
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for q := q0; q < q1; q++ {
+			var all []Hit
+			for sh := range shards {
+				all = append(all, partial[(q-q0)*shards+sh]...)
 			}
-		})
-	}
-	for g := range qGroups {
-		for s := range shards {
-			units <- unit{g, s}
+			sort.Slice(all, func(a, b int) bool { return better(all[a], all[b]) })
+			out[q] = all[:min(k, len(all)):min(k, len(all))]
 		}
-	}
-	close(units)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for q := range nq {
-		var all []Hit
-		for s := range shards {
-			all = append(all, partial[q*shards+s]...)
-		}
-		sort.Slice(all, func(a, b int) bool { return better(all[a], all[b]) })
-		out[q] = all[:min(k, len(all))]
 	}
 	return out, nil
 }
+
+const (
+	// queryBatch bounds the heaps held at once (queryBatch x k per shard).
+	queryBatch = 1024
+	// chunkBlocks blocks of 8 items are scanned by every query group of a
+	// batch before the next chunk: 64 x 8 items x 64 dims x 4 bytes = 128 KiB,
+	// which stays in L2.
+	chunkBlocks = 64
+)
 
 // better orders hits best first: higher score, then lower index.
 func better(a, b Hit) bool {
@@ -183,17 +210,41 @@ func better(a, b Hit) bool {
 // hitHeap is a min-heap whose root is the worst kept hit. Items arrive in
 // increasing index order within a shard, so a later item that only ties the
 // worst score is worse than it and is rightly rejected by the strict test.
+// Hand-written sift functions: container/heap boxes every Hit in an
+// interface, which allocates in the hot loop.
 type hitHeap []Hit
 
-func (h hitHeap) Len() int           { return len(h) }
-func (h hitHeap) Less(i, j int) bool { return better(h[j], h[i]) }
-func (h hitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *hitHeap) Push(x any)        { *h = append(*h, x.(Hit)) }
-func (h *hitHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *hitHeap) push(x Hit) {
+	*h = append(*h, x)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !better(s[p], s[i]) {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+// down restores the heap below i after s[i] changed.
+func (h hitHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		w := l
+		if r := l + 1; r < n && better(h[l], h[r]) {
+			w = r
+		}
+		if !better(h[i], h[w]) {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
 }
 
 // kernelScalar computes out[i][l] = <query i, item l of blk> for the 4

@@ -145,16 +145,22 @@ func readQueries(ctx context.Context, db *sql.DB, path string) ([]string, error)
 		return nil, fmt.Errorf("two-tower: read queries table %s (expected a VARCHAR column query): %w", path, err)
 	}
 	defer rows.Close()
+	// One result list per distinct query (first appearance order): a
+	// queries table may repeat a query, and a result table must not.
 	var out []string
-	for rows.Next() {
+	seen := map[string]bool{}
+	for row := 1; rows.Next(); row++ {
 		var s sql.NullString
 		if err := rows.Scan(&s); err != nil {
 			return nil, fmt.Errorf("two-tower: read queries table %s: %w", path, err)
 		}
 		if !s.Valid {
-			return nil, fmt.Errorf("two-tower: queries table %s: row %d has a NULL query", path, len(out)+1)
+			return nil, fmt.Errorf("two-tower: queries table %s: row %d has a NULL query", path, row)
 		}
-		out = append(out, s.String)
+		if !seen[s.String] {
+			seen[s.String] = true
+			out = append(out, s.String)
+		}
 	}
 	return out, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The Go embedding-bag kernel (embedding_bag = "go", the default).
@@ -21,8 +22,10 @@ import (
 // gomlx graph, which also returns dS/dbag for the backward pass.
 // embedding_bag = "graph" keeps everything in gomlx (for XLA backends).
 
-// parallelFor runs fn(lo, hi) over [0, n) split into at most workers
-// contiguous ranges.
+// parallelFor runs fn(lo, hi) over [0, n) cut into contiguous pieces (up to
+// 4 per worker) that workers goroutines take from a shared counter: on a
+// shared machine a core slowed by other work takes fewer pieces. Which
+// worker runs a piece never changes what it computes.
 func parallelFor(n, workers int, fn func(lo, hi int)) {
 	if workers < 1 {
 		workers = 1
@@ -34,15 +37,19 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	pieces := min(n, 4*workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= pieces {
+					return
+				}
+				fn(k*n/pieces, (k+1)*n/pieces)
+			}
+		})
 	}
 	wg.Wait()
 }
@@ -59,10 +66,7 @@ func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, ou
 				if wt == 0 {
 					continue
 				}
-				row := table[int(ids[r*L+l])*dim:][:dim]
-				for d, x := range row {
-					o[d] += wt * x
-				}
+				axpy(o, table[int(ids[r*L+l])*dim:][:dim], wt)
 			}
 		}
 	})
@@ -83,8 +87,12 @@ type bagInput struct {
 // the rows written (for cheap re-zeroing).
 func bagBackward(grad []float32, dim, rows int, inputs []bagInput, touched []bool) {
 	workers := runtime.GOMAXPROCS(0)
-	chunk := (rows + workers - 1) / workers
-	parallelFor(workers, workers, func(wlo, whi int) {
+	ranges := 2 * workers // each range scans every slot: few, but more than workers
+	if workers == 1 {
+		ranges = 1
+	}
+	chunk := (rows + ranges - 1) / ranges
+	parallelFor(ranges, workers, func(wlo, whi int) {
 		for wk := wlo; wk < whi; wk++ {
 			lo, hi := int32(wk*chunk), int32(min((wk+1)*chunk, rows))
 			for _, in := range inputs {
@@ -97,10 +105,7 @@ func bagBackward(grad []float32, dim, rows int, inputs []bagInput, touched []boo
 							continue
 						}
 						touched[id] = true
-						dst := grad[int(id)*dim:][:dim]
-						for d, x := range g {
-							dst[d] += wt * x
-						}
+						axpy(grad[int(id)*dim:][:dim], g, wt)
 					}
 				}
 			}
@@ -167,4 +172,34 @@ func activeRows(m, v []float32, dim int) []bool {
 		}
 	}
 	return act
+}
+
+// lazyAdam is AdamW restricted to the rows touched by this step's batch
+// (optimizer lazy-adamw; sparse-adam is the same with wd = 0): only those
+// rows' moments advance and only those rows decay; every other row is left
+// exactly as it is. Bias correction uses the global step count (as
+// torch.optim.SparseAdam and TF Addons' LazyAdam), not per-row counts. It
+// zeroes the gradient rows it consumes.
+func lazyAdam(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step int64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-7
+	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
+	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
+	flr, fwd := float32(lr), float32(lr*wd)
+	rows := len(p) / dim
+	parallelFor(rows, runtime.GOMAXPROCS(0), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			if !touched[r] {
+				continue
+			}
+			for i := r * dim; i < (r+1)*dim; i++ {
+				gi := g[i]
+				mi := b1*m[i] + (1-b1)*gi
+				vi := b2*v[i] + (1-b2)*gi*gi
+				m[i], v[i] = mi, vi
+				p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+				g[i] = 0
+			}
+			touched[r] = false
+		}
+	})
 }

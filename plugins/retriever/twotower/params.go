@@ -46,6 +46,16 @@ type Params struct {
 	WeightDecay           float64 `json:"weight_decay"`
 	ProgressEvery         int     `json:"progress_every"` // steps between progress events
 	KeepCheckpoints       int     `json:"keep_checkpoints"`
+	// CheckpointEvery writes a checkpoint after every this many epochs and
+	// after the last one; 0 writes none (the final model is always saved).
+	CheckpointEvery int `json:"checkpoint_every"`
+	// Optimizer of the embedding tables on the Go path (the MLPs and tau
+	// always take dense AdamW): "adamw" (dense: every row decays and
+	// follows its moments every step), "lazy-adamw" (only the rows in the
+	// batch: their moments, update and decay), "sparse-adam" (lazy, no
+	// weight decay, as torch.optim.SparseAdam). docs/two-tower.md has the
+	// formulas.
+	Optimizer string `json:"optimizer" jsonschema:"enum=adamw,enum=lazy-adamw,enum=sparse-adam"`
 	// MaxSteps stops an epoch-based run after this many optimizer steps in
 	// total (0 = no limit); benchmarks use it to time a fixed amount of work.
 	MaxSteps int64 `json:"max_steps"`
@@ -55,6 +65,10 @@ type Params struct {
 	EncodeBatch   int    `json:"encode_batch"`                                   // texts per encoder call
 	ScoreMode     string `json:"score_mode" jsonschema:"enum=cosine,enum=logit"` // cosine / tau for logit
 }
+
+// DefaultOptimizer is the tables' default optimizer: the one with the better
+// recall at equal epochs on the small world (docs/two-tower.md).
+const DefaultOptimizer = "lazy-adamw"
 
 func defaultParams() Params {
 	return Params{
@@ -79,6 +93,8 @@ func defaultParams() Params {
 		WeightDecay:           1e-4,
 		ProgressEvery:         10,
 		KeepCheckpoints:       2,
+		CheckpointEvery:       1,
+		Optimizer:             DefaultOptimizer,
 		EncodeBatch:           256,
 		ScoreMode:             "cosine",
 	}
@@ -110,6 +126,9 @@ func (p *Params) Validate() error {
 		{p.WeightDecay >= 0, "weight_decay must be >= 0"},
 		{p.ProgressEvery >= 1, "progress_every must be >= 1"},
 		{p.KeepCheckpoints >= 1, "keep_checkpoints must be >= 1"},
+		{p.CheckpointEvery >= 0, "checkpoint_every must be >= 0 (0 = no mid-run checkpoints)"},
+		{p.Optimizer == "adamw" || p.Optimizer == "lazy-adamw" || p.Optimizer == "sparse-adam", `optimizer must be "adamw", "lazy-adamw" or "sparse-adam"`},
+		{p.Optimizer == "adamw" || p.EmbeddingBag == "go", `embedding_bag "graph" trains the tables with gomlx's dense AdamW: set optimizer "adamw" (the default, "lazy-adamw", and "sparse-adam" need embedding_bag "go")`},
 		{p.MaxSteps >= 0, "max_steps must be >= 0"},
 		{p.SearchWorkers >= 0, "search_workers must be >= 0 (0 = all cores)"},
 		{p.EncodeBatch >= 1, "encode_batch must be >= 1"},

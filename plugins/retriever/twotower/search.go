@@ -47,19 +47,17 @@ func encodeTexts(ctx context.Context, sess *session, p Params, texts []string, i
 		err := catch(func() error {
 			var res *tensors.Tensor
 			var e error
-			if sess.m.goBag() {
+			if sess.net != nil {
 				t := sess.m.q
 				if item {
 					t = sess.m.i
 				}
-				bag, e := sess.bags(t, ids, w, chunk, L)
+				v, e := sess.net.encode(t, ids, w, chunk, L)
 				if e != nil {
 					return e
 				}
-				res, e = exec.Exec1(tensors.FromFlatDataAndDimensions(bag, chunk, p.EmbeddingDim))
-				if e != nil {
-					return e
-				}
+				copy(out[start*dim:end*dim], v[:(end-start)*dim])
+				return nil
 			} else {
 				res, e = exec.Exec1(tensors.FromFlatDataAndDimensions(ids, chunk, L), tensors.FromFlatDataAndDimensions(w, chunk, L))
 				if e != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/sdk"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
@@ -33,6 +32,12 @@ func (p *Params) configKey(seed int64, rm rowMode) string {
 	k := fmt.Sprintf("%s bag=%s seed=%d lr=%g wd=%g B=%d M=%d sampling=%s tau0=%g learn_tau=%v min_tau=%g",
 		p.archKey(), p.EmbeddingBag, seed, p.LearningRate, p.WeightDecay, p.BatchQueries, p.MaxCandidatesPerQuery,
 		p.CandidateSampling, p.InitTau, p.LearnTau, p.MinTau)
+	if p.EmbeddingBag == "go" {
+		// The Go trainer's optimizer state differs from the gomlx one of
+		// earlier versions, so its key names the optimizer: an older
+		// checkpoint is refused rather than resumed with zeroed moments.
+		k += " optimizer=" + p.Optimizer
+	}
 	if rm.perPositive {
 		k += fmt.Sprintf(" rows=per_positive positive_min_tier=%d", rm.positiveMinTier)
 	}
@@ -296,16 +301,13 @@ type session struct {
 	p         Params
 	ctx       *mlctx.Context
 	m         *model
-	scoreExec *mlctx.Exec // graph bag: (qIds, qW, iIds, iW) -> S; go bag: (qBag, iBag) -> S
-	trainExec *mlctx.Exec // ... + G -> surrogate (graph bag) or (surrogate, dQBag, dIBag) (go bag)
-	encQExec  *mlctx.Exec // graph bag: (ids, w) -> vectors; go bag: (bag) -> vectors
+	scoreExec *mlctx.Exec // embedding_bag "graph": (qIds, qW, iIds, iW) -> S
+	trainExec *mlctx.Exec // ... + G -> surrogate
+	encQExec  *mlctx.Exec // (ids, w) -> vectors
 	encIExec  *mlctx.Exec
 	closeFn   func()
 
-	// Go-kernel state (embedding_bag = "go").
-	grads   [][]float32 // per table, dense [buckets*E], zero outside touched rows
-	touched [][]bool
-	active  [][]bool // rows with nonzero moments
+	net *goNet // embedding_bag "go": the whole model in Go
 }
 
 func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
@@ -319,33 +321,8 @@ func newSession(p Params, seed int64, ctx *mlctx.Context) (*session, error) {
 		opt := optimizers.Adam().LearningRate(p.LearningRate).WeightDecay(p.WeightDecay).Done()
 		var e error
 		if s.m.goBag() {
-			s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qBag, iBag *Node) *Node {
-				return Div(dotT(s.m.q.mlpFwd(qBag).y, s.m.i.mlpFwd(iBag).y), s.m.tau(qBag.Graph()))
-			})
-			if e != nil {
-				return e
-			}
-			// The GradCache surrogate: G = dL/dS comes from the loss plugin
-			// as an input, so d(sum(S * stop_gradient(G)))/dtheta = dL/dtheta.
-			// The bags are inputs here; their gradients go back to the Go
-			// kernel, the MLP's and tau's to gomlx's Adam.
-			withGrads, ok := opt.(interface {
-				UpdateGraphWithGradients(*mlctx.Context, []*Node, dtypes.DType)
-			})
-			if !ok {
-				return errors.New("gomlx Adam lacks UpdateGraphWithGradients")
-			}
-			s.trainExec, e = mlctx.NewExec(backend, ctx, func(c *mlctx.Context, qBag, iBag, g *Node) (*Node, *Node, *Node) {
-				return s.m.manualTrainStep(c, withGrads, qBag, iBag, g)
-			})
-			if e != nil {
-				return e
-			}
-			s.encQExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.q.mlpFwd(bag).y })
-			if e != nil {
-				return e
-			}
-			s.encIExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, bag *Node) *Node { return s.m.i.mlpFwd(bag).y })
+			// Everything runs in Go (gonet.go); no graph to compile.
+			s.net, e = newGoNet(p, s.m)
 			return e
 		}
 		s.scoreExec, e = mlctx.NewExec(backend, ctx, func(_ *mlctx.Context, qIds, qW, iIds, iW *Node) *Node {
@@ -419,44 +396,21 @@ func flat(v *mlctx.Variable) ([]float32, error) {
 	return out, err
 }
 
-// bags runs the Go embedding bag of a tower over ids/w [n, L].
-func (s *session) bags(t tower, ids []int32, w []float32, n, L int) ([]float32, error) {
-	table, err := flat(t.emb)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]float32, n*s.p.EmbeddingDim)
-	bagForward(table, s.p.EmbeddingDim, ids, w, n, L, out)
-	return out, nil
-}
-
-// scores runs the forward pass and returns S, [B*N].
+// scores runs the forward pass and returns S, [B*N]. On the Go path the
+// slice is reused by the next call and the activations stay for step.
 func (s *session) scores(bt *batch) ([]float32, error) {
 	var out []float32
 	err := catch(func() error {
-		var r *tensors.Tensor
 		var e error
-		if s.m.goBag() {
-			E := s.p.EmbeddingDim
-			qb, e := s.bags(s.m.q, bt.qIds, bt.qW, bt.B, bt.Lq)
-			if e != nil {
-				return e
-			}
-			ib, e := s.bags(s.m.i, bt.iIds, bt.iW, bt.N, bt.Li)
-			if e != nil {
-				return e
-			}
-			r, e = s.scoreExec.Exec1(tensors.FromFlatDataAndDimensions(qb, bt.B, E), tensors.FromFlatDataAndDimensions(ib, bt.N, E))
-			if e != nil {
-				return e
-			}
-		} else {
-			r, e = s.scoreExec.Exec1(
-				tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
-				tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li))
-			if e != nil {
-				return e
-			}
+		if s.net != nil {
+			out, e = s.net.scores(bt)
+			return e
+		}
+		r, e := s.scoreExec.Exec1(
+			tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
+			tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li))
+		if e != nil {
+			return e
 		}
 		out, e = f32(r)
 		return e
@@ -464,76 +418,18 @@ func (s *session) scores(bt *batch) ([]float32, error) {
 	return out, err
 }
 
-// step backpropagates G through the towers and applies one AdamW update.
+// step backpropagates G (for the batch of the last scores call) through the
+// towers and applies one optimizer step.
 func (s *session) step(bt *batch, g []float32) error {
 	return catch(func() error {
-		if !s.m.goBag() {
-			_, e := s.trainExec.Exec1(
-				tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
-				tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li),
-				tensors.FromFlatDataAndDimensions(g, bt.B, bt.N))
-			return e
+		if s.net != nil {
+			return s.net.step(bt, g)
 		}
-		E := s.p.EmbeddingDim
-		qb, err := s.bags(s.m.q, bt.qIds, bt.qW, bt.B, bt.Lq)
-		if err != nil {
-			return err
-		}
-		ib, err := s.bags(s.m.i, bt.iIds, bt.iW, bt.N, bt.Li)
-		if err != nil {
-			return err
-		}
-		res, err := s.trainExec.Exec(tensors.FromFlatDataAndDimensions(qb, bt.B, E), tensors.FromFlatDataAndDimensions(ib, bt.N, E),
+		_, e := s.trainExec.Exec1(
+			tensors.FromFlatDataAndDimensions(bt.qIds, bt.B, bt.Lq), tensors.FromFlatDataAndDimensions(bt.qW, bt.B, bt.Lq),
+			tensors.FromFlatDataAndDimensions(bt.iIds, bt.N, bt.Li), tensors.FromFlatDataAndDimensions(bt.iW, bt.N, bt.Li),
 			tensors.FromFlatDataAndDimensions(g, bt.B, bt.N))
-		if err != nil {
-			return err
-		}
-		dq, err := f32(res[1])
-		if err != nil {
-			return err
-		}
-		di, err := f32(res[2])
-		if err != nil {
-			return err
-		}
-		qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: dq}
-		iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: di}
-		inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
-		if !s.p.SharedEmbeddings {
-			inputs = [][]bagInput{{qIn}, {iIn}}
-		}
-		stepT, err := s.m.embAdamStep.Value()
-		if err != nil {
-			return err
-		}
-		var adamStep int64
-		if err := tensors.MutableFlatData(stepT, func(f []int64) { f[0]++; adamStep = f[0] }); err != nil {
-			return err
-		}
-		rows := s.p.HashBuckets
-		for k, tb := range s.m.tables {
-			pv, err := flat(tb.v)
-			if err != nil {
-				return err
-			}
-			v1, v2 := s.m.moments(k)
-			m1, err := flat(v1)
-			if err != nil {
-				return err
-			}
-			m2, err := flat(v2)
-			if err != nil {
-				return err
-			}
-			if len(s.grads) <= k {
-				s.grads = append(s.grads, make([]float32, rows*E))
-				s.touched = append(s.touched, make([]bool, rows))
-				s.active = append(s.active, activeRows(m1, m2, E))
-			}
-			bagBackward(s.grads[k], E, rows, inputs[k], s.touched[k])
-			adamW(pv, m1, m2, s.grads[k], s.touched[k], s.active[k], E, s.p.LearningRate, s.p.WeightDecay, adamStep)
-		}
-		return nil
+		return e
 	})
 }
 
@@ -659,6 +555,10 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 			return fmt.Errorf("two-tower train: %w", err)
 		}
 		meta = stateMeta{Format: 1, ConfigKey: key, Epoch: e + 1, Step: step, Tau: tau}
+		if p.CheckpointEvery == 0 || ((e+1)%p.CheckpointEvery != 0 && e+1 != p.Epochs) {
+			progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Message: fmt.Sprintf("epoch %d done, tau=%.4f", e+1, tau)})
+			continue
+		}
 		if err := saveState(checkpointPath(req.ModelDir, e+1), gctx, meta, false); err != nil {
 			return fmt.Errorf("two-tower train: checkpoint: %w", err)
 		}

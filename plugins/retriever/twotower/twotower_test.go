@@ -572,7 +572,8 @@ func TestGoBagMatchesGraph(t *testing.T) {
 	for _, mode := range []string{"go", "graph"} {
 		dir := t.TempDir()
 		req := w.trainReq(dir, 2, 9)
-		req.Params = json.RawMessage(strings.Replace(string(req.Params), "{", `{"embedding_bag": "`+mode+`", `, 1))
+		// Both with dense AdamW on the tables: the graph path has no other.
+		req.Params = json.RawMessage(strings.Replace(string(req.Params), "{", `{"optimizer": "adamw", "embedding_bag": "`+mode+`", `, 1))
 		r := &run{vars: map[string][]float32{}}
 		if err := New().Train(context.Background(), req, func(e sdk.Progress) {
 			if e.Message == "" {

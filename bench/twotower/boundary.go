@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/host"
+	"github.com/cropsdev/crops/core/machine"
+	"github.com/cropsdev/crops/plugins/builtin"
+	"github.com/cropsdev/crops/plugins/loss"
+	"github.com/cropsdev/crops/plugins/retriever/twotower"
+	"github.com/cropsdev/crops/sdk"
+	"github.com/hashicorp/go-hclog"
+)
+
+// The boundary mode measures the loss plugin boundary on the real
+// two-tower step, on the path a run takes: the two-tower retriever runs as a
+// plugin process and calls the h-infonce loss plugin (another process)
+// through the host's broker, against the same retriever plugin computing
+// h-infonce in its own process. This binary serves both (as `crops plugin
+// serve` does) when started as `twotower plugin serve KIND NAME`.
+
+const inprocName = "two-tower-inproc-loss"
+
+// inprocLoss is the two-tower retriever with h-infonce computed in its own
+// process: the request's loss handle is replaced by the in-process loss.
+type inprocLoss struct{ sdk.Retriever }
+
+func (r inprocLoss) Describe(ctx context.Context) (sdk.Info, error) {
+	info, err := r.Retriever.Describe(ctx)
+	info.Name = inprocName
+	return info, err
+}
+
+func (r inprocLoss) Train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress)) error {
+	req.Loss = loss.NewHInfoNCE()
+	return r.Retriever.Train(ctx, req, progress)
+}
+
+func pluginSet() *sdk.Set {
+	s := builtin.Set()
+	s.RegisterRetriever(inprocName, func() sdk.Retriever { return inprocLoss{twotower.New()} })
+	return s
+}
+
+// runBoundary runs, for each shape, rounds of (in-process loss, loss
+// plugin) in alternation and compares their timed step times.
+func runBoundary(ctx context.Context, world, worldNote, labels, work, out string, params map[string]any, warmup, steps, rounds int, seed int64) error {
+	h := host.New(host.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})})
+	defer h.Close()
+	start := func(kind sdk.Kind, name string) (*host.Plugin, error) {
+		return h.Start(ctx, host.Ref{Kind: kind, Name: name})
+	}
+	lp, err := start(sdk.KindLoss, "h-infonce")
+	if err != nil {
+		return err
+	}
+	remote, err := lp.Loss()
+	if err != nil {
+		return err
+	}
+	retPlugin, err := start(sdk.KindRetriever, "two-tower")
+	if err != nil {
+		return err
+	}
+	ret, err := retPlugin.Retriever()
+	if err != nil {
+		return err
+	}
+	inPlugin, err := start(sdk.KindRetriever, inprocName)
+	if err != nil {
+		return err
+	}
+	retIn, err := inPlugin.Retriever()
+	if err != nil {
+		return err
+	}
+	items := []string{filepath.Join(world, "items.parquet")}
+	total := warmup + steps
+	timeRun := func(r sdk.Retriever, p map[string]any, dir string) (float64, error) {
+		os.RemoveAll(dir)
+		defer os.RemoveAll(dir)
+		pj, _ := json.Marshal(p)
+		times := map[int64]time.Time{}
+		err := r.Train(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Params: pj, Seed: seed, ModelDir: dir, Loss: remote},
+			func(e sdk.Progress) {
+				if e.Message == "" {
+					times[e.Step] = time.Now()
+				}
+			})
+		if err != nil {
+			return 0, err
+		}
+		a, b := times[int64(warmup)], times[int64(total)]
+		if a.IsZero() || b.IsZero() {
+			return 0, fmt.Errorf("no progress at steps %d and %d (the epoch is shorter: lower -steps)", warmup, total)
+		}
+		return 1000 * b.Sub(a).Seconds() / float64(steps), nil
+	}
+	var shapes []map[string]any
+	for _, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
+		p := maps.Clone(params)
+		p["batch_queries"], p["max_candidates_per_query"] = sh[0], sh[1]
+		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
+		var in, outp, ratios []float64
+		var loads []string
+		for r := 0; r < rounds; r++ {
+			loads = append(loads, machine.LoadAvg())
+			// A B in even rounds, B A in odd ones: the first run of a round
+			// may find colder caches.
+			var a, b float64
+			for _, first := range []bool{r%2 == 0, r%2 == 1} {
+				if first {
+					if a, err = timeRun(retIn, p, filepath.Join(work, "boundary-in")); err != nil {
+						return fmt.Errorf("in-process loss: %w", err)
+					}
+				} else if b, err = timeRun(ret, p, filepath.Join(work, "boundary-out")); err != nil {
+					return fmt.Errorf("loss plugin: %w", err)
+				}
+			}
+			in, outp, ratios = append(in, a), append(outp, b), append(ratios, b/a)
+			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a)
+		}
+		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "step_ms_in_process_loss": stat(in),
+			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads})
+	}
+	doc := map[string]any{
+		"benchmark": "loss plugin boundary on the real two-tower step: step time with h-infonce as a plugin process (via the host broker) " +
+			"over step time with h-infonce in the retriever's process; both retrievers run as plugin processes",
+		"machine":        machine.Describe(),
+		"machine_shared": "2 cores shared with 6 other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round",
+		"world":          worldNote,
+		"params":         params,
+		"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
+		"order":  "in-process first in even rounds, plugin first in odd rounds",
+		"shapes": shapes,
+		"target": "ratio <= 1.03",
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}

@@ -1,0 +1,403 @@
+package twotower
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/cropsdev/crops/core/search"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// The Go training path (embedding_bag = "go", the default): forward pass,
+// hand-written backward pass and optimizer steps as plain Go over the
+// variables' own storage, with every matrix product in core/search's GEMM
+// (the AVX2/FMA kernel of exact search).
+//
+// Why: profiling the quickstart's train stage showed 30% of the time in
+// gomlx's generic simplego DotGeneral, the bags computed twice per step (one
+// graph for S, another for the update) and per-step allocations. Here the
+// bags and activations of a step are computed once and kept for its
+// backward pass, every buffer is reused across steps, and every loop is
+// split across cores by output rows (or table rows) so that each value is
+// computed by the same instructions in the same order whatever the number
+// of cores: same seed, same bytes. gomlx still holds the variables (state
+// files are unchanged) and embedding_bag = "graph" still runs everything as
+// a gomlx graph; TestGoBagMatchesGraph checks one against the other.
+
+// towerNet is one tower's views, gradients and activation buffers.
+type towerNet struct {
+	vars                  [4]*mlctx.Variable // w0 [E,H], b0 [H], w1 [H,O], b1 [O]
+	param                 [4][]float32
+	grad                  [4][]float32
+	bag, pre, h, out, nrm []float32 // activations of the last forward, [n, .]
+	dy, dout, dh, dpre    []float32
+	dBag                  []float32
+	n                     int
+	gemm                  search.GEMM
+}
+
+// goNet is the whole model on the Go path.
+type goNet struct {
+	p       Params
+	m       *model
+	workers int
+	q, i    towerNet
+	logTau  []float32
+	s       []float32 // scores of the last forward, [B, N]
+	tau     float32
+	gemm    search.GEMM
+
+	// Training state, set up by initTrain.
+	trained bool
+	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
+	tables  []tableState
+	optStep []int64 // view of the optimizer step counter
+}
+
+// denseParam is a parameter updated by dense AdamW (as gomlx's Adam).
+type denseParam struct {
+	p, g, m1, m2 []float32
+}
+
+// tableState is an embedding table with its gradient buffer and moments.
+type tableState struct {
+	p, m1, m2 []float32
+	grad      []float32 // dense [buckets*E], zero outside touched rows
+	touched   []bool
+	active    []bool // rows with nonzero moments (adamw only)
+}
+
+func newGoNet(p Params, m *model) (*goNet, error) {
+	n := &goNet{p: p, m: m, workers: runtime.GOMAXPROCS(0)}
+	for _, tw := range []struct {
+		t  tower
+		tn *towerNet
+	}{{m.q, &n.q}, {m.i, &n.i}} {
+		tw.tn.vars = [4]*mlctx.Variable{tw.t.w0, tw.t.b0, tw.t.w1, tw.t.b1}
+		for k, v := range tw.tn.vars {
+			f, err := flat(v)
+			if err != nil {
+				return nil, fmt.Errorf("two-tower: variable %s: %w", v.ScopeAndName(), err)
+			}
+			tw.tn.param[k] = f
+		}
+	}
+	lt, err := flat(m.logTau)
+	if err != nil {
+		return nil, fmt.Errorf("two-tower: log_tau: %w", err)
+	}
+	n.logTau = lt
+	return n, nil
+}
+
+// initTrain creates (or finds, after a resume) the optimizer state: the
+// moments of every dense parameter and table and the step counter.
+func (n *goNet) initTrain() error {
+	if n.trained {
+		return nil
+	}
+	c := n.m.ctx.Checked(false)
+	moment := func(v *mlctx.Variable, suffix string) ([]float32, error) {
+		scope := "/mlp_adam" + v.Scope()
+		if scope == "/mlp_adam/" {
+			scope = "/mlp_adam"
+		}
+		mv := c.GetVariableByScopeAndName(scope, v.Name()+suffix)
+		if mv == nil {
+			sh := v.Shape()
+			mv = c.InAbsPath(scope).VariableWithValue(v.Name()+suffix,
+				tensors.FromFlatDataAndDimensions(make([]float32, sh.Size()), sh.Dimensions...)).SetTrainable(false)
+		}
+		return flat(mv)
+	}
+	addDense := func(v *mlctx.Variable, p, g []float32) error {
+		m1, err := moment(v, "_1st_moment")
+		if err != nil {
+			return err
+		}
+		m2, err := moment(v, "_2nd_moment")
+		if err != nil {
+			return err
+		}
+		n.dense = append(n.dense, denseParam{p: p, g: g, m1: m1, m2: m2})
+		return nil
+	}
+	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
+	for _, tn := range []*towerNet{&n.q, &n.i} {
+		tn.grad = [4][]float32{make([]float32, E*H), make([]float32, H), make([]float32, H*O), make([]float32, O)}
+		for k, v := range tn.vars {
+			if err := addDense(v, tn.param[k], tn.grad[k]); err != nil {
+				return err
+			}
+		}
+	}
+	if n.p.LearnTau {
+		if err := addDense(n.m.logTau, n.logTau, make([]float32, 1)); err != nil {
+			return err
+		}
+	}
+	rows := n.p.HashBuckets
+	for k, tb := range n.m.tables {
+		pv, err := flat(tb.v)
+		if err != nil {
+			return err
+		}
+		v1, v2 := n.m.moments(k)
+		m1, err := flat(v1)
+		if err != nil {
+			return err
+		}
+		m2, err := flat(v2)
+		if err != nil {
+			return err
+		}
+		ts := tableState{p: pv, m1: m1, m2: m2, grad: make([]float32, rows*E), touched: make([]bool, rows)}
+		if n.p.Optimizer == "adamw" {
+			ts.active = activeRows(m1, m2, E)
+		}
+		n.tables = append(n.tables, ts)
+	}
+	stepT, err := n.m.embAdamStep.Value()
+	if err != nil {
+		return err
+	}
+	if err := tensors.MutableFlatData(stepT, func(f []int64) { n.optStep = f }); err != nil {
+		return err
+	}
+	n.trained = true
+	return nil
+}
+
+// forward runs tower tn over its bag buffer (n rows): pre = bag W0 + b0,
+// h = relu(pre), out = h W1 + b1, y = out / |out| (|out| = 1 when out = 0, as
+// L2Normalize). y is left in tn.out.
+func (n *goNet) forward(tn *towerNet, rows int) {
+	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
+	tn.n = rows
+	tn.pre = grow(tn.pre, rows*H)
+	tn.h = grow(tn.h, rows*H)
+	tn.out = grow(tn.out, rows*O)
+	tn.nrm = grow(tn.nrm, rows)
+	w0, b0, w1, b1 := tn.param[0], tn.param[1], tn.param[2], tn.param[3]
+	tn.gemm.Mul(tn.pre, tn.bag, w0, rows, E, H, false, false, n.workers)
+	for r := range rows {
+		pre, h := tn.pre[r*H:(r+1)*H], tn.h[r*H:(r+1)*H]
+		for j := range pre {
+			x := pre[j] + b0[j]
+			pre[j] = x
+			h[j] = max(x, 0)
+		}
+	}
+	tn.gemm.Mul(tn.out, tn.h, w1, rows, H, O, false, false, n.workers)
+	for r := range rows {
+		o := tn.out[r*O : (r+1)*O]
+		var ss float32
+		for j := range o {
+			o[j] += b1[j]
+			ss += o[j] * o[j]
+		}
+		if ss == 0 {
+			ss = 1
+		}
+		nr := float32(math.Sqrt(float64(ss)))
+		tn.nrm[r] = nr
+		for j := range o {
+			o[j] /= nr
+		}
+	}
+}
+
+// backward takes dy = dL/dy in tn.dy and sets the tower's parameter
+// gradients and tn.dBag = dL/dbag.
+func (n *goNet) backward(tn *towerNet) {
+	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
+	rows := tn.n
+	tn.dout = grow(tn.dout, rows*O)
+	tn.dh = grow(tn.dh, rows*H)
+	tn.dpre = grow(tn.dpre, rows*H)
+	tn.dBag = grow(tn.dBag, rows*E)
+	// y = out / |out|: dout = (dy - y (y . dy)) / |out|.
+	for r := range rows {
+		y, dy, d := tn.out[r*O:(r+1)*O], tn.dy[r*O:(r+1)*O], tn.dout[r*O:(r+1)*O]
+		var yd float32
+		for j := range y {
+			yd += y[j] * dy[j]
+		}
+		for j := range y {
+			d[j] = (dy[j] - y[j]*yd) / tn.nrm[r]
+		}
+	}
+	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.workers)
+	colSum(tn.grad[3], tn.dout, rows, O)
+	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.workers)
+	for i, x := range tn.pre {
+		if x > 0 {
+			tn.dpre[i] = tn.dh[i]
+		} else {
+			tn.dpre[i] = 0
+		}
+	}
+	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.workers)
+	colSum(tn.grad[1], tn.dpre, rows, H)
+	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.workers)
+}
+
+// colSum sets dst[j] = sum over rows of m[r, j], in row order.
+func colSum(dst, m []float32, rows, cols int) {
+	clear(dst[:cols])
+	for r := range rows {
+		for j, x := range m[r*cols : (r+1)*cols] {
+			dst[j] += x
+		}
+	}
+}
+
+// tauValue is max(exp(log tau), min_tau) and whether the floor is inactive.
+func (n *goNet) tauValue() (float32, bool) {
+	e := float32(math.Exp(float64(n.logTau[0])))
+	if e > float32(n.p.MinTau) {
+		return e, true
+	}
+	return float32(n.p.MinTau), false
+}
+
+// scores computes the bags, both towers and S = Qy Iy^T / tau, [B*N]; the
+// activations stay for the step's backward pass. The returned slice is
+// reused by the next call.
+func (n *goNet) scores(bt *batch) ([]float32, error) {
+	E := n.p.EmbeddingDim
+	for _, x := range []struct {
+		tn   *towerNet
+		t    tower
+		ids  []int32
+		w    []float32
+		rows int
+		L    int
+	}{{&n.q, n.m.q, bt.qIds, bt.qW, bt.B, bt.Lq}, {&n.i, n.m.i, bt.iIds, bt.iW, bt.N, bt.Li}} {
+		table, err := flat(x.t.emb)
+		if err != nil {
+			return nil, err
+		}
+		x.tn.bag = grow(x.tn.bag, x.rows*E)
+		bagForward(table, E, x.ids, x.w, x.rows, x.L, x.tn.bag)
+		n.forward(x.tn, x.rows)
+	}
+	n.s = grow(n.s, bt.B*bt.N)
+	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, n.p.OutputDim, bt.N, false, true, n.workers)
+	tau, _ := n.tauValue()
+	n.tau = tau
+	for i := range n.s {
+		n.s[i] /= tau
+	}
+	return n.s, nil
+}
+
+// encode runs tower t over bags of ids/w [rows, L] and returns the unit
+// vectors [rows, output_dim] (a fresh slice).
+func (n *goNet) encode(t tower, ids []int32, w []float32, rows, L int) ([]float32, error) {
+	tn := &n.q
+	if t.w0 == n.m.i.w0 {
+		tn = &n.i
+	}
+	table, err := flat(t.emb)
+	if err != nil {
+		return nil, err
+	}
+	tn.bag = grow(tn.bag, rows*n.p.EmbeddingDim)
+	bagForward(table, n.p.EmbeddingDim, ids, w, rows, L, tn.bag)
+	n.forward(tn, rows)
+	return append([]float32(nil), tn.out[:rows*n.p.OutputDim]...), nil
+}
+
+// step backpropagates G = dL/dS [B, N] from the last scores call and applies
+// one optimizer step: AdamW on the MLPs and tau, the configured optimizer on
+// the tables.
+func (n *goNet) step(bt *batch, g []float32) error {
+	if err := n.initTrain(); err != nil {
+		return err
+	}
+	B, N, O := bt.B, bt.N, n.p.OutputDim
+	tau := n.tau
+	// S = Qy Iy^T / tau: dQy = G Iy / tau, dIy = G^T Qy / tau.
+	n.q.dy = grow(n.q.dy, B*O)
+	n.i.dy = grow(n.i.dy, N*O)
+	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.workers)
+	n.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.workers)
+	for i := range n.q.dy {
+		n.q.dy[i] /= tau
+	}
+	for i := range n.i.dy {
+		n.i.dy[i] /= tau
+	}
+	// dL/dlog tau = -sum(S G) while exp(log tau) is above the floor.
+	if n.p.LearnTau {
+		var sg float32
+		for i, s := range n.s[:B*N] {
+			sg += s * g[i]
+		}
+		d := n.dense[len(n.dense)-1].g
+		if _, above := n.tauValue(); above {
+			d[0] = -sg
+		} else {
+			d[0] = 0
+		}
+	}
+	n.backward(&n.q)
+	n.backward(&n.i)
+
+	n.optStep[0]++
+	t := n.optStep[0]
+	lr, wd := n.p.LearningRate, n.p.WeightDecay
+	for _, d := range n.dense {
+		adamDense(d.p, d.m1, d.m2, d.g, lr, wd, t)
+	}
+	E := n.p.EmbeddingDim
+	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
+	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
+	inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
+	if !n.p.SharedEmbeddings {
+		inputs = [][]bagInput{{qIn}, {iIn}}
+	}
+	rows := n.p.HashBuckets
+	for k := range n.tables {
+		ts := &n.tables[k]
+		bagBackward(ts.grad, E, rows, inputs[k], ts.touched)
+		switch n.p.Optimizer {
+		case "adamw":
+			adamW(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, ts.active, E, lr, wd, t)
+		case "lazy-adamw":
+			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, wd, t)
+		case "sparse-adam":
+			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, 0, t)
+		default:
+			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
+		}
+	}
+	return nil
+}
+
+// adamDense is one AdamW step on every element, gomlx's Adam formula:
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lr wd p.
+func adamDense(p, m, v, g []float32, lr, wd float64, step int64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-7
+	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
+	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
+	flr, fwd := float32(lr), float32(lr*wd)
+	for i, gi := range g {
+		mi := b1*m[i] + (1-b1)*gi
+		vi := b2*v[i] + (1-b2)*gi*gi
+		m[i], v[i] = mi, vi
+		p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+	}
+}
+
+// grow returns s resized to n, reallocating only when it is too small.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
