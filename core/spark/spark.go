@@ -1,0 +1,226 @@
+// Package spark runs SQL on an Apache Spark cluster through Spark Connect
+// (github.com/apache/spark-connect-go) for the mining sources' Spark engine:
+// it connects to an sc:// URL, reads the server's version, reads the schema of
+// a Parquet table, and runs a query whose result comes back over Arrow and is
+// written to a local Parquet file. Data paths (local, s3a://, hdfs://) are
+// passed through to Spark untouched: Spark reads them where it runs.
+package spark
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	sparksql "github.com/apache/spark-connect-go/spark/sql"
+	"github.com/apache/spark-connect-go/spark/sparkerrors"
+	"google.golang.org/grpc/codes"
+)
+
+// ConnectTimeout bounds connecting to the server and asking its version, so
+// that an unreachable URL fails well within 30 s.
+const ConnectTimeout = 20 * time.Second
+
+// Hint is what an unreachable-server error suggests.
+const Hint = "check the host and port, that a Spark Connect server runs there (sbin/start-connect-server.sh), " +
+	"and that this machine can reach it; for a local one run `make spark-up`"
+
+// Session is a Spark Connect session.
+type Session struct {
+	remote  string
+	version string
+	s       sparksql.SparkSession
+}
+
+// ValidateRemote checks that remote is a Spark Connect URL (sc://host[:port]).
+func ValidateRemote(remote string) error {
+	u, err := url.Parse(remote)
+	if err != nil || u.Scheme != "sc" || u.Hostname() == "" {
+		return fmt.Errorf("spark remote %q is not a Spark Connect URL: expected sc://HOST:PORT (for example sc://127.0.0.1:15002)", remote)
+	}
+	return nil
+}
+
+// Connect opens a session on remote and asks the server's Spark version. It
+// fails within ConnectTimeout (or ctx's deadline, if sooner) when nothing
+// answers, with the URL and a hint.
+func Connect(ctx context.Context, remote string) (*Session, error) {
+	if err := ValidateRemote(remote); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	defer cancel()
+	s, err := sparksql.NewSessionBuilder().Remote(remote).Build(cctx)
+	if err != nil {
+		return nil, unreachable(remote, err)
+	}
+	sess := &Session{remote: remote, s: s}
+	v, err := sess.scalar(cctx, "SELECT version()")
+	if err != nil {
+		if ctx.Err() == nil && (cctx.Err() != nil || isUnavailable(err)) {
+			return nil, unreachable(remote, err)
+		}
+		return nil, fmt.Errorf("spark %s: %w", remote, Clean(err))
+	}
+	// version() is "4.0.0 <git hash>": keep the release.
+	sess.version, _, _ = strings.Cut(v, " ")
+	return sess, nil
+}
+
+func unreachable(remote string, err error) error {
+	reason := "no answer within " + ConnectTimeout.String()
+	var se *sparkerrors.SparkError
+	if errors.As(err, &se) && se.Code != codes.DeadlineExceeded {
+		reason = se.Message
+	} else if s := sparkerrors.FromRPCError(errors.Unwrap(err)); s != nil && s.Code == codes.Unavailable {
+		reason = s.Message
+	}
+	return fmt.Errorf("cannot reach the Spark Connect server at %s (%s): %s", remote, reason, Hint)
+}
+
+func isUnavailable(err error) bool {
+	var se *sparkerrors.SparkError
+	if errors.As(err, &se) {
+		return se.Code == codes.Unavailable || se.Code == codes.DeadlineExceeded
+	}
+	return errors.Is(err, sparkerrors.ConnectionError) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Remote is the session's sc:// URL.
+func (s *Session) Remote() string { return s.remote }
+
+// Version is the server's Spark release, such as "4.0.1".
+func (s *Session) Version() string { return s.version }
+
+// Close ends the session.
+func (s *Session) Close() error { return s.s.Stop() }
+
+func (s *Session) scalar(ctx context.Context, query string) (string, error) {
+	df, err := s.s.Sql(ctx, query)
+	if err != nil {
+		return "", err
+	}
+	rows, err := df.Collect(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 || len(rows[0].Values()) != 1 {
+		return "", fmt.Errorf("%s: expected one value, got %d rows", query, len(rows))
+	}
+	return fmt.Sprint(rows[0].Values()[0]), nil
+}
+
+// Table is the Spark SQL table expression of the Parquet file or directory at
+// path (local, s3a://, hdfs://, ...), for a FROM clause.
+func Table(path string) string {
+	return "parquet.`" + strings.ReplaceAll(path, "`", "``") + "`"
+}
+
+// ErrNoTable says a path holds no readable Parquet table.
+var ErrNoTable = errors.New("no such table")
+
+// Columns returns the column names of the Parquet table at path; the error
+// wraps ErrNoTable when the path does not exist.
+func (s *Session) Columns(ctx context.Context, path string) (map[string]bool, error) {
+	df, err := s.s.Sql(ctx, "SELECT * FROM "+Table(path)+" LIMIT 0")
+	if err == nil {
+		sch, serr := df.Schema(ctx)
+		if serr == nil {
+			cols := map[string]bool{}
+			for _, f := range sch.Fields {
+				cols[f.Name] = true
+			}
+			return cols, nil
+		}
+		err = serr
+	}
+	var se *sparkerrors.SparkError
+	if errors.As(err, &se) && strings.Contains(se.ErrorClass, "PATH_NOT_FOUND") {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoTable)
+	}
+	return nil, fmt.Errorf("read schema of %s on Spark: %w", path, Clean(err))
+}
+
+// QueryToParquet runs query on Spark, brings the result back over Arrow and
+// writes it to the local Parquet file path (atomically). It returns the rows
+// written.
+func (s *Session) QueryToParquet(ctx context.Context, query, path string) (int64, error) {
+	df, err := s.s.Sql(ctx, query)
+	if err != nil {
+		return 0, Clean(err)
+	}
+	tbl, err := df.ToArrow(ctx)
+	if err != nil {
+		return 0, Clean(err)
+	}
+	defer (*tbl).Release()
+	if err := writeParquet(*tbl, path); err != nil {
+		return 0, err
+	}
+	return (*tbl).NumRows(), nil
+}
+
+func writeParquet(tbl arrow.Table, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd))
+	err = pqarrow.WriteTable(tbl, f, 1<<20, props, pqarrow.DefaultWriterProps())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Error is a Spark error reduced to what a person needs: Spark's error class,
+// SQL state and message, without the gRPC status, the query text or a stack.
+type Error struct {
+	Class, SQLState, Message string
+}
+
+func (e *Error) Error() string {
+	if e.Class != "" {
+		return "[" + e.Class + "] " + e.Message
+	}
+	return e.Message
+}
+
+// Clean turns an error from spark-connect-go into an *Error when it carries a
+// Spark error, and leaves other errors (context cancellation, I/O) as they are.
+func Clean(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var se *sparkerrors.SparkError
+	if errors.As(err, &se) {
+		msg := se.Message
+		if se.SqlState != "" {
+			msg = strings.TrimSuffix(strings.TrimSpace(msg), ". SQLSTATE: "+se.SqlState)
+		}
+		return &Error{Class: se.ErrorClass, SQLState: se.SqlState, Message: strings.TrimSpace(msg)}
+	}
+	return err
+}
