@@ -17,8 +17,9 @@ import (
 func newMineCmd() *cobra.Command {
 	var datasetDir, name, params, out, workDir string
 	var seed int64
+	var ef mineEngineFlags
 	cmd := &cobra.Command{
-		Use:   "mine --dataset DIR --source NAME [--params JSON|@file] --out FILE",
+		Use:   "mine --dataset DIR --source NAME [--params JSON|@file] [--engine spark --spark-remote sc://HOST:PORT] [--memory-limit 4GB] --out FILE",
 		Short: "Run one built-in positive source on a dataset and print its stats",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -27,6 +28,9 @@ func newMineCmd() *cobra.Command {
 			}
 			raw, err := readParams(params)
 			if err != nil {
+				return err
+			}
+			if raw, err = ef.apply(raw); err != nil {
 				return err
 			}
 			d, err := builtin.Set().New(sdk.KindSource, name)
@@ -69,6 +73,7 @@ func newMineCmd() *cobra.Command {
 	f.StringVar(&out, "out", "", "candidate table to write (Parquet)")
 	f.StringVar(&workDir, "workdir", "", "scratch/cache directory for the source (default: a temporary directory, removed after)")
 	f.Int64Var(&seed, "seed", 1, "seed passed to the source")
+	ef.register(cmd)
 	return cmd
 }
 

@@ -50,6 +50,7 @@ type Spec struct {
 	Evaluation Evaluation `json:"evaluation"`
 	Report     ReportSpec `json:"report"`
 	Runtime    RuntimeSpec
+	Engine     EngineSpec `json:"engine"` // the SQL mining sources' engine (engine.go)
 	Raw        Experiment `json:"-"`
 }
 
@@ -226,6 +227,7 @@ func (r *resolver) resolve() *Spec {
 		r.errAt(p("name"), false, "use letters, digits, '.', '_' and '-'", "name %q is used as a directory name", s.Name)
 	}
 	r.resolveDataset(s)
+	r.resolveEngine(s)
 	if len(s.Seeds) == 0 {
 		s.Seeds = []int64{1}
 	}

@@ -24,6 +24,9 @@ type Experiment struct {
 	Evaluation  Evaluation  `koanf:"evaluation" json:"evaluation"`
 	Report      ReportSpec  `koanf:"report" json:"report"`
 	Runtime     RuntimeSpec `koanf:"runtime" json:"runtime"`
+	// Engine and Spark choose where the SQL mining sources run (engine.go).
+	Engine string     `koanf:"engine" json:"engine,omitempty"`
+	Spark  *SparkSpec `koanf:"spark" json:"spark,omitempty"`
 }
 
 // Dataset is a dataset directory (path) or a simulated world. In YAML it may
@@ -140,4 +143,6 @@ type ReportSpec struct {
 type RuntimeSpec struct {
 	// CallTimeoutS bounds one plugin call (0 = none).
 	CallTimeoutS float64 `koanf:"call_timeout_s" json:"call_timeout_s,omitempty"`
+	// MemoryLimit is each SQL mining source's DuckDB memory budget (engine.go).
+	MemoryLimit string `koanf:"memory_limit" json:"memory_limit,omitempty"`
 }

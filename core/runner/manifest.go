@@ -36,6 +36,7 @@ type Manifest struct {
 	WallSeconds float64              `json:"wall_seconds"`
 	Stages      map[string]stageTime `json:"stages"` // per stage instance: wall time when computed, cached now?
 	Units       map[string]string    `json:"units"`  // unit -> ok | failed: reason
+	Engine      ManifestEngine       `json:"mining_engine"`
 }
 
 // ManifestPlugin is one plugin the run used.
@@ -61,6 +62,7 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 		Jobs: r.opts.Jobs, Started: start.UTC(), WallSeconds: time.Since(start).Seconds(), Units: map[string]string{},
 	}
 	m.Dataset = ManifestDataset{Dir: r.ds.dir, Fingerprint: r.ds.fingerprint, Simulated: r.ds.simulated}
+	m.Engine = r.manifestEngine()
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
 	r.mu.Lock()
 	m.Stages = map[string]stageTime{}

@@ -81,6 +81,8 @@ type runner struct {
 	sum      Summary
 	out      sync.Mutex // serializes Log writes
 
+	eng engineState // the SQL sources' engine (engine.go)
+
 	// Shared, computed once per run.
 	dsOnce  sync.Once
 	ds      datasetInfo

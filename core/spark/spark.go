@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,14 +21,19 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	sparksql "github.com/apache/spark-connect-go/spark/sql"
 	"github.com/apache/spark-connect-go/spark/sparkerrors"
+	sparksql "github.com/apache/spark-connect-go/spark/sql"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
-// ConnectTimeout bounds connecting to the server and asking its version, so
-// that an unreachable URL fails well within 30 s.
-const ConnectTimeout = 20 * time.Second
+// DialTimeout bounds reaching the server's port, so that an unreachable URL
+// fails well within 30 s.
+const DialTimeout = 15 * time.Second
+
+// ConnectTimeout bounds the first question to a server that is reachable (a
+// cold JVM on a loaded machine can take a minute to answer its first query).
+const ConnectTimeout = 3 * time.Minute
 
 // Hint is what an unreachable-server error suggests.
 const Hint = "check the host and port, that a Spark Connect server runs there (sbin/start-connect-server.sh), " +
@@ -56,6 +62,22 @@ func Connect(ctx context.Context, remote string) (*Session, error) {
 	if err := ValidateRemote(remote); err != nil {
 		return nil, err
 	}
+	u, _ := url.Parse(remote)
+	port := u.Port()
+	if port == "" {
+		port = "15002"
+	}
+	var d net.Dialer
+	dctx, dcancel := context.WithTimeout(ctx, DialTimeout)
+	c, err := d.DialContext(dctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	dcancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach the Spark Connect server at %s (%v): %s", remote, err, Hint)
+	}
+	c.Close()
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 	defer cancel()
 	s, err := sparksql.NewSessionBuilder().Remote(remote).Build(cctx)
@@ -77,19 +99,32 @@ func Connect(ctx context.Context, remote string) (*Session, error) {
 
 func unreachable(remote string, err error) error {
 	reason := "no answer within " + ConnectTimeout.String()
-	var se *sparkerrors.SparkError
-	if errors.As(err, &se) && se.Code != codes.DeadlineExceeded {
-		reason = se.Message
-	} else if s := sparkerrors.FromRPCError(errors.Unwrap(err)); s != nil && s.Code == codes.Unavailable {
-		reason = s.Message
+	if st, ok := grpcStatus(err); ok && st.Code() != codes.DeadlineExceeded {
+		reason = st.Message()
 	}
 	return fmt.Errorf("cannot reach the Spark Connect server at %s (%s): %s", remote, reason, Hint)
 }
 
+// grpcStatus finds the gRPC status in err's chain. spark-connect-go wraps
+// errors with go-errors, which Unwrap does not always see through, so the
+// status is also recognised in the message.
+func grpcStatus(err error) (*status.Status, bool) {
+	var gs interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &gs) {
+		return gs.GRPCStatus(), true
+	}
+	msg := err.Error()
+	for _, c := range []codes.Code{codes.Unavailable, codes.DeadlineExceeded} {
+		if i := strings.Index(msg, "code = "+c.String()+" desc = "); i >= 0 {
+			return status.New(c, msg[i+len("code = "+c.String()+" desc = "):]), true
+		}
+	}
+	return nil, false
+}
+
 func isUnavailable(err error) bool {
-	var se *sparkerrors.SparkError
-	if errors.As(err, &se) {
-		return se.Code == codes.Unavailable || se.Code == codes.DeadlineExceeded
+	if st, ok := grpcStatus(err); ok {
+		return st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded
 	}
 	return errors.Is(err, sparkerrors.ConnectionError) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -178,8 +213,9 @@ func writeParquet(tbl arrow.Table, path string) error {
 	}
 	tmp := f.Name()
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd))
+	// WriteTable closes f.
 	err = pqarrow.WriteTable(tbl, f, 1<<20, props, pqarrow.DefaultWriterProps())
-	if cerr := f.Close(); err == nil {
+	if cerr := f.Close(); err == nil && !errors.Is(cerr, os.ErrClosed) {
 		err = cerr
 	}
 	if err == nil {
@@ -223,4 +259,21 @@ func Clean(err error) error {
 		return &Error{Class: se.ErrorClass, SQLState: se.SqlState, Message: strings.TrimSpace(msg)}
 	}
 	return err
+}
+
+// Rows runs query and returns its rows (for tests and small lookups).
+func (s *Session) Rows(ctx context.Context, query string) ([][]any, error) {
+	df, err := s.s.Sql(ctx, query)
+	if err != nil {
+		return nil, Clean(err)
+	}
+	rows, err := df.Collect(ctx)
+	if err != nil {
+		return nil, Clean(err)
+	}
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		out[i] = r.Values()
+	}
+	return out, nil
 }

@@ -36,12 +36,12 @@ type Engine struct {
 
 // OpenEngine opens the engine ex selects. The local DuckDB session gets
 // threads threads (<= 0: DuckDB's default), the memory budget ex.MemoryLimit
-// (DefaultMemoryLimit when empty) and a spill directory under workDir, which
+// (duck.DefaultMemoryLimit when empty) and a spill directory under workDir, which
 // Close removes.
 func OpenEngine(ctx context.Context, ex Exec, threads int, workDir string) (*Engine, error) {
 	limit := ex.MemoryLimit
 	if limit == "" {
-		limit = DefaultMemoryLimit()
+		limit = duck.DefaultMemoryLimit()
 	}
 	if workDir == "" {
 		workDir = os.TempDir()
@@ -174,11 +174,18 @@ func (e *Engine) explain(stage string, err error) error {
 	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory {
 		return fmt.Errorf("%s ran out of its memory budget (memory_limit %s, spilling to %s): %s; "+
 			"raise runtime.memory_limit in the experiment, or --memory-limit on crops mine, or free disk space for the spill",
-			stage, e.MemoryLimit, e.spill, strings.TrimSpace(de.Msg))
+			stage, e.MemoryLimit, e.spill, firstLine(de.Msg))
 	}
 	var se *spark.Error
 	if errors.As(err, &se) {
 		return fmt.Errorf("%s on Spark (%s): %s", stage, e.spark.Remote(), se.Error())
 	}
 	return fmt.Errorf("%s: %w", stage, err)
+}
+
+// firstLine is the first line of DuckDB's message (its advice on SET
+// statements that follows does not apply to crops users).
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(l)
 }
