@@ -8,7 +8,7 @@ SHARED   ?= ../shared
 # which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
 export GOEXPERIMENT ?= simd
 
-.PHONY: demo readme-demo test build bench lint proto fmt clean
+.PHONY: demo readme-demo test build bench lint proto fmt clean spark-up spark-down
 
 # The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
 # world, clicks-only InfoNCE vs CroPS vs BM25; prints the comparison table.
@@ -53,3 +53,12 @@ clean:
 # apt-get install -y protobuf-compiler).
 proto:
 	./proto/gen.sh
+
+# A local Apache Spark Connect server (pyspark 4.3.0 in .spark/venv, --master
+# local[2], 127.0.0.1:$(SPARK_CONNECT_PORT), default 15002) for the Spark
+# mining engine's tests: docs/scale.md. spark-down stops it.
+spark-up:
+	./scripts/spark-connect.sh up
+
+spark-down:
+	./scripts/spark-connect.sh down

@@ -77,7 +77,11 @@ func Connect(ctx context.Context, remote string) (*Session, error) {
 		}
 		return nil, fmt.Errorf("cannot reach the Spark Connect server at %s (%v): %s", remote, err, Hint)
 	}
+	err = speaksHTTP2(c, remote)
 	c.Close()
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the Spark Connect server at %s (%v): %s", remote, err, Hint)
+	}
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 	defer cancel()
 	s, err := sparksql.NewSessionBuilder().Remote(remote).Build(cctx)
@@ -95,6 +99,31 @@ func Connect(ctx context.Context, remote string) (*Session, error) {
 	// version() is "4.0.0 <git hash>": keep the release.
 	sess.version, _, _ = strings.Cut(v, " ")
 	return sess, nil
+}
+
+// speaksHTTP2 checks, within DialTimeout, that the peer answers the HTTP/2
+// connection preface (gRPC's transport) with a frame, so that a port that
+// accepts connections but never answers fails fast instead of after
+// ConnectTimeout. Skipped for TLS URLs (use_ssl=true).
+func speaksHTTP2(c net.Conn, remote string) error {
+	if strings.Contains(remote, "use_ssl=true") {
+		return nil
+	}
+	preface := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0) // + empty SETTINGS
+	if err := c.SetDeadline(time.Now().Add(DialTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write(preface); err != nil {
+		return fmt.Errorf("the port accepted a connection but the write failed: %w", err)
+	}
+	var b [9]byte
+	if _, err := c.Read(b[:]); err != nil {
+		return fmt.Errorf("the port accepts connections but gave no gRPC answer within %s: %w", DialTimeout, err)
+	}
+	if b[3] != 4 { // a server's first frame is its SETTINGS frame
+		return fmt.Errorf("the port answered, but not with gRPC (HTTP/2)")
+	}
+	return nil
 }
 
 func unreachable(remote string, err error) error {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cropsdev/crops/core/dataset"
+	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/cropsdev/crops/core/spark/sparktest"
 	"github.com/cropsdev/crops/plugins/source/clicks"
@@ -185,4 +187,40 @@ func TestEquivalenceSmallWorld(t *testing.T) {
 	}
 	sparktest.Remote(t)
 	equivalent(t, world(t, "small"))
+}
+
+// A SQL error on either engine names the source and gives the engine's
+// message, not a gRPC dump: here feed.ts_ms holds text that is no time.
+func TestEngineErrorNamesSource(t *testing.T) {
+	remote := sparktest.Remote(t)
+	dir := minetest.Write(t, minetest.Dataset{
+		Search: []minetest.Search{{Request: "r1", User: "u", TS: 1000, Query: "q", Item: "d", Stage: "exposed", Position: 1, Clicked: true}},
+		Feed:   []minetest.Feed{{User: "u", TS: 1000, Item: "f", Liked: true, DurationMS: 1}},
+	})
+	ctx := context.Background()
+	db, err := duck.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := duck.CopyToParquet(ctx, db, "SELECT 'u' AS user_id, 'yesterday' AS ts_ms, 'f' AS item_id, 1 AS watch_ms, 1 AS duration_ms, true AS liked",
+		dataset.TablePath(dir, dataset.FeedTable)); err != nil {
+		t.Fatal(err)
+	}
+	for _, exec := range []string{`"engine": "duckdb"`, `"engine": "spark", "spark": {"remote": "` + remote + `"}`} {
+		_, err := feed.New().Mine(ctx, sdk.MineRequest{DatasetDir: dir, Params: json.RawMessage("{" + exec + "}"),
+			OutputPath: filepath.Join(t.TempDir(), "c.parquet"), WorkDir: t.TempDir()})
+		if err == nil {
+			t.Fatalf("{%s}: mined a text timestamp", exec)
+		}
+		t.Logf("{%s}: %v", exec, err)
+		if !strings.HasPrefix(err.Error(), "source feed: ") || !strings.Contains(err.Error(), "yesterday") {
+			t.Errorf("{%s}: error does not name the source and the bad value: %v", exec, err)
+		}
+		for _, bad := range []string{"rpc error", "failed to execute sql", "WITH req AS", "\tat "} {
+			if strings.Contains(err.Error(), bad) {
+				t.Errorf("{%s}: error shows %q: %v", exec, bad, err)
+			}
+		}
+	}
 }
