@@ -94,8 +94,8 @@ func TestBadRemote(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	for in, want := range map[string]string{
-		"/data/w/search.parquet":         "parquet.`/data/w/search.parquet`",
-		"s3a://bucket/w/search.parquet":  "parquet.`s3a://bucket/w/search.parquet`",
+		"/data/w/search.parquet":          "parquet.`/data/w/search.parquet`",
+		"s3a://bucket/w/search.parquet":   "parquet.`s3a://bucket/w/search.parquet`",
 		"hdfs://nn:8020/a`b/feed.parquet": "parquet.`hdfs://nn:8020/a``b/feed.parquet`",
 	} {
 		if got := spark.Table(in); got != want {

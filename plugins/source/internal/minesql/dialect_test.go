@@ -16,9 +16,9 @@ import (
 // both engines must give for them (as text, via CAST ... AS STRING).
 func dialectCases(d Dialect, table string) map[string]string {
 	return map[string]string{
-		"lit":       fmt.Sprintf("SELECT %s", d.Lit(`it's a \d+ "x"`)),
-		"table":     fmt.Sprintf("SELECT CAST(count(*) AS STRING) FROM %s", d.Table(table)),
-		"struct":    fmt.Sprintf("SELECT CAST(min_by(%s, %s).a AS STRING) FROM (SELECT 1 AS v, 2 AS k UNION ALL SELECT 3, 1 UNION ALL SELECT 4, 1) AS t",
+		"lit":   fmt.Sprintf("SELECT %s", d.Lit(`it's a \d+ "x"`)),
+		"table": fmt.Sprintf("SELECT CAST(count(*) AS STRING) FROM %s", d.Table(table)),
+		"struct": fmt.Sprintf("SELECT CAST(min_by(%s, %s).a AS STRING) FROM (SELECT 1 AS v, 2 AS k UNION ALL SELECT 3, 1 UNION ALL SELECT 4, 1) AS t",
 			d.Struct("a", "v", "b", "k"), d.Struct("k", "k", "v", "v")),
 		"json":      fmt.Sprintf("SELECT %s", d.JSONObject("a", "CAST(1 AS BIGINT)", "b", "'x'")),
 		"regexp":    fmt.Sprintf("SELECT %s", d.RegexpReplaceAll(d.Lit("a \t\n b"), `[\t\n\f\r ]+`, " ")),
