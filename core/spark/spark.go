@@ -264,7 +264,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Class != "" {
+	if e.Class != "" && !strings.HasPrefix(e.Message, "["+e.Class+"]") {
 		return "[" + e.Class + "] " + e.Message
 	}
 	return e.Message

@@ -218,8 +218,12 @@ func TestEngineErrorNamesSource(t *testing.T) {
 			t.Fatalf("{%s}: mined a text timestamp", exec)
 		}
 		t.Logf("{%s}: %v", exec, err)
-		if !strings.HasPrefix(err.Error(), "source feed: ") || !strings.Contains(err.Error(), "yesterday") {
-			t.Errorf("{%s}: error does not name the source and the bad value: %v", exec, err)
+		if !strings.HasPrefix(err.Error(), "source feed: ") {
+			t.Errorf("{%s}: error does not name the source: %v", exec, err)
+		}
+		if strings.Contains(exec, "spark") && (!strings.Contains(err.Error(), "on Spark (") || !strings.Contains(err.Error(), "'yesterday'") ||
+			strings.Count(err.Error(), "[CAST_INVALID_INPUT]") != 1) {
+			t.Errorf("{%s}: error does not give Spark's class and message once: %v", exec, err)
 		}
 		for _, bad := range []string{"rpc error", "failed to execute sql", "WITH req AS", "\tat "} {
 			if strings.Contains(err.Error(), bad) {
