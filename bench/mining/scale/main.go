@@ -96,10 +96,12 @@ func main() {
 	master := flag.String("spark-master", "local[2]", "the server's master, recorded")
 	sparkWorld := flag.String("spark-world", "large", "world of the spark phase")
 	pairs := flag.Int("pairs", 1, "duckdb/spark pairs per source in the spark phase")
+	srcs := flag.String("sources", strings.Join(sources, ","), "sources, in run order")
 	only := flag.String("only", "", "curve phase: only these worlds (comma-separated)")
 	out := flag.String("out", "bench/results/scale.json", "result JSON (merged: phases update their parts)")
 	plotDir := flag.String("plots", "docs/img", "where scale-time.png and scale-rss.png go")
 	flag.Parse()
+	sources = strings.Split(*srcs, ",")
 	ctx := context.Background()
 	if err := run(ctx, *phases, *worlds, *from, *replicas, *crops, *limit, *remote, *master, *sparkWorld, *pairs, *only, *out, *plotDir); err != nil {
 		fmt.Fprintln(os.Stderr, "scale bench:", err)
@@ -160,7 +162,12 @@ func run(ctx context.Context, phases, worldsFlag, from string, replicas int, cro
 		}
 	}
 	if has("spark") {
-		sr, err := sparkVsDuck(ctx, crops, dirs[sparkWorld], limit, remote, pairs)
+		partial := func(sr *sparkResult) error {
+			sr.World, sr.Master = sparkWorld, master
+			res.Spark = sr
+			return save()
+		}
+		sr, err := sparkVsDuck(ctx, crops, dirs[sparkWorld], limit, remote, pairs, partial)
 		if err != nil {
 			return err
 		}
@@ -327,9 +334,10 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func sparkVsDuck(ctx context.Context, crops, dir, limit, remote string, pairs int) (*sparkResult, error) {
+func sparkVsDuck(ctx context.Context, crops, dir, limit, remote string, pairs int, save func(*sparkResult) error) (*sparkResult, error) {
 	sr := &sparkResult{Remote: remote, Pairs: pairs, Ratio: map[string]float64{}, Medians: map[string][]float64{}, LoadStart: machine.LoadAvg()}
 	for _, s := range sources {
+		fmt.Fprintf(os.Stderr, "scale: spark vs duckdb, %s (%s)\n", s, machine.LoadAvg())
 		var d, sp []float64
 		for i := 0; i < pairs; i++ {
 			a := mine(ctx, crops, dir, s, limit, "--engine", "duckdb")
@@ -345,6 +353,12 @@ func sparkVsDuck(ctx context.Context, crops, dir, limit, remote string, pairs in
 		}
 		sr.Medians[s] = []float64{median(d), median(sp)}
 		sr.Ratio[s] = median(sp) / median(d)
+		sr.LoadEnd = machine.LoadAvg()
+		if save != nil {
+			if err := save(sr); err != nil {
+				return sr, err
+			}
+		}
 	}
 	sr.LoadEnd = machine.LoadAvg()
 	return sr, nil
