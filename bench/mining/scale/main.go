@@ -377,14 +377,14 @@ func plots(res *result, order []string, dir string) error {
 		for _, r := range wr.Runs {
 			series[r.Source] = append(series[r.Source], pt{x, r.Seconds, r.PeakRSSMiB / 1024})
 		}
-		series["all (sum / max)"] = append(series["all (sum / max)"], pt{x, wr.TotalSeconds, wr.MaxRSSMiB / 1024})
+		series["all (time: sum, RSS: max)"] = append(series["all (time: sum, RSS: max)"], pt{x, wr.TotalSeconds, wr.MaxRSSMiB / 1024})
 	}
 	if len(series) == 0 {
 		return nil
 	}
 	colors := map[string]color.Color{"clicks": color.RGBA{31, 119, 180, 255}, "reformulation": color.RGBA{255, 127, 14, 255},
-		"feed": color.RGBA{44, 160, 44, 255}, "all (sum / max)": color.Black}
-	names := append(append([]string(nil), sources...), "all (sum / max)")
+		"feed": color.RGBA{44, 160, 44, 255}, "all (time: sum, RSS: max)": color.Black}
+	names := append(append([]string(nil), sources...), "all (time: sum, RSS: max)")
 	for _, kind := range []string{"time", "rss"} {
 		p := plot.New()
 		p.X.Label.Text = "search + feed rows (millions, log scale)"
@@ -419,6 +419,9 @@ func plots(res *result, order []string, dir string) error {
 				return err
 			}
 			l.Color, s.Color = colors[n], colors[n]
+			if n == "all (time: sum, RSS: max)" {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)} // drawn over a source's line where max = that source
+			}
 			p.Add(l, s)
 			p.Legend.Add(n, l, s)
 		}
