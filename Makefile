@@ -12,7 +12,7 @@ export GOEXPERIMENT ?= simd
 GOCYCLO   := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
 CYCLO_MAX := 30
 
-.PHONY: demo readme-demo test build bench lint proto fmt clean schema
+.PHONY: demo readme-demo test build bench lint proto fmt clean schema spark-up spark-down
 
 # The quickstart experiment (experiments/quickstart.yaml): a tiny simulated
 # world, clicks-only InfoNCE vs CroPS vs BM25; prints the comparison table.
@@ -72,3 +72,12 @@ proto:
 # fails when it is stale).
 schema:
 	$(GO) test ./core/config/expschema -run TestExperimentSchemaUpToDate -update
+
+# A local Apache Spark Connect server (pyspark 4.3.0 in .spark/venv, --master
+# local[2], 127.0.0.1:$(SPARK_CONNECT_PORT), default 15002) for the Spark
+# mining engine's tests: docs/scale.md. spark-down stops it.
+spark-up:
+	./scripts/spark-connect.sh up
+
+spark-down:
+	./scripts/spark-connect.sh down

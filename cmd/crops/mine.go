@@ -16,8 +16,9 @@ import (
 func newMineCmd() *cobra.Command {
 	var datasetDir, name, params, out, workDir, pluginPath string
 	var seed int64
+	var ef mineEngineFlags
 	cmd := &cobra.Command{
-		Use:   "mine --dataset DIR --source NAME [--params JSON|@file] --out FILE",
+		Use:   "mine --dataset DIR --source NAME [--params JSON|@file] [--engine spark --spark-remote sc://HOST:PORT] [--memory-limit 4GB] --out FILE",
 		Short: "Run one positive source (built-in, or a plugin with --plugin-path) on a dataset and print its stats",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -26,6 +27,9 @@ func newMineCmd() *cobra.Command {
 			}
 			raw, err := readParams(params)
 			if err != nil {
+				return err
+			}
+			if raw, err = ef.apply(raw); err != nil {
 				return err
 			}
 			src, release, err := mineSource(cmd.Context(), name, pluginPath) // mine_plugin.go
@@ -69,6 +73,7 @@ func newMineCmd() *cobra.Command {
 	f.StringVar(&workDir, "workdir", "", "scratch/cache directory for the source (default: a temporary directory, removed after)")
 	f.Int64Var(&seed, "seed", 1, "seed passed to the source")
 	f.StringVar(&pluginPath, "plugin-path", "", "a third-party source plugin executable; --source is the name it describes")
+	ef.register(cmd)
 	return cmd
 }
 

@@ -56,6 +56,7 @@ type Spec struct {
 	Report     ReportSpec  `json:"report"`
 	Runtime    RuntimeSpec `json:"runtime"`
 	Limits     Limits      `json:"limits"`
+	Engine     EngineSpec  `json:"engine"` // the SQL mining sources' engine (engine.go)
 	Raw        Experiment  `json:"-"`
 
 	// WorldSeeds are seeds.world as written (nil: one world, the dataset's).
@@ -264,6 +265,7 @@ func (r *resolver) resolve() *Spec {
 	}
 	r.resolveSeeds(s)
 	r.resolveDataset(s)
+	r.resolveEngine(s)
 	if len(e.Metrics) == 0 {
 		r.errAt(nil, false, "e.g. metrics: [recall@100:ct, recall@100:qr, ndcg@4:qrels]", "metrics: at least one metric is required")
 	}

@@ -25,6 +25,9 @@ type Experiment struct {
 	Report      ReportSpec  `koanf:"report" json:"report"`
 	Runtime     RuntimeSpec `koanf:"runtime" json:"runtime"`
 	Limits      Limits      `koanf:"limits" json:"limits,omitempty"`
+	// Engine and Spark choose where the SQL mining sources run (engine.go).
+	Engine string     `koanf:"engine" json:"engine,omitempty"`
+	Spark  *SparkSpec `koanf:"spark" json:"spark,omitempty"`
 }
 
 // Dataset is a dataset directory (path) or a simulated world. In YAML it may
@@ -155,4 +158,6 @@ type RuntimeSpec struct {
 	// progress events of a training call; a warning is logged at half of
 	// it. Unset (0) = 3600; negative values are an error.
 	CallTimeoutS float64 `koanf:"call_timeout_s" json:"call_timeout_s,omitempty"`
+	// MemoryLimit is each SQL mining source's DuckDB memory budget (engine.go).
+	MemoryLimit string `koanf:"memory_limit" json:"memory_limit,omitempty"`
 }

@@ -40,6 +40,7 @@ type Manifest struct {
 	WallSeconds float64              `json:"wall_seconds"`
 	Stages      map[string]stageTime `json:"stages"` // per stage instance: wall time when computed, cached now?
 	Units       map[string]string    `json:"units"`  // unit -> ok | failed: reason
+	Engine      ManifestEngine       `json:"mining_engine"`
 }
 
 // ManifestPlugin is one plugin the run used.
@@ -72,6 +73,7 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 	if len(m.Worlds) == 1 {
 		m.Worlds = nil
 	}
+	m.Engine = r.manifestEngine()
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
 	r.mu.Lock()
 	m.Stages = map[string]stageTime{}

@@ -87,6 +87,7 @@ type runner struct {
 	worlds []*worldState
 
 	partialKeys map[string]bool // partial stages committed by this run (partial.go)
+	eng         engineState     // the SQL sources' engine (engine.go)
 
 	planning *planState // non-nil in a dry run
 }

@@ -325,6 +325,10 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 		}
 		keyParams = kp
 	}
+	params, keyParams, err := r.engineParams(ctx, src, params, keyParams)
+	if err != nil {
+		return cache.Entry{}, err
+	}
 	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
 	if err != nil {
 		return cache.Entry{}, err

@@ -16,11 +16,9 @@ package clicks
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/cropsdev/crops/core/dataset"
-	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -53,6 +51,8 @@ type Params struct {
 	Negatives bool `json:"negatives" jsonschema_description:"also write the stage negatives exposed_unclicked (tier 3), ranked_unexposed (2), prerank_filtered (1)"`
 	// Threads caps DuckDB's threads (0 = DuckDB's default, all cores).
 	Threads int `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
+	// Exec chooses the engine and the memory budget.
+	minesql.Exec
 }
 
 // DefaultParams returns the defaults.
@@ -95,23 +95,23 @@ func positiveExpr(positive string) string {
 	return "clicked"
 }
 
-// Query returns the SQL that mines the candidate rows from the search and
-// split tables at the given paths (exported for the benchmarks).
-func Query(searchPath, splitPath string, p Params) string {
+// Query returns the SQL, in dialect d, that mines the candidate rows from the
+// search and split tables at the given paths (exported for the benchmarks).
+func Query(d minesql.Dialect, searchPath, splitPath string, p Params) string {
 	negatives := ""
 	if p.Negatives {
 		negatives = fmt.Sprintf(`
 UNION ALL SELECT query, item_id, %[1]s, %[2]d, n_unpos / appearances, %[7]s FROM agg WHERE n_unpos > 0
 UNION ALL SELECT query, item_id, %[3]s, %[4]d, n_ranked / appearances, %[8]s FROM agg WHERE n_ranked > 0
 UNION ALL SELECT query, item_id, %[5]s, %[6]d, n_filtered / appearances, %[9]s FROM agg WHERE n_filtered > 0`,
-			duck.Lit(dataset.SourceExposedUnclicked), TierExposedUnclicked,
-			duck.Lit(dataset.SourceRankedUnexposed), TierRankedUnexposed,
-			duck.Lit(dataset.SourcePrerankFiltered), TierPrerankFiltered,
-			evidence("n_unpos"), evidence("n_ranked"), evidence("n_filtered"))
+			d.Lit(dataset.SourceExposedUnclicked), TierExposedUnclicked,
+			d.Lit(dataset.SourceRankedUnexposed), TierRankedUnexposed,
+			d.Lit(dataset.SourcePrerankFiltered), TierPrerankFiltered,
+			evidence(d, "n_unpos"), evidence(d, "n_ranked"), evidence(d, "n_filtered"))
 	}
 	return fmt.Sprintf(`WITH s AS (
   SELECT query, item_id, request_id, stage, clicked, liked
-  FROM read_parquet(%[1]s) WHERE %[2]s
+  FROM %[1]s WHERE %[2]s
 ),
 per AS (
   SELECT query, item_id, request_id,
@@ -126,43 +126,43 @@ per AS (
 qreq AS (SELECT query, count(DISTINCT request_id) AS requests FROM s GROUP BY query),
 agg0 AS (
   SELECT query, item_id,
-    count(*) FILTER (WHERE exposed OR ranked OR filtered)::DOUBLE AS appearances,
-    count(*) FILTER (WHERE pos) AS n_pos,
-    count(*) FILTER (WHERE exposed AND NOT pos) AS n_unpos,
-    count(*) FILTER (WHERE ranked AND NOT exposed) AS n_ranked,
-    count(*) FILTER (WHERE filtered AND NOT exposed AND NOT ranked) AS n_filtered,
-    count(*) FILTER (WHERE exposed) AS n_exposed,
-    count(*) FILTER (WHERE clicked) AS n_clicked,
-    count(*) FILTER (WHERE liked) AS n_liked
+    CAST(count_if(exposed OR ranked OR filtered) AS DOUBLE) AS appearances,
+    count_if(pos) AS n_pos,
+    count_if(exposed AND NOT pos) AS n_unpos,
+    count_if(ranked AND NOT exposed) AS n_ranked,
+    count_if(filtered AND NOT exposed AND NOT ranked) AS n_filtered,
+    count_if(exposed) AS n_exposed,
+    count_if(clicked) AS n_clicked,
+    count_if(liked) AS n_liked
   FROM per GROUP BY query, item_id
 ),
 agg AS (
-  SELECT a.*, q.requests FROM agg0 a JOIN qreq q USING (query) WHERE a.appearances > 0
+  SELECT a.*, q.requests FROM agg0 a JOIN qreq q ON a.query = q.query WHERE a.appearances > 0
 )
 SELECT query, item_id, %[4]s AS source, %[5]d AS tier_hint, n_pos / appearances AS confidence, %[7]s AS evidence FROM agg WHERE n_pos > 0%[6]s`,
-		duck.Lit(searchPath), minesql.TrainRequestFilter("request_id", splitPath), positiveExpr(p.Positive),
-		duck.Lit(dataset.SourceClicks), TierClicked, negatives, evidence("n_pos"))
+		d.Table(searchPath), minesql.TrainRequestFilter(d, "request_id", splitPath), positiveExpr(p.Positive),
+		d.Lit(dataset.SourceClicks), TierClicked, negatives, evidence(d, "n_pos"))
 }
 
 // evidence is the SQL of one row's JSON evidence, n naming the column that
 // counts the appearances with the row's outcome.
-func evidence(n string) string {
-	return fmt.Sprintf(`CAST(json_object('count', %s, 'appearances', CAST(appearances AS BIGINT), 'query_requests', requests, `+
-		`'exposed', n_exposed, 'clicked', n_clicked, 'liked', n_liked) AS VARCHAR)`, n)
+func evidence(d minesql.Dialect, n string) string {
+	return d.JSONObject("count", n, "appearances", "CAST(appearances AS BIGINT)", "query_requests", "requests",
+		"exposed", "n_exposed", "clicked", "n_clicked", "liked", "n_liked")
 }
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
-		searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+	return minesql.Mine(ctx, Name, req, &p, &p.Exec, &p.Threads, func(e *minesql.Engine) (string, map[string]float64, error) {
+		searchPath, _, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SearchTable,
 			"request_id", "query", "item_id", "stage", "clicked", "liked")
 		if err != nil {
 			return "", nil, err
 		}
-		splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		splitPath, _, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SplitTable, "request_id", "split")
 		if err != nil {
 			return "", nil, err
 		}
-		return Query(searchPath, splitPath, p), nil, nil
+		return Query(e.Dialect, searchPath, splitPath, p), nil, nil
 	})
 }

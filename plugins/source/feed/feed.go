@@ -18,13 +18,11 @@ package feed
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/cropsdev/crops/core/dataset"
-	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -43,6 +41,8 @@ type Params struct {
 	MinWatchRatio float64 `json:"min_watch_ratio" jsonschema:"minimum=0,maximum=1" jsonschema_description:"watched at least this share of duration_ms is engagement; 0 = off"`
 	CountLiked    bool    `json:"count_liked" jsonschema_description:"a like is engagement"`
 	Threads       int     `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
+	// Exec chooses the engine and the memory budget.
+	minesql.Exec
 }
 
 // DefaultParams returns the defaults: +-30 minutes, 100 items per (user,
@@ -87,9 +87,9 @@ func (source) Describe(context.Context) (sdk.Info, error) {
 		"become tier-4 candidates of its query, at most max_per_user (default 100) per (user, query), closest first", paramsSchema), nil
 }
 
-// Query returns the SQL that mines the candidate rows (exported for the
-// benchmarks).
-func Query(searchPath, splitPath, feedPath string, p Params) string {
+// Query returns the SQL, in dialect d, that mines the candidate rows
+// (exported for the benchmarks).
+func Query(d minesql.Dialect, searchPath, splitPath, feedPath string, p Params) string {
 	var eng []string
 	if p.CountLiked {
 		eng = append(eng, "liked")
@@ -101,10 +101,10 @@ func Query(searchPath, splitPath, feedPath string, p Params) string {
 		eng = append(eng, fmt.Sprintf("(duration_ms > 0 AND watch_ms >= %s * duration_ms)", strconv.FormatFloat(p.MinWatchRatio, 'g', -1, 64)))
 	}
 	return fmt.Sprintf(`WITH req AS (
-  SELECT DISTINCT user_id, query, ts_ms FROM read_parquet(%[1]s) WHERE %[2]s
+  SELECT DISTINCT user_id, query, ts_ms FROM %[1]s WHERE %[2]s
 ),
 eng AS (
-  SELECT user_id, ts_ms, item_id FROM read_parquet(%[3]s) WHERE %[4]s
+  SELECT user_id, ts_ms, item_id FROM %[3]s WHERE %[4]s
 ),
 m AS (
   SELECT r.user_id, r.query, e.item_id, min(abs(e.ts_ms - r.ts_ms)) AS dt
@@ -112,35 +112,39 @@ m AS (
   GROUP BY r.user_id, r.query, e.item_id
 ),
 kept AS (
-  SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY user_id, query ORDER BY dt, item_id) <= %[6]d
+  SELECT user_id, query, item_id, dt FROM (
+    SELECT user_id, query, item_id, dt, row_number() OVER (PARTITION BY user_id, query ORDER BY dt, item_id) AS rn FROM m
+  ) ranked WHERE rn <= %[6]d
 ),
 agg AS (
-  SELECT query, item_id, count(*) AS n_users, min(dt) AS min_dt, arg_min(user_id, {'dt': dt, 'user': user_id}) AS best_user
+  SELECT query, item_id, count(*) AS n_users, min(dt) AS min_dt, min_by(user_id, %[9]s) AS best_user
   FROM kept GROUP BY query, item_id
 ),
-qusers AS (SELECT query, count(DISTINCT user_id) AS users FROM req GROUP BY query)
-SELECT query, item_id, %[7]s AS source, %[8]d AS tier_hint, n_users / users::DOUBLE AS confidence,
-  CAST(json_object('users', n_users, 'query_users', users, 'min_abs_dt_ms', min_dt, 'user', best_user) AS VARCHAR) AS evidence
-FROM agg JOIN qusers USING (query)`,
-		duck.Lit(searchPath), minesql.TrainRequestFilter("request_id", splitPath), duck.Lit(feedPath),
-		strings.Join(eng, " OR "), p.WindowMS, p.MaxPerUser, duck.Lit(dataset.SourceFeed), Tier)
+qusers AS (SELECT query AS qu, count(DISTINCT user_id) AS users FROM req GROUP BY query)
+SELECT query, item_id, %[7]s AS source, %[8]d AS tier_hint, CAST(n_users AS DOUBLE) / users AS confidence,
+  %[10]s AS evidence
+FROM agg JOIN qusers ON agg.query = qusers.qu`,
+		d.Table(searchPath), minesql.TrainRequestFilter(d, "request_id", splitPath), d.Table(feedPath),
+		strings.Join(eng, " OR "), p.WindowMS, p.MaxPerUser, d.Lit(dataset.SourceFeed), Tier,
+		d.Struct("dt", "dt", "user", "user_id"),
+		d.JSONObject("users", "n_users", "query_users", "users", "min_abs_dt_ms", "min_dt", "user", "best_user"))
 }
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
-		searchPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable, "request_id", "user_id", "ts_ms", "query")
+	return minesql.Mine(ctx, Name, req, &p, &p.Exec, &p.Threads, func(e *minesql.Engine) (string, map[string]float64, error) {
+		searchPath, _, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SearchTable, "request_id", "user_id", "ts_ms", "query")
 		if err != nil {
 			return "", nil, err
 		}
-		splitPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		splitPath, _, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SplitTable, "request_id", "split")
 		if err != nil {
 			return "", nil, err
 		}
-		feedPath, _, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.FeedTable, "user_id", "ts_ms", "item_id", "watch_ms", "duration_ms", "liked")
+		feedPath, _, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.FeedTable, "user_id", "ts_ms", "item_id", "watch_ms", "duration_ms", "liked")
 		if err != nil {
 			return "", nil, err
 		}
-		return Query(searchPath, splitPath, feedPath, p), nil, nil
+		return Query(e.Dialect, searchPath, splitPath, feedPath, p), nil, nil
 	})
 }

@@ -36,15 +36,12 @@ package reformulation
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
-	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -70,6 +67,8 @@ type Params struct {
 	MinWatchMS    int64      `json:"min_watch_ms" jsonschema:"minimum=0" jsonschema_description:"watched at least this long counts as interaction; 0 = off"`
 	MinWatchRatio float64    `json:"min_watch_ratio" jsonschema:"minimum=0,maximum=1" jsonschema_description:"watched at least this share of items.duration_ms counts as interaction; 0 = off"`
 	Threads       int        `json:"threads" jsonschema:"minimum=0" jsonschema_description:"DuckDB threads; 0 = all cores"`
+	// Exec chooses the engine and the memory budget.
+	minesql.Exec
 }
 
 // DefaultParams returns the defaults.
@@ -117,9 +116,9 @@ type Tables struct {
 	Requests      string // "" when the dataset has no requests table
 }
 
-// Query returns the SQL that mines the candidate rows (exported for the
-// benchmarks).
-func Query(t Tables, p Params) string {
+// Query returns the SQL, in dialect d, that mines the candidate rows
+// (exported for the benchmarks).
+func Query(d minesql.Dialect, t Tables, p Params) string {
 	interact := []string{"clicked"}
 	if p.MinWatchMS > 0 {
 		interact = append(interact, fmt.Sprintf("watch_ms >= %d", p.MinWatchMS))
@@ -127,21 +126,20 @@ func Query(t Tables, p Params) string {
 	itemsJoin := ""
 	if p.MinWatchRatio > 0 && t.Items != "" {
 		interact = append(interact, fmt.Sprintf("(i.duration_ms > 0 AND watch_ms >= %s * i.duration_ms)", strconv.FormatFloat(p.MinWatchRatio, 'g', -1, 64)))
-		itemsJoin = fmt.Sprintf("LEFT JOIN (SELECT item_id, max(duration_ms) AS duration_ms FROM read_parquet(%s) GROUP BY item_id) i USING (item_id)", duck.Lit(t.Items))
+		itemsJoin = fmt.Sprintf("LEFT JOIN (SELECT item_id AS i_item, max(duration_ms) AS duration_ms FROM %s GROUP BY item_id) i ON i.i_item = s.item_id", d.Table(t.Items))
 	}
-	cond := interact[0]
-	for _, c := range interact[1:] {
-		cond += " OR " + c
-	}
+	cond := strings.Join(interact, " OR ")
 	// The union of the requests of search and of requests (when present):
 	// a request without search rows can still be the q of a pair.
-	reqFrom := "read_parquet(%[1]s)"
+	reqFrom := d.Table(t.Search)
 	if t.Requests != "" {
-		reqFrom = fmt.Sprintf("(SELECT request_id, user_id, ts_ms, query FROM read_parquet(%%[1]s) UNION ALL SELECT request_id, user_id, ts_ms, query FROM read_parquet(%s))",
-			strings.ReplaceAll(duck.Lit(t.Requests), "%", "%%"))
+		reqFrom = fmt.Sprintf("(SELECT request_id, user_id, ts_ms, query FROM %s UNION ALL SELECT request_id, user_id, ts_ms, query FROM %s) AS allreq",
+			d.Table(t.Search), d.Table(t.Requests))
 	}
+	best := d.Struct("q2", "q2", "gap_ms", "gap_ms", "sim", "sim", "user", "user_id")
+	order := d.Struct("gap_ms", "gap_ms", "q2", "q2", "user", "user_id", "r1", "r1", "r2", "r2")
 	return fmt.Sprintf(`WITH req AS (
-  SELECT DISTINCT request_id, user_id, ts_ms, query FROM `+reqFrom+` WHERE %[2]s
+  SELECT DISTINCT request_id, user_id, ts_ms, query FROM %[1]s WHERE %[2]s
 ),
 pairs AS (
   SELECT a.request_id AS r1, a.user_id, a.query AS q, b.request_id AS r2, b.query AS q2, b.ts_ms - a.ts_ms AS gap_ms
@@ -149,16 +147,16 @@ pairs AS (
 ),
 qp AS (SELECT DISTINCT q, q2 FROM pairs),
 feats AS (
-  SELECT query, %[4]s, %[5]s FROM (SELECT q AS query FROM qp UNION SELECT q2 FROM qp)
+  SELECT query, %[4]s, %[5]s FROM (SELECT q AS query FROM qp UNION SELECT q2 AS query FROM qp) AS qs
 ),
 sims AS (
   SELECT q, q2, sim FROM (
     SELECT qp.q, qp.q2, %[6]s AS sim FROM qp JOIN feats a ON a.query = qp.q JOIN feats b ON b.query = qp.q2
-  ) WHERE sim >= %[7]s
+  ) AS scored WHERE sim >= %[7]s
 ),
 hits AS (
-  SELECT DISTINCT request_id, item_id FROM read_parquet(%[1]s) %[8]s
-  WHERE stage = 'exposed' AND (%[9]s)
+  SELECT DISTINCT s.request_id, s.item_id FROM %[8]s s %[9]s
+  WHERE s.stage = 'exposed' AND (%[10]s)
 ),
 cand AS (
   SELECT p.q, h.item_id, p.user_id, p.r1, p.r2, p.q2, p.gap_ms, s.sim
@@ -166,40 +164,44 @@ cand AS (
 ),
 agg AS (
   SELECT q AS query, item_id, count(*) AS n_pairs, count(DISTINCT r1) AS n_requests, count(DISTINCT user_id) AS n_users,
-    count(DISTINCT q2) AS n_reformulations,
-    arg_min({'q2': q2, 'gap_ms': gap_ms, 'sim': sim, 'user': user_id}, {'gap_ms': gap_ms, 'q2': q2, 'user': user_id, 'r1': r1, 'r2': r2}) AS best
+    count(DISTINCT q2) AS n_reformulations, min_by(%[13]s, %[14]s) AS best
   FROM cand GROUP BY q, item_id
 ),
-qreq AS (SELECT query, count(*) AS requests FROM req GROUP BY query)
-SELECT query, item_id, %[10]s AS source, %[11]d AS tier_hint, n_requests / requests::DOUBLE AS confidence,
-  CAST(json_object('reformulation', best.q2, 'gap_ms', best.gap_ms, 'sim', round(best.sim, 6), 'user', best.user,
-    'pairs', n_pairs, 'requests', n_requests, 'query_requests', requests, 'users', n_users, 'reformulations', n_reformulations) AS VARCHAR) AS evidence
-FROM agg JOIN qreq USING (query)`,
-		duck.Lit(t.Search), minesql.TrainRequestFilter("request_id", t.Split), p.WindowMS,
-		GramsSQL("query", p.Similarity.N)+" AS grams", TokensSQL("query")+" AS toks",
-		p.Similarity.ScoreSQL("a.", "b."), strconv.FormatFloat(p.Similarity.Threshold, 'g', -1, 64),
-		itemsJoin, cond, duck.Lit(dataset.SourceReformulation), Tier)
+qreq AS (SELECT query AS qq, count(*) AS requests FROM req GROUP BY query)
+SELECT query, item_id, %[11]s AS source, %[12]d AS tier_hint, CAST(n_requests AS DOUBLE) / requests AS confidence,
+  %[15]s AS evidence
+FROM agg JOIN qreq ON agg.query = qreq.qq`,
+		reqFrom, minesql.TrainRequestFilter(d, "request_id", t.Split), p.WindowMS,
+		GramsSQL(d, "query", p.Similarity.N)+" AS grams", TokensSQL(d, "query")+" AS toks",
+		p.Similarity.ScoreSQL(d, "a.", "b."), strconv.FormatFloat(p.Similarity.Threshold, 'g', -1, 64),
+		d.Table(t.Search), itemsJoin, cond, d.Lit(dataset.SourceReformulation), Tier, best, order,
+		d.JSONObject("reformulation", "best.q2", "gap_ms", "best.gap_ms", "sim", "round(best.sim, 6)", "user", "best.user",
+			"pairs", "n_pairs", "requests", "n_requests", "query_requests", "requests", "users", "n_users", "reformulations", "n_reformulations"))
 }
 
 func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, error) {
 	p := DefaultParams()
-	return minesql.Mine(ctx, Name, req, &p, &p.Threads, func(db *sql.DB) (string, map[string]float64, error) {
+	return minesql.Mine(ctx, Name, req, &p, &p.Exec, &p.Threads, func(e *minesql.Engine) (string, map[string]float64, error) {
 		var t Tables
 		var err error
-		t.Search, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SearchTable,
+		t.Search, _, err = minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SearchTable,
 			"request_id", "user_id", "ts_ms", "query", "item_id", "stage", "clicked", "watch_ms")
 		if err != nil {
 			return "", nil, err
 		}
-		t.Split, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.SplitTable, "request_id", "split")
+		t.Split, _, err = minesql.RequireTable(ctx, e, req.DatasetDir, dataset.SplitTable, "request_id", "split")
 		if err != nil {
 			return "", nil, err
 		}
 		// The optional requests table: used when its file exists, and then
 		// it must have the columns the format requires.
 		requestsUsed := 0.0
-		if _, err := os.Stat(dataset.TablePath(req.DatasetDir, dataset.RequestsTable)); err == nil {
-			t.Requests, _, err = minesql.RequireTable(ctx, db, req.DatasetDir, dataset.RequestsTable, "request_id", "user_id", "ts_ms", "query")
+		hasRequests, err := e.HasTable(ctx, req.DatasetDir, dataset.RequestsTable)
+		if err != nil {
+			return "", nil, err
+		}
+		if hasRequests {
+			t.Requests, _, err = minesql.RequireTable(ctx, e, req.DatasetDir, dataset.RequestsTable, "request_id", "user_id", "ts_ms", "query")
 			if err != nil {
 				return "", nil, err
 			}
@@ -207,7 +209,7 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 		}
 		ratioUsed := 0.0
 		if p.MinWatchRatio > 0 {
-			items, cols, err := minesql.RequireTable(ctx, db, req.DatasetDir, dataset.ItemsTable, "item_id")
+			items, cols, err := minesql.RequireTable(ctx, e, req.DatasetDir, dataset.ItemsTable, "item_id")
 			if err != nil {
 				return "", nil, err
 			}
@@ -216,6 +218,6 @@ func (source) Mine(ctx context.Context, req sdk.MineRequest) (sdk.MineResult, er
 			}
 		}
 		// Whether the watch-ratio test could run (items.duration_ms present).
-		return Query(t, p), map[string]float64{"watch_ratio_used": ratioUsed, "requests_table_used": requestsUsed}, nil
+		return Query(e.Dialect, t, p), map[string]float64{"watch_ratio_used": ratioUsed, "requests_table_used": requestsUsed}, nil
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 )
 
 // The query-similarity test that decides whether a later query q' of the same
@@ -150,31 +152,38 @@ func (s Similarity) Score(a, b string) float64 {
 // Similar reports whether Score(a, b) >= Threshold.
 func (s Similarity) Similar(a, b string) bool { return s.Score(a, b) >= s.Threshold }
 
-// NormSQL is the SQL of Normalize applied to the VARCHAR expression col.
-func NormSQL(col string) string {
-	return fmt.Sprintf(`trim(regexp_replace(lower(%s), '\s+', ' ', 'g'), ' ')`, col)
+// spaceClass is Go's RE2 \s written out, so that DuckDB (RE2) and Spark
+// (java.util.regex, whose \s also matches \v) agree with Normalize.
+const spaceClass = `[\t\n\f\r ]+`
+
+// NormSQL is the SQL, in dialect d, of Normalize applied to the string
+// expression col.
+func NormSQL(d minesql.Dialect, col string) string {
+	return d.TrimSpaces(d.RegexpReplaceAll("lower("+col+")", spaceClass, " "))
 }
 
 // GramsSQL is the SQL of CharNGrams(col, n) as a list (unordered).
-func GramsSQL(col string, n int) string {
-	p := fmt.Sprintf(`(' ' || %s || ' ')`, NormSQL(col))
-	return fmt.Sprintf(`CASE WHEN length(%[1]s) < %[2]d THEN [%[1]s] ELSE list_distinct([substr(%[1]s, i, %[2]d) for i in range(1, length(%[1]s) - %[2]d + 2)]) END`, p, n)
+func GramsSQL(d minesql.Dialect, col string, n int) string {
+	p := fmt.Sprintf(`(' ' || %s || ' ')`, NormSQL(d, col))
+	return fmt.Sprintf(`CASE WHEN length(%[1]s) < %[2]d THEN %[3]s ELSE %[4]s END`, p, n, d.ListOf(p), d.Distinct(d.Substrings(p, n)))
 }
 
 // TokensSQL is the SQL of Tokens(col) as a list (unordered).
-func TokensSQL(col string) string {
-	return fmt.Sprintf(`list_distinct(string_split(%s, ' '))`, NormSQL(col))
+func TokensSQL(d minesql.Dialect, col string) string {
+	return d.Distinct(d.Split(NormSQL(d, col), " "))
 }
 
 // ScoreSQL returns the SQL of Score over per-query features named pa+"grams",
 // pa+"toks" (GramsSQL, TokensSQL of query a) and pb+"grams", pb+"toks".
 // Compute the features once per distinct query, not per pair.
-func (s Similarity) ScoreSQL(pa, pb string) string {
+func (s Similarity) ScoreSQL(d minesql.Dialect, pa, pb string) string {
 	jac := func(a, b string) string {
-		return fmt.Sprintf(`(CASE WHEN len(%[1]s) + len(%[2]s) = 0 THEN 0.0 ELSE len(list_intersect(%[1]s, %[2]s)) / (len(%[1]s) + len(%[2]s) - len(list_intersect(%[1]s, %[2]s)))::DOUBLE END)`, a, b)
+		la, lb, li := d.Len(a), d.Len(b), d.Len(d.Intersect(a, b))
+		return fmt.Sprintf(`(CASE WHEN %[1]s + %[2]s = 0 THEN 0.0 ELSE CAST(%[3]s AS DOUBLE) / (%[1]s + %[2]s - %[3]s) END)`, la, lb, li)
 	}
 	cont := func(a, b string) string {
-		return fmt.Sprintf(`(CASE WHEN least(len(%[1]s), len(%[2]s)) = 0 THEN 0.0 ELSE len(list_intersect(%[1]s, %[2]s)) / least(len(%[1]s), len(%[2]s))::DOUBLE END)`, a, b)
+		la, lb, li := d.Len(a), d.Len(b), d.Len(d.Intersect(a, b))
+		return fmt.Sprintf(`(CASE WHEN least(%[1]s, %[2]s) = 0 THEN 0.0 ELSE CAST(%[3]s AS DOUBLE) / least(%[1]s, %[2]s) END)`, la, lb, li)
 	}
 	switch s.Method {
 	case MethodTokenJaccard:
@@ -185,4 +194,13 @@ func (s Similarity) ScoreSQL(pa, pb string) string {
 		return fmt.Sprintf("greatest(%s, %s)", cont(pa+"toks", pb+"toks"), jac(pa+"grams", pb+"grams"))
 	}
 	return jac(pa+"grams", pb+"grams")
+}
+
+// ScorePairsSQL is the SQL, in dialect d, that scores every row of table
+// (columns i, a, b) under s: rows (i, score) ordered by i. The tests run it on
+// DuckDB and on Spark against Score.
+func ScorePairsSQL(d minesql.Dialect, s Similarity, table string) string {
+	return "SELECT i, " + s.ScoreSQL(d, "x_", "y_") + " AS score FROM (SELECT i, " +
+		GramsSQL(d, "a", s.N) + " AS x_grams, " + TokensSQL(d, "a") + " AS x_toks, " +
+		GramsSQL(d, "b", s.N) + " AS y_grams, " + TokensSQL(d, "b") + " AS y_toks FROM " + table + ") AS f ORDER BY i"
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/plugins/source/internal/minesql"
 )
 
 func TestScore(t *testing.T) {
@@ -76,9 +77,7 @@ func TestScoreSQLMatchesGo(t *testing.T) {
 	for _, m := range Methods {
 		for _, n := range []int{2, 3, 4} {
 			s := Similarity{Method: m, N: n}
-			q := "SELECT i, " + s.ScoreSQL("x_", "y_") + " FROM (SELECT i, " +
-				GramsSQL("a", n) + " AS x_grams, " + TokensSQL("a") + " AS x_toks, " +
-				GramsSQL("b", n) + " AS y_grams, " + TokensSQL("b") + " AS y_toks FROM p) ORDER BY i"
+			q := ScorePairsSQL(minesql.DuckDB, s, "p")
 			rows, err := db.QueryContext(ctx, q)
 			if err != nil {
 				t.Fatalf("%s: %v", m, err)

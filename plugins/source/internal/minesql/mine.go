@@ -2,7 +2,6 @@ package minesql
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -23,47 +22,52 @@ func Info(name, description, paramsSchema string) sdk.Info {
 	}
 }
 
-// BuildFunc checks the tables a source reads (on db) and returns the SQL that
-// mines its candidate rows, plus any stats of its own to report next to the
-// candidate stats.
-type BuildFunc func(db *sql.DB) (query string, stats map[string]float64, err error)
+// BuildFunc checks the tables a source reads (through e) and returns the SQL,
+// in e.Dialect, that mines its candidate rows, plus any stats of its own to
+// report next to the candidate stats.
+type BuildFunc func(e *Engine) (query string, stats map[string]float64, err error)
 
 // Mine is the body every built-in SQL source shares. It decodes req.Params
 // strictly over params (a pointer to the source's Params holding the
-// defaults), opens DuckDB with *threads DuckDB threads (a pointer into params,
-// so it is read after decoding), asks build for the mining SQL, writes the
-// candidate table atomically and returns its stats (with build's and
-// "seconds") and a JSON report {source, params, stats}. Errors are prefixed
-// with "source NAME:".
-func Mine(ctx context.Context, name string, req sdk.MineRequest, params any, threads *int, build BuildFunc) (sdk.MineResult, error) {
+// defaults), opens the engine ex selects (ex and threads point into params, so
+// they are read after decoding) with its memory budget and a spill directory
+// under req.WorkDir (removed on success and failure), asks build for the
+// mining SQL, writes the candidate table atomically and returns its stats
+// (with build's and "seconds") and a JSON report {source, params, engine,
+// stats}. Errors are prefixed with "source NAME:".
+func Mine(ctx context.Context, name string, req sdk.MineRequest, params any, ex *Exec, threads *int, build BuildFunc) (sdk.MineResult, error) {
 	if err := sdk.DecodeParams(req.Params, params); err != nil {
 		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, err)
+	}
+	if err := ex.Validate(); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: params: %w", name, err)
 	}
 	if req.OutputPath == "" {
 		return sdk.MineResult{}, fmt.Errorf("source %s: no output path given", name)
 	}
 	start := time.Now()
-	db, err := Open(ctx, *threads, "")
+	e, err := OpenEngine(ctx, *ex, *threads, req.WorkDir)
 	if err != nil {
 		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, err)
 	}
-	defer db.Close()
-	query, extra, err := build(db)
+	defer e.Close()
+	query, extra, err := build(e)
 	if err != nil {
 		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, err)
 	}
-	if err := WriteCandidates(ctx, db, query, req.OutputPath); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: mine %s: %w", name, req.DatasetDir, err)
+	if err := e.WriteCandidates(ctx, query, req.OutputPath); err != nil {
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, e.explain("mining "+req.DatasetDir, err))
 	}
-	st, err := CandidateStats(ctx, db, req.OutputPath)
+	st, err := CandidateStats(ctx, e.DB(), req.OutputPath)
 	if err != nil {
-		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, err)
+		return sdk.MineResult{}, fmt.Errorf("source %s: %w", name, e.explain("stats", err))
 	}
 	for k, v := range extra {
 		st[k] = v
 	}
 	st["seconds"] = time.Since(start).Seconds()
-	report, err := json.Marshal(map[string]any{"source": name, "params": params, "stats": st})
+	report, err := json.Marshal(map[string]any{"source": name, "params": params, "stats": st,
+		"engine": map[string]string{"name": e.Name, "version": e.Version, "memory_limit": e.MemoryLimit}})
 	if err != nil {
 		return sdk.MineResult{}, fmt.Errorf("source %s: report: %w", name, err)
 	}

@@ -1,4 +1,4 @@
-// Package minesql holds the DuckDB plumbing the built-in positive sources
+// Package minesql holds the engine plumbing the built-in positive sources
 // share: checking that a dataset's tables exist with the columns a source
 // reads, the train-split filter, writing a candidate table, and computing the
 // stats of a written candidate table. Every source mines in SQL so that DuckDB
@@ -10,28 +10,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 )
-
-// Open opens a DuckDB session for mining. threads <= 0 lets DuckDB choose.
-func Open(ctx context.Context, threads int, memoryLimit string) (*sql.DB, error) {
-	db, err := duck.Open(ctx, threads)
-	if err != nil {
-		return nil, err
-	}
-	if memoryLimit != "" {
-		if _, err := db.ExecContext(ctx, "SET memory_limit="+duck.Lit(memoryLimit)); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("duckdb memory_limit %q: %w", memoryLimit, err)
-		}
-	}
-	return db, nil
-}
 
 // Columns returns the column names of the Parquet file at path.
 func Columns(ctx context.Context, db *sql.DB, path string) (map[string]bool, error) {
@@ -51,20 +35,17 @@ func Columns(ctx context.Context, db *sql.DB, path string) (map[string]bool, err
 	return cols, rows.Err()
 }
 
-// RequireTable checks that table exists in dir as a Parquet file with every
+// RequireTable checks that table exists in dir as a Parquet table with every
 // named column, and returns its path and column set. The error names the file,
 // the missing columns and what to do.
-func RequireTable(ctx context.Context, db *sql.DB, dir, table string, columns ...string) (string, map[string]bool, error) {
+func RequireTable(ctx context.Context, e *Engine, dir, table string, columns ...string) (string, map[string]bool, error) {
 	path := dataset.TablePath(dir, table)
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", nil, fmt.Errorf("dataset %s: table %s is missing (expected %s, a CroPS log format v1 table; run `crops data validate %s`)", dir, table, path, dir)
-		}
-		return "", nil, fmt.Errorf("dataset %s: %w", dir, err)
+	cols, err := e.Columns(ctx, path)
+	if errors.Is(err, ErrNoTable) {
+		return "", nil, fmt.Errorf("dataset %s: table %s is missing (expected %s, a CroPS log format v1 table; run `crops data validate %s`)", dir, table, path, dir)
 	}
-	cols, err := Columns(ctx, db, path)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("dataset %s: %w", dir, err)
 	}
 	var missing []string
 	for _, c := range columns {
@@ -81,8 +62,8 @@ func RequireTable(ctx context.Context, db *sql.DB, dir, table string, columns ..
 // TrainRequestFilter returns a SQL boolean expression, over a column
 // reference col holding request ids, that is true for requests whose split is
 // 'train'. Requests absent from the split table are not train requests.
-func TrainRequestFilter(col, splitPath string) string {
-	return fmt.Sprintf("%s IN (SELECT request_id FROM read_parquet(%s) WHERE split = %s)", col, duck.Lit(splitPath), duck.Lit(dataset.SplitTrain))
+func TrainRequestFilter(d Dialect, col, splitPath string) string {
+	return fmt.Sprintf("%s IN (SELECT request_id FROM %s WHERE split = %s)", col, d.Table(splitPath), d.Lit(dataset.SplitTrain))
 }
 
 // WriteCandidates writes the result of query (which must yield query,
