@@ -27,6 +27,7 @@ func writeMineDataset(t *testing.T) string {
 			('r2', 'u1', 2000::BIGINT, 'cats', 'b', 'exposed', 1, true, false, 0::BIGINT))
 			t(request_id, user_id, ts_ms, query, item_id, stage, position, clicked, liked, watch_ms)`,
 		"split": `SELECT * FROM (VALUES ('r1', 'train'), ('r2', 'test')) t(request_id, split)`,
+		"items": `SELECT * FROM (VALUES ('a', 'cat a', '', '', ''), ('b', 'cat b', '', '', '')) t(item_id, title, caption, tags, ocr)`,
 	}
 	for name, q := range tables {
 		if err := duck.CopyToParquet(ctx, db, q, filepath.Join(dir, name+".parquet")); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -152,6 +153,10 @@ func checkCandidates(ctx context.Context, ref Ref, req sdk.MineRequest) error {
 	// Without a dataset catalog (a bare request, as in unit tests) ids
 	// cannot be checked; the runner always passes one.
 	if req.DatasetDir != "" {
+		if len(items) == 0 {
+			return fmt.Errorf("%s: cannot check the candidates of Mine: dataset %s has no %s (every dataset needs its items table; crops data validate %s)",
+				ref, req.DatasetDir, filepath.Base(dataset.TablePath(req.DatasetDir, dataset.ItemsTable)), req.DatasetDir)
+		}
 		setup = append(setup, catalogView(items))
 		rules = append(rules, rule{"item_id is in the dataset's items or among the synthetic items the source wrote", "SELECT query, item_id FROM c ANTI JOIN catalog USING (item_id) WHERE item_id IS NOT NULL"})
 	}

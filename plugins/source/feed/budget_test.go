@@ -78,9 +78,9 @@ func TestMemoryBudget(t *testing.T) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	small, _, err := mine("64MiB")
+	small, _, err := mine("128MiB")
 	if err != nil {
-		t.Fatalf("memory_limit 64MiB: %v", err)
+		t.Fatalf("memory_limit 128MiB: %v", err)
 	}
 	free, _, err := mine("")
 	if err != nil {
@@ -89,6 +89,6 @@ func TestMemoryBudget(t *testing.T) {
 	a, _ := os.ReadFile(small)
 	b, _ := os.ReadFile(free)
 	if len(a) == 0 || string(a) != string(b) {
-		t.Errorf("64MiB budget and the default budget wrote different tables (%d vs %d bytes)", len(a), len(b))
+		t.Errorf("128MiB budget and the default budget wrote different tables (%d vs %d bytes)", len(a), len(b))
 	}
 }
