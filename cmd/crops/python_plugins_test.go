@@ -73,6 +73,8 @@ func writeDwellDataset(t *testing.T) string {
 			('r5', 'u1', 5000::BIGINT, 'dogs', 'd', 'ranked_unexposed', NULL, false, false, 40000::BIGINT))
 			t(request_id, user_id, ts_ms, query, item_id, stage, position, clicked, liked, watch_ms)`,
 		"split": `SELECT * FROM (VALUES ('r1', 'train'), ('r2', 'train'), ('r3', 'train'), ('r4', 'test'), ('r5', 'train')) t(request_id, split)`,
+		"items": `SELECT * FROM (VALUES ('a', 'cat a', '', '', ''), ('b', 'cat b', '', '', ''), ('c', 'cat c', '', '', ''), ('d', 'dog d', '', '', ''))
+			t(item_id, title, caption, tags, ocr)`,
 	}
 	for name, q := range tables {
 		if err := duck.CopyToParquet(ctx, db, q, filepath.Join(dir, name+".parquet")); err != nil {
