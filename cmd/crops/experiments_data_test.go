@@ -26,7 +26,7 @@ func TestDatasetExperimentsDryRun(t *testing.T) {
 		{"kuaisar-table3.yaml", "CROPS_KUAISAR_DIR", importer.KuaiSAR{}, func(*testing.T) map[string]string {
 			return map[string]string{"dir": "../../core/importer/testdata/kuaisar"}
 		}},
-		{"qilin-table3.yaml", "CROPS_QILIN_DIR", importer.Qilin{}, func(t *testing.T) map[string]string {
+		{"xiaohongshu-table3.yaml", "CROPS_QILIN_DIR", importer.Qilin{}, func(t *testing.T) map[string]string {
 			return map[string]string{"dir": filepath.Dir(shareddata.Path(t, "qilin-toy/notes.csv"))}
 		}},
 	} {
