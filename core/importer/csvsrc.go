@@ -35,6 +35,19 @@ type csvFile struct {
 
 func (f csvFile) base() string { return filepath.Base(f.path) }
 
+// csvInputs fingerprints the CSV inputs for the manifest's provenance.
+func csvInputs(files ...csvFile) ([]dataset.Input, error) {
+	var inputs []dataset.Input
+	for _, f := range files {
+		in, err := sha256File(f.path)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, in)
+	}
+	return inputs, nil
+}
+
 // checkHeader reads the first line only and checks that every column the
 // importer needs is present. It names the file and line 1 in its errors,
 // and accepts a UTF-8 BOM and CRLF line ends.

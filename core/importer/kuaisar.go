@@ -195,13 +195,9 @@ func (im KuaiSAR) Import(ctx context.Context, args map[string]string, outDir str
 		return fail(err)
 	}
 
-	var inputs []dataset.Input
-	for _, f := range []csvFile{src, rec, itf} {
-		in, err := sha256File(f.path)
-		if err != nil {
-			return fail(err)
-		}
-		inputs = append(inputs, in)
+	inputs, err := csvInputs(src, rec, itf)
+	if err != nil {
+		return fail(err)
 	}
 	notes := []string{
 		"anonymized text: queries and captions are token ids, written as tokens w<id>; BM25 and the hashed two-tower match them, an LLM cannot read them (the llm source refuses this dataset)",

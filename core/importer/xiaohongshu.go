@@ -296,13 +296,9 @@ func (im Qilin) Import(ctx context.Context, args map[string]string, outDir strin
 	if err != nil {
 		return fail(err)
 	}
-	var inputs []dataset.Input
-	for _, f := range files {
-		in, err := sha256File(f.path)
-		if err != nil {
-			return fail(err)
-		}
-		inputs = append(inputs, in)
+	inputs, err := csvInputs(files...)
+	if err != nil {
+		return fail(err)
 	}
 	notesTxt := []string{
 		"text is raw Chinese (UTF-8), kept as written; bm25 and the two-tower tokenize it with core/textutil (Han runs -> overlapping character bigrams, full-width ASCII folded, lower-cased)",
