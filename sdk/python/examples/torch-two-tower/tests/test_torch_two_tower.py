@@ -208,3 +208,17 @@ class WrongShape(Loss):
 def test_loss_with_wrong_shape_is_a_clear_error(plugin: PluginProcess, world: dict[str, str]) -> None:
     with pytest.raises(PluginError, match=r"grad"):
         train(plugin, world, os.path.join(world["dir"], "m"), loss=WrongShape())
+
+
+def test_gradcheck_can_fail(plugin: PluginProcess, world: dict[str, str]) -> None:
+    """gradcheck.py (the Go test's judge) passes for a step taken with
+    H-InfoNCE and fails for a step taken with another loss."""
+    from gradcheck import check
+
+    ok_dump, bad_dump = os.path.join(world["dir"], "ok.pt"), os.path.join(world["dir"], "bad.pt")
+    train(plugin, world, os.path.join(world["dir"], "a"), max_steps=1, debug_dump=ok_dump)
+    train(plugin, world, os.path.join(world["dir"], "b"), max_steps=1, debug_dump=bad_dump, loss=SoftmaxLoss())
+    good = check(ok_dump)
+    assert good["ok"] and good["max_abs_diff_param_grads"] <= 1e-5, good
+    bad = check(bad_dump)
+    assert not bad["ok"] and bad["max_abs_diff_param_grads"] > 1e-3, bad
