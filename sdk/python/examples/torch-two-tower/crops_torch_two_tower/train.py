@@ -206,10 +206,13 @@ class Trainer:
         cos = qv @ dv[torch.from_numpy(col_index).to(dev)].T
         scores = cos / towers.tau()
         scores = torch.nn.functional.pad(scores, (0, bt.tiers.shape[1] - scores.shape[1]))
+        # t1..t2 is the loss alone: the plugin call (packing, the broker hop,
+        # the loss process, unpacking) or the PyTorch loss's forward pass.
         t1 = time.perf_counter()
         if self.p.loss_backend == "torch":
             lt = h_infonce(scores, torch.from_numpy(bt.tiers).to(dev), torch.from_numpy(bt.valid).to(dev))
             loss, grad = float(lt.item()), None
+            t2 = time.perf_counter()
             lt.backward()
         else:
             assert self.req.loss is not None
@@ -217,8 +220,8 @@ class Trainer:
                 scores=scores.detach().to("cpu", torch.float32).numpy(), tiers=bt.tiers, valid=bt.valid,
                 params=self.req.loss_params))
             loss, grad = out.loss, torch.from_numpy(np.ascontiguousarray(out.grad, np.float32)).to(dev)
+            t2 = time.perf_counter()
             scores.backward(grad)
-        t2 = time.perf_counter()
         if rng_state is not None:
             self._dump(towers, bt, rng_state, q_ids, q_mask, d_ids, d_mask, col_index, scores, loss, grad)
         opt.step()
