@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cropsdev/crops/core/duck"
@@ -133,5 +135,107 @@ func TestPythonTorchGradientsMatchPyTorchHInfoNCE(t *testing.T) {
 	t.Logf("gradcheck: %s", strings.TrimSpace(string(out)))
 	if !rep.OK || rep.Params < 10 || len(rep.Shape) != 2 || rep.Shape[0] != 16 || rep.Shape[1] != 64 {
 		t.Fatalf("gradcheck failed: %s", out)
+	}
+}
+
+// wrongShapeLoss answers a gradient one column short.
+type wrongShapeLoss struct{}
+
+func (wrongShapeLoss) Describe(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "wrong-shape", Kind: sdk.KindLoss, Version: "0"}, nil
+}
+
+func (wrongShapeLoss) Compute(_ context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
+	return sdk.LossOutput{Loss: 1, Grad: make([]float32, in.B*(in.N-1))}, nil
+}
+
+// pluginChild finds the PID of this process's child whose command line
+// contains name (the Python plugin the host started).
+func pluginChild(t *testing.T, name string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		cmdline, err2 := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		// stat: pid (comm) state ppid ...; comm may hold spaces.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) && strings.Contains(string(cmdline), name) {
+			return pid
+		}
+	}
+	t.Fatalf("no child process running %s", name)
+	return 0
+}
+
+// The torch example's errors through the host are a Go plugin's: its own
+// error with the traceback's last frame in plugin code, a loss answer of the
+// wrong shape named, and a death with its signal and last stderr lines.
+func TestPythonTorchErrorsThroughHost(t *testing.T) {
+	venv := torchVenv(t)
+	items, labels := writeTorchWorld(t)
+	ctx := context.Background()
+	h := pythonHost(t)
+	exe := filepath.Join(venv, "bin", "crops-torch-two-tower")
+	small := `"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "vocab_size": 200, "batch_queries": 8, "max_candidates_per_query": 4, "progress_every": 1`
+	train := func(t *testing.T, params string, l sdk.Loss, onProgress func()) error {
+		p, err := h.Start(ctx, host.Ref{Kind: sdk.KindRetriever, Name: "torch-two-tower", Path: exe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		r, err := p.Retriever()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Train(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: []string{items}, Params: json.RawMessage(params),
+			ModelDir: t.TempDir(), Seed: 1, Loss: l}, func(sdk.Progress) {
+			if onProgress != nil {
+				onProgress()
+			}
+		})
+	}
+	notCkpt := t.TempDir()
+	cases := []struct {
+		name, params string
+		loss         sdk.Loss
+		kill         bool
+		want         []string
+	}{
+		{"not a checkpoint", `{"model_path": "` + notCkpt + `", ` + small + `}`, loss.NewHInfoNCE(), false,
+			[]string{`retriever plugin "torch-two-tower"`, "Train: CheckpointError: model_path " + notCkpt + ": config.json is missing", "(at model.py:", "in check_checkpoint"}},
+		{"wrong gradient shape", `{` + small + `}`, wrongShapeLoss{}, false,
+			[]string{`retriever plugin "torch-two-tower"`, "Train: PluginError: Compute: loss returned a gradient of 248 values, expected B*N = 256", "(at train.py:", "in _step"}},
+		{"death", `{` + small + `, "epochs": 50}`, loss.NewHInfoNCE(), true,
+			[]string{`retriever plugin "torch-two-tower"`, "crashed during Train", "signal: killed", "last lines of its stderr", "trained the tokenizer"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			killed := false
+			err := train(t, tc.params, tc.loss, func() {
+				if tc.kill && !killed {
+					killed = true
+					if err := syscall.Kill(pluginChild(t, "crops-torch-two-tower"), syscall.SIGKILL); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			t.Logf("%s: %v", tc.name, err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }
