@@ -38,4 +38,7 @@ sel mining   && go run ./bench/mining -medium "$worlds/medium" -large "$worlds/l
 sel twotower && { go run ./bench/twotower; go run ./bench/twotower -mode quality -scale small; go run ./bench/twotower -mode boundary; }
 sel llm      && { [ -f "$worlds/medium/dataset.yaml" ] || bin/crops data simulate --scale medium --seed 1 --out "$worlds/medium"; go run ./bench/llm -world "$worlds/medium"; }
 sel gate     && go run ./bench/gate
+# The Python torch-two-tower step (needs .ci/python.sh's torch venv and
+# bin/crops): only when named, `bench/run.sh torchtower`.
+if [ ${#SELECTED[@]} -gt 0 ] && want torchtower; then go run ./bench/torchtower; fi
 echo "results in bench/results/"

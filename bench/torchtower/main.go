@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/host"
@@ -49,7 +51,19 @@ func run() error {
 	warmup := flag.Int("warmup", 1, "steps left out of each run's timing")
 	steps := flag.Int("steps", 4, "timed steps per run")
 	seed := flag.Int64("seed", 1, "seed")
+	threadList := flag.String("threads", "", "comma-separated torch thread counts (default: 1 and all cores)")
 	flag.Parse()
+	threadCounts := slices.Compact([]int{1, runtime.NumCPU()})
+	if *threadList != "" {
+		threadCounts = nil
+		for _, f := range strings.Split(*threadList, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-threads %q: expected positive integers separated by commas", *threadList)
+			}
+			threadCounts = append(threadCounts, n)
+		}
+	}
 	ctx := context.Background()
 	cropsAbs, err := filepath.Abs(*crops)
 	if err != nil {
@@ -122,7 +136,7 @@ func run() error {
 		return 1000 * median(st.Steps[*warmup:]), 1000 * median(st.Loss[*warmup:]), nil
 	}
 	var settings []map[string]any
-	for _, threads := range slices.Compact([]int{1, runtime.NumCPU()}) {
+	for _, threads := range threadCounts {
 		var tq, pl, ratios, lossTorch, lossPlugin []float64
 		var loads []string
 		for r := range *rounds {
@@ -150,7 +164,7 @@ func run() error {
 		settings = append(settings, map[string]any{
 			"threads": threads, "step_ms_loss_in_pytorch": stat(tq), "step_ms_loss_plugin": stat(pl),
 			"ratio_plugin_over_pytorch": stat(ratios),
-			"loss_ms_plugin_call": stat(lossPlugin), "loss_ms_pytorch_forward": stat(lossTorch),
+			"loss_ms_plugin_call":       stat(lossPlugin), "loss_ms_pytorch_forward": stat(lossTorch),
 			"queries_per_s_loss_plugin": 64 * 1000 / median(pl), "queries_per_s_loss_in_pytorch": 64 * 1000 / median(tq),
 			"load_average_per_round": loads,
 		})
