@@ -1,8 +1,9 @@
-"""Catalog, training labels and batches. Batches follow the Go two-tower:
-B queries, up to M labelled candidates each (sampled uniformly when a query
-has more), every candidate of the batch a column of the B x N score matrix
-(N = B * M, padding flagged invalid); for row b a column carries the tier
-of (query_b, item) when labelled, else 0 (an in-batch negative)."""
+"""Catalog, training labels and batches. Batches follow the Go two-tower
+(plugins/retriever/twotower, epochBatches): rows of up to M labelled
+candidates of one query, B rows a batch, every candidate a column of the
+B x N score matrix (N = B * M, padding flagged invalid); for row b a column
+carries the tier of (query_b, item) when labelled, else 0 (an in-batch
+negative)."""
 
 from __future__ import annotations
 
@@ -93,37 +94,87 @@ def load_labels(path: str, cat: Catalog) -> TrainingSet:
 
 @dataclass
 class Batch:
-    rows: list[int]  #: query indices into TrainingSet.queries
-    cols: list[int]  #: catalog index of each real column (len <= N)
-    tiers: np.ndarray  #: (B, N) int32
-    valid: np.ndarray  #: (B, N) bool
+    rows: list[int]  #: query index into TrainingSet.queries, per row
+    cols: list[int]  #: catalog index of each real column
+    pos: list[int]  #: the column (0..N-1) of each real column
+    tiers: np.ndarray  #: (R, N) int32
+    valid: np.ndarray  #: (R, N) bool
 
 
-def epoch_batches(ts: TrainingSet, epoch: int, seed: int, b: int, m: int) -> list[Batch]:
+Instance = tuple[int, list[tuple[int, int]], int]  # (query, own candidates, positive item or -1)
+
+
+def _instances(ts: TrainingSet, rng: np.random.Generator, m: int, positive_min_tier: int | None) -> list[Instance]:
+    """The rows of one epoch, before shuffling (the Go two-tower's
+    epochBatches and perPositiveInstances, candidate_sampling "uniform")."""
+    inst: list[Instance] = []
+    for qi, cs in enumerate(ts.cands):
+        if positive_min_tier is None:
+            # Each query's candidates shuffled and cut into rows of up to M.
+            sh = [cs[i] for i in rng.permutation(len(cs))]
+            inst += [(qi, sh[lo: lo + m], -1) for lo in range(0, len(sh), m)]
+            continue
+        # One row per (query, positive): the positive, then up to M-1 of the
+        # query's non-positive candidates, drawn anew for each row.
+        pos = [c for c in cs if c[1] >= positive_min_tier]
+        neg = [c for c in cs if c[1] < positive_min_tier]
+        for p in pos:
+            pick = neg
+            if len(neg) > m - 1:
+                pick = [neg[i] for i in sorted(rng.choice(len(neg), size=m - 1, replace=False).tolist())]
+            inst.append((qi, [p, *pick], p[0]))
+    return inst
+
+
+def epoch_batches(ts: TrainingSet, epoch: int, seed: int, b: int, m: int,
+                  positive_min_tier: int | None = None) -> list[Batch]:
     """The batches of one epoch: a function of (seed, epoch) only, so a run
-    resumed at epoch e sees the batches the first run would have."""
+    resumed at epoch e sees the batches the first run would have.
+
+    As in the Go two-tower: row r owns columns [r*M, r*M+M) (unused ones
+    are padding); for row r another row's column is an in-batch negative
+    with tier 0, unless its item is labelled for r's query (then it carries
+    that tier); a repeated item is valid once per row (its own column
+    first). positive_min_tier set (a loss with per_positive_rows): one row
+    per positive, the query's other positives masked out of it."""
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(ts.queries))
+    inst = _instances(ts, rng, m, positive_min_tier)
+    inst = [inst[i] for i in rng.permutation(len(inst))]
     out = []
-    for lo in range(0, len(order), b):
-        rows = [int(x) for x in order[lo: lo + b]]
-        cols: list[int] = []
-        for r in rows:
-            c = ts.cands[r]
-            if len(c) > m:
-                pick = sorted(rng.choice(len(c), size=m, replace=False).tolist())
-                c = [c[i] for i in pick]
-            cols += [k for k, _ in c]
-        n = len(rows) * m
-        tiers = np.zeros((len(rows), n), np.int32)
-        valid = np.zeros((len(rows), n), np.bool_)
-        valid[:, : len(cols)] = True
-        for i, r in enumerate(rows):
-            lab = dict(ts.cands[r])
-            for j, k in enumerate(cols):
-                tiers[i, j] = lab.get(k, 0)
-        out.append(Batch(rows=rows, cols=cols, tiers=tiers, valid=valid))
+    for start in range(0, len(inst), b):
+        chunk = inst[start: start + b]
+        n = len(chunk) * m
+        col_item = [-1] * n
+        for r, (_, own, _) in enumerate(chunk):
+            for j, (item, _) in enumerate(own):
+                col_item[r * m + j] = item
+        tiers = np.zeros((len(chunk), n), np.int32)
+        valid = np.zeros((len(chunk), n), np.bool_)
+        for r, (qi, _, pos_item) in enumerate(chunk):
+            labels = dict(ts.cands[qi])
+            seen: set[int] = set()
+            if pos_item >= 0:
+                seen = {k for k, t in ts.cands[qi] if t >= (positive_min_tier or 0) and k != pos_item}
+            own_cols = range(r * m, r * m + m)
+            for col in [*own_cols, *(c for c in range(n) if c not in own_cols)]:
+                it = col_item[col]
+                if it < 0 or it in seen:
+                    continue
+                seen.add(it)
+                valid[r, col] = True
+                tiers[r, col] = labels.get(it, 0)
+        real = [c for c in range(n) if col_item[c] >= 0]
+        out.append(Batch(rows=[q for q, _, _ in chunk], cols=[col_item[c] for c in real], pos=real,
+                         tiers=tiers, valid=valid))
     return out
+
+
+def steps_per_epoch(ts: TrainingSet, b: int, m: int, positive_min_tier: int | None) -> int:
+    if positive_min_tier is None:
+        rows = sum((len(c) + m - 1) // m for c in ts.cands)
+    else:
+        rows = sum(1 for cs in ts.cands for _, t in cs if t >= positive_min_tier)
+    return (rows + b - 1) // b
 
 
 def read_queries(path: str) -> list[str]:

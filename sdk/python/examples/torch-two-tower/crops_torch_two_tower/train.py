@@ -138,7 +138,9 @@ class Trainer:
         if self.p.threads:
             torch.set_num_threads(self.p.threads)
         self.device = pick_device(self.p.device)
+        self.positive_min_tier = self._row_mode()
         self.key = self.p.train_key(req.seed, req.loss_params)
+        self.key["loss"] = self.loss_name
         self.step_seconds: list[float] = []
         self.loss_seconds: list[float] = []
 
@@ -162,8 +164,14 @@ class Trainer:
         opt = torch.optim.AdamW([x for x in towers.parameters() if x.requires_grad], lr=p.learning_rate,
                                 weight_decay=p.weight_decay)
         start_epoch, step = self._resume(towers, opt)
-        steps_per_epoch = (len(ts.queries) + p.batch_queries - 1) // p.batch_queries
-        total = steps_per_epoch * p.epochs
+        if self.positive_min_tier is not None and not any(
+                t >= self.positive_min_tier for cs in ts.cands for _, t in cs):
+            raise ValueError(f"torch-two-tower: the loss {self.loss_name} asks for one row per positive "
+                             f"(per_positive_rows) but label table {req.train_table} has no row with tier >= "
+                             f"{self.positive_min_tier} (positive_min_tier); lower positive_min_tier in the loss "
+                             "params or use a label table with positives")
+        per_epoch = data.steps_per_epoch(ts, p.batch_queries, p.max_candidates_per_query, self.positive_min_tier)
+        total = per_epoch * p.epochs
         if p.max_steps:
             total = min(total, p.max_steps)
         log.info("train", extra={"fields": {
@@ -174,7 +182,8 @@ class Trainer:
         done = False
         for epoch in range(start_epoch, p.epochs):
             t_epoch, n_ex = time.perf_counter(), 0
-            for bt in data.epoch_batches(ts, epoch, req.seed, p.batch_queries, p.max_candidates_per_query):
+            for bt in data.epoch_batches(ts, epoch, req.seed, p.batch_queries, p.max_candidates_per_query,
+                                         self.positive_min_tier):
                 self.ctx.raise_if_cancelled()
                 loss = self._step(towers, opt, bt, step)
                 step += 1
@@ -204,8 +213,10 @@ class Trainer:
         qv = towers.encode_queries(q_ids.to(dev), q_mask.to(dev))
         dv = towers.encode_items(d_ids.to(dev), d_mask.to(dev))
         cos = qv @ dv[torch.from_numpy(col_index).to(dev)].T
-        scores = cos / towers.tau()
-        scores = torch.nn.functional.pad(scores, (0, bt.tiers.shape[1] - scores.shape[1]))
+        # Real columns into their places of the (R, N) matrix; padding
+        # columns stay 0 (flagged invalid: the loss ignores them).
+        col_pos = torch.tensor(bt.pos, dtype=torch.long, device=dev)
+        scores = (cos / towers.tau()).new_zeros(bt.tiers.shape).index_copy(1, col_pos, cos / towers.tau())
         # t1..t2 is the loss alone: the plugin call (packing, the broker hop,
         # the loss process, unpacking) or the PyTorch loss's forward pass.
         t1 = time.perf_counter()
@@ -242,12 +253,34 @@ class Trainer:
             "rng_state": rng_state, "state": {k: v.detach().cpu().clone() for k, v in towers.state_dict().items()},
             "encoder_config": towers.query_encoder.config.to_dict(), "params": asdict(self.p),
             "q_ids": q_ids, "q_mask": q_mask, "d_ids": d_ids, "d_mask": d_mask,
-            "col_index": torch.from_numpy(col_index), "tiers": torch.from_numpy(bt.tiers),
+            "col_index": torch.from_numpy(col_index), "col_pos": torch.tensor(bt.pos, dtype=torch.long),
+            "tiers": torch.from_numpy(bt.tiers),
             "valid": torch.from_numpy(bt.valid), "scores": scores.detach().cpu(), "loss": loss,
             "grad_scores": None if grad is None else grad.cpu(),
             "param_grads": {n: x.grad.detach().cpu().clone() for n, x in towers.named_parameters()
                             if x.grad is not None},
         }, self.p.debug_dump)
+
+    def _row_mode(self) -> int | None:
+        """positive_min_tier when the loss declares per_positive_rows (the
+        per-positive infonce baseline: one row per positive), else None."""
+        if self.p.loss_backend == "torch" or self.req.loss is None:
+            self.loss_name = "h-infonce (PyTorch)"
+            return None
+        info = self.req.loss.describe()
+        self.loss_name = f"{info.name} {info.version}"
+        if "per_positive_rows" not in info.capabilities:
+            return None
+        raw = self.req.loss_params.strip() or b"{}"
+        try:
+            lp = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"loss {info.name!r} params: not valid JSON ({e})") from None
+        tier = lp.get("positive_min_tier", 4) if isinstance(lp, dict) else 4
+        if not isinstance(tier, int) or tier < 1:
+            raise ValueError(f'loss {info.name!r} params: field "positive_min_tier": {tier!r} must be an integer >= 1 '
+                             "(tier 0 marks in-batch negatives)")
+        return tier
 
     def _resume(self, towers: Towers, opt: torch.optim.Optimizer) -> tuple[int, int]:
         for epoch, path in reversed(_checkpoints(self.req.model_dir)):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crops_sdk import Kind, Loss, LossInput, LossOutput, PluginError, ScoreRequest, SearchRequest, TrainRequest
+from crops_sdk import Info, Kind, Loss, LossInput, LossOutput, PluginError, ScoreRequest, SearchRequest, TrainRequest
 from crops_sdk.testkit import PluginProcess
 from crops_sdk.testplugins import SoftmaxLoss
 
@@ -49,8 +49,8 @@ TOPICS = {
 class HLoss(Loss):
     """H-InfoNCE served by the test (the reference in gradcheck.py)."""
 
-    def describe(self) -> Any:
-        raise NotImplementedError
+    def describe(self) -> Info:
+        return Info(name="test-h-infonce", kind=Kind.LOSS, version="0", description="test")
 
     def compute(self, ctx: Any, inp: LossInput) -> LossOutput:
         s = torch.tensor(inp.scores, dtype=torch.float64, requires_grad=True)
@@ -204,8 +204,8 @@ def test_bad_input_errors_name_the_field_and_the_frame(plugin: PluginProcess, wo
 
 
 class WrongShape(Loss):
-    def describe(self) -> Any:
-        raise NotImplementedError
+    def describe(self) -> Info:
+        return Info(name="wrong-shape", kind=Kind.LOSS, version="0", description="test")
 
     def compute(self, ctx: Any, inp: LossInput) -> LossOutput:
         return LossOutput(loss=0.0, grad=np.zeros((inp.b, inp.n - 1), np.float32))
@@ -228,3 +228,49 @@ def test_gradcheck_can_fail(plugin: PluginProcess, world: dict[str, str]) -> Non
     assert good["ok"] and good["max_abs_diff_param_grads"] <= 1e-5, good
     bad = check(bad_dump)
     assert not bad["ok"] and bad["max_abs_diff_param_grads"] > 1e-3, bad
+
+
+def test_batches_follow_the_go_two_tower() -> None:
+    from crops_torch_two_tower.data import TrainingSet, epoch_batches, steps_per_epoch
+
+    # q0: items 0..5 (tiers 5,5,3,2,1,1); q1: items 4..6 (4 shared with q0).
+    ts = TrainingSet(queries=["q0", "q1"], cands=[[(0, 5), (1, 5), (2, 3), (3, 2), (4, 1), (5, 1)],
+                                                  [(4, 4), (6, 2), (7, 1)]], skipped=0)
+    bts = epoch_batches(ts, 0, 1, b=8, m=4)
+    assert steps_per_epoch(ts, 8, 4, None) == 1 and len(bts) == 1
+    bt = bts[0]
+    assert sorted(bt.rows) == [0, 0, 1] and bt.tiers.shape == (3, 12)
+    labels = [dict(c) for c in ts.cands]
+    for r, q in enumerate(bt.rows):
+        items = [bt.cols[bt.pos.index(c)] for c in range(12) if bt.valid[r, c]]
+        assert len(items) == len(set(items)), "an item is valid once per row"
+        for c in range(12):
+            if bt.valid[r, c]:
+                assert bt.tiers[r, c] == labels[q].get(bt.cols[bt.pos.index(c)], 0)
+        own = [c for c in range(r * 4, r * 4 + 4) if c in bt.pos]
+        assert all(bt.valid[r, c] for c in own), "a row's own columns come first"
+    # per_positive_rows (positive_min_tier 4): one row per positive, which is
+    # the row's only valid entry at tier >= 4.
+    pp = epoch_batches(ts, 0, 1, b=8, m=4, positive_min_tier=4)[0]
+    assert sorted(pp.rows) == [0, 0, 1] and steps_per_epoch(ts, 8, 4, 4) == 1
+    for r, q in enumerate(pp.rows):
+        pos = [c for c in range(pp.tiers.shape[1]) if pp.valid[r, c] and pp.tiers[r, c] >= 4]
+        assert len(pos) == 1 and pos[0] == r * 4, (r, q, pos)
+    # Same seed and epoch, same batches; another epoch, another order.
+    again = epoch_batches(ts, 0, 1, b=8, m=4)[0]
+    assert again.rows == bt.rows and again.cols == bt.cols and (again.tiers == bt.tiers).all()
+
+
+class PerPositiveHLoss(HLoss):
+    def describe(self) -> Info:
+        return Info(name="test-per-positive", kind=Kind.LOSS, version="0", description="test",
+                    capabilities=["per_positive_rows"])
+
+
+def test_per_positive_rows_through_the_broker(plugin: PluginProcess, world: dict[str, str]) -> None:
+    """A loss declaring per_positive_rows gets one row per positive: 72 label
+    rows, those with tier >= 4 (positive_min_tier's default) make the epoch's rows."""
+    tiers = pq.read_table(world["labels"])["tier"].to_pylist()
+    rows = sum(t >= 4 for t in tiers)
+    ev = train(plugin, world, os.path.join(world["dir"], "m"), loss=PerPositiveHLoss(), epochs=1)
+    assert [e.step for e in ev if not e.message][-1] == (rows + 7) // 8
