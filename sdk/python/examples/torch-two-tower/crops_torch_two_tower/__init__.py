@@ -25,7 +25,7 @@ from crops_sdk import Context, Info, Kind, Progress, Retriever, ScoreRequest, Se
 from .params import SCHEMA
 
 NAME = "torch-two-tower"
-VERSION = "0.1.0"
+VERSION = "0.2.0"  # bump with every change: crops caches stages by plugin version and launcher digest
 
 
 class TorchTwoTower(Retriever):
