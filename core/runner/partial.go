@@ -49,11 +49,7 @@ func partialNote(extra json.RawMessage) string { p, _ := partialOf(extra); retur
 // seenPartial reports whether this run committed the partial stage key
 // itself: it is then served to the rest of the run (arms sharing it), and
 // retried only by the next run.
-func (r *runner) seenPartial(key string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.partialKeys[key]
-}
+func (r *runner) seenPartial(key string) bool { return r.led.committedPartial(key) }
 
 // checkPartial decides what a source's answer counts mean: nil when every
 // request was answered; an error naming the counts when some failed and the
