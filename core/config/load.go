@@ -50,7 +50,10 @@ type Spec struct {
 	Runtime    RuntimeSpec `json:"runtime"`
 	Limits     Limits      `json:"limits"`
 	Engine     EngineSpec  `json:"engine"` // the SQL mining sources' engine (engine.go)
-	Raw        Experiment  `json:"-"`
+	// PluginDefaults are the built-ins for roles no arm names a plugin for,
+	// found by capability (plugin_defaults.go).
+	PluginDefaults PluginDefaults `json:"plugin_defaults"`
+	Raw            Experiment     `json:"-"`
 
 	// WorldSeeds are seeds.world as written (nil: one world, the dataset's).
 	WorldSeeds []int64 `json:"world_seeds,omitempty"`

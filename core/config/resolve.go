@@ -57,7 +57,8 @@ func (r *resolver) resolve() *Spec {
 		r.checkPipeline(a.Pipeline, p("arms", i))
 	}
 	r.resolveArms(s)
-	r.checkParams(s) // params_check.go: built-ins' params against their schemas
+	r.resolvePluginDefaults(s) // plugin_defaults.go: built-ins by capability
+	r.checkParams(s)           // params_check.go: built-ins' params against their schemas
 	r.checkArmDirs(s)
 
 	r.resolveReport(s)

@@ -117,7 +117,7 @@ func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, err
 		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
-		return "", fmt.Errorf("the llm source has no base_url and the dataset has no oracle.parquet to serve: set params.base_url to an OpenAI-compatible endpoint (see docs/experiment-spec.md)")
+		return "", fmt.Errorf("the dataset has no oracle.parquet to serve: set params.%s to an OpenAI-compatible endpoint (see docs/experiment-spec.md)", sdk.ParamBaseURL)
 	}
 	o, err := llmserve.Load(ctx, ds.dir)
 	if err != nil {
@@ -142,35 +142,18 @@ func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, err
 	return u, nil
 }
 
-// autoLLM reports whether a source is the built-in llm source without a
-// base_url (or with base_url: auto): the runner then serves the oracle.
-func autoLLM(src config.Source) bool {
-	if src.Path != "" || src.Plugin.Plugin != dataset.SourceLLM {
-		return false
-	}
-	u, ok := src.Params["base_url"]
-	return !ok || u == "auto"
-}
-
 func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src config.Source, seed int64) (cache.Entry, error) {
+	pi, err := r.describe(ctx, pluginRef(sdk.KindSource, &src.Plugin))
+	if err != nil {
+		return cache.Entry{}, err
+	}
 	params := src.Params
 	keyParams := any(params)
-	auto := autoLLM(src)
+	auto := wantsEndpoint(pi.info, params)
 	if auto {
-		// The port changes every run: key on what answers, not where.
-		kp := map[string]any{}
-		for k, v := range params {
-			if k != "base_url" {
-				kp[k] = v
-			}
-		}
-		kp["base_url"] = "crops:llmserve(oracle of the dataset, error_rate=-1, seed=0)"
-		if _, ok := kp["model"]; !ok {
-			kp["model"] = llmserve.ModelID
-		}
-		keyParams = kp
+		keyParams = endpointKeyParams(params)
 	}
-	params, keyParams, err := r.engineParams(ctx, src, params, keyParams)
+	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
 	if err != nil {
 		return cache.Entry{}, err
 	}
@@ -180,24 +163,20 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
 	cacheDir := ""
-	if src.Path == "" && src.Plugin.Plugin == dataset.SourceLLM {
-		cacheDir = r.llmCacheDir(params, auto, ds)
+	if sdk.HasCapability(pi.info, sdk.CapResponseCache) {
+		cacheDir = r.responseCacheDir(params, auto, ds)
 	}
 	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, plugin: pluginRef(sdk.KindSource, &src.Plugin).String(),
 		outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			if auto {
 				u, err := ds.w.llm()
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("source %s wants an OpenAI-compatible endpoint and sets no %s: %w", src.Name, sdk.ParamBaseURL, err)
 				}
-				add := map[string]any{"base_url": u}
-				if _, ok := params["model"]; !ok {
-					add["model"] = llmserve.ModelID
-				}
-				params = mergeMap(params, add)
+				params = withEndpoint(params, u)
 			}
 			if cacheDir != "" {
-				params = mergeMap(params, map[string]any{"cache_dir": cacheDir})
+				params = mergeMap(params, map[string]any{sdk.ParamCacheDir: cacheDir})
 			}
 			s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
@@ -237,7 +216,10 @@ func mergeMap(a, b map[string]any) map[string]any {
 func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, seed int64) (cache.Entry, *config.Plugin, error) {
 	name := g.Retriever
 	if name == "" && g.RetrieverPath == "" {
-		name = "bm25"
+		name = r.spec.PluginDefaults.GateRetriever
+		if name == "" {
+			return cache.Entry{}, nil, noDefault("the gate names no retriever", sdk.KindRetriever, sdk.CapDefaultGateRetriever)
+		}
 	}
 	pl := &config.Plugin{Plugin: name, Path: g.RetrieverPath, Params: g.RetrieverParams}
 	if g.Loss != "" {
@@ -267,17 +249,25 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 }
 
 // trainedGateModel trains the gate's retriever as a relevance discriminator
-// on P0 alone (the clicks source with its funnel negatives, HLA tiers), so
+// on P0 alone (the source declaring sdk.CapLoggedPositives with its funnel
+// negatives, labelled by the one declaring sdk.CapDefaultLabeler), so
 // that theta never learns from the candidates it will judge. The stages are
 // the ordinary mine/label/train stages, keyed and cached like any arm's.
 func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *config.Plugin, loss string, seed int64) (cache.Entry, error) {
 	unitName := ds.w.sharedUnit("gate-model")
-	src := config.Source{Name: "clicks", Plugin: config.Plugin{Plugin: "clicks"}}
+	p0, labeler := r.spec.PluginDefaults.LoggedPositives, r.spec.PluginDefaults.Labeler
+	if p0 == "" {
+		return cache.Entry{}, noDefault("a trained gate learns from P0", sdk.KindSource, sdk.CapLoggedPositives)
+	}
+	if labeler == "" {
+		return cache.Entry{}, noDefault("a trained gate labels P0", sdk.KindLabeler, sdk.CapDefaultLabeler)
+	}
+	src := config.Source{Name: p0, Plugin: config.Plugin{Plugin: p0}}
 	mined, err := r.mine(ctx, unitName, ds, src, seed)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("mine P0 for the gate: %w", err)
 	}
-	arm := config.ArmSpec{Name: unitName, Labeler: &config.Plugin{Plugin: "hla"}, Loss: &config.Plugin{Plugin: loss}, Retriever: rt}
+	arm := config.ArmSpec{Name: unitName, Labeler: &config.Plugin{Plugin: labeler}, Loss: &config.Plugin{Plugin: loss}, Retriever: rt}
 	cands := []sdk.CandidateTable{{Source: src.Name, Path: filepath.Join(mined.Dir, fileCandidates)}}
 	labels, err := r.label(ctx, unitName, ds, arm, cands, map[string]string{"candidates/" + src.Name: mined.Meta.OutputDigest}, seed)
 	if err != nil {
