@@ -19,7 +19,9 @@ import (
 // unitStage is one row of unitStages, the declared pipeline of an (arm,
 // world, seed) unit. runUnit walks the table in order; a row whose when
 // says no is skipped, and the first row that fails fails the unit at that
-// row's name (or at the stage an error names, see stageError).
+// row's name (or at the stage an error names, see stageError). A dry run
+// walks the same table: cached stages are looked up, the first uncached one
+// stops the unit (errPlanned), and rows marked writes are skipped.
 //
 // A row is either
 //   - a cached stage: build returns the stage (its cache key input, the
@@ -39,6 +41,9 @@ type unitStage struct {
 	needs []string
 	// when says whether the row applies to this unit (nil: always).
 	when func(*unitRun) bool
+	// writes marks a step that writes outside the cache (the unit's
+	// report files): a dry run, which writes nothing, skips it.
+	writes bool
 	// plan lists the cache stage ids the row commits under the unit's name,
 	// in order, for the dry-run plan (nil: none; a cached row defaults to
 	// its name).
@@ -67,7 +72,7 @@ var unitStages = []unitStage{
 		return err
 	}},
 	{name: "sources", needs: []string{"dataset"}, when: hasSources, plan: sourceStageIDs, run: (*runner).mineSources},
-	{name: "mining report", needs: []string{"sources"}, when: hasSources, run: (*runner).miningReport},
+	{name: "mining report", needs: []string{"sources"}, when: hasSources, writes: true, run: (*runner).miningReport},
 	{name: "label", needs: []string{"sources"}, when: hasSources,
 		build: func(r *runner, ctx context.Context, u *unitRun) (stage, error) {
 			return r.labelStage(ctx, u.name, u.ds, u.arm, u.cands, u.up, u.seed)
@@ -95,7 +100,7 @@ var unitStages = []unitStage{
 			}
 			return err
 		}},
-	{name: "result", needs: []string{"train", "evaluate"}, run: (*runner).collectResult},
+	{name: "result", needs: []string{"train", "evaluate"}, writes: true, run: (*runner).collectResult},
 }
 
 // unitRun is what the rows of one unit pass down the table.
@@ -152,7 +157,7 @@ func (r *runner) runUnit(ctx context.Context, un unit) *report.ArmSeed {
 	}
 	u := &unitRun{unit: un, name: un.name(), res: res}
 	for _, row := range unitStages {
-		if row.when != nil && !row.when(u) {
+		if (row.when != nil && !row.when(u)) || (row.writes && r.planning != nil) {
 			continue
 		}
 		if err := row.exec(ctx, r, u); err != nil {
