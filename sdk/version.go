@@ -33,4 +33,48 @@ const (
 	// CapPerPositiveRows: a loss that wants one score row per positive
 	// (rather than one per query), as the paper's H-InfoNCE does.
 	CapPerPositiveRows = "per_positive_rows"
+
+	// CapOpenAIEndpoint: a source that calls an OpenAI-compatible chat
+	// endpoint, given in its params as ParamBaseURL and ParamModel. When the
+	// YAML leaves base_url out (or sets it to "auto"), the runner provides an
+	// endpoint (the simulated world's oracle) and its model id when model is
+	// left out too; the stage is keyed on what answers, not on the port.
+	CapOpenAIEndpoint = "openai_endpoint"
+	// CapResponseCache: the plugin keeps a cache of remote answers in
+	// ParamCacheDir; unless the YAML sets it, the runner passes a directory
+	// of the results directory kept across runs, one per endpoint.
+	CapResponseCache = "response_cache"
+
+	// Defaults: where an experiment names no plugin for a role, the runner
+	// uses the built-in that declares the role's capability (exactly one
+	// built-in of the kind should).
+	//
+	// CapDefaultGateRetriever: the retriever that scores a source's
+	// candidates for the relevance gate when the gate names none.
+	CapDefaultGateRetriever = "default_gate_retriever"
+	// CapLoggedPositives: the source of the logged positives (P0), which
+	// the gate's trained discriminator learns from.
+	CapLoggedPositives = "logged_positives"
+	// CapDefaultLabeler: the labeler the gate's trained discriminator uses
+	// on P0.
+	CapDefaultLabeler = "default_labeler"
 )
+
+// Params the runner fills for plugins that declare the capabilities above.
+const (
+	ParamBaseURL  = "base_url"  // CapOpenAIEndpoint: the endpoint's base URL
+	ParamModel    = "model"     // CapOpenAIEndpoint: the model to ask
+	ParamCacheDir = "cache_dir" // CapResponseCache: the cache directory
+	// AutoEndpoint as base_url asks for the runner's endpoint explicitly.
+	AutoEndpoint = "auto"
+)
+
+// HasCapability reports whether info lists capability c.
+func HasCapability(info Info, c string) bool {
+	for _, x := range info.Capabilities {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}

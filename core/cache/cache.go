@@ -172,7 +172,12 @@ func Open(resultsDir string) (*Store, error) {
 }
 
 // Close closes the log.
-func (s *Store) Close() error { return s.log.Close() }
+func (s *Store) Close() error {
+	if s.log == nil { // read-only
+		return nil
+	}
+	return s.log.Close()
+}
 
 // Root is <results>/cache.
 func (s *Store) Root() string { return s.root }
@@ -310,6 +315,9 @@ type LogEntry struct {
 // Log appends one entry to log.jsonl (one write call per line, so lines
 // from concurrent stages never interleave).
 func (s *Store) Log(e LogEntry) error {
+	if s.log == nil { // read-only: a dry run logs nothing
+		return nil
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}

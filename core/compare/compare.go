@@ -30,7 +30,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Window <= 0 {
-		o.Window = 90 * time.Second
+		o.Window = dataset.ReformulationWindow
 	}
 	if o.SessionGap <= 0 {
 		o.SessionGap = 30 * time.Minute

@@ -176,36 +176,7 @@ func (d *doc) check(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			*errs = append(*errs, d.errAt(n, "", "%s: expected a mapping, got %s", where, describe(n)))
-			return
-		}
-		fields := fieldsOf(t)
-		valid := make([]string, len(fields))
-		for i, f := range fields {
-			valid[i] = f.key
-		}
-		seen := map[string]bool{}
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			k, v := n.Content[j], n.Content[j+1]
-			if seen[k.Value] {
-				*errs = append(*errs, d.errAt(k, "", "%skey %q given twice", prefix(path), k.Value))
-				continue
-			}
-			seen[k.Value] = true
-			var ft reflect.Type
-			for _, f := range fields {
-				if f.key == k.Value {
-					ft = f.typ
-					break
-				}
-			}
-			if ft == nil {
-				*errs = append(*errs, d.errAt(k, suggest(k.Value, valid), "%sunknown key %q (valid keys: %s)", prefix(path), k.Value, strings.Join(sorted(valid), ", ")))
-				continue
-			}
-			d.check(v, ft, join(path, k.Value), errs)
-		}
+		d.checkStruct(n, t, path, where, errs)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			*errs = append(*errs, d.errAt(n, "", "%s: expected a mapping, got %s", where, describe(n)))
@@ -224,22 +195,8 @@ func (d *doc) check(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 		}
 	case reflect.Interface:
 		// any: free-form (plugin params, sweep values)
-	case reflect.String:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-			*errs = append(*errs, d.errAt(n, "quote it if a string is meant", "%s: expected a string, got %s", where, describe(n)))
-		}
-	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-			*errs = append(*errs, d.errAt(n, "", "%s: expected true or false, got %s", where, describe(n)))
-		}
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-			*errs = append(*errs, d.errAt(n, "", "%s: expected an integer, got %s", where, describe(n)))
-		}
-	case reflect.Float64, reflect.Float32:
-		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
-			*errs = append(*errs, d.errAt(n, "", "%s: expected a number, got %s", where, describe(n)))
-		}
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32:
+		d.checkScalar(n, t, where, errs)
 	default:
 		*errs = append(*errs, d.errAt(n, "", "%s: internal: no strict check for Go type %s", where, t))
 	}
@@ -320,4 +277,62 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// checkStruct checks a mapping against a struct's fields: unknown keys (with
+// a suggestion) and keys given twice, then each value.
+func (d *doc) checkStruct(n *yaml.Node, t reflect.Type, path, where string, errs *Errors) {
+	if n.Kind != yaml.MappingNode {
+		*errs = append(*errs, d.errAt(n, "", "%s: expected a mapping, got %s", where, describe(n)))
+		return
+	}
+	fields := fieldsOf(t)
+	valid := make([]string, len(fields))
+	for i, f := range fields {
+		valid[i] = f.key
+	}
+	seen := map[string]bool{}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		if seen[k.Value] {
+			*errs = append(*errs, d.errAt(k, "", "%skey %q given twice", prefix(path), k.Value))
+			continue
+		}
+		seen[k.Value] = true
+		var ft reflect.Type
+		for _, f := range fields {
+			if f.key == k.Value {
+				ft = f.typ
+				break
+			}
+		}
+		if ft == nil {
+			*errs = append(*errs, d.errAt(k, suggest(k.Value, valid), "%sunknown key %q (valid keys: %s)", prefix(path), k.Value, strings.Join(sorted(valid), ", ")))
+			continue
+		}
+		d.check(v, ft, join(path, k.Value), errs)
+	}
+}
+
+// checkScalar checks a scalar's YAML tag against a string, bool, integer
+// or float field.
+func (d *doc) checkScalar(n *yaml.Node, t reflect.Type, where string, errs *Errors) {
+	switch t.Kind() {
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+			*errs = append(*errs, d.errAt(n, "quote it if a string is meant", "%s: expected a string, got %s", where, describe(n)))
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			*errs = append(*errs, d.errAt(n, "", "%s: expected true or false, got %s", where, describe(n)))
+		}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			*errs = append(*errs, d.errAt(n, "", "%s: expected an integer, got %s", where, describe(n)))
+		}
+	case reflect.Float64, reflect.Float32:
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
+			*errs = append(*errs, d.errAt(n, "", "%s: expected a number, got %s", where, describe(n)))
+		}
+	}
 }

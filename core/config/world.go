@@ -169,51 +169,10 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 		r.errAt(sub(at, "spec"), false, "", "dataset.simulated.spec: %v", err)
 		return
 	}
-	valid := knobKeys(base.World)
-	validSet := map[string]bool{}
-	for _, k := range valid {
-		validSet[k] = true
-	}
-	// knownKnob reports an unknown knob at its position.
-	knownKnob := func(key string, keyAt []string, atKey bool) bool {
-		switch {
-		case validSet[key]:
-			return true
-		case base.World == sim.WorldV1 && contains(knobKeys(sim.WorldV2), key):
-			r.errAt(keyAt, atKey, "set world: v2, or drop the knob", "knob %s exists only in world v2 (this world is v1)", key)
-		default:
-			r.errAt(keyAt, atKey, suggest(key, valid), "unknown knob %q (knobs of world %s: %s)", key, worldName(base.World), strings.Join(valid, ", "))
-		}
-		return false
-	}
-	// checkKnob decodes one knob over base and validates it, reporting at node path.
-	checkKnob := func(key string, v any, keyAt, valAt []string, atKey bool) bool {
-		if !knownKnob(key, keyAt, atKey) {
-			return false
-		}
-		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			r.errAt(valAt, false, "", "knob %s: %v is not a finite number", key, f)
-			return false
-		}
-		b, err := yaml.Marshal(map[string]any{key: v})
-		if err != nil {
-			r.errAt(valAt, false, "", "knob %s: %v", key, err)
-			return false
-		}
-		spec := base
-		if err := sim.DecodeSpec(b, &spec); err != nil {
-			r.errAt(valAt, false, "", "knob %s: %s", key, yamlTypeError(err))
-			return false
-		}
-		if err := spec.Validate(); err != nil {
-			r.errAt(valAt, false, "", "knob %s: %s", key, strings.TrimPrefix(err.Error(), "invalid spec: "))
-			return false
-		}
-		return true
-	}
+	kc := newKnobChecker(r, base)
 	ok := true
 	for _, k := range sortedKeys(sim0.Knobs) {
-		if !checkKnob(k, sim0.Knobs[k], sub(at, "knobs", k), sub(at, "knobs", k), true) {
+		if !kc.check(k, sim0.Knobs[k], sub(at, "knobs", k), sub(at, "knobs", k), true) {
 			ok = false
 		}
 	}
@@ -230,60 +189,13 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 	if len(seeds) == 0 {
 		seeds = []int64{sim0.Seed}
 	}
-	type point struct {
-		knob  string
-		value float64
-		raw   any
-	}
-	points := []point{{}}
+	points := []sweepPoint{{}}
 	if r.d.has(at, "sweep") {
 		if len(sim0.Sweep) == 0 {
 			r.errAt(sub(at, "sweep"), false, "e.g. sweep: [{knob: reform_noise, values: [0, 0.2, 0.4]}]", "dataset.simulated.sweep is empty")
 			return
 		}
-		points = nil
-		seenKnob := map[string]bool{}
-		for i, sw := range sim0.Sweep {
-			swAt := sub(at, "sweep", strconv.Itoa(i))
-			if sw.Knob == "" {
-				r.errAt(swAt, false, "add knob: NAME", "dataset.simulated.sweep[%d]: knob is required", i)
-				continue
-			}
-			if seenKnob[sw.Knob] {
-				r.errAt(sub(swAt, "knob"), false, "list its values once", "dataset.simulated.sweep[%d]: knob %s is swept twice", i, sw.Knob)
-				continue
-			}
-			seenKnob[sw.Knob] = true
-			if _, set := sim0.Knobs[sw.Knob]; set {
-				r.errAt(sub(swAt, "knob"), false, "remove it from knobs", "dataset.simulated.sweep[%d]: knob %s is both set in knobs and swept", i, sw.Knob)
-				continue
-			}
-			if len(sw.Values) == 0 {
-				r.errAt(swAt, false, "e.g. values: [0, 0.2, 0.4]", "dataset.simulated.sweep[%d]: values is empty", i)
-				continue
-			}
-			if !knownKnob(sw.Knob, sub(swAt, "knob"), false) {
-				continue
-			}
-			seenV := map[float64]bool{}
-			for j, v := range sw.Values {
-				vAt := sub(swAt, "values", strconv.Itoa(j))
-				f, isNum := toFloat(v)
-				if !isNum {
-					r.errAt(vAt, false, "a sweep's values are the x axis of its plot", "dataset.simulated.sweep[%d].values[%d]: expected a number, got %v", i, j, v)
-					continue
-				}
-				if seenV[f] {
-					r.errAt(vAt, false, "", "dataset.simulated.sweep[%d].values[%d]: %v listed twice", i, j, v)
-					continue
-				}
-				seenV[f] = true
-				if !checkKnob(sw.Knob, v, sub(swAt, "knob"), vAt, false) {
-					continue
-				}
-				points = append(points, point{sw.Knob, f, v})
-			}
-		}
+		points = r.sweepPoints(sim0, kc, at)
 	}
 	if !ok {
 		return
@@ -291,28 +203,145 @@ func (r *resolver) resolveWorld(s *Spec, sim0 *Simulated) {
 	single := len(s.WorldSeeds) == 0 && !r.d.has(at, "sweep")
 	for _, pt := range points {
 		for _, seed := range seeds {
-			w := World{Seed: seed, Knob: pt.knob, Value: pt.value}
-			if len(sim0.Knobs) > 0 || pt.knob != "" {
-				w.Knobs = copyParams(sim0.Knobs)
-				if w.Knobs == nil {
-					w.Knobs = map[string]any{}
-				}
-				if pt.knob != "" {
-					w.Knobs[pt.knob] = pt.raw
-				}
-			}
-			if !single {
-				w.ID = fmt.Sprintf("world=%d", seed)
-				if pt.knob != "" {
-					w.ID = fmt.Sprintf("%s=%s,%s", pt.knob, strconv.FormatFloat(pt.value, 'g', -1, 64), w.ID)
-				}
-			}
-			if spec, err := WorldSpec(sim0, w.Knobs); err == nil {
-				w.SpecDigest, _ = spec.Digest()
-			}
-			s.Worlds = append(s.Worlds, w)
+			s.Worlds = append(s.Worlds, newWorld(sim0, pt, seed, single))
 		}
 	}
+}
+
+// sweepPoint is one value of a swept knob (the zero point: no sweep).
+type sweepPoint struct {
+	knob  string
+	value float64
+	raw   any
+}
+
+// newWorld is the world of one sweep point and world seed.
+func newWorld(sim0 *Simulated, pt sweepPoint, seed int64, single bool) World {
+	w := World{Seed: seed, Knob: pt.knob, Value: pt.value}
+	if len(sim0.Knobs) > 0 || pt.knob != "" {
+		w.Knobs = copyParams(sim0.Knobs)
+		if w.Knobs == nil {
+			w.Knobs = map[string]any{}
+		}
+		if pt.knob != "" {
+			w.Knobs[pt.knob] = pt.raw
+		}
+	}
+	if !single {
+		w.ID = fmt.Sprintf("world=%d", seed)
+		if pt.knob != "" {
+			w.ID = fmt.Sprintf("%s=%s,%s", pt.knob, strconv.FormatFloat(pt.value, 'g', -1, 64), w.ID)
+		}
+	}
+	if spec, err := WorldSpec(sim0, w.Knobs); err == nil {
+		w.SpecDigest, _ = spec.Digest()
+	}
+	return w
+}
+
+// sweepPoints checks dataset.simulated.sweep and lists its points.
+func (r *resolver) sweepPoints(sim0 *Simulated, kc *knobChecker, at []string) []sweepPoint {
+	var points []sweepPoint
+	seenKnob := map[string]bool{}
+	for i, sw := range sim0.Sweep {
+		swAt := sub(at, "sweep", strconv.Itoa(i))
+		if sw.Knob == "" {
+			r.errAt(swAt, false, "add knob: NAME", "dataset.simulated.sweep[%d]: knob is required", i)
+			continue
+		}
+		if seenKnob[sw.Knob] {
+			r.errAt(sub(swAt, "knob"), false, "list its values once", "dataset.simulated.sweep[%d]: knob %s is swept twice", i, sw.Knob)
+			continue
+		}
+		seenKnob[sw.Knob] = true
+		if _, set := sim0.Knobs[sw.Knob]; set {
+			r.errAt(sub(swAt, "knob"), false, "remove it from knobs", "dataset.simulated.sweep[%d]: knob %s is both set in knobs and swept", i, sw.Knob)
+			continue
+		}
+		if len(sw.Values) == 0 {
+			r.errAt(swAt, false, "e.g. values: [0, 0.2, 0.4]", "dataset.simulated.sweep[%d]: values is empty", i)
+			continue
+		}
+		if !kc.known(sw.Knob, sub(swAt, "knob"), false) {
+			continue
+		}
+		seenV := map[float64]bool{}
+		for j, v := range sw.Values {
+			vAt := sub(swAt, "values", strconv.Itoa(j))
+			f, isNum := toFloat(v)
+			if !isNum {
+				r.errAt(vAt, false, "a sweep's values are the x axis of its plot", "dataset.simulated.sweep[%d].values[%d]: expected a number, got %v", i, j, v)
+				continue
+			}
+			if seenV[f] {
+				r.errAt(vAt, false, "", "dataset.simulated.sweep[%d].values[%d]: %v listed twice", i, j, v)
+				continue
+			}
+			seenV[f] = true
+			if !kc.check(sw.Knob, v, sub(swAt, "knob"), vAt, false) {
+				continue
+			}
+			points = append(points, sweepPoint{sw.Knob, f, v})
+		}
+	}
+	return points
+}
+
+// knobChecker checks knobs against a world's spec, reporting problems at
+// their positions.
+type knobChecker struct {
+	r        *resolver
+	base     sim.Spec
+	valid    []string
+	validSet map[string]bool
+}
+
+func newKnobChecker(r *resolver, base sim.Spec) *knobChecker {
+	kc := &knobChecker{r: r, base: base, valid: knobKeys(base.World), validSet: map[string]bool{}}
+	for _, k := range kc.valid {
+		kc.validSet[k] = true
+	}
+	return kc
+}
+
+// known reports an unknown knob at its position.
+func (kc *knobChecker) known(key string, keyAt []string, atKey bool) bool {
+	switch {
+	case kc.validSet[key]:
+		return true
+	case kc.base.World == sim.WorldV1 && contains(knobKeys(sim.WorldV2), key):
+		kc.r.errAt(keyAt, atKey, "set world: v2, or drop the knob", "knob %s exists only in world v2 (this world is v1)", key)
+	default:
+		kc.r.errAt(keyAt, atKey, suggest(key, kc.valid), "unknown knob %q (knobs of world %s: %s)", key, worldName(kc.base.World), strings.Join(kc.valid, ", "))
+	}
+	return false
+}
+
+// check decodes one knob over base and validates it, reporting at node path.
+func (kc *knobChecker) check(key string, v any, keyAt, valAt []string, atKey bool) bool {
+	r := kc.r
+	if !kc.known(key, keyAt, atKey) {
+		return false
+	}
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		r.errAt(valAt, false, "", "knob %s: %v is not a finite number", key, f)
+		return false
+	}
+	b, err := yaml.Marshal(map[string]any{key: v})
+	if err != nil {
+		r.errAt(valAt, false, "", "knob %s: %v", key, err)
+		return false
+	}
+	spec := kc.base
+	if err := sim.DecodeSpec(b, &spec); err != nil {
+		r.errAt(valAt, false, "", "knob %s: %s", key, yamlTypeError(err))
+		return false
+	}
+	if err := spec.Validate(); err != nil {
+		r.errAt(valAt, false, "", "knob %s: %s", key, strings.TrimPrefix(err.Error(), "invalid spec: "))
+		return false
+	}
+	return true
 }
 
 func worldName(w string) string {

@@ -220,6 +220,137 @@ type aolLast struct {
 	clicked bool
 }
 
+// aolWriter groups the log's rows into requests and writes them: one
+// request per (user, query, time), its clicks as candidates.
+type aolWriter struct {
+	a          map[string]*duckdb.Appender
+	st         *aolStats
+	items      map[string]itemText
+	users      map[string]int // requests per user so far
+	last       map[string]aolLast
+	cur        *aolReq
+	hasMission bool
+}
+
+// row adds one log row: a new request, or a click of the current one.
+func (w *aolWriter) row(ctx context.Context, r aolRow) error {
+	st := w.st
+	st.rows++
+	if st.rows%65536 == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	q := st.clean(r.query)
+	if q == "" || q == "-" { // AOL writes "-" for an empty query
+		st.emptyQuery++
+		return nil
+	}
+	if w.cur == nil || w.cur.user != r.user || w.cur.query != q || w.cur.tsMS != r.tsMS {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.users[r.user]++
+		w.cur = &aolReq{id: fmt.Sprintf("aol-%s-%06d", r.user, w.users[r.user]), user: r.user, query: q, tsMS: r.tsMS,
+			mission: r.mission, cands: map[string]*aolCand{}}
+	}
+	url := st.clean(r.url)
+	switch {
+	case url == "" && r.rank > 0:
+		st.rankNoURL++
+	case url == "":
+	default:
+		st.clicks++
+		if r.rank == 0 {
+			st.urlNoRank++
+		}
+		if c, ok := w.cur.cands[url]; ok {
+			st.dupClicks++ // the same URL clicked twice: keep the best rank
+			if r.rank > 0 && (c.rank == 0 || r.rank < c.rank) {
+				c.rank = r.rank
+			}
+			return nil
+		}
+		w.cur.cands[url] = &aolCand{rank: r.rank}
+		w.cur.order = append(w.cur.order, url)
+	}
+	return nil
+}
+
+// flush writes the current request, if any.
+func (w *aolWriter) flush() error {
+	if w.cur == nil {
+		return nil
+	}
+	st := w.st
+	req := w.cur
+	w.cur = nil
+	// Consecutive requests of a user with different queries within
+	// 90 s: how many such pairs there are, and how many start from
+	// an unclicked request (kept through the requests table only).
+	if prev, ok := w.last[req.user]; ok && prev.query != req.query && req.tsMS >= prev.tsMS && req.tsMS-prev.tsMS <= dataset.ReformulationWindow.Milliseconds() {
+		st.pairs++
+		switch {
+		case len(req.cands) == 0:
+			st.pairsNoTarget++ // nothing consumed after the reformulation
+		case !prev.clicked:
+			st.pairsFromUnclicked++ // q -> q' with a click, q unclicked
+		}
+	}
+	w.last[req.user] = aolLast{query: req.query, tsMS: req.tsMS, clicked: len(req.cands) > 0}
+	var mission any
+	if req.mission != "" {
+		mission = req.user + ":" + req.mission
+	}
+	rvals := []any{req.id, req.user, req.tsMS, req.query}
+	if w.hasMission {
+		rvals = append(rvals, mission)
+	}
+	if err := appendRow(w.a[dataset.RequestsTable], rvals); err != nil {
+		return err
+	}
+	if len(req.cands) == 0 {
+		st.queryOnly++ // no candidate: in requests and split, not in search
+		return nil
+	}
+	st.requests++
+	for _, url := range req.order {
+		if err := w.candidate(req, url, mission); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// candidate writes one clicked URL of a request, and the URL as an item
+// the first time it is seen.
+func (w *aolWriter) candidate(req *aolReq, url string, mission any) error {
+	st := w.st
+	c := req.cands[url]
+	var pos any
+	if c.rank > 0 {
+		pos = int32(c.rank)
+	}
+	vals := []any{req.id, req.user, req.tsMS, req.query, url, dataset.StageExposed, pos, true, false, int64(0)}
+	if w.hasMission {
+		vals = append(vals, mission)
+	}
+	if err := appendRow(w.a[dataset.SearchTable], vals); err != nil {
+		return err
+	}
+	st.candidates++
+	if _, ok := w.items[url]; ok {
+		return nil
+	}
+	words := urlWords(url)
+	it := itemText{title: st.clean(strings.Join(words, " ")), tags: st.clean(strings.Join(words, ","))}
+	if it.title == "" {
+		it.title = st.clean(url)
+	}
+	w.items[url] = it
+	return w.a[dataset.ItemsTable].AppendRow(url, it.title, "", it.tags, "")
+}
+
 // Import implements Importer.
 func (im AOL) Import(ctx context.Context, args map[string]string, outDir string) (*Result, error) {
 	args, err := argsWithDefaults(im, args)
@@ -257,117 +388,12 @@ func (im AOL) Import(ctx context.Context, args map[string]string, outDir string)
 	users := map[string]int{}
 	var skipped int64
 	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.ItemsTable, dataset.RequestsTable}, func(a map[string]*duckdb.Appender) error {
-		var cur *aolReq
-		last := map[string]aolLast{}
-		flush := func() error {
-			if cur == nil {
-				return nil
-			}
-			req := cur
-			cur = nil
-			// Consecutive requests of a user with different queries within
-			// 90 s: how many such pairs there are, and how many start from
-			// an unclicked request (kept through the requests table only).
-			if prev, ok := last[req.user]; ok && prev.query != req.query && req.tsMS >= prev.tsMS && req.tsMS-prev.tsMS <= dataset.ReformulationWindow.Milliseconds() {
-				st.pairs++
-				switch {
-				case len(req.cands) == 0:
-					st.pairsNoTarget++ // nothing consumed after the reformulation
-				case !prev.clicked:
-					st.pairsFromUnclicked++ // q -> q' with a click, q unclicked
-				}
-			}
-			last[req.user] = aolLast{query: req.query, tsMS: req.tsMS, clicked: len(req.cands) > 0}
-			var mission any
-			if req.mission != "" {
-				mission = req.user + ":" + req.mission
-			}
-			rvals := []any{req.id, req.user, req.tsMS, req.query}
-			if hasMission {
-				rvals = append(rvals, mission)
-			}
-			if err := appendRow(a[dataset.RequestsTable], rvals); err != nil {
-				return err
-			}
-			if len(req.cands) == 0 {
-				st.queryOnly++ // no candidate: in requests and split, not in search
-				return nil
-			}
-			st.requests++
-			for _, url := range req.order {
-				c := req.cands[url]
-				var pos any
-				if c.rank > 0 {
-					pos = int32(c.rank)
-				}
-				vals := []any{req.id, req.user, req.tsMS, req.query, url, dataset.StageExposed, pos, true, false, int64(0)}
-				if hasMission {
-					vals = append(vals, mission)
-				}
-				if err := appendRow(a[dataset.SearchTable], vals); err != nil {
-					return err
-				}
-				st.candidates++
-				if _, ok := items[url]; !ok {
-					words := urlWords(url)
-					it := itemText{title: st.clean(strings.Join(words, " ")), tags: st.clean(strings.Join(words, ","))}
-					if it.title == "" {
-						it.title = st.clean(url)
-					}
-					items[url] = it
-					if err := a[dataset.ItemsTable].AppendRow(url, it.title, "", it.tags, ""); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		}
-		skipped, err = parseAOL(f, path, func(r aolRow) error {
-			st.rows++
-			if st.rows%65536 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			q := st.clean(r.query)
-			if q == "" || q == "-" { // AOL writes "-" for an empty query
-				st.emptyQuery++
-				return nil
-			}
-			if cur == nil || cur.user != r.user || cur.query != q || cur.tsMS != r.tsMS {
-				if err := flush(); err != nil {
-					return err
-				}
-				users[r.user]++
-				cur = &aolReq{id: fmt.Sprintf("aol-%s-%06d", r.user, users[r.user]), user: r.user, query: q, tsMS: r.tsMS,
-					mission: r.mission, cands: map[string]*aolCand{}}
-			}
-			url := st.clean(r.url)
-			switch {
-			case url == "" && r.rank > 0:
-				st.rankNoURL++
-			case url == "":
-			default:
-				st.clicks++
-				if r.rank == 0 {
-					st.urlNoRank++
-				}
-				if c, ok := cur.cands[url]; ok {
-					st.dupClicks++ // the same URL clicked twice: keep the best rank
-					if r.rank > 0 && (c.rank == 0 || r.rank < c.rank) {
-						c.rank = r.rank
-					}
-					return nil
-				}
-				cur.cands[url] = &aolCand{rank: r.rank}
-				cur.order = append(cur.order, url)
-			}
-			return nil
-		})
+		w := &aolWriter{a: a, st: &st, items: items, users: users, last: map[string]aolLast{}, hasMission: hasMission}
+		skipped, err = parseAOL(f, path, func(r aolRow) error { return w.row(ctx, r) })
 		if err != nil {
 			return err
 		}
-		return flush()
+		return w.flush()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("import aol: %w", err)

@@ -374,34 +374,56 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 	if len(f) != len(jdBehaviorCols) {
 		return fmt.Errorf("%s:%d: %d tab-separated fields: expected %d (%s)", path, line, len(f), len(jdBehaviorCols), strings.Join(jdBehaviorCols, ", "))
 	}
-	colErr := func(i int, v, want string) error {
-		if len(v) > 60 {
-			v = v[:60] + "..."
-		}
-		return fmt.Errorf("%s:%d: column %d (%s) %q: expected %s", path, line, i+1, jdBehaviorCols[i], v, want)
-	}
-	split := func(i int) []string {
-		if f[i] == "" {
-			return nil
-		}
-		return strings.Split(f[i], "_")
-	}
+	l := jdLine{f: f, path: path, line: line}
 	user := "jd" + strconv.Itoa(n)
 	st.users++
-	hq, hw, ht, htime := split(3), split(4), split(5), split(6)
+	hq, hw, ht, htime := l.split(3), l.split(4), l.split(5), l.split(6)
 	if len(hw) != len(hq) || len(ht) != len(hq) {
-		return colErr(4, f[4], fmt.Sprintf("as many entries as history_qry_list (%d), history_wid_list (%d) and history_type_list (%d) agree", len(hq), len(hw), len(ht)))
+		return l.colErr(4, f[4], fmt.Sprintf("as many entries as history_qry_list (%d), history_wid_list (%d) and history_type_list (%d) agree", len(hq), len(hw), len(ht)))
 	}
+	ts, err := l.historyTimes(hq, htime, epochMS)
+	if err != nil {
+		return err
+	}
+	if err := l.history(user, hq, hw, ht, ts, gapMS, st, a); err != nil {
+		return err
+	}
+	return l.test(user, epochMS, st, a)
+}
+
+// jdLine is one user line of the behavior file, for its parts' parsers.
+type jdLine struct {
+	f    []string
+	path string
+	line int
+}
+
+func (l jdLine) colErr(i int, v, want string) error {
+	if len(v) > 60 {
+		v = v[:60] + "..."
+	}
+	return fmt.Errorf("%s:%d: column %d (%s) %q: expected %s", l.path, l.line, i+1, jdBehaviorCols[i], v, want)
+}
+
+func (l jdLine) split(i int) []string {
+	if l.f[i] == "" {
+		return nil
+	}
+	return strings.Split(l.f[i], "_")
+}
+
+// historyTimes turns the intervals into absolute times: the test query at
+// epoch, the history before it.
+func (l jdLine) historyTimes(hq, htime []string, epochMS int64) ([]int64, error) {
 	if len(htime) != len(hq)+1 {
-		return colErr(6, f[6], fmt.Sprintf("%d intervals (one per history behavior plus the test query), got %d", len(hq)+1, len(htime)))
+		return nil, l.colErr(6, l.f[6], fmt.Sprintf("%d intervals (one per history behavior plus the test query), got %d", len(hq)+1, len(htime)))
 	}
-	// Absolute times: the test query at epoch, the history before it.
 	iv := make([]int64, len(htime))
 	var total int64
 	for i, v := range htime {
 		x, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || x < 0 {
-			return colErr(6, v, "intervals in seconds, integers >= 0, joined by _")
+			return nil, l.colErr(6, v, "intervals in seconds, integers >= 0, joined by _")
 		}
 		iv[i] = x
 		if i > 0 {
@@ -417,16 +439,24 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 		ts[i] = epochMS - (total-cum)*1000
 	}
 	if len(hq) > 0 && ts[0] < 946684800000 {
-		return colErr(6, f[6], "intervals summing to less than the time since 2000 before --epoch; pass a later --epoch")
+		return nil, l.colErr(6, l.f[6], "intervals summing to less than the time since 2000 before --epoch; pass a later --epoch")
 	}
-	type req struct {
-		id, query string
-		tsMS      int64
-		lastMS    int64
-		items     []string
-		liked     map[string]bool
-	}
-	var cur *req
+	return ts, nil
+}
+
+// jdReq is a train request being built from consecutive history searches.
+type jdReq struct {
+	id, query string
+	tsMS      int64
+	lastMS    int64
+	items     []string
+	liked     map[string]bool
+}
+
+// history writes the user's history: query-less behaviors as feed rows,
+// searches as train requests (the same query within gapMS merged).
+func (l jdLine) history(user string, hq, hw, ht []string, ts []int64, gapMS int64, st *jdStats, a map[string]*duckdb.Appender) error {
+	var cur *jdReq
 	nreq := 0
 	flush := func() error {
 		if cur == nil {
@@ -446,16 +476,9 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 	}
 	for i := range hq {
 		st.histories++
-		wid, err := strconv.ParseUint(hw[i], 10, 64)
+		item, typ, err := l.behavior(hw[i], ht[i])
 		if err != nil {
-			return colErr(4, hw[i], "integer product ids joined by _")
-		}
-		item := strconv.FormatUint(wid, 10)
-		typ := ht[i]
-		switch typ {
-		case "CLICK", "CART", "ORD", "FLW":
-		default:
-			return colErr(5, typ, "CLICK, CART, ORD or FLW, joined by _")
+			return err
 		}
 		if hq[i] == "-1" {
 			st.feed++
@@ -469,7 +492,7 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 		}
 		q, ok := jdTerms(hq[i])
 		if !ok || q == "" {
-			return colErr(3, hq[i], "term ids separated by \\030 (^X), or -1 for a query-less behavior, joined by _")
+			return l.colErr(3, hq[i], "term ids separated by \\030 (^X), or -1 for a query-less behavior, joined by _")
 		}
 		q = st.clean(q)
 		st.searches++
@@ -489,21 +512,36 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 			return err
 		}
 		nreq++
-		cur = &req{id: fmt.Sprintf("%s-%06d", user, nreq), query: q, tsMS: ts[i], lastMS: ts[i], items: []string{item}, liked: map[string]bool{item: jdLiked(typ)}}
+		cur = &jdReq{id: fmt.Sprintf("%s-%06d", user, nreq), query: q, tsMS: ts[i], lastMS: ts[i], items: []string{item}, liked: map[string]bool{item: jdLiked(typ)}}
 	}
-	if err := flush(); err != nil {
-		return err
-	}
+	return flush()
+}
 
-	// The test query and its candidates.
+// behavior checks one history entry's product id and type.
+func (l jdLine) behavior(wid, typ string) (string, string, error) {
+	id, err := strconv.ParseUint(wid, 10, 64)
+	if err != nil {
+		return "", "", l.colErr(4, wid, "integer product ids joined by _")
+	}
+	switch typ {
+	case "CLICK", "CART", "ORD", "FLW":
+	default:
+		return "", "", l.colErr(5, typ, "CLICK, CART, ORD or FLW, joined by _")
+	}
+	return strconv.FormatUint(id, 10), typ, nil
+}
+
+// test writes the test query and its candidates as the user's test request.
+func (l jdLine) test(user string, epochMS int64, st *jdStats, a map[string]*duckdb.Appender) error {
+	f := l.f
 	tq, ok := jdTerms(f[0])
 	if !ok {
-		return colErr(0, f[0], "term ids separated by \\030 (^X)")
+		return l.colErr(0, f[0], "term ids separated by \\030 (^X)")
 	}
 	tq = st.clean(tq)
-	cands, labels := split(1), split(2)
+	cands, labels := l.split(1), l.split(2)
 	if len(cands) != len(labels) {
-		return colErr(2, f[2], fmt.Sprintf("one label per candidate (%d candidates, %d labels)", len(cands), len(labels)))
+		return l.colErr(2, f[2], fmt.Sprintf("one label per candidate (%d candidates, %d labels)", len(cands), len(labels)))
 	}
 	if tq == "" || len(cands) == 0 {
 		st.emptyTest++
@@ -516,11 +554,11 @@ func jdUser(s, path string, line, n int, epochMS, gapMS int64, st *jdStats, a ma
 	for i, c := range cands {
 		wid, err := strconv.ParseUint(c, 10, 64)
 		if err != nil {
-			return colErr(1, c, "integer product ids joined by _")
+			return l.colErr(1, c, "integer product ids joined by _")
 		}
 		lab, err := strconv.ParseFloat(labels[i], 64)
 		if err != nil || lab != lab || lab < 0 || lab > 3 {
-			return colErr(2, labels[i], "labels 0.0 (none), 1.0 (click), 2.0 (cart) or 3.0 (purchase), joined by _")
+			return l.colErr(2, labels[i], "labels 0.0 (none), 1.0 (click), 2.0 (cart) or 3.0 (purchase), joined by _")
 		}
 		item := strconv.FormatUint(wid, 10)
 		if seen[item] {

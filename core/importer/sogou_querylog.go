@@ -130,6 +130,88 @@ func parseSogouLine(s, name string, line int, day time.Time) (sogouRow, error) {
 	return r, nil
 }
 
+// sogouLast is a user's previous request, for counting reformulations.
+type sogouLast struct {
+	query string
+	tsMS  int64
+}
+
+// sogouWriter groups click lines into requests (a user's consecutive
+// clicks on one query) and writes them.
+type sogouWriter struct {
+	a     map[string]*duckdb.Appender
+	st    *sogouStats
+	items map[string]bool
+	seq   map[string]int       // requests per user so far
+	open  map[string]*sogouReq // each user's current request
+	prev  map[string]sogouLast
+}
+
+// row adds one click line.
+func (w *sogouWriter) row(r sogouRow) error {
+	st := w.st
+	st.rows++
+	q := st.clean(r.query)
+	url := st.clean(r.url)
+	switch {
+	case q == "":
+		st.emptyQuery++
+		return nil
+	case url == "":
+		st.emptyURL++
+		return nil
+	}
+	cur := w.open[r.user]
+	if cur == nil || cur.query != q {
+		if cur != nil {
+			if err := w.flush(cur); err != nil {
+				return err
+			}
+		}
+		w.seq[r.user]++
+		cur = &sogouReq{id: fmt.Sprintf("sq-%s-%06d", r.user, w.seq[r.user]), user: r.user, query: q, tsMS: r.tsMS, ranks: map[string]int{}}
+		w.open[r.user] = cur
+	}
+	if old, ok := cur.ranks[url]; ok {
+		st.dupClicks++
+		cur.ranks[url] = min(old, r.rank)
+	} else {
+		cur.ranks[url] = r.rank
+		cur.order = append(cur.order, url)
+	}
+	return nil
+}
+
+// flush writes a request and its URLs (as items the first time seen).
+func (w *sogouWriter) flush(req *sogouReq) error {
+	st := w.st
+	if p, ok := w.prev[req.user]; ok && p.query != req.query && req.tsMS >= p.tsMS && req.tsMS-p.tsMS <= dataset.ReformulationWindow.Milliseconds() {
+		st.pairs++
+	}
+	w.prev[req.user] = sogouLast{req.query, req.tsMS}
+	st.requests++
+	for _, url := range req.order {
+		if err := w.a[dataset.SearchTable].AppendRow(req.id, req.user, req.tsMS, req.query, url, dataset.StageExposed,
+			int32(req.ranks[url]), true, false, int64(0)); err != nil {
+			return err
+		}
+		st.rows2++
+		if w.items[url] {
+			continue
+		}
+		w.items[url] = true
+		words := urlWords(url)
+		title, tags := st.clean(strings.Join(words, " ")), st.clean(strings.Join(words, ","))
+		if title == "" {
+			title = url
+		}
+		if err := w.a[dataset.ItemsTable].AppendRow(url, title, "", tags, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Import implements Importer.
 func (im SogouQ) Import(ctx context.Context, args map[string]string, outDir string) (*Result, error) {
 	args, err := argsWithDefaults(im, args)
@@ -161,38 +243,8 @@ func (im SogouQ) Import(ctx context.Context, args map[string]string, outDir stri
 	items := map[string]bool{}
 	seq := map[string]int{}
 	open := map[string]*sogouReq{} // each user's current request
-	type last struct {
-		query string
-		tsMS  int64
-	}
-	prev := map[string]last{}
 	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.ItemsTable}, func(a map[string]*duckdb.Appender) error {
-		flush := func(req *sogouReq) error {
-			if p, ok := prev[req.user]; ok && p.query != req.query && req.tsMS >= p.tsMS && req.tsMS-p.tsMS <= 90_000 {
-				st.pairs++
-			}
-			prev[req.user] = last{req.query, req.tsMS}
-			st.requests++
-			for _, url := range req.order {
-				if err := a[dataset.SearchTable].AppendRow(req.id, req.user, req.tsMS, req.query, url, dataset.StageExposed,
-					int32(req.ranks[url]), true, false, int64(0)); err != nil {
-					return err
-				}
-				st.rows2++
-				if !items[url] {
-					items[url] = true
-					words := urlWords(url)
-					title, tags := st.clean(strings.Join(words, " ")), st.clean(strings.Join(words, ","))
-					if title == "" {
-						title = url
-					}
-					if err := a[dataset.ItemsTable].AppendRow(url, title, "", tags, ""); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		}
+		w := &sogouWriter{a: a, st: st, items: items, seq: seq, open: open, prev: map[string]sogouLast{}}
 		br := bufio.NewReaderSize(f, 1<<16)
 		for line := 1; ; line++ {
 			s, rerr := br.ReadString('\n')
@@ -219,33 +271,8 @@ func (im SogouQ) Import(ctx context.Context, args map[string]string, outDir stri
 				if err != nil {
 					return err
 				}
-				st.rows++
-				q := st.clean(r.query)
-				url := st.clean(r.url)
-				switch {
-				case q == "":
-					st.emptyQuery++
-				case url == "":
-					st.emptyURL++
-				default:
-					cur := open[r.user]
-					if cur == nil || cur.query != q {
-						if cur != nil {
-							if err := flush(cur); err != nil {
-								return err
-							}
-						}
-						seq[r.user]++
-						cur = &sogouReq{id: fmt.Sprintf("sq-%s-%06d", r.user, seq[r.user]), user: r.user, query: q, tsMS: r.tsMS, ranks: map[string]int{}}
-						open[r.user] = cur
-					}
-					if old, ok := cur.ranks[url]; ok {
-						st.dupClicks++
-						cur.ranks[url] = min(old, r.rank)
-					} else {
-						cur.ranks[url] = r.rank
-						cur.order = append(cur.order, url)
-					}
+				if err := w.row(r); err != nil {
+					return err
 				}
 			}
 			if rerr == io.EOF {
@@ -259,7 +286,7 @@ func (im SogouQ) Import(ctx context.Context, args map[string]string, outDir stri
 		}
 		sortReqs(rest)
 		for _, r := range rest {
-			if err := flush(r); err != nil {
+			if err := w.flush(r); err != nil {
 				return err
 			}
 		}

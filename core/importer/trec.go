@@ -137,12 +137,8 @@ func parseRank(name string, line int, what, v string) (int, error) {
 func parseTREC(r io.Reader, name string, emit func(*trecSession) error) error {
 	d := xml.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	d.Entity = xml.HTMLEntity // snippets carry HTML entities such as &nbsp;
+	p := &trecParser{name: name, emit: emit}
 	var (
-		sess  *trecSession
-		inter *trecInteraction
-		res   *trecResult
-		click *trecClick
-		final *trecFinal
 		text  strings.Builder
 		depth int
 	)
@@ -166,64 +162,8 @@ func parseTREC(r io.Reader, name string, emit func(*trecSession) error) error {
 				return fmt.Errorf("%s:%d: elements nested more than 64 deep", name, line)
 			}
 			text.Reset()
-			switch t.Name.Local {
-			case "session":
-				if sess != nil {
-					return fmt.Errorf("%s:%d: <session> inside <session> (line %d)", name, line, sess.line)
-				}
-				num, _ := xmlAttr(t, "num")
-				st, err := parseSeconds(name, line, "session", t, "starttime", false)
-				if err != nil {
-					return err
-				}
-				sess = &trecSession{line: line, num: strings.TrimSpace(num), start: st}
-			case "topic":
-				if sess != nil && inter == nil {
-					num, _ := xmlAttr(t, "num")
-					sess.topic = strings.TrimSpace(num)
-				}
-			case "interaction":
-				if sess == nil || inter != nil {
-					return fmt.Errorf("%s:%d: <interaction> outside a <session>", name, line)
-				}
-				num, _ := xmlAttr(t, "num")
-				st, err := parseSeconds(name, line, "interaction", t, "starttime", false)
-				if err != nil {
-					return err
-				}
-				inter = &trecInteraction{line: line, num: strings.TrimSpace(num), start: st}
-			case "result":
-				if inter == nil || res != nil {
-					return fmt.Errorf("%s:%d: <result> outside an <interaction>", name, line)
-				}
-				v, _ := xmlAttr(t, "rank")
-				rank, err := parseRank(name, line, "<result rank=...>", v)
-				if err != nil {
-					return err
-				}
-				res = &trecResult{line: line, rank: rank}
-			case "click":
-				if inter == nil || click != nil {
-					return fmt.Errorf("%s:%d: <click> outside an <interaction>", name, line)
-				}
-				st, err := parseSeconds(name, line, "click", t, "starttime", true)
-				if err != nil {
-					return err
-				}
-				en, err := parseSeconds(name, line, "click", t, "endtime", true)
-				if err != nil {
-					return err
-				}
-				click = &trecClick{line: line, start: st, end: en}
-			case "currentquery":
-				if sess == nil || inter != nil || final != nil {
-					return fmt.Errorf("%s:%d: <currentquery> outside a <session>", name, line)
-				}
-				st, err := parseSeconds(name, line, "currentquery", t, "starttime", false)
-				if err != nil {
-					return err
-				}
-				final = &trecFinal{line: line, start: st}
+			if err := p.start(t, line); err != nil {
+				return err
 			}
 		case xml.CharData:
 			if text.Len() < 1<<20 { // bound memory on hostile input
@@ -233,79 +173,178 @@ func parseTREC(r io.Reader, name string, emit func(*trecSession) error) error {
 			depth--
 			s := text.String()
 			text.Reset()
-			switch t.Name.Local {
-			case "query":
-				switch {
-				case final != nil:
-					final.query = s
-				case inter != nil:
-					inter.query = s
-				}
-			case "url":
-				if res != nil {
-					res.url = s
-				}
-			case "clueweb12id":
-				if res != nil {
-					res.id = strings.TrimSpace(s)
-				}
-			case "title":
-				if res != nil {
-					res.title = s
-				}
-			case "snippet":
-				if res != nil {
-					res.snippet = s
-				}
-			case "rank":
-				if click != nil {
-					rank, err := parseRank(name, line, "<click><rank>", s)
-					if err != nil {
-						return err
-					}
-					click.rank = rank
-				}
-			case "result":
-				if res != nil && inter != nil {
-					if res.id == "" {
-						return fmt.Errorf("%s:%d: <result rank=%d> has no <clueweb12id>: every result needs a document id", name, res.line, res.rank)
-					}
-					inter.results = append(inter.results, *res)
-				}
-				res = nil
-			case "click":
-				if click != nil && inter != nil {
-					if click.rank == 0 {
-						return fmt.Errorf("%s:%d: <click> has no <rank>", name, click.line)
-					}
-					inter.clicks = append(inter.clicks, *click)
-				}
-				click = nil
-			case "interaction":
-				if inter != nil && sess != nil {
-					sess.interactions = append(sess.interactions, *inter)
-				}
-				inter = nil
-			case "currentquery":
-				if final != nil && sess != nil {
-					sess.final = final
-				}
-				final = nil
-			case "session":
-				if sess != nil {
-					if sess.num == "" {
-						return fmt.Errorf("%s:%d: <session> has no num attribute", name, sess.line)
-					}
-					if err := emit(sess); err != nil {
-						return err
-					}
-				}
-				sess, inter, res, click, final = nil, nil, nil, nil, nil
+			if err := p.field(t.Name.Local, s, line); err != nil {
+				return err
+			}
+			if err := p.end(t.Name.Local); err != nil {
+				return err
 			}
 		}
 	}
-	if sess != nil {
-		return fmt.Errorf("%s: unexpected end of file inside <session> (line %d)", name, sess.line)
+	if p.sess != nil {
+		return fmt.Errorf("%s: unexpected end of file inside <session> (line %d)", name, p.sess.line)
+	}
+	return nil
+}
+
+// trecParser is parseTREC's state: the elements open at the decoder's
+// position.
+type trecParser struct {
+	name  string
+	emit  func(*trecSession) error
+	sess  *trecSession
+	inter *trecInteraction
+	res   *trecResult
+	click *trecClick
+	final *trecFinal
+}
+
+// start opens an element.
+func (p *trecParser) start(t xml.StartElement, line int) error {
+	name := p.name
+	switch t.Name.Local {
+	case "session":
+		if p.sess != nil {
+			return fmt.Errorf("%s:%d: <session> inside <session> (line %d)", name, line, p.sess.line)
+		}
+		num, _ := xmlAttr(t, "num")
+		st, err := parseSeconds(name, line, "session", t, "starttime", false)
+		if err != nil {
+			return err
+		}
+		p.sess = &trecSession{line: line, num: strings.TrimSpace(num), start: st}
+	case "topic":
+		if p.sess != nil && p.inter == nil {
+			num, _ := xmlAttr(t, "num")
+			p.sess.topic = strings.TrimSpace(num)
+		}
+	case "interaction":
+		if p.sess == nil || p.inter != nil {
+			return fmt.Errorf("%s:%d: <interaction> outside a <session>", name, line)
+		}
+		num, _ := xmlAttr(t, "num")
+		st, err := parseSeconds(name, line, "interaction", t, "starttime", false)
+		if err != nil {
+			return err
+		}
+		p.inter = &trecInteraction{line: line, num: strings.TrimSpace(num), start: st}
+	case "result":
+		if p.inter == nil || p.res != nil {
+			return fmt.Errorf("%s:%d: <result> outside an <interaction>", name, line)
+		}
+		v, _ := xmlAttr(t, "rank")
+		rank, err := parseRank(name, line, "<result rank=...>", v)
+		if err != nil {
+			return err
+		}
+		p.res = &trecResult{line: line, rank: rank}
+	case "click":
+		return p.startClick(t, line)
+	case "currentquery":
+		if p.sess == nil || p.inter != nil || p.final != nil {
+			return fmt.Errorf("%s:%d: <currentquery> outside a <session>", name, line)
+		}
+		st, err := parseSeconds(name, line, "currentquery", t, "starttime", false)
+		if err != nil {
+			return err
+		}
+		p.final = &trecFinal{line: line, start: st}
+	}
+	return nil
+}
+
+func (p *trecParser) startClick(t xml.StartElement, line int) error {
+	if p.inter == nil || p.click != nil {
+		return fmt.Errorf("%s:%d: <click> outside an <interaction>", p.name, line)
+	}
+	st, err := parseSeconds(p.name, line, "click", t, "starttime", true)
+	if err != nil {
+		return err
+	}
+	en, err := parseSeconds(p.name, line, "click", t, "endtime", true)
+	if err != nil {
+		return err
+	}
+	p.click = &trecClick{line: line, start: st, end: en}
+	return nil
+}
+
+// field stores the text of a closed leaf element in the element it belongs to.
+func (p *trecParser) field(elem, s string, line int) error {
+	switch elem {
+	case "query":
+		switch {
+		case p.final != nil:
+			p.final.query = s
+		case p.inter != nil:
+			p.inter.query = s
+		}
+	case "url", "clueweb12id", "title", "snippet":
+		if p.res == nil {
+			return nil
+		}
+		switch elem {
+		case "url":
+			p.res.url = s
+		case "clueweb12id":
+			p.res.id = strings.TrimSpace(s)
+		case "title":
+			p.res.title = s
+		case "snippet":
+			p.res.snippet = s
+		}
+	case "rank":
+		if p.click != nil {
+			rank, err := parseRank(p.name, line, "<click><rank>", s)
+			if err != nil {
+				return err
+			}
+			p.click.rank = rank
+		}
+	}
+	return nil
+}
+
+// end closes a container element, adding it to its parent (a session to
+// emit).
+func (p *trecParser) end(elem string) error {
+	switch elem {
+	case "result":
+		if p.res != nil && p.inter != nil {
+			if p.res.id == "" {
+				return fmt.Errorf("%s:%d: <result rank=%d> has no <clueweb12id>: every result needs a document id", p.name, p.res.line, p.res.rank)
+			}
+			p.inter.results = append(p.inter.results, *p.res)
+		}
+		p.res = nil
+	case "click":
+		if p.click != nil && p.inter != nil {
+			if p.click.rank == 0 {
+				return fmt.Errorf("%s:%d: <click> has no <rank>", p.name, p.click.line)
+			}
+			p.inter.clicks = append(p.inter.clicks, *p.click)
+		}
+		p.click = nil
+	case "interaction":
+		if p.inter != nil && p.sess != nil {
+			p.sess.interactions = append(p.sess.interactions, *p.inter)
+		}
+		p.inter = nil
+	case "currentquery":
+		if p.final != nil && p.sess != nil {
+			p.sess.final = p.final
+		}
+		p.final = nil
+	case "session":
+		if p.sess != nil {
+			if p.sess.num == "" {
+				return fmt.Errorf("%s:%d: <session> has no num attribute", p.name, p.sess.line)
+			}
+			if err := p.emit(p.sess); err != nil {
+				return err
+			}
+		}
+		p.sess, p.inter, p.res, p.click, p.final = nil, nil, nil, nil, nil
 	}
 	return nil
 }
@@ -343,6 +382,77 @@ func parseTRECQrels(r io.Reader, name string) (map[string][]trecJudgment, int64,
 		}
 	}
 	return out, n, nil
+}
+
+// trecQKey is a qrels row's key: a final query's text and a document.
+type trecQKey struct{ query, doc string }
+
+// trecTestRows writes the final queries as test requests over the judged
+// catalog documents, the items, and the qrels keyed by those final query
+// texts (collected in qrels).
+func trecTestRows(a map[string]*duckdb.Appender, finals []trecFinalReq, judged map[string][]trecJudgment, items map[string]itemText, qrels map[trecQKey]int, st *trecStats) error {
+	for _, f := range finals {
+		var js []trecJudgment
+		for _, j := range judged[f.topic] {
+			if _, ok := items[j.doc]; ok {
+				js = append(js, j)
+			}
+		}
+		if len(js) == 0 {
+			st.finalsNoJudged++
+			continue
+		}
+		sort.Slice(js, func(i, k int) bool {
+			if js[i].grade != js[k].grade {
+				return js[i].grade > js[k].grade
+			}
+			return js[i].doc < js[k].doc
+		})
+		seen := map[string]bool{}
+		pos := 0
+		for _, j := range js {
+			if seen[j.doc] {
+				continue // a document judged twice for one topic
+			}
+			seen[j.doc] = true
+			pos++
+			if err := a[dataset.SearchTable].AppendRow(f.requestID, f.user, f.tsMS, f.query, j.doc, dataset.StageExposed, int32(pos), j.grade >= 1, false, int64(0), f.mission); err != nil {
+				return err
+			}
+			k := trecQKey{f.query, j.doc}
+			if g, ok := qrels[k]; ok && g != j.grade {
+				st.qrelConflicts++
+				j.grade = max(j.grade, g)
+			}
+			qrels[k] = j.grade
+		}
+		st.finalRequests++
+		if err := a[dataset.SplitTable].AppendRow(f.requestID, dataset.SplitTest); err != nil {
+			return err
+		}
+	}
+	for _, id := range sortedKeys(items) {
+		it := items[id]
+		if err := a[dataset.ItemsTable].AppendRow(id, it.title, it.caption, it.tags, ""); err != nil {
+			return err
+		}
+	}
+	keys := make([]trecQKey, 0, len(qrels))
+	for k := range qrels {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].query != keys[j].query {
+			return keys[i].query < keys[j].query
+		}
+		return keys[i].doc < keys[j].doc
+	})
+	for _, k := range keys {
+		if err := a[dataset.QrelsTable].AppendRow(k.query, k.doc, int32(qrels[k])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Import implements Importer.
@@ -403,73 +513,9 @@ func (im TRECSession) Import(ctx context.Context, args map[string]string, outDir
 		return nil, err
 	}
 
-	// Final queries become test requests over the judged catalog documents,
-	// and the qrels are keyed by those final query texts.
-	type qkey struct{ query, doc string }
-	qrels := map[qkey]int{}
+	qrels := map[trecQKey]int{}
 	err = sk.appenders(ctx, []string{dataset.SearchTable, dataset.SplitTable, dataset.ItemsTable, dataset.QrelsTable}, func(a map[string]*duckdb.Appender) error {
-		for _, f := range finals {
-			var js []trecJudgment
-			for _, j := range judged[f.topic] {
-				if _, ok := items[j.doc]; ok {
-					js = append(js, j)
-				}
-			}
-			if len(js) == 0 {
-				st.finalsNoJudged++
-				continue
-			}
-			sort.Slice(js, func(i, k int) bool {
-				if js[i].grade != js[k].grade {
-					return js[i].grade > js[k].grade
-				}
-				return js[i].doc < js[k].doc
-			})
-			seen := map[string]bool{}
-			pos := 0
-			for _, j := range js {
-				if seen[j.doc] {
-					continue // a document judged twice for one topic
-				}
-				seen[j.doc] = true
-				pos++
-				if err := a[dataset.SearchTable].AppendRow(f.requestID, f.user, f.tsMS, f.query, j.doc, dataset.StageExposed, int32(pos), j.grade >= 1, false, int64(0), f.mission); err != nil {
-					return err
-				}
-				k := qkey{f.query, j.doc}
-				if g, ok := qrels[k]; ok && g != j.grade {
-					st.qrelConflicts++
-					j.grade = max(j.grade, g)
-				}
-				qrels[k] = j.grade
-			}
-			st.finalRequests++
-			if err := a[dataset.SplitTable].AppendRow(f.requestID, dataset.SplitTest); err != nil {
-				return err
-			}
-		}
-		for _, id := range sortedKeys(items) {
-			it := items[id]
-			if err := a[dataset.ItemsTable].AppendRow(id, it.title, it.caption, it.tags, ""); err != nil {
-				return err
-			}
-		}
-		keys := make([]qkey, 0, len(qrels))
-		for k := range qrels {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool {
-			if keys[i].query != keys[j].query {
-				return keys[i].query < keys[j].query
-			}
-			return keys[i].doc < keys[j].doc
-		})
-		for _, k := range keys {
-			if err := a[dataset.QrelsTable].AppendRow(k.query, k.doc, int32(qrels[k])); err != nil {
-				return err
-			}
-		}
-		return nil
+		return trecTestRows(a, finals, judged, items, qrels, &st)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("import trec-session: %w", err)

@@ -141,18 +141,9 @@ type qilinStats struct {
 	notes                                                                                 int64
 }
 
-// Import implements Importer.
-func (im Qilin) Import(ctx context.Context, args map[string]string, outDir string) (*Result, error) {
-	args, err := argsWithDefaults(im, args)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*Result, error) { return nil, fmt.Errorf("import qilin: %w", err) }
-	keep := args["missing-items"]
-	if keep != "keep" && keep != "drop" {
-		return fail(fmt.Errorf("--missing-items %q: expected keep or drop", keep))
-	}
-	dir := args["dir"]
+// qilinFiles are the dataset's CSV files and their columns: search train
+// and test, recommendation train and test, notes.
+func qilinFiles(dir string) []csvFile {
 	idWant := "an integer id"
 	detailsWant := "a list of result dicts such as [{'click': 1.0, 'like': 0.0, 'note_idx': 785089, 'page_time': 5.974, 'position': 1.0, 'search_timestamp': 1732475484.0}]"
 	recWant := "a list of result dicts such as [{'click': 0, 'like': 0, 'note_idx': 1148386, 'page_time': 0.0, 'position': 1, 'request_timestamp': 1732668760025}]"
@@ -179,7 +170,81 @@ func (im Qilin) Import(ctx context.Context, args map[string]string, outDir strin
 		{"video_duration", "DOUBLE", "seconds, a number >= 0"},
 		{"taxonomy1_id", "VARCHAR", "a category id"},
 	}}
-	files := []csvFile{search("search_train.csv"), search("search_test.csv"), rec("recommendation_train.csv"), rec("recommendation_test.csv"), notes}
+	return []csvFile{search("search_train.csv"), search("search_test.csv"), rec("recommendation_train.csv"), rec("recommendation_test.csv"), notes}
+}
+
+// qilinCheckIDs refuses a row with an empty id.
+func qilinCheckIDs(ctx context.Context, rd *sql.DB, files []csvFile) error {
+	if err := files[4].badRow(ctx, rd, "SELECT rowid, note_idx AS v FROM f4 WHERE note_idx IS NULL", "note_idx", "is empty"); err != nil {
+		return err
+	}
+	for i := 0; i < 4; i++ {
+		for _, c := range []string{"user_idx", map[bool]string{true: "search_idx", false: "request_idx"}[i < 2]} {
+			if err := files[i].badRow(ctx, rd, fmt.Sprintf("SELECT rowid, %s AS v FROM f%d WHERE %s IS NULL", c, i, c), c, "is empty"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// qilinNotes writes the notes as items and collects the videos' durations.
+func qilinNotes(ctx context.Context, rd *sql.DB, st *qilinStats, durations map[int64]int64, a map[string]*duckdb.Appender) error {
+	rows, err := rd.QueryContext(ctx, "SELECT note_idx, note_title, note_content, note_type, video_duration, taxonomy1_id FROM f4 ORDER BY rowid")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var idx int64
+		var title, content, cat sql.NullString
+		var typ, dur sql.NullFloat64
+		if err := rows.Scan(&idx, &title, &content, &typ, &dur, &cat); err != nil {
+			return err
+		}
+		if seen[idx] {
+			continue
+		}
+		seen[idx] = true
+		st.notes++
+		var d int64
+		if typ.Valid && typ.Float64 == 2 && dur.Valid && !math.IsNaN(dur.Float64) && dur.Float64 > 0 {
+			d = int64(math.Round(dur.Float64 * 1000))
+			durations[idx] = d
+		}
+		t, c := st.clean(title.String), st.clean(content.String)
+		id := strconv.FormatInt(idx, 10)
+		if t == "" && c == "" {
+			t = id // never text-less
+		}
+		var catv, durv any
+		if s := strings.TrimSpace(cat.String); s != "" && s != "nan" {
+			catv = s
+		}
+		if d > 0 {
+			durv = d
+		}
+		if err := appendRow(a[dataset.ItemsTable], []any{id, t, c, "", "", catv, durv}); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Import implements Importer.
+func (im Qilin) Import(ctx context.Context, args map[string]string, outDir string) (*Result, error) {
+	args, err := argsWithDefaults(im, args)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Result, error) { return nil, fmt.Errorf("import qilin: %w", err) }
+	keep := args["missing-items"]
+	if keep != "keep" && keep != "drop" {
+		return fail(fmt.Errorf("--missing-items %q: expected keep or drop", keep))
+	}
+	dir := args["dir"]
+	files := qilinFiles(dir)
 	for _, f := range files {
 		if err := f.checkHeader(); err != nil {
 			return fail(err)
@@ -208,15 +273,8 @@ func (im Qilin) Import(ctx context.Context, args map[string]string, outDir strin
 			return fail(err)
 		}
 	}
-	if err := files[4].badRow(ctx, rd, "SELECT rowid, note_idx AS v FROM f4 WHERE note_idx IS NULL", "note_idx", "is empty"); err != nil {
+	if err := qilinCheckIDs(ctx, rd, files); err != nil {
 		return fail(err)
-	}
-	for i := 0; i < 4; i++ {
-		for _, c := range []string{"user_idx", map[bool]string{true: "search_idx", false: "request_idx"}[i < 2]} {
-			if err := files[i].badRow(ctx, rd, fmt.Sprintf("SELECT rowid, %s AS v FROM f%d WHERE %s IS NULL", c, i, c), c, "is empty"); err != nil {
-				return fail(err)
-			}
-		}
 	}
 
 	st := &qilinStats{}
@@ -235,46 +293,7 @@ func (im Qilin) Import(ctx context.Context, args map[string]string, outDir strin
 	}
 	err = sk.appenders(ctx, []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.RequestsTable, "ql_names"}, func(a map[string]*duckdb.Appender) error {
 		// Notes first: feed rows need the video durations.
-		rows, err := rd.QueryContext(ctx, "SELECT note_idx, note_title, note_content, note_type, video_duration, taxonomy1_id FROM f4 ORDER BY rowid")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		seen := map[int64]bool{}
-		for rows.Next() {
-			var idx int64
-			var title, content, cat sql.NullString
-			var typ, dur sql.NullFloat64
-			if err := rows.Scan(&idx, &title, &content, &typ, &dur, &cat); err != nil {
-				return err
-			}
-			if seen[idx] {
-				continue
-			}
-			seen[idx] = true
-			st.notes++
-			var d int64
-			if typ.Valid && typ.Float64 == 2 && dur.Valid && !math.IsNaN(dur.Float64) && dur.Float64 > 0 {
-				d = int64(math.Round(dur.Float64 * 1000))
-				durations[idx] = d
-			}
-			t, c := st.clean(title.String), st.clean(content.String)
-			id := strconv.FormatInt(idx, 10)
-			if t == "" && c == "" {
-				t = id // never text-less
-			}
-			var catv, durv any
-			if s := strings.TrimSpace(cat.String); s != "" && s != "nan" {
-				catv = s
-			}
-			if d > 0 {
-				durv = d
-			}
-			if err := appendRow(a[dataset.ItemsTable], []any{id, t, c, "", "", catv, durv}); err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if err := qilinNotes(ctx, rd, st, durations, a); err != nil {
 			return err
 		}
 		for i := 0; i < 2; i++ {

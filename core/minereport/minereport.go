@@ -17,6 +17,7 @@ package minereport
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -90,31 +91,9 @@ func Build(ctx context.Context, datasetDir string, sources []SourceOutputs) (*Re
 	if err := exec("CREATE TEMP TABLE c (entry VARCHAR, stage VARCHAR, query VARCHAR, item_id VARCHAR, source VARCHAR, tier_hint INTEGER)"); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	gated := map[string]bool{}
-	for _, s := range sources {
-		if s.Name == "" || seen[s.Name] {
-			return nil, fmt.Errorf("mining report: source name %q is empty or given twice", s.Name)
-		}
-		seen[s.Name] = true
-		for _, t := range []struct{ stage, path string }{{"raw", s.RawPath}, {"gated", s.GatedPath}} {
-			if t.path == "" {
-				if t.stage == "raw" {
-					return nil, fmt.Errorf("mining report: source %q has no raw candidate table", s.Name)
-				}
-				continue
-			}
-			if _, err := os.Stat(t.path); err != nil {
-				return nil, fmt.Errorf("mining report: source %q: %w", s.Name, err)
-			}
-			if err := exec("INSERT INTO c SELECT %s, %s, query, item_id, source, tier_hint FROM %s",
-				duck.Lit(s.Name), duck.Lit(t.stage), duck.ReadParquet(t.path)); err != nil {
-				return nil, fmt.Errorf("mining report: source %q: candidate table %s (expected columns query, item_id, source, tier_hint): %w", s.Name, t.path, err)
-			}
-			if t.stage == "gated" {
-				gated[s.Name] = true
-			}
-		}
+	gated, err := loadCandidates(exec, sources)
+	if err != nil {
+		return nil, err
 	}
 	rep := &Report{Dataset: datasetDir}
 	qrels := dataset.TablePath(datasetDir, dataset.QrelsTable)
@@ -174,70 +153,14 @@ func Build(ctx context.Context, datasetDir string, sources []SourceOutputs) (*Re
 		return nil, err
 	}
 	defer rows.Close()
-	type key struct{ entry, value string }
-	byKey := map[key]*Row{}
-	var order []key
-	for rows.Next() {
-		var k key
-		var stage string
-		var positive bool
-		var cnt Counts
-		var newP0, judged, relevant, den int64
-		if err := rows.Scan(&k.entry, &stage, &k.value, &positive, &cnt.Rows, &cnt.Pairs, &cnt.Queries, &newP0, &judged, &relevant, &den); err != nil {
-			return nil, err
-		}
-		if hasP0 {
-			cnt.NewBeyondP0 = &newP0
-		}
-		if rep.HasQrels {
-			q := &Quality{JudgedPairs: judged, RelevantPairs: relevant, QrelsRelevant: den}
-			if judged > 0 {
-				v := float64(relevant) / float64(judged)
-				q.Precision = &v
-			}
-			if den > 0 {
-				v := float64(relevant) / float64(den)
-				q.Recall = &v
-			}
-			cnt.Quality = q
-		}
-		row := byKey[k]
-		if row == nil {
-			row = &Row{Source: k.entry, Value: k.value}
-			byKey[k] = row
-			order = append(order, k)
-		}
-		if stage == "raw" {
-			row.Raw = cnt
-			row.Positive = positive
-		} else {
-			c := cnt
-			row.Gated = &c
-		}
-	}
-	if err := rows.Err(); err != nil {
+	byKey, order, err := scanRows(rows, rep.HasQrels, hasP0)
+	if err != nil {
 		return nil, err
 	}
 	for _, k := range order {
 		row := byKey[k]
 		if gated[k.entry] && row.Gated == nil {
-			// The gate dropped every row of this value.
-			z := Counts{}
-			if hasP0 {
-				var n int64
-				z.NewBeyondP0 = &n
-			}
-			if rep.HasQrels {
-				z.Quality = &Quality{QrelsRelevant: 0}
-				if row.Raw.Quality != nil {
-					z.Quality.QrelsRelevant = row.Raw.Quality.QrelsRelevant
-					if z.Quality.QrelsRelevant > 0 {
-						v := 0.0
-						z.Quality.Recall = &v
-					}
-				}
-			}
-			row.Gated = &z
+			row.Gated = emptyGated(row, rep.HasQrels, hasP0) // the gate dropped every row of this value
 		}
 		rep.Rows = append(rep.Rows, *row)
 	}
@@ -298,4 +221,107 @@ func pct(p *float64) string {
 		return "-"
 	}
 	return strings.TrimSpace(fmt.Sprintf("%5.1f%%", *p*100))
+}
+
+// loadCandidates loads every source's raw (and gated) candidate table
+// into the temp table c and returns the sources that have a gated table.
+func loadCandidates(exec func(q string, args ...any) error, sources []SourceOutputs) (map[string]bool, error) {
+	seen := map[string]bool{}
+	gated := map[string]bool{}
+	for _, s := range sources {
+		if s.Name == "" || seen[s.Name] {
+			return nil, fmt.Errorf("mining report: source name %q is empty or given twice", s.Name)
+		}
+		seen[s.Name] = true
+		for _, t := range []struct{ stage, path string }{{"raw", s.RawPath}, {"gated", s.GatedPath}} {
+			if t.path == "" {
+				if t.stage == "raw" {
+					return nil, fmt.Errorf("mining report: source %q has no raw candidate table", s.Name)
+				}
+				continue
+			}
+			if _, err := os.Stat(t.path); err != nil {
+				return nil, fmt.Errorf("mining report: source %q: %w", s.Name, err)
+			}
+			if err := exec("INSERT INTO c SELECT %s, %s, query, item_id, source, tier_hint FROM %s",
+				duck.Lit(s.Name), duck.Lit(t.stage), duck.ReadParquet(t.path)); err != nil {
+				return nil, fmt.Errorf("mining report: source %q: candidate table %s (expected columns query, item_id, source, tier_hint): %w", s.Name, t.path, err)
+			}
+			if t.stage == "gated" {
+				gated[s.Name] = true
+			}
+		}
+	}
+	return gated, nil
+}
+
+// rowKey is a report row's key: an entry (source) and a value.
+type rowKey struct{ entry, value string }
+
+// scanRows reads the per (entry, stage, value) counts into rows, in order.
+func scanRows(rows *sql.Rows, hasQrels, hasP0 bool) (map[rowKey]*Row, []rowKey, error) {
+	byKey := map[rowKey]*Row{}
+	var order []rowKey
+	for rows.Next() {
+		var k rowKey
+		var stage string
+		var positive bool
+		var cnt Counts
+		var newP0, judged, relevant, den int64
+		if err := rows.Scan(&k.entry, &stage, &k.value, &positive, &cnt.Rows, &cnt.Pairs, &cnt.Queries, &newP0, &judged, &relevant, &den); err != nil {
+			return nil, nil, err
+		}
+		if hasP0 {
+			cnt.NewBeyondP0 = &newP0
+		}
+		if hasQrels {
+			q := &Quality{JudgedPairs: judged, RelevantPairs: relevant, QrelsRelevant: den}
+			if judged > 0 {
+				v := float64(relevant) / float64(judged)
+				q.Precision = &v
+			}
+			if den > 0 {
+				v := float64(relevant) / float64(den)
+				q.Recall = &v
+			}
+			cnt.Quality = q
+		}
+		row := byKey[k]
+		if row == nil {
+			row = &Row{Source: k.entry, Value: k.value}
+			byKey[k] = row
+			order = append(order, k)
+		}
+		if stage == "raw" {
+			row.Raw = cnt
+			row.Positive = positive
+		} else {
+			c := cnt
+			row.Gated = &c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return byKey, order, nil
+}
+
+// emptyGated is the gated counts of a value the gate dropped entirely.
+func emptyGated(row *Row, hasQrels, hasP0 bool) *Counts {
+	z := Counts{}
+	if hasP0 {
+		var n int64
+		z.NewBeyondP0 = &n
+	}
+	if hasQrels {
+		z.Quality = &Quality{QrelsRelevant: 0}
+		if row.Raw.Quality != nil {
+			z.Quality.QrelsRelevant = row.Raw.Quality.QrelsRelevant
+			if z.Quality.QrelsRelevant > 0 {
+				v := 0.0
+				z.Quality.Recall = &v
+			}
+		}
+	}
+	return &z
 }

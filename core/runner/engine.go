@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cropsdev/crops/core/config"
 	"github.com/cropsdev/crops/core/spark"
@@ -12,11 +13,23 @@ import (
 )
 
 // engineState is the mining engine's per-run state: the Spark version,
-// asked once per run from the server.
+// asked once per run from the server (set by newEngineState).
 type engineState struct {
-	once    sync.Once
-	version string
-	err     error
+	version func() (string, error)
+	asked   atomic.Bool // version was called (the manifest reports it then)
+}
+
+func (r *runner) newEngineState(ctx context.Context) *engineState {
+	return &engineState{version: sync.OnceValues(func() (string, error) {
+		s, err := spark.Connect(ctx, r.spec.Engine.SparkRemote)
+		if err != nil {
+			return "", fmt.Errorf("engine spark: %w", err)
+		}
+		defer s.Close()
+		v := s.Version()
+		r.logf("mining engine: Spark %s at %s", v, r.spec.Engine.SparkRemote)
+		return v, nil
+	})}
 }
 
 // ManifestEngine is the manifest's record of where the SQL sources ran.
@@ -27,18 +40,9 @@ type ManifestEngine struct {
 }
 
 // sparkVersion asks the Spark Connect server its version, once per run.
-func (r *runner) sparkVersion(ctx context.Context) (string, error) {
-	r.eng.once.Do(func() {
-		s, err := spark.Connect(ctx, r.spec.Engine.SparkRemote)
-		if err != nil {
-			r.eng.err = fmt.Errorf("engine spark: %w", err)
-			return
-		}
-		defer s.Close()
-		r.eng.version = s.Version()
-		r.logf("mining engine: Spark %s at %s", r.eng.version, r.spec.Engine.SparkRemote)
-	})
-	return r.eng.version, r.eng.err
+func (r *runner) sparkVersion() (string, error) {
+	r.eng.asked.Store(true)
+	return r.eng.version()
 }
 
 // acceptsExec reports whether a source's params schema has the execution
@@ -101,7 +105,7 @@ func (r *runner) engineParams(ctx context.Context, src config.Source, params map
 // question to another remote a source names itself.
 func (r *runner) sparkVersionAt(ctx context.Context, remote string) (string, error) {
 	if remote == r.spec.Engine.SparkRemote {
-		return r.sparkVersion(ctx)
+		return r.sparkVersion()
 	}
 	s, err := spark.Connect(ctx, remote)
 	if err != nil {
@@ -115,7 +119,9 @@ func (r *runner) sparkVersionAt(ctx context.Context, remote string) (string, err
 func (r *runner) manifestEngine() ManifestEngine {
 	m := ManifestEngine{EngineSpec: r.spec.Engine}
 	if r.spec.Engine.Name == config.EngineSpark {
-		m.SparkVersion = r.eng.version
+		if r.eng.asked.Load() {
+			m.SparkVersion, _ = r.eng.version()
+		}
 	}
 	return m
 }

@@ -31,15 +31,22 @@ type evalData struct {
 	qids     map[string]string
 }
 
-func (r *runner) evalData(ctx context.Context, ds datasetInfo, ts cache.Entry) (*evalData, error) {
-	w := ds.w
-	w.evOnce.Do(func() {
-		w.ev, w.evErr = loadEvalData(ctx, ds.dir, ts.Dir)
-		if w.evErr == nil {
-			w.evErr = r.writeTRECQrels(w.ev, w.id)
-		}
-	})
-	return w.ev, w.evErr
+// computeEvalData loads a world's evaluation data and writes its TREC
+// qrels (once per world: call w.eval).
+func (r *runner) computeEvalData(ctx context.Context, w *worldState) (*evalData, error) {
+	ds, err := w.dataset()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := w.testsets()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := loadEvalData(ctx, ds.dir, ts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return ev, r.writeTRECQrels(ev, w.id)
 }
 
 func loadEvalData(ctx context.Context, dsDir, tsDir string) (*evalData, error) {
@@ -169,7 +176,9 @@ type evalResult struct {
 	Curves  map[string]report.Curve `json:"curves"`
 }
 
-func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, se, ts cache.Entry, seed int64) (cache.Entry, error) {
+// evaluateStage is the evaluate stage of a unit: the metrics of its search
+// results on the test sets.
+func (r *runner) evaluateStage(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, se, ts cache.Entry, seed int64) (stage, error) {
 	gains := map[string]float64{}
 	for k, v := range r.spec.Evaluation.Gains {
 		gains[k] = v
@@ -177,8 +186,8 @@ func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, 
 	in := cache.KeyInput{Stage: "evaluate", Plugin: "crops:metrics", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 		Params:   map[string]any{"metrics": r.spec.MetricKeys, "gains": gains, "run_tag": a.Name},
 		Upstream: map[string]string{"results": se.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
-	return r.do(ctx, stage{id: "evaluate", unit: unitName, in: in, outputs: []string{fileEval}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		ev, err := r.evalData(ctx, ds, ts)
+	return stage{id: "evaluate", unit: unitName, in: in, outputs: []string{fileEval}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		ev, err := ds.w.eval()
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +235,7 @@ func (r *runner) evaluate(ctx context.Context, unitName string, ds datasetInfo, 
 			}
 		}
 		return nil, nil
-	}})
+	}}, nil
 }
 
 // readRun reads a results table into a metrics.Run.

@@ -5,9 +5,10 @@ import (
 	"testing"
 
 	"github.com/cropsdev/crops/core/config"
+	"github.com/cropsdev/crops/sdk"
 )
 
-func TestStageNamesAndAutoLLM(t *testing.T) {
+func TestStageNamesAndEndpoint(t *testing.T) {
 	alpha := 0.6
 	zero := 0.0
 	arm := config.ArmSpec{Name: "a", Sources: []config.Source{
@@ -24,19 +25,27 @@ func TestStageNamesAndAutoLLM(t *testing.T) {
 	if got := strings.Join(stageNames(unit{arm: config.ArmSpec{Name: "bm25"}}), " "); got != "train search evaluate" {
 		t.Errorf("no sources: %s", got)
 	}
+	// The runner's endpoint goes to a source that declares it wants one
+	// (built-in or not) and sets no base_url of its own.
+	wants := sdk.Info{Name: "any", Capabilities: []string{sdk.CapNetwork, sdk.CapOpenAIEndpoint}}
 	for _, tc := range []struct {
-		src  config.Source
-		auto bool
+		info   sdk.Info
+		params map[string]any
+		auto   bool
 	}{
-		{config.Source{Plugin: config.Plugin{Plugin: "llm"}}, true},
-		{config.Source{Plugin: config.Plugin{Plugin: "llm", Params: map[string]any{"base_url": "auto"}}}, true},
-		{config.Source{Plugin: config.Plugin{Plugin: "llm", Params: map[string]any{"base_url": "http://x/v1"}}}, false},
-		{config.Source{Plugin: config.Plugin{Plugin: "llm", Path: "/bin/llm"}}, false},
-		{config.Source{Plugin: config.Plugin{Plugin: "clicks"}}, false},
+		{wants, nil, true},
+		{wants, map[string]any{"base_url": "auto"}, true},
+		{wants, map[string]any{"base_url": "http://x/v1"}, false},
+		{sdk.Info{Name: "llm", Capabilities: []string{sdk.CapNetwork}}, nil, false},
+		{sdk.Info{Name: "clicks"}, nil, false},
 	} {
-		if autoLLM(tc.src) != tc.auto {
-			t.Errorf("autoLLM(%+v) = %v", tc.src, !tc.auto)
+		if wantsEndpoint(tc.info, tc.params) != tc.auto {
+			t.Errorf("wantsEndpoint(%+v, %v) = %v", tc.info, tc.params, !tc.auto)
 		}
+	}
+	kp := endpointKeyParams(map[string]any{"base_url": "auto", "n": 1})
+	if kp["base_url"] != endpointKey || kp["model"] == nil || kp["n"] != 1 {
+		t.Errorf("key params = %v", kp)
 	}
 }
 

@@ -67,7 +67,8 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 		Jobs: r.opts.Jobs, Started: start.UTC(), WallSeconds: time.Since(start).Seconds(), Units: map[string]string{},
 	}
 	for _, w := range r.worlds {
-		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: w.ds.dir, Fingerprint: w.ds.fingerprint, Simulated: w.ds.simulated})
+		ds, _ := w.dataset() // computed before any unit ran
+		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: ds.dir, Fingerprint: ds.fingerprint, Simulated: ds.simulated})
 	}
 	m.Dataset = m.Worlds[0]
 	if len(m.Worlds) == 1 {
@@ -75,18 +76,11 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 	}
 	m.Engine = r.manifestEngine()
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
-	r.mu.Lock()
-	m.Stages = map[string]stageTime{}
-	for k, v := range r.stageS {
-		m.Stages[k] = v
-	}
-	for k, v := range r.unitSt {
-		m.Units[k] = v
-	}
-	for id, pi := range r.infos {
+	m.Stages = r.led.stageTimes()
+	m.Units = r.led.unitStatus()
+	for id, pi := range r.plugins.described() {
 		m.Plugins = append(m.Plugins, ManifestPlugin{Ref: id, Name: pi.info.Name, Kind: string(pi.info.Kind), Version: pi.info.Version, SHA256: pi.digest})
 	}
-	r.mu.Unlock()
 	sort.Slice(m.Plugins, func(i, j int) bool { return m.Plugins[i].Ref < m.Plugins[j].Ref })
 	return writeJSON(filepath.Join(r.opts.OutDir, "manifest.json"), m)
 }

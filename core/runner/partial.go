@@ -49,11 +49,7 @@ func partialNote(extra json.RawMessage) string { p, _ := partialOf(extra); retur
 // seenPartial reports whether this run committed the partial stage key
 // itself: it is then served to the rest of the run (arms sharing it), and
 // retried only by the next run.
-func (r *runner) seenPartial(key string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.partialKeys[key]
-}
+func (r *runner) seenPartial(key string) bool { return r.led.committedPartial(key) }
 
 // checkPartial decides what a source's answer counts mean: nil when every
 // request was answered; an error naming the counts when some failed and the
@@ -82,18 +78,18 @@ func checkPartial(source string, allow bool, st sdk.Stats) (*partialInfo, error)
 	return &p, nil
 }
 
-// llmCacheDir is where the built-in llm source keeps its answers when the
-// YAML sets no cache_dir: one directory per endpoint under
-// <results>/cache/llm, shared by every run of the results directory and
-// outliving the stage's work directory. The answers inside are keyed by
-// model and prompt (plugins/source/llm), so only prompt-changing params
-// invalidate them; concurrency or timeout_ms do not. The directory is not
-// part of the stage key.
-func (r *runner) llmCacheDir(params map[string]any, auto bool, ds datasetInfo) string {
-	if v, ok := params["cache_dir"].(string); ok && v != "" {
+// responseCacheDir is where a source declaring sdk.CapResponseCache (the
+// llm source) keeps its answers when the YAML sets no cache_dir: one
+// directory per endpoint under <results>/cache/llm, shared by every run of
+// the results directory and outliving the stage's work directory. The
+// answers inside are keyed by the plugin (the llm source: by model and
+// prompt, so only prompt-changing params invalidate them). The directory
+// is not part of the stage key.
+func (r *runner) responseCacheDir(params map[string]any, auto bool, ds datasetInfo) string {
+	if v, ok := params[sdk.ParamCacheDir].(string); ok && v != "" {
 		return ""
 	}
-	endpoint := fmt.Sprint(params["base_url"])
+	endpoint := fmt.Sprint(params[sdk.ParamBaseURL])
 	if auto {
 		endpoint = "crops:llmserve/" + ds.fingerprint
 	}

@@ -39,18 +39,22 @@ func (p *planState) add(unit string, l planLine) {
 }
 
 // stageNames lists a unit's stages in execution order.
+// (the rows of unitStages that apply to it).
 func stageNames(u unit) []string {
 	var out []string
-	for _, s := range u.arm.Sources {
-		out = append(out, "mine/"+s.Name)
-		if s.Gate != nil && s.Gate.Alpha != nil && *s.Gate.Alpha > 0 {
-			out = append(out, "gate/"+s.Name)
+	ur := &unitRun{unit: u}
+	for _, row := range unitStages {
+		if row.when != nil && !row.when(ur) {
+			continue
+		}
+		switch {
+		case row.plan != nil:
+			out = append(out, row.plan(u.arm)...)
+		case row.build != nil:
+			out = append(out, row.name)
 		}
 	}
-	if len(u.arm.Sources) > 0 {
-		out = append(out, "label")
-	}
-	return append(out, "train", "search", "evaluate")
+	return out
 }
 
 // plan prints arms x seeds x stages and which are cached. Keys need plugin
@@ -59,7 +63,7 @@ func stageNames(u unit) []string {
 func (r *runner) plan(ctx context.Context) error {
 	r.planning = &planState{lines: map[string][]planLine{}}
 	for _, w := range r.worlds {
-		_ = r.validated(ctx, w) // lists the validate stage: cached or would run
+		_ = w.validate() // lists the validate stage: cached or would run
 	}
 	us := r.units()
 	var wg sync.WaitGroup

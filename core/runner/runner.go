@@ -71,31 +71,18 @@ type runner struct {
 	runID string
 	self  string // digest of the crops executable
 
-	sem chan struct{}
-
-	mu       sync.Mutex
-	inflight map[string]*flight
-	infos    map[string]pluginInfo
-	lock     []cache.LockStage
-	lockSeen map[string]bool
-	stageS   map[string]stageTime
-	unitSt   map[string]string
-	sum      Summary
-	out      sync.Mutex // serializes Log writes
+	sem      chan struct{} // at most Jobs stages computing
+	inflight flights       // stage keys being computed (ledger.go)
+	plugins  describer     // each plugin's Info, asked once (ledger.go)
+	led      *ledger       // what ran, for the lock file, manifest and summary
+	out      sync.Mutex    // serializes Log writes
 
 	// The worlds the units run on (one unless world seeds or a sweep).
 	worlds []*worldState
 
-	partialKeys map[string]bool // partial stages committed by this run (partial.go)
-	eng         engineState     // the SQL sources' engine (engine.go)
+	eng *engineState // the SQL sources' engine (engine.go)
 
 	planning *planState // non-nil in a dry run
-}
-
-type flight struct {
-	done  chan struct{}
-	entry cache.Entry
-	err   error
 }
 
 type pluginInfo struct {
@@ -128,30 +115,11 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 	if opts.OutDir == "" {
 		return nil, errors.New("runner: OutDir is required")
 	}
-	if opts.DryRun {
-		// A dry run writes nothing: with no results directory yet there is
-		// nothing cached, so plan against an empty scratch store.
-		if _, err := os.Stat(opts.OutDir); errors.Is(err, fs.ErrNotExist) {
-			scratch, err := os.MkdirTemp("", "crops-dry-run-*")
-			if err != nil {
-				return nil, err
-			}
-			defer os.RemoveAll(scratch)
-			shown := opts.OutDir
-			opts.OutDir = scratch
-			defer fmt.Fprintf(opts.Log, "(dry run: %s does not exist yet, so nothing is cached; nothing was written)\n", shown)
-		}
-	}
-	mutex, err := cache.Acquire(opts.OutDir)
+	store, closeStore, err := openStore(opts)
 	if err != nil {
 		return nil, err
 	}
-	defer mutex.Release()
-	store, err := cache.Open(opts.OutDir)
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
+	defer closeStore()
 	self, err := host.FileSHA256(opts.SelfPath)
 	if err != nil {
 		return nil, err
@@ -164,9 +132,10 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		spec: spec, opts: opts, store: store, self: self,
 		runID:    time.Now().UTC().Format("20060102T150405.000000000Z"),
 		sem:      make(chan struct{}, opts.Jobs),
-		inflight: map[string]*flight{}, infos: map[string]pluginInfo{},
-		lockSeen: map[string]bool{}, partialKeys: map[string]bool{}, stageS: map[string]stageTime{}, unitSt: map[string]string{},
+		inflight: flights{m: map[string]*flight{}}, plugins: describer{infos: map[string]func() (pluginInfo, error){}},
+		led: newLedger(),
 	}
+	r.eng = r.newEngineState(ctx)
 	callTimeout := time.Duration(spec.Runtime.CallTimeoutS * float64(time.Second))
 	if callTimeout <= 0 {
 		callTimeout = host.DefaultCallTimeout
@@ -178,7 +147,7 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		CallTimeout: callTimeout,
 	})
 	defer r.host.Close()
-	r.worlds = newWorlds(spec)
+	r.openWorlds(ctx)
 	defer func() {
 		for _, w := range r.worlds {
 			if w.llmStop != nil {
@@ -187,9 +156,37 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 		}
 	}()
 	if opts.DryRun {
-		return &r.sum, r.plan(ctx)
+		err := r.plan(ctx)
+		return r.summary(), err
 	}
 	return r.execute(ctx)
+}
+
+// openStore opens the results directory's cache. A run takes the
+// directory's mutex (crops.lock) and opens the cache for writing; a dry run
+// writes nothing, not even the mutex or the cache's log: it looks stages up
+// in a read-only store (an absent directory has none cached). The closer
+// closes the store and releases the mutex.
+func openStore(opts Options) (*cache.Store, func(), error) {
+	if opts.DryRun {
+		closer := func() {}
+		if _, err := os.Stat(opts.OutDir); errors.Is(err, fs.ErrNotExist) {
+			closer = func() {
+				fmt.Fprintf(opts.Log, "(dry run: %s does not exist yet, so nothing is cached; nothing was written)\n", opts.OutDir)
+			}
+		}
+		return cache.OpenReadOnly(opts.OutDir), closer, nil
+	}
+	mutex, err := cache.Acquire(opts.OutDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := cache.Open(opts.OutDir)
+	if err != nil {
+		mutex.Release()
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); mutex.Release() }, nil
 }
 
 // lockedWriter serializes writes to the run's log.
@@ -249,12 +246,12 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	// The dataset is checked before any stage uses it: an invalid one stops
 	// the run with the validator's report.
 	for _, w := range r.worlds {
-		if err := r.validated(ctx, w); err != nil {
-			return &r.sum, err
+		if err := w.validate(); err != nil {
+			return r.summary(), err
 		}
 	}
 	us := r.units()
-	r.sum.Units = len(us)
+	r.led.sum.Units = len(us)
 	r.logf("crops run %s: %d arms x %d worlds x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
 	var wg sync.WaitGroup
 	for _, u := range us {
@@ -265,13 +262,11 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 			if ctx.Err() != nil && res.Status != report.StatusOK {
 				return // interrupted: leave no failure record; a rerun resumes
 			}
-			r.mu.Lock()
-			r.unitSt[u.name()] = res.Status
+			status := res.Status
 			if res.Status != report.StatusOK {
-				r.unitSt[u.name()] += " at " + res.Failed + ": " + res.Error
-				r.sum.Failed++
+				status += " at " + res.Failed + ": " + res.Error
 			}
-			r.mu.Unlock()
+			r.led.unitDone(u.name(), status, res.Status != report.StatusOK)
 			if res.Status != report.StatusOK {
 				r.logf("FAILED %s at %s: %s", u.name(), res.Failed, res.Error)
 			}
@@ -281,18 +276,27 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 		}()
 	}
 	wg.Wait()
-	if err := cache.WriteLock(filepath.Join(r.opts.OutDir, cache.LockFile), version.Version, r.lock); err != nil {
-		return &r.sum, err
+	if err := cache.WriteLock(filepath.Join(r.opts.OutDir, cache.LockFile), version.Version, r.led.lock); err != nil {
+		return r.summary(), err
 	}
 	if err := r.writeManifest(ctx, start); err != nil {
 		r.logf("manifest: %v", err)
 	}
 	if ctx.Err() != nil {
-		return &r.sum, fmt.Errorf("interrupted (%w): finished stages are cached; run the same command again to resume", ctx.Err())
+		return r.summary(), fmt.Errorf("interrupted (%w): finished stages are cached; run the same command again to resume", ctx.Err())
 	}
+	sum := r.summary()
 	r.logf("done in %s: %d stages computed, %d reused from the cache, %d of %d units failed",
-		time.Since(start).Round(time.Millisecond), r.sum.Ran, r.sum.Hits, r.sum.Failed, r.sum.Units)
-	return &r.sum, nil
+		time.Since(start).Round(time.Millisecond), sum.Ran, sum.Hits, sum.Failed, sum.Units)
+	return sum, nil
+}
+
+// summary is a copy of the run's counts so far.
+func (r *runner) summary() *Summary {
+	r.led.mu.Lock()
+	defer r.led.mu.Unlock()
+	s := r.led.sum
+	return &s
 }
 
 // stage is one cached step.
@@ -320,29 +324,6 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 	if st.unit != "" {
 		lockID = st.unit + "/" + st.id
 	}
-	record := func(e cache.Entry, cached bool) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if !r.lockSeen[lockID] {
-			r.lockSeen[lockID] = true
-			r.lock = append(r.lock, cache.LockStage{ID: lockID, Key: key, Input: e.Meta.Input, OutputDigest: e.Meta.OutputDigest})
-		}
-		// Cached means reused from an earlier run: a stage computed in this
-		// run stays "computed" when another unit waits for it and then hits.
-		if prev, ok := r.stageS[lockID]; ok && prev.Key == key {
-			cached = cached && prev.Cached
-		}
-		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
-		if p, ok := partialOf(e.Meta.Extra); ok {
-			r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Partial: p.String()}
-			r.partialKeys[key] = true
-		}
-		if cached {
-			r.sum.Hits++
-		} else {
-			r.sum.Ran++
-		}
-	}
 	if r.planning != nil {
 		if e, ok := r.store.Lookup(key); ok {
 			r.planning.add(st.unit, planLine{stage: st.id, status: "cached", key: key[:12]})
@@ -354,12 +335,11 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 	for {
 		if e, ok := r.lookup(st, key); ok {
 			r.store.Log(cache.LogEntry{Run: r.runID, Stage: st.id, Unit: st.unit, Key: key, Event: cache.EventHit})
-			record(e, true)
+			r.led.record(lockID, key, e, true)
 			return e, nil
 		}
-		r.mu.Lock()
-		if f, ok := r.inflight[key]; ok {
-			r.mu.Unlock()
+		f, mine := r.inflight.join(key)
+		if !mine {
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -370,16 +350,10 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 			}
 			continue // now committed: a hit
 		}
-		f := &flight{done: make(chan struct{})}
-		r.inflight[key] = f
-		r.mu.Unlock()
 		f.entry, f.err = r.compute(ctx, st, key)
-		r.mu.Lock()
-		delete(r.inflight, key)
-		r.mu.Unlock()
-		close(f.done)
+		r.inflight.finish(key, f)
 		if f.err == nil {
-			record(f.entry, false)
+			r.led.record(lockID, key, f.entry, false)
 		}
 		return f.entry, f.err
 	}
@@ -434,23 +408,18 @@ func pluginRef(kind sdk.Kind, p *config.Plugin) host.Ref {
 
 // describe returns a plugin's Info and digest, starting it once per run.
 func (r *runner) describe(ctx context.Context, ref host.Ref) (pluginInfo, error) {
-	id := ref.String()
-	r.mu.Lock()
-	pi, ok := r.infos[id]
-	r.mu.Unlock()
-	if ok {
-		return pi, nil
+	return r.plugins.describe(ctx, r.host, ref)
+}
+
+// doStage returns a func that runs the stage a stage builder returned
+// (doStage(ctx)(r.labelStage(...))), or passes its error on.
+func (r *runner) doStage(ctx context.Context) func(stage, error) (cache.Entry, error) {
+	return func(st stage, err error) (cache.Entry, error) {
+		if err != nil {
+			return cache.Entry{}, err
+		}
+		return r.do(ctx, st)
 	}
-	p, err := r.host.Start(ctx, ref)
-	if err != nil {
-		return pluginInfo{}, err
-	}
-	pi = pluginInfo{info: p.Info(), digest: p.Digest()}
-	p.Close()
-	r.mu.Lock()
-	r.infos[id] = pi
-	r.mu.Unlock()
-	return pi, nil
 }
 
 // pluginKey fills the plugin part of a key input.

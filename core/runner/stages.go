@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cropsdev/crops/core/cache"
@@ -21,7 +20,6 @@ import (
 	"github.com/cropsdev/crops/core/gate"
 	"github.com/cropsdev/crops/core/host"
 	"github.com/cropsdev/crops/core/llmserve"
-	"github.com/cropsdev/crops/core/minereport"
 	"github.com/cropsdev/crops/core/report"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/cropsdev/crops/core/version"
@@ -54,278 +52,108 @@ type datasetInfo struct {
 	simulated   bool
 }
 
-// dataset returns the dataset directory, simulating it as a cached stage
-// when the spec asks for a simulated world.
-func (r *runner) dataset(ctx context.Context, w *worldState) (datasetInfo, error) {
-	w.dsOnce.Do(func() {
-		ds := r.spec.Dataset
-		if ds.Simulated == nil {
-			dg, _, err := cache.DigestDir(ds.Path)
-			if err != nil {
-				w.dsErr = fmt.Errorf("fingerprint dataset %s: %w", ds.Path, err)
-				return
-			}
-			w.ds = datasetInfo{w: w, dir: ds.Path, fingerprint: dg}
-			return
-		}
-		s := ds.Simulated
-		// The world version's defaults, the spec file, then this world's knobs.
-		spec, err := config.WorldSpec(s, w.w.Knobs)
+// computeDataset returns the dataset directory, simulating it as a cached
+// stage when the spec asks for a simulated world (once per world: call
+// w.dataset).
+func (r *runner) computeDataset(ctx context.Context, w *worldState) (datasetInfo, error) {
+	ds := r.spec.Dataset
+	if ds.Simulated == nil {
+		dg, _, err := cache.DigestDir(ds.Path)
 		if err != nil {
-			w.dsErr = fmt.Errorf("simulated dataset: %w", err)
-			return
+			return datasetInfo{}, fmt.Errorf("fingerprint dataset %s: %w", ds.Path, err)
 		}
-		specDigest, err := spec.Digest()
-		if err != nil {
-			w.dsErr = err
-			return
-		}
-		seed := w.w.Seed
-		in := cache.KeyInput{Stage: "dataset", Plugin: "crops:simulate", Version: version.Version, Digest: r.self,
-			Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "world": s.World, "spec_digest": specDigest}, Seed: seed}
-		e, err := r.do(ctx, stage{id: "dataset", unit: w.sharedUnit(""), in: in, outputs: []string{filepath.Join(dirWorld, dataset.ManifestFile)}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-			_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
+		return datasetInfo{w: w, dir: ds.Path, fingerprint: dg}, nil
+	}
+	s := ds.Simulated
+	// The world version's defaults, the spec file, then this world's knobs.
+	spec, err := config.WorldSpec(s, w.w.Knobs)
+	if err != nil {
+		return datasetInfo{}, fmt.Errorf("simulated dataset: %w", err)
+	}
+	specDigest, err := spec.Digest()
+	if err != nil {
+		return datasetInfo{}, err
+	}
+	seed := w.w.Seed
+	in := cache.KeyInput{Stage: "dataset", Plugin: "crops:simulate", Version: version.Version, Digest: r.self,
+		Protocol: version.ProtocolVersion, Params: map[string]any{"scale": s.Scale, "world": s.World, "spec_digest": specDigest}, Seed: seed}
+	e, err := r.do(ctx, stage{id: "dataset", unit: w.sharedUnit(""), in: in, outputs: []string{filepath.Join(dirWorld, dataset.ManifestFile)}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		_, err := sim.Simulate(ctx, sim.Options{Scale: s.Scale, Seed: uint64(seed), Spec: spec, SpecFile: filepath.Base(s.Spec), OutDir: filepath.Join(out, dirWorld)})
+		return nil, err
+	}})
+	if err != nil {
+		return datasetInfo{}, err
+	}
+	return datasetInfo{w: w, dir: filepath.Join(e.Dir, dirWorld), fingerprint: e.Meta.OutputDigest, simulated: true}, nil
+}
+
+// computeTestsets computes the click and reformulation test sets and the
+// test queries (once per world: call w.testsets).
+func (r *runner) computeTestsets(ctx context.Context, w *worldState) (cache.Entry, error) {
+	ds, err := w.dataset()
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	window := time.Duration(r.spec.Evaluation.QRWindowS * float64(time.Second))
+	in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
+		Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
+	return r.do(ctx, stage{id: "testsets", unit: w.sharedUnit(""), in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
 			return nil, err
-		}})
-		if err != nil {
-			w.dsErr = err
-			return
 		}
-		w.ds = datasetInfo{w: w, dir: filepath.Join(e.Dir, dirWorld), fingerprint: e.Meta.OutputDigest, simulated: true}
-	})
-	return w.ds, w.dsErr
+		if err := dataset.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
+			return nil, err
+		}
+		return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
+	}})
 }
 
-// testsets computes the click and reformulation test sets and the test
-// queries once per dataset.
-func (r *runner) testsets(ctx context.Context, w *worldState) (cache.Entry, error) {
-	w.tsOnce.Do(func() {
-		ds, err := r.dataset(ctx, w)
-		if err != nil {
-			w.tsErr = err
-			return
-		}
-		window := time.Duration(r.spec.Evaluation.QRWindowS * float64(time.Second))
-		in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
-			Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
-		w.ts, w.tsErr = r.do(ctx, stage{id: "testsets", unit: w.sharedUnit(""), in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-			if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
-				return nil, err
-			}
-			if err := dataset.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
-				return nil, err
-			}
-			return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
-		}})
-	})
-	return w.ts, w.tsErr
-}
-
-// llmServer starts the simulated world's oracle LLM (core/llmserve) on a
-// free loopback port, once per run, and returns its base URL.
-func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) {
-	w := ds.w
-	w.llmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
-			w.llmErr = fmt.Errorf("the llm source has no base_url and the dataset has no oracle.parquet to serve: set params.base_url to an OpenAI-compatible endpoint (see docs/experiment-spec.md)")
-			return
-		}
-		o, err := llmserve.Load(ctx, ds.dir)
-		if err != nil {
-			w.llmErr = err
-			return
-		}
-		// One log line per request would drown the run's progress lines;
-		// the server's warnings and errors still reach the run log.
-		quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
-		if err != nil {
-			w.llmErr = err
-			return
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			w.llmErr = fmt.Errorf("llm server: %w", err)
-			return
-		}
-		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		w.llmStop = func() { hs.Close() }
-		w.llmURL = "http://" + ln.Addr().String() + "/v1"
-		r.logf("llm source: serving the world's oracle at %s", w.llmURL)
-	})
-	return w.llmURL, w.llmErr
-}
-
-// autoLLM reports whether a source is the built-in llm source without a
-// base_url (or with base_url: auto): the runner then serves the oracle.
-func autoLLM(src config.Source) bool {
-	if src.Path != "" || src.Plugin.Plugin != dataset.SourceLLM {
-		return false
-	}
-	u, ok := src.Params["base_url"]
-	return !ok || u == "auto"
-}
-
-// unitResult runs one arm at one seed.
-func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
-	res := &report.ArmSeed{Schema: report.ResultsSchema, Arm: u.arm.Name, World: u.world.id, Seed: u.seed, StageS: map[string]float64{}}
-	if u.arm.Loss != nil {
-		res.LossPlugin = u.arm.Loss.Plugin // the report draws one loss panel per loss
-	}
-	failAt := func(stageName string, err error) *report.ArmSeed {
-		res.Status, res.Failed, res.Error = report.StatusFailed, stageName, err.Error()
-		return res
-	}
-	ds, err := r.dataset(ctx, u.world)
+// startLLMServer starts the simulated world's oracle LLM (core/llmserve)
+// on a free loopback port and returns its base URL (once per world: call
+// w.llm).
+func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, error) {
+	ds, err := w.dataset()
 	if err != nil {
-		return failAt("dataset", err)
+		return "", err
 	}
-	ts, err := r.testsets(ctx, u.world)
+	if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
+		return "", fmt.Errorf("the dataset has no oracle.parquet to serve: set params.%s to an OpenAI-compatible endpoint (see docs/experiment-spec.md)", sdk.ParamBaseURL)
+	}
+	o, err := llmserve.Load(ctx, ds.dir)
 	if err != nil {
-		return failAt("testsets", err)
+		return "", err
 	}
-	name := u.name()
-	a := u.arm
-	itemsPaths := []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}
-	var labels *cache.Entry
-
-	if len(a.Sources) > 0 {
-		// Mine (and gate) every source, in parallel.
-		type mined struct {
-			entry   cache.Entry
-			raw     string // as mined, before the gate
-			path    string
-			items   string
-			err     error
-			stageAt string
-		}
-		out := make([]mined, len(a.Sources))
-		done := make(chan int, len(a.Sources))
-		for i, src := range a.Sources {
-			go func() {
-				m := &out[i]
-				m.stageAt = "mine/" + src.Name
-				e, err := r.mine(ctx, name, ds, src, u.seed)
-				if err != nil {
-					m.err = err
-					done <- i
-					return
-				}
-				m.entry, m.path = e, filepath.Join(e.Dir, fileCandidates)
-				m.raw = m.path
-				if _, err := os.Stat(filepath.Join(e.Dir, fileItems)); err == nil {
-					m.items = filepath.Join(e.Dir, fileItems)
-				}
-				if src.Gate != nil && src.Gate.Alpha != nil && *src.Gate.Alpha > 0 {
-					m.stageAt = "gate/" + src.Name
-					g, err := r.gate(ctx, name, ds, src, e, u.seed)
-					if err != nil {
-						m.err = err
-						done <- i
-						return
-					}
-					m.entry, m.path = g, filepath.Join(g.Dir, fileCandidates)
-				}
-				done <- i
-			}()
-		}
-		for range a.Sources {
-			<-done
-		}
-		var cands []sdk.CandidateTable
-		up := map[string]string{}
-		for i, m := range out {
-			if m.err != nil {
-				return failAt(m.stageAt, m.err)
-			}
-			cands = append(cands, sdk.CandidateTable{Source: a.Sources[i].Name, Path: m.path})
-			up["candidates/"+a.Sources[i].Name] = m.entry.Meta.OutputDigest
-			if m.items != "" {
-				itemsPaths = append(itemsPaths, m.items)
-			}
-		}
-		// The mining report: what each source mined, kept after the gate,
-		// added beyond P0, and its precision/recall where qrels exist.
-		var mo []minereport.SourceOutputs
-		for i, m := range out {
-			so := minereport.SourceOutputs{Name: a.Sources[i].Name, RawPath: m.raw}
-			if m.path != m.raw {
-				so.GatedPath = m.path
-			}
-			mo = append(mo, so)
-		}
-		if rep, err := minereport.Build(ctx, ds.dir, mo); err != nil {
-			r.logf("WARNING %s: mining report: %v", name, err)
-		} else if err := rep.WriteJSON(filepath.Join(filepath.Dir(r.resultPath(u)), fileMining)); err != nil {
-			r.logf("WARNING %s: mining report: %v", name, err)
-		}
-		e, err := r.label(ctx, name, ds, a, cands, up, u.seed)
-		if err != nil {
-			return failAt("label", err)
-		}
-		labels = &e
-	}
-	tr, err := r.train(ctx, name, ds, a, labels, itemsPaths, u.seed)
+	// One log line per request would drown the run's progress lines;
+	// the server's warnings and errors still reach the run log.
+	quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
 	if err != nil {
-		return failAt("train", err)
+		return "", err
 	}
-	se, err := r.search(ctx, name, ds, a, tr, ts, itemsPaths, u.seed)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return failAt("search", err)
+		return "", fmt.Errorf("llm server: %w", err)
 	}
-	ev, err := r.evaluate(ctx, name, ds, a, se, ts, u.seed)
-	if err != nil {
-		return failAt("evaluate", err)
-	}
-	var er evalResult
-	b, err := os.ReadFile(filepath.Join(ev.Dir, fileEval))
-	if err == nil {
-		err = json.Unmarshal(b, &er)
-	}
-	if err != nil {
-		return failAt("evaluate", err)
-	}
-	res.Status = report.StatusOK
-	res.Metrics, res.Curves = er.Metrics, er.Curves
-	res.Loss = readProgress(filepath.Join(tr.Dir, fileProgress))
-	res.TrainS = tr.Meta.WallSeconds
-	r.mu.Lock()
-	for id, st := range r.stageS {
-		if rest, ok := strings.CutPrefix(id, name+"/"); ok {
-			res.StageS[rest] = st.Seconds
-			if st.Partial != "" {
-				res.Partial = append(res.Partial, rest+": "+st.Partial)
-			}
-		}
-	}
-	r.mu.Unlock()
-	// The TREC run file, next to the result, for trec_eval.
-	if b, err := os.ReadFile(filepath.Join(ev.Dir, fileRun)); err == nil {
-		writeFileAtomic(filepath.Join(filepath.Dir(r.resultPath(u)), fileRun), b)
-	}
-	return res
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	w.llmStop = func() { hs.Close() }
+	u := "http://" + ln.Addr().String() + "/v1"
+	r.logf("llm source: serving the world's oracle at %s", u)
+	return u, nil
 }
 
 func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src config.Source, seed int64) (cache.Entry, error) {
+	pi, err := r.describe(ctx, pluginRef(sdk.KindSource, &src.Plugin))
+	if err != nil {
+		return cache.Entry{}, err
+	}
 	params := src.Params
 	keyParams := any(params)
-	auto := autoLLM(src)
+	auto := wantsEndpoint(pi.info, params)
 	if auto {
-		// The port changes every run: key on what answers, not where.
-		kp := map[string]any{}
-		for k, v := range params {
-			if k != "base_url" {
-				kp[k] = v
-			}
-		}
-		kp["base_url"] = "crops:llmserve(oracle of the dataset, error_rate=-1, seed=0)"
-		if _, ok := kp["model"]; !ok {
-			kp["model"] = llmserve.ModelID
-		}
-		keyParams = kp
+		keyParams = endpointKeyParams(params)
 	}
-	params, keyParams, err := r.engineParams(ctx, src, params, keyParams)
+	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
 	if err != nil {
 		return cache.Entry{}, err
 	}
@@ -335,24 +163,20 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	}
 	in.Upstream = map[string]string{"dataset": ds.fingerprint}
 	cacheDir := ""
-	if src.Path == "" && src.Plugin.Plugin == dataset.SourceLLM {
-		cacheDir = r.llmCacheDir(params, auto, ds)
+	if sdk.HasCapability(pi.info, sdk.CapResponseCache) {
+		cacheDir = r.responseCacheDir(params, auto, ds)
 	}
 	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, plugin: pluginRef(sdk.KindSource, &src.Plugin).String(),
 		outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			if auto {
-				u, err := r.llmServer(ctx, ds)
+				u, err := ds.w.llm()
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("source %s wants an OpenAI-compatible endpoint and sets no %s: %w", src.Name, sdk.ParamBaseURL, err)
 				}
-				add := map[string]any{"base_url": u}
-				if _, ok := params["model"]; !ok {
-					add["model"] = llmserve.ModelID
-				}
-				params = mergeMap(params, add)
+				params = withEndpoint(params, u)
 			}
 			if cacheDir != "" {
-				params = mergeMap(params, map[string]any{"cache_dir": cacheDir})
+				params = mergeMap(params, map[string]any{sdk.ParamCacheDir: cacheDir})
 			}
 			s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
@@ -392,7 +216,10 @@ func mergeMap(a, b map[string]any) map[string]any {
 func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, seed int64) (cache.Entry, *config.Plugin, error) {
 	name := g.Retriever
 	if name == "" && g.RetrieverPath == "" {
-		name = "bm25"
+		name = r.spec.PluginDefaults.GateRetriever
+		if name == "" {
+			return cache.Entry{}, nil, noDefault("the gate names no retriever", sdk.KindRetriever, sdk.CapDefaultGateRetriever)
+		}
 	}
 	pl := &config.Plugin{Plugin: name, Path: g.RetrieverPath, Params: g.RetrieverParams}
 	if g.Loss != "" {
@@ -422,17 +249,25 @@ func (r *runner) gateModel(ctx context.Context, ds datasetInfo, g *config.Gate, 
 }
 
 // trainedGateModel trains the gate's retriever as a relevance discriminator
-// on P0 alone (the clicks source with its funnel negatives, HLA tiers), so
+// on P0 alone (the source declaring sdk.CapLoggedPositives with its funnel
+// negatives, labelled by the one declaring sdk.CapDefaultLabeler), so
 // that theta never learns from the candidates it will judge. The stages are
 // the ordinary mine/label/train stages, keyed and cached like any arm's.
 func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *config.Plugin, loss string, seed int64) (cache.Entry, error) {
 	unitName := ds.w.sharedUnit("gate-model")
-	src := config.Source{Name: "clicks", Plugin: config.Plugin{Plugin: "clicks"}}
+	p0, labeler := r.spec.PluginDefaults.LoggedPositives, r.spec.PluginDefaults.Labeler
+	if p0 == "" {
+		return cache.Entry{}, noDefault("a trained gate learns from P0", sdk.KindSource, sdk.CapLoggedPositives)
+	}
+	if labeler == "" {
+		return cache.Entry{}, noDefault("a trained gate labels P0", sdk.KindLabeler, sdk.CapDefaultLabeler)
+	}
+	src := config.Source{Name: p0, Plugin: config.Plugin{Plugin: p0}}
 	mined, err := r.mine(ctx, unitName, ds, src, seed)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("mine P0 for the gate: %w", err)
 	}
-	arm := config.ArmSpec{Name: unitName, Labeler: &config.Plugin{Plugin: "hla"}, Loss: &config.Plugin{Plugin: loss}, Retriever: rt}
+	arm := config.ArmSpec{Name: unitName, Labeler: &config.Plugin{Plugin: labeler}, Loss: &config.Plugin{Plugin: loss}, Retriever: rt}
 	cands := []sdk.CandidateTable{{Source: src.Name, Path: filepath.Join(mined.Dir, fileCandidates)}}
 	labels, err := r.label(ctx, unitName, ds, arm, cands, map[string]string{"candidates/" + src.Name: mined.Meta.OutputDigest}, seed)
 	if err != nil {
@@ -481,13 +316,19 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 }
 
 func (r *runner) label(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, cands []sdk.CandidateTable, up map[string]string, seed int64) (cache.Entry, error) {
+	return r.doStage(ctx)(r.labelStage(ctx, unitName, ds, a, cands, up, seed))
+}
+
+// labelStage is the label stage of a unit: the arm's labeler over the
+// candidate tables (up holds their digests).
+func (r *runner) labelStage(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, cands []sdk.CandidateTable, up map[string]string, seed int64) (stage, error) {
 	in, err := r.pluginKey(ctx, "label", sdk.KindLabeler, a.Labeler, nil, seed)
 	if err != nil {
-		return cache.Entry{}, err
+		return stage{}, err
 	}
 	up["dataset"] = ds.fingerprint
 	in.Upstream = up
-	return r.do(ctx, stage{id: "label", unit: unitName, in: in, plugin: pluginRef(sdk.KindLabeler, a.Labeler).String(), outputs: []string{fileLabels}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return stage{id: "label", unit: unitName, in: in, plugin: pluginRef(sdk.KindLabeler, a.Labeler).String(), outputs: []string{fileLabels}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		l, pj, closeLabeler, err := r.startLabeler(ctx, a.Labeler)
 		if err != nil {
 			return nil, err
@@ -498,10 +339,16 @@ func (r *runner) label(ctx context.Context, unitName string, ds datasetInfo, a c
 			return nil, err
 		}
 		return json.Marshal(map[string]any{"stats": res.Stats})
-	}})
+	}}, nil
 }
 
 func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, labels *cache.Entry, itemsPaths []string, seed int64) (cache.Entry, error) {
+	return r.doStage(ctx)(r.trainStage(ctx, unitName, ds, a, labels, itemsPaths, seed))
+}
+
+// trainStage is the train stage of a unit: the arm's retriever (with its
+// loss when there are labels) trained on the labels, or indexed without.
+func (r *runner) trainStage(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, labels *cache.Entry, itemsPaths []string, seed int64) (stage, error) {
 	params := map[string]any{"retriever": a.Retriever.Params}
 	up := map[string]string{"dataset": ds.fingerprint}
 	if labels != nil {
@@ -510,23 +357,23 @@ func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a c
 	for i, p := range itemsPaths[1:] {
 		dg, _, err := cache.DigestDir(filepath.Dir(p))
 		if err != nil {
-			return cache.Entry{}, err
+			return stage{}, err
 		}
 		up[fmt.Sprintf("synthetic_items/%d", i)] = dg
 	}
 	if a.Loss != nil && labels != nil {
 		lk, err := r.pluginKey(ctx, "loss", sdk.KindLoss, a.Loss, nil, seed)
 		if err != nil {
-			return cache.Entry{}, err
+			return stage{}, err
 		}
 		params["loss"] = map[string]any{"plugin": lk.Plugin, "version": lk.Version, "digest": lk.Digest, "params": a.Loss.Params}
 	}
 	in, err := r.pluginKey(ctx, "train", sdk.KindRetriever, a.Retriever, params, seed)
 	if err != nil {
-		return cache.Entry{}, err
+		return stage{}, err
 	}
 	in.Upstream = up
-	return r.do(ctx, stage{id: "train", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return stage{id: "train", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{dirModel}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		req := sdk.TrainRequest{ItemsPaths: itemsPaths, DatasetDir: ds.dir, ModelDir: filepath.Join(work, dirModel), Seed: seed}
 		if labels != nil {
 			req.TrainTable = filepath.Join(labels.Dir, fileLabels)
@@ -569,7 +416,7 @@ func (r *runner) train(ctx context.Context, unitName string, ds datasetInfo, a c
 			return nil, err
 		}
 		return nil, os.Rename(filepath.Join(work, dirModel), filepath.Join(out, dirModel))
-	}})
+	}}, nil
 }
 
 func readProgress(path string) []report.LossPoint {
@@ -591,15 +438,17 @@ func readProgress(path string) []report.LossPoint {
 	return out
 }
 
-func (r *runner) search(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, tr, ts cache.Entry, itemsPaths []string, seed int64) (cache.Entry, error) {
+// searchStage is the search stage of a unit: the trained retriever
+// answers the test queries.
+func (r *runner) searchStage(ctx context.Context, unitName string, ds datasetInfo, a config.ArmSpec, tr, ts cache.Entry, itemsPaths []string, seed int64) (stage, error) {
 	k := r.spec.MaxK()
 	params := map[string]any{"retriever": a.Retriever.Params, "k": k, "include_synthetic": r.spec.Evaluation.IncludeSynthetic}
 	in, err := r.pluginKey(ctx, "search", sdk.KindRetriever, a.Retriever, params, seed)
 	if err != nil {
-		return cache.Entry{}, err
+		return stage{}, err
 	}
 	in.Upstream = map[string]string{"model": tr.Meta.OutputDigest, "testsets": ts.Meta.OutputDigest, "dataset": ds.fingerprint}
-	return r.do(ctx, stage{id: "search", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{fileResults}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+	return stage{id: "search", unit: unitName, in: in, plugin: pluginRef(sdk.KindRetriever, a.Retriever).String(), outputs: []string{fileResults}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, pj, closeRetriever, err := r.startRetriever(ctx, a.Retriever)
 		if err != nil {
 			return nil, err
@@ -608,7 +457,7 @@ func (r *runner) search(ctx context.Context, unitName string, ds datasetInfo, a 
 		return nil, rt.Search(ctx, sdk.SearchRequest{ModelDir: filepath.Join(tr.Dir, dirModel), ItemsPaths: itemsPaths,
 			QueriesPath: filepath.Join(ts.Dir, fileQueries), K: k, OutputPath: filepath.Join(out, fileResults), Params: pj,
 			IncludeSynthetic: r.spec.Evaluation.IncludeSynthetic})
-	}})
+	}}, nil
 }
 
 var errNoResults = errors.New("no results")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"sync"
 
 	"github.com/cropsdev/crops/core/cache"
 	"github.com/cropsdev/crops/core/dataset"
@@ -15,12 +14,6 @@ import (
 
 // fileValidation is the validator's report inside the validate stage.
 const fileValidation = "validation.json"
-
-// validation is the dataset check, done once per world.
-type validation struct {
-	once sync.Once
-	err  error
-}
 
 // InvalidDatasetError stops a run whose dataset fails `crops data validate`.
 type InvalidDatasetError struct {
@@ -40,43 +33,41 @@ func (r *runner) validateOptions() dataset.ValidateOptions {
 	return dataset.ValidateOptions{MaxTextBytes: l.MaxTextBytes, MaxRowsPerRequest: l.MaxRowsPerRequest, MaxFeedItemsPerUser: l.MaxFeedItemsPerUser}
 }
 
-// validated validates the dataset before any other stage. The check is a
-// cached stage keyed by the dataset's fingerprint and the limits, so a
-// dataset is validated once; an invalid one is never committed (and so is
-// checked again next run, after the user fixed it).
-func (r *runner) validated(ctx context.Context, w *worldState) error {
-	w.val.once.Do(func() {
-		ds, err := r.dataset(ctx, w)
-		if err != nil {
-			w.val.err = err
-			return
-		}
-		opts := r.validateOptions()
-		in := cache.KeyInput{Stage: "validate", Plugin: "crops:validate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
-			Params: map[string]any{"max_text_bytes": opts.MaxTextBytes, "max_rows_per_request": opts.MaxRowsPerRequest,
-				"max_feed_items_per_user": opts.MaxFeedItemsPerUser},
-			Upstream: map[string]string{"dataset": ds.fingerprint}}
-		_, w.val.err = r.do(ctx, stage{id: "validate", unit: w.sharedUnit(""), in: in, outputs: []string{fileValidation},
-			run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-				rep, err := dataset.Validate(ctx, ds.dir, opts)
-				if err != nil {
-					return nil, err
-				}
-				if !rep.OK() {
-					return nil, &InvalidDatasetError{Dir: ds.dir, Report: rep}
-				}
-				b, err := json.MarshalIndent(rep, "", "  ")
-				if err != nil {
-					return nil, err
-				}
-				if err := writeFileAtomic(filepath.Join(out, fileValidation), append(b, '\n')); err != nil {
-					return nil, err
-				}
-				if rep.Warnings > 0 {
-					r.logf("dataset %s: %d validation warnings (crops data validate %s shows them)", ds.dir, rep.Warnings, ds.dir)
-				}
-				return json.Marshal(map[string]any{"warnings": rep.Warnings, "checks": rep.ChecksRun})
-			}})
-	})
-	return w.val.err
+// computeValidation validates the dataset before any other stage (once
+// per world: call w.validate). The check is a cached stage keyed by the
+// dataset's fingerprint and the limits, so a dataset is validated once; an
+// invalid one is never committed (and so is checked again next run, after
+// the user fixed it).
+func (r *runner) computeValidation(ctx context.Context, w *worldState) error {
+	ds, err := w.dataset()
+	if err != nil {
+		return err
+	}
+	opts := r.validateOptions()
+	in := cache.KeyInput{Stage: "validate", Plugin: "crops:validate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
+		Params: map[string]any{"max_text_bytes": opts.MaxTextBytes, "max_rows_per_request": opts.MaxRowsPerRequest,
+			"max_feed_items_per_user": opts.MaxFeedItemsPerUser},
+		Upstream: map[string]string{"dataset": ds.fingerprint}}
+	_, err = r.do(ctx, stage{id: "validate", unit: w.sharedUnit(""), in: in, outputs: []string{fileValidation},
+		run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			rep, err := dataset.Validate(ctx, ds.dir, opts)
+			if err != nil {
+				return nil, err
+			}
+			if !rep.OK() {
+				return nil, &InvalidDatasetError{Dir: ds.dir, Report: rep}
+			}
+			b, err := json.MarshalIndent(rep, "", "  ")
+			if err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(filepath.Join(out, fileValidation), append(b, '\n')); err != nil {
+				return nil, err
+			}
+			if rep.Warnings > 0 {
+				r.logf("dataset %s: %d validation warnings (crops data validate %s shows them)", ds.dir, rep.Warnings, ds.dir)
+			}
+			return json.Marshal(map[string]any{"warnings": rep.Warnings, "checks": rep.ChecksRun})
+		}})
+	return err
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -17,20 +18,26 @@ type worldState struct {
 	id string // config.World.ID: "" for the single world of a run
 	w  config.World
 
-	dsOnce  sync.Once
-	ds      datasetInfo
-	dsErr   error
-	tsOnce  sync.Once
-	ts      cache.Entry
-	tsErr   error
-	evOnce  sync.Once
-	ev      *evalData
-	evErr   error
-	llmOnce sync.Once
-	llmURL  string
-	llmErr  error
-	llmStop func()
-	val     validation // the dataset check (validate.go)
+	// Each computed once, on first call (set by openWorlds).
+	dataset  func() (datasetInfo, error)
+	testsets func() (cache.Entry, error)
+	validate func() error // the dataset check (validate.go)
+	eval     func() (*evalData, error)
+	llm      func() (string, error) // the oracle LLM's base URL
+	llmStop  func()
+}
+
+// openWorlds makes the run's worlds with their once-computed parts, which
+// run under ctx (the run's).
+func (r *runner) openWorlds(ctx context.Context) {
+	r.worlds = newWorlds(r.spec)
+	for _, w := range r.worlds {
+		w.dataset = sync.OnceValues(func() (datasetInfo, error) { return r.computeDataset(ctx, w) })
+		w.testsets = sync.OnceValues(func() (cache.Entry, error) { return r.computeTestsets(ctx, w) })
+		w.validate = sync.OnceValue(func() error { return r.computeValidation(ctx, w) })
+		w.eval = sync.OnceValues(func() (*evalData, error) { return r.computeEvalData(ctx, w) })
+		w.llm = sync.OnceValues(func() (string, error) { return r.startLLMServer(ctx, w) })
+	}
 }
 
 // newWorlds returns the run's worlds: one per config world, or the single

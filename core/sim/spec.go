@@ -232,61 +232,85 @@ func decodeStrict(data []byte, s *Spec) error {
 
 // Validate checks the knobs' ranges and says which key is wrong.
 func (s Spec) Validate() error {
-	var errs []string
-	pos := func(key string, v float64) {
-		if !(v > 0) || math.IsInf(v, 0) {
-			errs = append(errs, fmt.Sprintf("%s must be a finite number > 0 (got %v)", key, v))
+	var e specErrs
+	s.validateCatalog(&e)
+	s.validateUsers(&e)
+	s.validateFunnel(&e)
+	errs := append([]string(e), s.validateWorld()...)
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("invalid spec: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// specErrs collects Validate's problems (sorted before they are reported,
+// so the order of the checks does not matter).
+type specErrs []string
+
+func (e *specErrs) add(msg string) { *e = append(*e, msg) }
+
+func (e *specErrs) pos(key string, v float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		e.add(fmt.Sprintf("%s must be a finite number > 0 (got %v)", key, v))
+	}
+}
+
+func (e *specErrs) nonneg(key string, v float64) {
+	if !(v >= 0) || math.IsInf(v, 0) {
+		e.add(fmt.Sprintf("%s must be a finite number >= 0 (got %v)", key, v))
+	}
+}
+
+func (e *specErrs) prob(key string, v float64) {
+	if !(v >= 0 && v <= 1) {
+		e.add(fmt.Sprintf("%s must be a probability in [0, 1] (got %v)", key, v))
+	}
+}
+
+func (e *specErrs) four(key string, v []float64, isProb bool) {
+	if len(v) != 4 {
+		e.add(fmt.Sprintf("%s must list 4 values, one per grade 0..3 (got %d)", key, len(v)))
+		return
+	}
+	for i, x := range v {
+		if isProb {
+			e.prob(fmt.Sprintf("%s[%d]", key, i), x)
+		} else {
+			e.nonneg(fmt.Sprintf("%s[%d]", key, i), x)
 		}
 	}
-	nonneg := func(key string, v float64) {
-		if !(v >= 0) || math.IsInf(v, 0) {
-			errs = append(errs, fmt.Sprintf("%s must be a finite number >= 0 (got %v)", key, v))
-		}
-	}
-	prob := func(key string, v float64) {
-		if !(v >= 0 && v <= 1) {
-			errs = append(errs, fmt.Sprintf("%s must be a probability in [0, 1] (got %v)", key, v))
-		}
-	}
-	four := func(key string, v []float64, isProb bool) {
-		if len(v) != 4 {
-			errs = append(errs, fmt.Sprintf("%s must list 4 values, one per grade 0..3 (got %d)", key, len(v)))
-			return
-		}
-		for i, x := range v {
-			if isProb {
-				prob(fmt.Sprintf("%s[%d]", key, i), x)
-			} else {
-				nonneg(fmt.Sprintf("%s[%d]", key, i), x)
-			}
-		}
-	}
+}
+
+// validateCatalog checks the topics, items, users and vocabulary sizes
+// and the probabilities.
+func (s Spec) validateCatalog(e *specErrs) {
 	if s.Topics < 2 {
-		errs = append(errs, fmt.Sprintf("topics must be >= 2 (got %d)", s.Topics))
+		e.add(fmt.Sprintf("topics must be >= 2 (got %d)", s.Topics))
 	}
 	if s.PolysemousTerms < 0 || 2*s.PolysemousTerms > s.Topics {
-		errs = append(errs, fmt.Sprintf("polysemous_terms must be in [0, topics/2] (got %d with %d topics)", s.PolysemousTerms, s.Topics))
+		e.add(fmt.Sprintf("polysemous_terms must be in [0, topics/2] (got %d with %d topics)", s.PolysemousTerms, s.Topics))
 	}
 	if s.Items < s.Topics*s.FacetsPerTopic {
-		errs = append(errs, fmt.Sprintf("items must be >= topics*facets_per_topic = %d (got %d)", s.Topics*s.FacetsPerTopic, s.Items))
+		e.add(fmt.Sprintf("items must be >= topics*facets_per_topic = %d (got %d)", s.Topics*s.FacetsPerTopic, s.Items))
 	}
 	if s.Users < 1 {
-		errs = append(errs, fmt.Sprintf("users must be >= 1 (got %d)", s.Users))
+		e.add(fmt.Sprintf("users must be >= 1 (got %d)", s.Users))
 	}
-	pos("sessions_per_user", s.SessionsPerUser)
-	nonneg("topic_zipf", s.TopicZipf)
-	nonneg("item_zipf", s.ItemZipf)
+	e.pos("sessions_per_user", s.SessionsPerUser)
+	e.nonneg("topic_zipf", s.TopicZipf)
+	e.nonneg("item_zipf", s.ItemZipf)
 	if s.FacetsPerTopic < 1 || s.FacetsPerTopic > len(facetNames) {
-		errs = append(errs, fmt.Sprintf("facets_per_topic must be in [1, %d] (got %d)", len(facetNames), s.FacetsPerTopic))
+		e.add(fmt.Sprintf("facets_per_topic must be in [1, %d] (got %d)", len(facetNames), s.FacetsPerTopic))
 	}
 	if s.TopicWords < 3 {
-		errs = append(errs, fmt.Sprintf("topic_words must be >= 3 (got %d)", s.TopicWords))
+		e.add(fmt.Sprintf("topic_words must be >= 3 (got %d)", s.TopicWords))
 	}
 	if s.SenseWords < 1 {
-		errs = append(errs, fmt.Sprintf("sense_words must be >= 1 (got %d)", s.SenseWords))
+		e.add(fmt.Sprintf("sense_words must be >= 1 (got %d)", s.SenseWords))
 	}
 	if s.GeneralWords < 1 {
-		errs = append(errs, fmt.Sprintf("general_words must be >= 1 (got %d)", s.GeneralWords))
+		e.add(fmt.Sprintf("general_words must be >= 1 (got %d)", s.GeneralWords))
 	}
 	for k, v := range map[string]float64{
 		"head_in_text_prob": s.HeadInTextProb, "sense_in_field_prob": s.SenseInFieldProb,
@@ -297,59 +321,62 @@ func (s Spec) Validate() error {
 		"feed_intent_prob": s.FeedIntentProb, "feed_facet_prob": s.FeedFacetProb,
 		"feed_explore_prob": s.FeedExploreProb, "oracle_error_rate": s.OracleErrorRate,
 	} {
-		prob(k, v)
+		e.prob(k, v)
 	}
+}
+
+// validateUsers checks durations, interests, activity and the calendar.
+func (s Spec) validateUsers(e *specErrs) {
 	if s.DurationMinMS < 1 || s.DurationMaxMS < s.DurationMinMS || s.DurationMedianMS < s.DurationMinMS || s.DurationMedianMS > s.DurationMaxMS {
-		errs = append(errs, fmt.Sprintf("need 1 <= duration_min_ms <= duration_median_ms <= duration_max_ms (got %d, %d, %d)", s.DurationMinMS, s.DurationMedianMS, s.DurationMaxMS))
+		e.add(fmt.Sprintf("need 1 <= duration_min_ms <= duration_median_ms <= duration_max_ms (got %d, %d, %d)", s.DurationMinMS, s.DurationMedianMS, s.DurationMaxMS))
 	}
-	nonneg("duration_log_sigma", s.DurationLogSigma)
+	e.nonneg("duration_log_sigma", s.DurationLogSigma)
 	if s.InterestTopics < 1 || s.InterestTopics > s.Topics {
-		errs = append(errs, fmt.Sprintf("interest_topics must be in [1, topics] (got %d)", s.InterestTopics))
+		e.add(fmt.Sprintf("interest_topics must be in [1, topics] (got %d)", s.InterestTopics))
 	}
-	nonneg("activity_log_sigma", s.ActivityLogSigma)
+	e.nonneg("activity_log_sigma", s.ActivityLogSigma)
 	if s.StartMS < 0 {
-		errs = append(errs, fmt.Sprintf("start_ms must be >= 0 (got %d)", s.StartMS))
+		e.add(fmt.Sprintf("start_ms must be >= 0 (got %d)", s.StartMS))
 	}
 	if s.TrainDays < 1 || s.TestDays < 1 {
-		errs = append(errs, fmt.Sprintf("train_days and test_days must be >= 1 (got %d, %d)", s.TrainDays, s.TestDays))
+		e.add(fmt.Sprintf("train_days and test_days must be >= 1 (got %d, %d)", s.TrainDays, s.TestDays))
 	}
+}
+
+// validateFunnel checks the search funnel, feedback, reformulation, feed
+// and oracle settings.
+func (s Spec) validateFunnel(e *specErrs) {
 	if s.ExposeSize < 1 || s.PrerankKeep < s.ExposeSize || s.RecallSize < s.PrerankKeep {
-		errs = append(errs, fmt.Sprintf("need 1 <= expose_size <= prerank_keep <= recall_size (got %d, %d, %d)", s.ExposeSize, s.PrerankKeep, s.RecallSize))
+		e.add(fmt.Sprintf("need 1 <= expose_size <= prerank_keep <= recall_size (got %d, %d, %d)", s.ExposeSize, s.PrerankKeep, s.RecallSize))
 	}
-	nonneg("recall_pop_weight", s.RecallPopWeight)
-	nonneg("recall_prior_weight", s.RecallPriorWeight)
-	nonneg("prerank_noise", s.PrerankNoise)
-	nonneg("rank_interest_weight", s.RankInterestWeight)
-	nonneg("rank_noise", s.RankNoise)
-	nonneg("position_bias_eta", s.PositionBiasEta)
-	four("click_prob", s.ClickProb, true)
-	four("like_prob", s.LikeProb, true)
-	four("watch_frac", s.WatchFrac, true)
-	four("feed_watch_frac", s.FeedWatchFrac, true)
-	four("feed_like_prob", s.FeedLikeProb, true)
-	nonneg("watch_frac_sd", s.WatchFracSD)
+	e.nonneg("recall_pop_weight", s.RecallPopWeight)
+	e.nonneg("recall_prior_weight", s.RecallPriorWeight)
+	e.nonneg("prerank_noise", s.PrerankNoise)
+	e.nonneg("rank_interest_weight", s.RankInterestWeight)
+	e.nonneg("rank_noise", s.RankNoise)
+	e.nonneg("position_bias_eta", s.PositionBiasEta)
+	e.four("click_prob", s.ClickProb, true)
+	e.four("like_prob", s.LikeProb, true)
+	e.four("watch_frac", s.WatchFrac, true)
+	e.four("feed_watch_frac", s.FeedWatchFrac, true)
+	e.four("feed_like_prob", s.FeedLikeProb, true)
+	e.nonneg("watch_frac_sd", s.WatchFracSD)
 	if s.SatisfyGrade < 1 || s.SatisfyGrade > 3 {
-		errs = append(errs, fmt.Sprintf("satisfy_grade must be in [1, 3] (got %d)", s.SatisfyGrade))
+		e.add(fmt.Sprintf("satisfy_grade must be in [1, 3] (got %d)", s.SatisfyGrade))
 	}
 	if s.MaxReformulations < 0 {
-		errs = append(errs, fmt.Sprintf("max_reformulations must be >= 0 (got %d)", s.MaxReformulations))
+		e.add(fmt.Sprintf("max_reformulations must be >= 0 (got %d)", s.MaxReformulations))
 	}
 	if s.ReformGapBaseMS < 0 || s.ReformGapMeanMS < 0 {
-		errs = append(errs, fmt.Sprintf("reform_gap_base_ms and reform_gap_mean_ms must be >= 0 (got %d, %d)", s.ReformGapBaseMS, s.ReformGapMeanMS))
+		e.add(fmt.Sprintf("reform_gap_base_ms and reform_gap_mean_ms must be >= 0 (got %d, %d)", s.ReformGapBaseMS, s.ReformGapMeanMS))
 	}
-	nonneg("feed_per_session", s.FeedPerSession)
+	e.nonneg("feed_per_session", s.FeedPerSession)
 	if s.FeedWindowMS < 1 {
-		errs = append(errs, fmt.Sprintf("feed_window_ms must be >= 1 (got %d)", s.FeedWindowMS))
+		e.add(fmt.Sprintf("feed_window_ms must be >= 1 (got %d)", s.FeedWindowMS))
 	}
 	if s.OracleRowsPerQuery < 2 {
-		errs = append(errs, fmt.Sprintf("oracle_rows_per_query must be >= 2 so that every sense gets a record (got %d)", s.OracleRowsPerQuery))
+		e.add(fmt.Sprintf("oracle_rows_per_query must be >= 2 so that every sense gets a record (got %d)", s.OracleRowsPerQuery))
 	}
-	errs = append(errs, s.validateWorld()...)
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return fmt.Errorf("invalid spec: %s", strings.Join(errs, "; "))
-	}
-	return nil
 }
 
 // YAML returns the canonical YAML encoding of s (the provenance digest is

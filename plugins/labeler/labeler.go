@@ -114,6 +114,7 @@ func (l *Labeler) Describe(ctx context.Context) (sdk.Info, error) {
 		info.Name = NameHLA
 		info.Description = "Hierarchical Label Assignment (paper Table 1): each (query, item) keeps the highest tier of its sources"
 		info.ParamsSchema = hlaSchema
+		info.Capabilities = []string{sdk.CapDefaultLabeler}
 	case kindBinary:
 		info.Name = NameBinary
 		info.Description = "CroPS-dagger: HLA tier >= positive_min_tier -> positive (tier 2), else negative (tier 1)"

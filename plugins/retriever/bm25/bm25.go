@@ -63,6 +63,7 @@ func (r *Retriever) Describe(ctx context.Context) (sdk.Info, error) {
 		Version:      version.Version,
 		Description:  "Okapi BM25 over item title/caption/tags/ocr (BM25F field weights); Unicode tokenizer with CJK bigrams; the relevance gate's default scorer",
 		ParamsSchema: paramsSchema,
+		Capabilities: []string{sdk.CapDefaultGateRetriever},
 	}, nil
 }
 

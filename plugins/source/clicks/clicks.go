@@ -24,7 +24,7 @@ import (
 )
 
 // Name is the built-in name of this source.
-const Name = "clicks"
+const Name = dataset.SourceClicks
 
 // Tier hints of the rows this source writes (the paper's Table 1).
 const (
@@ -80,8 +80,10 @@ type source struct{}
 func New() sdk.PositiveSource { return source{} }
 
 func (source) Describe(context.Context) (sdk.Info, error) {
-	return minesql.Info(Name, "P0: items clicked (or liked) in exposed train-split search results (tier 4), plus the stage negatives "+
-		"exposed_unclicked (3), ranked_unexposed (2) and prerank_filtered (1); confidence = share of the item's appearances under the query with that outcome", paramsSchema), nil
+	info := minesql.Info(Name, "P0: items clicked (or liked) in exposed train-split search results (tier 4), plus the stage negatives "+
+		"exposed_unclicked (3), ranked_unexposed (2) and prerank_filtered (1); confidence = share of the item's appearances under the query with that outcome", paramsSchema)
+	info.Capabilities = []string{sdk.CapLoggedPositives}
+	return info, nil
 }
 
 // positiveExpr is the SQL test for a positive exposed row.

@@ -28,7 +28,7 @@ import (
 )
 
 // Name is the built-in name of this source.
-const Name = "feed"
+const Name = dataset.SourceFeed
 
 // Tier is the tier hint of this source's rows.
 const Tier = 4

@@ -47,7 +47,7 @@ import (
 )
 
 // Name is the built-in name of this source.
-const Name = "reformulation"
+const Name = dataset.SourceReformulation
 
 // Tier is the tier hint of this source's rows (the paper's label 5).
 const Tier = 5
