@@ -50,6 +50,9 @@ type ManifestPlugin struct {
 	Kind    string `json:"kind"`
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"`
+	// InProcess: a built-in run inside the crops process
+	// (runtime.inprocess_builtins), not as a plugin process.
+	InProcess bool `json:"in_process,omitempty"`
 }
 
 // ManifestDataset identifies the dataset.
@@ -84,7 +87,8 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 		m.Units[k] = v
 	}
 	for id, pi := range r.infos {
-		m.Plugins = append(m.Plugins, ManifestPlugin{Ref: id, Name: pi.info.Name, Kind: string(pi.info.Kind), Version: pi.info.Version, SHA256: pi.digest})
+		m.Plugins = append(m.Plugins, ManifestPlugin{Ref: id, Name: pi.info.Name, Kind: string(pi.info.Kind), Version: pi.info.Version, SHA256: pi.digest,
+			InProcess: r.inprocs[id]})
 	}
 	r.mu.Unlock()
 	sort.Slice(m.Plugins, func(i, j int) bool { return m.Plugins[i].Ref < m.Plugins[j].Ref })

@@ -47,6 +47,9 @@ type Options struct {
 	Jobs     int    // stages running at once (default 1)
 	DryRun   bool   // print the plan, run nothing
 	SelfPath string // crops executable serving built-ins (default os.Executable())
+	// Builtins are the built-in plugins, run in-process when the experiment
+	// sets runtime.inprocess_builtins (nil: always as plugin processes).
+	Builtins *sdk.Set
 	// Log receives progress lines (default os.Stderr).
 	Log io.Writer
 	// Terminal asks for in-place progress bars (Log is a terminal).
@@ -74,6 +77,7 @@ type runner struct {
 	sem chan struct{}
 
 	mu       sync.Mutex
+	inprocs  map[string]bool // plugin refs made in-process (inprocess.go)
 	inflight map[string]*flight
 	infos    map[string]pluginInfo
 	lock     []cache.LockStage
@@ -232,7 +236,7 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	idx := report.Index{
 		Schema: report.ResultsSchema, Name: r.spec.Name, Seeds: r.spec.Seeds, Metrics: r.spec.MetricKeys,
 		Baseline: r.spec.Report.Baseline, Significance: r.spec.Report.Significance, Alpha: r.spec.Report.Alpha,
-		Worlds: indexWorlds(r.spec),
+		Worlds: indexWorlds(r.spec), InprocessBuiltins: r.inprocess(),
 	}
 	for _, a := range r.spec.Arms {
 		idx.Arms = append(idx.Arms, a.Name)
