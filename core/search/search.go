@@ -100,15 +100,19 @@ func (x *Index) TopK(ctx context.Context, queries []float32, k, workers int) ([]
 		queries = padded
 	}
 	// GEMM-style blocking: queries go in batches of up to queryBatch; for
-	// each batch the catalog is cut into shards (several per worker, taken
-	// from a queue so that a core slowed by other work takes fewer), and a
+	// each batch the catalog is cut into shards (taken from a queue, so
+	// that a core slowed by other work takes fewer), and a
 	// worker runs every query group of the batch over one L2-sized chunk of
 	// its shard before moving to the next chunk. The catalog is thus read
 	// from memory once per query batch, not once per 4 queries. Each
 	// (query, worker) keeps one heap across the shards it takes; the heaps
 	// keep the exact top k under the total order of better (score, then
 	// index), so which worker took which shard does not change the result.
-	shards := min(nb, workers*4)
+	// Many small shards (16 per worker, at least a chunk each): with heaps
+	// per worker they cost nothing, and on a loaded machine a worker that
+	// is descheduled holding the last shard delays the whole batch by one
+	// small shard, not by a quarter of its share.
+	shards := max(1, min((nb+chunkBlocks-1)/chunkBlocks, workers*16))
 	hsPool := make([][]hitHeap, workers)
 	for w := range hsPool {
 		hsPool[w] = make([]hitHeap, min(nq, queryBatch))
