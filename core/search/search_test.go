@@ -177,11 +177,19 @@ func TestScores4(t *testing.T) {
 						continue
 					}
 					var want float64
+					var chain float32 // one fused multiply-add per d, in order
 					for d := range dim {
 						want += float64(qs[i*dim+d]) * float64(items[j*dim+d])
+						chain = float32(math.FMA(float64(qs[i*dim+d]), float64(items[j*dim+d]), float64(chain)))
 					}
 					if math.Abs(float64(got)-want) > 1e-5 {
 						t.Fatalf("dim %d nblk %d [%d][%d]: got %v, want %v", dim, nblk, i, j, got, want)
+					}
+					// The FMA kernels (this one and the simd/archsimd one it
+					// replaced) compute exactly this chain, so trained models
+					// keep their bytes across the change.
+					if Kernel != "scalar" && got != chain {
+						t.Fatalf("dim %d nblk %d [%d][%d]: got %v, want the FMA chain's %v", dim, nblk, i, j, got, chain)
 					}
 				}
 			}
