@@ -220,3 +220,17 @@ func TestSameAcrossWorkers(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScores4 is the kernel alone on one L2-sized chunk: 4 queries x
+// 512 items x 64 dims per call.
+func BenchmarkScores4(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 6))
+	const dim = 64
+	x, _ := NewIndex(randVecs(r, chunkItems, dim), dim)
+	qs := randVecs(r, 4, dim)
+	out := make([]float32, 4*chunkItems)
+	for b.Loop() {
+		scores4(qs, x.packed, dim, chunkBlocks, out, chunkItems)
+	}
+	b.ReportMetric(float64(4*chunkItems*dim)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFMA/s")
+}
