@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
@@ -128,8 +129,13 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 			in, outp, ratios = append(in, a), append(outp, b), append(ratios, b/a)
 			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a)
 		}
+		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, work, warmup, total, rounds)
+		if err != nil {
+			return err
+		}
 		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "step_ms_in_process_loss": stat(in),
-			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads})
+			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads,
+			"retriever_in_bench_process": same})
 	}
 	doc := map[string]any{
 		"benchmark": "loss plugin boundary on the real two-tower step: step time with h-infonce as a plugin process (via the host broker) " +
@@ -139,7 +145,9 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		"world":          worldNote,
 		"params":         params,
 		"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
-		"order":  "in-process first in even rounds, plugin first in odd rounds",
+		"order": "in-process first in even rounds, plugin first in odd rounds",
+		"retriever_in_bench_process": "the two-tower retriever in this process (as with runtime.inprocess_builtins) calling h-infonce in this process or as the plugin process (host client, mTLS); " +
+			"loss_ms_per_step is the time inside Compute: its difference is the boundary's cost per step, measured on the real step",
 		"shapes": shapes,
 		"target": "ratio <= 1.03",
 	}
@@ -149,4 +157,38 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	}
 	fmt.Println(string(b))
 	return nil
+}
+
+// sameProcessBoundary trains in this process with the loss in this process
+// and with the loss plugin process, in alternating order per round, and
+// reports the step times, the time per step inside the loss call, and per
+// round the step-time ratio and the loss-call difference over the step.
+func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote sdk.Loss, work string, warmup, total, rounds int) (map[string]any, error) {
+	var inStep, outStep, inLoss, outLoss, ratio, share []float64
+	for r := 0; r < rounds; r++ {
+		var a, b map[string]any
+		for _, first := range []bool{r%2 == 0, r%2 == 1} {
+			var err error
+			if first {
+				rq := req
+				rq.Loss = nil
+				a, err = goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-in"), warmup, total, 0)
+			} else {
+				rq := req
+				rq.Loss = remote
+				b, err = goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-out"), warmup, total, 0)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		as, bs := a["step_ms"].(float64), b["step_ms"].(float64)
+		al, bl := a["loss_ms_per_step"].(float64), b["loss_ms_per_step"].(float64)
+		inStep, outStep, inLoss, outLoss = append(inStep, as), append(outStep, bs), append(inLoss, al), append(outLoss, bl)
+		ratio, share = append(ratio, bs/as), append(share, (bl-al)/as)
+		slog.Info("boundary, retriever in this process", "round", r, "in_ms", as, "out_ms", bs, "loss_in_ms", al, "loss_out_ms", bl)
+	}
+	return map[string]any{"step_ms_in_process_loss": stat(inStep), "step_ms_loss_plugin": stat(outStep),
+		"loss_ms_per_step_in_process": stat(inLoss), "loss_ms_per_step_plugin": stat(outLoss),
+		"ratio_plugin_over_in_process": stat(ratio), "loss_call_difference_over_in_process_step": stat(share)}, nil
 }

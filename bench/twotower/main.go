@@ -410,7 +410,13 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	defer os.RemoveAll(dir)
 	pj, _ := json.Marshal(p)
 	req.Params, req.ModelDir = pj, dir
-	tl := &timedLoss{Loss: loss.NewHInfoNCE()}
+	// The loss is h-infonce in this process unless the caller passed one
+	// (the boundary mode passes the h-infonce plugin process).
+	var inner sdk.Loss = loss.NewHInfoNCE()
+	if req.Loss != nil {
+		inner = req.Loss
+	}
+	tl := &timedLoss{Loss: inner}
 	req.Loss = tl
 	prev := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(prev)
@@ -443,6 +449,7 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 		"step_ms":                   1000 * secs / float64(steps),
 		"cpu_s_per_step":            (cpuAtEnd - cpuAtWarmup) / float64(steps),
 		"loss_plugin_share_of_step": (tl.dur - lossAtWarmup).Seconds() / secs,
+		"loss_ms_per_step":          1000 * (tl.dur - lossAtWarmup).Seconds() / float64(steps),
 		"optimizer":                 p["optimizer"],
 	}, nil
 }

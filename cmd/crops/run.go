@@ -47,6 +47,7 @@ OUT/crops.lock. See docs/experiment-spec.md.`,
 			sum, err := runner.Run(cmd.Context(), spec, runner.Options{
 				OutDir: out, Jobs: jobs, DryRun: dryRun, Log: os.Stderr,
 				Terminal: st != nil && st.Mode()&os.ModeCharDevice != 0, PluginLogLevel: level,
+				Builtins: builtin.Set(),
 			})
 			if err != nil || dryRun {
 				return err

@@ -160,4 +160,7 @@ type RuntimeSpec struct {
 	CallTimeoutS float64 `koanf:"call_timeout_s" json:"call_timeout_s,omitempty"`
 	// MemoryLimit is each SQL mining source's DuckDB memory budget (engine.go).
 	MemoryLimit string `koanf:"memory_limit" json:"memory_limit,omitempty"`
+	// InprocessBuiltins runs built-in plugins (those without a path) inside
+	// the crops process instead of as plugin processes (inprocess.go).
+	InprocessBuiltins bool `koanf:"inprocess_builtins" json:"inprocess_builtins,omitempty"`
 }

@@ -122,6 +122,9 @@ func (t *Table) Notes() []string {
 		}
 		notes[0] = fmt.Sprintf("Values in %%: mean ± std over the (world, train seed) runs of %d worlds; (difference to %s); * p < %g, %s.", t.Worlds, t.Baseline, t.Alpha, test)
 	}
+	if t.InprocessBuiltins {
+		notes = append(notes, "Built-in plugins ran in-process (runtime.inprocess_builtins: true): train times include no plugin boundary.")
+	}
 	for _, r := range t.Rows {
 		if r.Failed != "" {
 			notes = append(notes, fmt.Sprintf("FAILED %s: %s", r.Arm, r.Failed))

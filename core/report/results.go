@@ -38,6 +38,9 @@ type Index struct {
 	// Worlds are the simulated worlds every arm ran on (world seeds, sweep
 	// values); empty when the run had one world (results in the old layout).
 	Worlds []World `json:"worlds,omitempty"`
+	// InprocessBuiltins: the built-in plugins ran inside the crops process
+	// (runtime.inprocess_builtins), so train times carry no plugin boundary.
+	InprocessBuiltins bool `json:"inprocess_builtins,omitempty"`
 }
 
 // Curve is mean Recall@k over k on one test set.

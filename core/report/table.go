@@ -49,6 +49,8 @@ type Table struct {
 	// over several worlds: per world, the arm's mean over train seeds).
 	Unit   string
 	Worlds int // worlds in the table (1 for a one-world run)
+	// InprocessBuiltins marks a run whose built-in plugins ran in-process.
+	InprocessBuiltins bool
 }
 
 // BootstrapResamples is the number of paired bootstrap resamples.
@@ -77,7 +79,7 @@ func Build(res *Results, baseline string) (*Table, error) {
 	}
 	worlds := res.worldIDs()
 	multi := len(worlds) > 1
-	t := &Table{Name: idx.Name, Metrics: idx.Metrics, Baseline: baseline, Test: idx.Significance, Alpha: idx.Alpha, Unit: "queries", Worlds: len(worlds)}
+	t := &Table{Name: idx.Name, Metrics: idx.Metrics, Baseline: baseline, Test: idx.Significance, Alpha: idx.Alpha, Unit: "queries", Worlds: len(worlds), InprocessBuiltins: idx.InprocessBuiltins}
 	if multi {
 		t.Unit = "worlds"
 	}

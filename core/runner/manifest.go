@@ -50,6 +50,9 @@ type ManifestPlugin struct {
 	Kind    string `json:"kind"`
 	Version string `json:"version"`
 	SHA256  string `json:"sha256"`
+	// InProcess: a built-in run inside the crops process
+	// (runtime.inprocess_builtins), not as a plugin process.
+	InProcess bool `json:"in_process,omitempty"`
 }
 
 // ManifestDataset identifies the dataset.
@@ -78,8 +81,11 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 	m.GitCommit, m.GitDirty = gitCommit(ctx, filepath.Dir(r.spec.File))
 	m.Stages = r.led.stageTimes()
 	m.Units = r.led.unitStatus()
+	r.inprocMu.Lock()
+	defer r.inprocMu.Unlock()
 	for id, pi := range r.plugins.described() {
-		m.Plugins = append(m.Plugins, ManifestPlugin{Ref: id, Name: pi.info.Name, Kind: string(pi.info.Kind), Version: pi.info.Version, SHA256: pi.digest})
+		m.Plugins = append(m.Plugins, ManifestPlugin{Ref: id, Name: pi.info.Name, Kind: string(pi.info.Kind), Version: pi.info.Version, SHA256: pi.digest,
+			InProcess: r.inprocs[id]})
 	}
 	sort.Slice(m.Plugins, func(i, j int) bool { return m.Plugins[i].Ref < m.Plugins[j].Ref })
 	return writeJSON(filepath.Join(r.opts.OutDir, "manifest.json"), m)

@@ -47,6 +47,9 @@ type Options struct {
 	Jobs     int    // stages running at once (default 1)
 	DryRun   bool   // print the plan, run nothing
 	SelfPath string // crops executable serving built-ins (default os.Executable())
+	// Builtins are the built-in plugins, run in-process when the experiment
+	// sets runtime.inprocess_builtins (nil: always as plugin processes).
+	Builtins *sdk.Set
 	// Log receives progress lines (default os.Stderr).
 	Log io.Writer
 	// Terminal asks for in-place progress bars (Log is a terminal).
@@ -76,6 +79,9 @@ type runner struct {
 	plugins  describer     // each plugin's Info, asked once (ledger.go)
 	led      *ledger       // what ran, for the lock file, manifest and summary
 	out      sync.Mutex    // serializes Log writes
+
+	inprocMu sync.Mutex
+	inprocs  map[string]bool // plugin refs made in-process (inprocess.go)
 
 	// The worlds the units run on (one unless world seeds or a sweep).
 	worlds []*worldState
@@ -229,7 +235,7 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	idx := report.Index{
 		Schema: report.ResultsSchema, Name: r.spec.Name, Seeds: r.spec.Seeds, Metrics: r.spec.MetricKeys,
 		Baseline: r.spec.Report.Baseline, Significance: r.spec.Report.Significance, Alpha: r.spec.Report.Alpha,
-		Worlds: indexWorlds(r.spec),
+		Worlds: indexWorlds(r.spec), InprocessBuiltins: r.inprocess(),
 	}
 	for _, a := range r.spec.Arms {
 		idx.Arms = append(idx.Arms, a.Name)

@@ -178,7 +178,7 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			if cacheDir != "" {
 				params = mergeMap(params, map[string]any{sdk.ParamCacheDir: cacheDir})
 			}
-			s, pj, closeSource, err := startPlugin(ctx, r.host, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
+			s, pj, closeSource, err := startPlugin(ctx, r, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
 				return nil, err
 			}

@@ -6,8 +6,8 @@ import (
 )
 
 // GEMM is a dense float32 matrix product built on the search kernel (4 rows
-// x 8 columns per call, AVX2/FMA with GOEXPERIMENT=simd on amd64, a portable
-// scalar kernel otherwise). It keeps its packing buffers between calls, so a
+// x 24 columns per tile, AVX2/FMA assembly on amd64, a portable scalar
+// kernel otherwise). It keeps its packing buffers between calls, so a
 // training loop reuses one GEMM per goroutine and allocates nothing per step.
 //
 // Every output element is one kernel lane: its sum over k runs in index
@@ -78,15 +78,18 @@ func (g *GEMM) Mul(c, a, b []float32, m, k, n int, transA, transB bool, workers 
 		clear(pa[m*k:])
 	}
 	run := func(g0, g1 int) {
-		var out [4][blockItems]float32
+		// Column chunks of chunkBlocks keep the kernel's output in L1.
+		var out [4 * chunkItems]float32
 		for gi := g0; gi < g1; gi++ {
 			qs := pa[gi*4*k : (gi+1)*4*k]
 			rows := min(4, m-gi*4)
-			for bl := range nb {
-				kernel(qs, pb[bl*k*blockItems:(bl+1)*k*blockItems], k, &out)
-				lanes := min(blockItems, n-bl*blockItems)
+			for b0 := 0; b0 < nb; b0 += chunkBlocks {
+				b1 := min(b0+chunkBlocks, nb)
+				scores4(qs, pb[b0*k*blockItems:b1*k*blockItems], k, b1-b0, out[:], chunkItems)
+				cols := min((b1-b0)*blockItems, n-b0*blockItems)
 				for r := range rows {
-					copy(c[(gi*4+r)*n+bl*blockItems:(gi*4+r)*n+bl*blockItems+lanes], out[r][:lanes])
+					row := c[(gi*4+r)*n+b0*blockItems:]
+					copy(row[:cols], out[r*chunkItems:r*chunkItems+cols])
 				}
 			}
 		}

@@ -1,15 +1,12 @@
-//go:build !(goexperiment.simd && amd64)
+//go:build !amd64 || purego
 
 package search
 
 // Kernel names the inner kernel in use, for benchmark reports.
 const Kernel = "scalar"
 
-func kernel(qs []float32, blk []float32, dim int, out *[4][blockItems]float32) {
-	kernelScalar(qs, blk, dim, out)
-}
-
-func kernel2(qs []float32, blk0, blk1 []float32, dim int, out0, out1 *[4][blockItems]float32) {
-	kernelScalar(qs, blk0, dim, out0)
-	kernelScalar(qs, blk1, dim, out1)
+// scores4 writes into out[i*ostride + j] the inner product of query i of
+// the 4 in qs (rows of dim) with item j of the nblk packed blocks in blk.
+func scores4(qs, blk []float32, dim, nblk int, out []float32, ostride int) {
+	scores4Scalar(qs, blk, dim, nblk, out, ostride)
 }

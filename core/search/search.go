@@ -3,10 +3,10 @@
 // normalised vectors the inner product is the cosine similarity.
 //
 // Items are packed once into blocks of 8 ([block][dim][8]) so that the inner
-// kernel computes 4 queries x 8 items with broadcasts and fused multiply-adds
-// and no horizontal sums. Built with GOEXPERIMENT=simd on amd64 (as the
-// Makefile does) the kernel uses AVX2/FMA through simd/archsimd; otherwise a
-// portable scalar kernel with the same blocking runs.
+// kernel computes 4 queries x 24 items with broadcasts and fused
+// multiply-adds and no horizontal sums. On amd64 with AVX2 and FMA the
+// kernel is assembly (kernel_amd64.s); elsewhere a portable scalar kernel
+// with the same blocking runs.
 package search
 
 import (
@@ -100,15 +100,23 @@ func (x *Index) TopK(ctx context.Context, queries []float32, k, workers int) ([]
 		queries = padded
 	}
 	// GEMM-style blocking: queries go in batches of up to queryBatch; for
-	// each batch the catalog is cut into shards (several per worker, taken
-	// from a queue so that a core slowed by other work takes fewer), and a
+	// each batch the catalog is cut into shards (taken from a queue, so
+	// that a core slowed by other work takes fewer), and a
 	// worker runs every query group of the batch over one L2-sized chunk of
 	// its shard before moving to the next chunk. The catalog is thus read
 	// from memory once per query batch, not once per 4 queries. Each
-	// (query, shard) keeps its own heap; shards are merged in a fixed order.
-	shards := min(nb, workers*4)
-	partial := make([][]Hit, min(nq, queryBatch)*shards)
+	// (query, worker) keeps one heap across the shards it takes; the heaps
+	// keep the exact top k under the total order of better (score, then
+	// index), so which worker took which shard does not change the result.
+	// Many small shards (16 per worker, at least a chunk each): with heaps
+	// per worker they cost nothing, and on a loaded machine a worker that
+	// is descheduled holding the last shard delays the whole batch by one
+	// small shard, not by a quarter of its share.
+	shards := max(1, min((nb+chunkBlocks-1)/chunkBlocks, workers*16))
 	hsPool := make([][]hitHeap, workers)
+	for w := range hsPool {
+		hsPool[w] = make([]hitHeap, min(nq, queryBatch))
+	}
 	for q0 := 0; q0 < nq; q0 += queryBatch {
 		q1 := min(q0+queryBatch, nq)
 		units := make(chan int, shards)
@@ -119,58 +127,16 @@ func (x *Index) TopK(ctx context.Context, queries []float32, k, workers int) ([]
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
-				if hsPool[w] == nil {
-					hsPool[w] = make([]hitHeap, queryBatch)
-				}
 				hs := hsPool[w][:q1-q0]
-				thr := make([]float32, q1-q0)
-				var scores [2][4][blockItems]float32
+				for i := range hs {
+					hs[i] = hs[i][:0]
+				}
+				buf := make([]float32, 4*chunkItems)
 				for sh := range units {
 					if ctx.Err() != nil {
 						continue
 					}
-					for i := range hs {
-						hs[i] = hs[i][:0]
-					}
-					b0, b1 := sh*nb/shards, (sh+1)*nb/shards
-					for cb := b0; cb < b1; cb += chunkBlocks {
-						ce := min(cb+chunkBlocks, b1)
-						for g := q0; g < q1; g += 4 {
-							qn := min(4, q1-g)
-							qs := queries[g*x.dim : (g+4)*x.dim]
-							blockSize := x.dim * blockItems
-							for b := cb; b < ce; b += 2 {
-								if b+1 < ce {
-									kernel2(qs, x.packed[b*blockSize:(b+1)*blockSize], x.packed[(b+1)*blockSize:(b+2)*blockSize], x.dim, &scores[0], &scores[1])
-								} else {
-									kernel(qs, x.packed[b*blockSize:(b+1)*blockSize], x.dim, &scores[0])
-								}
-								for j := range min(2, ce-b) {
-									base := int32((b + j) * blockItems)
-									lanes := min(blockItems, x.n-(b+j)*blockItems)
-									for i := range qn {
-										h, t := &hs[g-q0+i], &thr[g-q0+i]
-										for l, s := range scores[j][i][:lanes] {
-											switch {
-											case len(*h) < k:
-												h.push(Hit{base + int32(l), s})
-												if len(*h) == k {
-													*t = (*h)[0].Score
-												}
-											case s > *t:
-												(*h)[0] = Hit{base + int32(l), s}
-												h.down(0)
-												*t = (*h)[0].Score
-											}
-										}
-									}
-								}
-							}
-						}
-					}
-					for i := range hs {
-						partial[i*shards+sh] = append(partial[i*shards+sh][:0], hs[i]...)
-					}
+					x.scanShard(queries, q0, q1, sh*nb/shards, (sh+1)*nb/shards, k, hs, buf)
 				}
 			})
 		}
@@ -180,14 +146,32 @@ func (x *Index) TopK(ctx context.Context, queries []float32, k, workers int) ([]
 		}
 		for q := q0; q < q1; q++ {
 			var all []Hit
-			for sh := range shards {
-				all = append(all, partial[(q-q0)*shards+sh]...)
+			for w := range workers {
+				all = append(all, hsPool[w][q-q0]...)
 			}
 			sort.Slice(all, func(a, b int) bool { return better(all[a], all[b]) })
 			out[q] = all[:min(k, len(all)):min(k, len(all))]
 		}
 	}
 	return out, nil
+}
+
+// scanShard offers blocks [b0, b1) to hs[i], the heap of query q0+i,
+// one chunk of chunkBlocks at a time: the kernel writes the scores of 4
+// queries x the chunk into buf, then each query's row goes through its heap.
+func (x *Index) scanShard(queries []float32, q0, q1, b0, b1, k int, hs []hitHeap, buf []float32) {
+	bs := x.dim * blockItems
+	for cb := b0; cb < b1; cb += chunkBlocks {
+		ce := min(cb+chunkBlocks, b1)
+		valid := min((ce-cb)*blockItems, x.n-cb*blockItems)
+		base := int32(cb * blockItems)
+		for g := q0; g < q1; g += 4 {
+			scores4(queries[g*x.dim:(g+4)*x.dim], x.packed[cb*bs:ce*bs], x.dim, ce-cb, buf, chunkItems)
+			for i := range min(4, q1-g) {
+				hs[g-q0+i].offer(buf[i*chunkItems:i*chunkItems+valid], base, k)
+			}
+		}
+	}
 }
 
 const (
@@ -197,6 +181,7 @@ const (
 	// batch before the next chunk: 64 x 8 items x 64 dims x 4 bytes = 128 KiB,
 	// which stays in L2.
 	chunkBlocks = 64
+	chunkItems  = chunkBlocks * blockItems
 )
 
 // better orders hits best first: higher score, then lower index.
@@ -207,11 +192,9 @@ func better(a, b Hit) bool {
 	return a.Index < b.Index
 }
 
-// hitHeap is a min-heap whose root is the worst kept hit. Items arrive in
-// increasing index order within a shard, so a later item that only ties the
-// worst score is worse than it and is rightly rejected by the strict test.
-// Hand-written sift functions: container/heap boxes every Hit in an
-// interface, which allocates in the hot loop.
+// hitHeap is a min-heap whose root is the worst kept hit. Hand-written
+// sift functions: container/heap boxes every Hit in an interface, which
+// allocates in the hot loop.
 type hitHeap []Hit
 
 func (h *hitHeap) push(x Hit) {
@@ -247,23 +230,49 @@ func (h hitHeap) down(i int) {
 	}
 }
 
-// kernelScalar computes out[i][l] = <query i, item l of blk> for the 4
-// queries (row-major in qs) and the 8 items of one packed block.
-func kernelScalar(qs []float32, blk []float32, dim int, out *[4][blockItems]float32) {
-	for i := range 4 {
-		q := qs[i*dim : (i+1)*dim]
-		var a0, a1, a2, a3, a4, a5, a6, a7 float32
-		for d, v := range q {
-			r := blk[d*blockItems : d*blockItems+blockItems : d*blockItems+blockItems]
-			a0 += v * r[0]
-			a1 += v * r[1]
-			a2 += v * r[2]
-			a3 += v * r[3]
-			a4 += v * r[4]
-			a5 += v * r[5]
-			a6 += v * r[6]
-			a7 += v * r[7]
+// offer adds the items of row (scores of items base, base+1, ...) to the
+// heap, keeping the k best by better. Once the heap is full, an item must
+// reach the worst kept score; that test is all most items see. A tie with
+// the worst goes to the lower index (shards arrive in any order).
+func (h *hitHeap) offer(row []float32, base int32, k int) {
+	i := 0
+	for ; len(*h) < k && i < len(row); i++ {
+		h.push(Hit{base + int32(i), row[i]})
+	}
+	if i == len(row) {
+		return
+	}
+	s := *h
+	t := s[0].Score
+	for ; i < len(row); i++ {
+		if v := row[i]; v >= t && (v > t || base+int32(i) < s[0].Index) {
+			s[0] = Hit{base + int32(i), v}
+			s.down(0)
+			t = s[0].Score
 		}
-		out[i] = [blockItems]float32{a0, a1, a2, a3, a4, a5, a6, a7}
+	}
+}
+
+// scores4Scalar is the portable kernel: out[i*ostride + j] is the inner
+// product of query i of the 4 in qs with item j of the nblk packed blocks.
+func scores4Scalar(qs, blk []float32, dim, nblk int, out []float32, ostride int) {
+	for b := range nblk {
+		pb := blk[b*dim*blockItems : (b+1)*dim*blockItems]
+		for i := range 4 {
+			q := qs[i*dim : (i+1)*dim]
+			var a0, a1, a2, a3, a4, a5, a6, a7 float32
+			for d, v := range q {
+				r := pb[d*blockItems : d*blockItems+blockItems : d*blockItems+blockItems]
+				a0 += v * r[0]
+				a1 += v * r[1]
+				a2 += v * r[2]
+				a3 += v * r[3]
+				a4 += v * r[4]
+				a5 += v * r[5]
+				a6 += v * r[6]
+				a7 += v * r[7]
+			}
+			copy(out[i*ostride+b*blockItems:], []float32{a0, a1, a2, a3, a4, a5, a6, a7})
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/sdk"
@@ -476,24 +475,9 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 
 	key := p.configKey(req.Seed, rm)
 	gctx := mlctx.New()
-	meta := stateMeta{Format: 1, ConfigKey: key}
-	ckpt, err := latestCheckpoint(req.ModelDir)
+	meta, err := resumeState(req.ModelDir, key, gctx, progress)
 	if err != nil {
 		return fmt.Errorf("two-tower train: %w", err)
-	}
-	if ckpt != "" {
-		h, _, err := readStateHeader(ckpt)
-		if err != nil {
-			return fmt.Errorf("two-tower train: %w", err)
-		}
-		if h.Meta.ConfigKey != key {
-			return fmt.Errorf("two-tower train: ModelDir %s holds checkpoint %s of another configuration (%s; this run: %s); use a fresh ModelDir or delete the checkpoints",
-				req.ModelDir, filepath.Base(ckpt), h.Meta.ConfigKey, key)
-		}
-		if meta, err = loadState(ckpt, gctx); err != nil {
-			return fmt.Errorf("two-tower train: resume: %w", err)
-		}
-		progress(sdk.Progress{Epoch: meta.Epoch, Step: meta.Step, Message: "resumed from " + filepath.Base(ckpt)})
 	}
 	sess, err := newSession(p, req.Seed, gctx)
 	if err != nil {
@@ -505,68 +489,11 @@ func train(ctx context.Context, req sdk.TrainRequest, progress func(sdk.Progress
 	if p.MaxSteps > 0 && p.MaxSteps < total {
 		total = p.MaxSteps
 	}
-	step := meta.Step
-	var winLoss float64
-	var winSteps, winExamples int
-	winStart := time.Now()
-	stopped := false
-	for e := meta.Epoch; e < p.Epochs && !stopped; e++ {
-		for _, bt := range t.epochBatches(e) {
-			if step >= total {
-				stopped = true
-				break
-			}
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("two-tower train: interrupted at epoch %d step %d (resume continues from the last epoch checkpoint): %w", e+1, step, err)
-			}
-			S, err := sess.scores(&bt)
-			if err != nil {
-				return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, step+1, err)
-			}
-			out, err := req.Loss.Compute(ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Params: req.LossParams})
-			if err != nil {
-				return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, step+1, err)
-			}
-			if len(out.Grad) != bt.B*bt.N {
-				return fmt.Errorf("two-tower train: loss plugin returned a gradient of length %d, expected B*N = %d*%d", len(out.Grad), bt.B, bt.N)
-			}
-			if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
-				return fmt.Errorf("two-tower train: epoch %d step %d: loss is %v; lower learning_rate or raise min_tau", e+1, step+1, out.Loss)
-			}
-			if err := sess.step(&bt, out.Grad); err != nil {
-				return fmt.Errorf("two-tower train: epoch %d step %d: backward: %w", e+1, step+1, err)
-			}
-			step++
-			winLoss += out.Loss
-			winSteps++
-			winExamples += bt.examples
-			if step%int64(p.ProgressEvery) == 0 {
-				el := time.Since(winStart).Seconds()
-				progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Loss: winLoss / float64(winSteps),
-					ExamplesPerSec: float64(winExamples) / el})
-				winLoss, winSteps, winExamples, winStart = 0, 0, 0, time.Now()
-			}
-		}
-		if stopped {
-			break
-		}
-		tau, err := sess.tau()
-		if err != nil {
-			return fmt.Errorf("two-tower train: %w", err)
-		}
-		meta = stateMeta{Format: 1, ConfigKey: key, Epoch: e + 1, Step: step, Tau: tau}
-		if p.CheckpointEvery == 0 || ((e+1)%p.CheckpointEvery != 0 && e+1 != p.Epochs) {
-			progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Message: fmt.Sprintf("epoch %d done, tau=%.4f", e+1, tau)})
-			continue
-		}
-		if err := saveState(checkpointPath(req.ModelDir, e+1), gctx, meta, false); err != nil {
-			return fmt.Errorf("two-tower train: checkpoint: %w", err)
-		}
-		if err := pruneCheckpoints(req.ModelDir, p.KeepCheckpoints); err != nil {
-			return fmt.Errorf("two-tower train: %w", err)
-		}
-		progress(sdk.Progress{Epoch: e + 1, Step: step, TotalSteps: total, Message: fmt.Sprintf("epoch %d done, checkpoint saved, tau=%.4f", e+1, tau)})
+	l := &trainLoop{ctx: ctx, req: req, p: p, t: t, sess: sess, gctx: gctx, key: key, progress: progress, total: total, meta: meta}
+	if err := l.run(); err != nil {
+		return err
 	}
+	meta, step := l.meta, l.step
 	tau, err := sess.tau()
 	if err != nil {
 		return fmt.Errorf("two-tower train: %w", err)

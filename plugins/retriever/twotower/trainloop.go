@@ -1,0 +1,135 @@
+package twotower
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/cropsdev/crops/sdk"
+	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// resumeState returns the state of the latest checkpoint in dir (or the
+// zero state when there is none), loaded into gctx; a checkpoint of another
+// configuration is refused.
+func resumeState(dir, key string, gctx *mlctx.Context, progress func(sdk.Progress)) (stateMeta, error) {
+	meta := stateMeta{Format: 1, ConfigKey: key}
+	ckpt, err := latestCheckpoint(dir)
+	if err != nil || ckpt == "" {
+		return meta, err
+	}
+	h, _, err := readStateHeader(ckpt)
+	if err != nil {
+		return meta, err
+	}
+	if h.Meta.ConfigKey != key {
+		return meta, fmt.Errorf("ModelDir %s holds checkpoint %s of another configuration (%s; this run: %s); use a fresh ModelDir or delete the checkpoints",
+			dir, filepath.Base(ckpt), h.Meta.ConfigKey, key)
+	}
+	if meta, err = loadState(ckpt, gctx); err != nil {
+		return meta, fmt.Errorf("resume: %w", err)
+	}
+	progress(sdk.Progress{Epoch: meta.Epoch, Step: meta.Step, Message: "resumed from " + filepath.Base(ckpt)})
+	return meta, nil
+}
+
+// trainLoop runs the epochs of one Train call: a step per batch (forward,
+// loss plugin, backward and optimizer), progress every progress_every steps
+// and checkpoints at the ends of epochs.
+type trainLoop struct {
+	ctx      context.Context
+	req      sdk.TrainRequest
+	p        Params
+	t        *trainer
+	sess     *session
+	gctx     *mlctx.Context
+	key      string
+	progress func(sdk.Progress)
+	total    int64 // steps to run in all (epochs or max_steps)
+	step     int64 // steps done, resumed ones included
+	meta     stateMeta
+
+	winLoss               float64
+	winSteps, winExamples int
+	winStart              time.Time
+}
+
+// run trains from epoch meta.Epoch until the last epoch or total steps.
+func (l *trainLoop) run() error {
+	l.step = l.meta.Step
+	l.winStart = time.Now()
+	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
+		for _, bt := range l.t.epochBatches(e) {
+			if l.step >= l.total {
+				return nil
+			}
+			if err := l.runStep(e, &bt); err != nil {
+				return err
+			}
+		}
+		if err := l.endEpoch(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStep trains on one batch of epoch e (0-based).
+func (l *trainLoop) runStep(e int, bt *batch) error {
+	if err := l.ctx.Err(); err != nil {
+		return fmt.Errorf("two-tower train: interrupted at epoch %d step %d (resume continues from the last epoch checkpoint): %w", e+1, l.step, err)
+	}
+	S, err := l.sess.scores(bt)
+	if err != nil {
+		return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, l.step+1, err)
+	}
+	out, err := l.req.Loss.Compute(l.ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Params: l.req.LossParams})
+	if err != nil {
+		return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, l.step+1, err)
+	}
+	if len(out.Grad) != bt.B*bt.N {
+		return fmt.Errorf("two-tower train: loss plugin returned a gradient of length %d, expected B*N = %d*%d", len(out.Grad), bt.B, bt.N)
+	}
+	if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
+		return fmt.Errorf("two-tower train: epoch %d step %d: loss is %v; lower learning_rate or raise min_tau", e+1, l.step+1, out.Loss)
+	}
+	if err := l.sess.step(bt, out.Grad); err != nil {
+		return fmt.Errorf("two-tower train: epoch %d step %d: backward: %w", e+1, l.step+1, err)
+	}
+	l.step++
+	l.winLoss += out.Loss
+	l.winSteps++
+	l.winExamples += bt.examples
+	if l.step%int64(l.p.ProgressEvery) == 0 {
+		el := time.Since(l.winStart).Seconds()
+		l.progress(sdk.Progress{Epoch: e + 1, Step: l.step, TotalSteps: l.total, Loss: l.winLoss / float64(l.winSteps),
+			ExamplesPerSec: float64(l.winExamples) / el})
+		l.winLoss, l.winSteps, l.winExamples, l.winStart = 0, 0, 0, time.Now()
+	}
+	return nil
+}
+
+// endEpoch records epoch e (0-based) as done and writes its checkpoint when
+// checkpoint_every asks (every N epochs and after the last; 0 = never).
+func (l *trainLoop) endEpoch(e int) error {
+	tau, err := l.sess.tau()
+	if err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	l.meta = stateMeta{Format: 1, ConfigKey: l.key, Epoch: e + 1, Step: l.step, Tau: tau}
+	ce := l.p.CheckpointEvery
+	if ce == 0 || ((e+1)%ce != 0 && e+1 != l.p.Epochs) {
+		l.progress(sdk.Progress{Epoch: e + 1, Step: l.step, TotalSteps: l.total, Message: fmt.Sprintf("epoch %d done, tau=%.4f", e+1, tau)})
+		return nil
+	}
+	if err := saveState(checkpointPath(l.req.ModelDir, e+1), l.gctx, l.meta, false); err != nil {
+		return fmt.Errorf("two-tower train: checkpoint: %w", err)
+	}
+	if err := pruneCheckpoints(l.req.ModelDir, l.p.KeepCheckpoints); err != nil {
+		return fmt.Errorf("two-tower train: %w", err)
+	}
+	l.progress(sdk.Progress{Epoch: e + 1, Step: l.step, TotalSteps: l.total, Message: fmt.Sprintf("epoch %d done, checkpoint saved, tau=%.4f", e+1, tau)})
+	return nil
+}
