@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cropsdev/crops/plugins/source/llm"
+	"github.com/cropsdev/crops/core/llmwire"
 )
 
 func TestFidelityP3ExemplarConditionsTheAnswer(t *testing.T) {
@@ -23,32 +23,32 @@ func TestFidelityP3ExemplarConditionsTheAnswer(t *testing.T) {
 	defer ts.Close()
 	seed := int64(3)
 	// "transformer" has two relevant senses in the test oracle: ml and power.
-	answer := func(ex llm.Exemplar) []llm.Record {
+	answer := func(ex llmwire.Exemplar) []llmwire.Record {
 		t.Helper()
-		status, body := post(t, ts.URL+"/v1/chat/completions", llm.ChatRequest{Model: "m", Messages: llm.BuildPrompt("transformer", ex, 4), Seed: &seed})
+		status, body := post(t, ts.URL+"/v1/chat/completions", llmwire.ChatRequest{Model: "m", Messages: llmwire.BuildPrompt("transformer", ex, 4), Seed: &seed})
 		if status != http.StatusOK {
 			t.Fatalf("status %d: %s", status, body)
 		}
-		var resp llm.ChatResponse
+		var resp llmwire.ChatResponse
 		if err := json.Unmarshal(body, &resp); err != nil || len(resp.Choices) != 1 {
 			t.Fatalf("response %s: %v", body, err)
 		}
 		var ans struct {
-			Items []llm.Record `json:"items"`
+			Items []llmwire.Record `json:"items"`
 		}
 		if err := json.Unmarshal([]byte(resp.Choices[0].Message.Content), &ans); err != nil {
 			t.Fatalf("answer %s: %v", resp.Choices[0].Message.Content, err)
 		}
 		return ans.Items
 	}
-	power := answer(llm.Exemplar{Title: "power transformer repair", Caption: "power transformer repair 9", Tags: []string{"power"}})
-	ml := answer(llm.Exemplar{Title: "transformer model lecture", Caption: "transformer model lecture 9", Tags: []string{"ml"}})
+	power := answer(llmwire.Exemplar{Title: "power transformer repair", Caption: "power transformer repair 9", Tags: []string{"power"}})
+	ml := answer(llmwire.Exemplar{Title: "transformer model lecture", Caption: "transformer model lecture 9", Tags: []string{"ml"}})
 	pj, _ := json.Marshal(power)
 	mj, _ := json.Marshal(ml)
 	if string(pj) == string(mj) {
 		t.Skip("known deviation (issue 17, deviation 3): the world's LLM server ignores the one-shot exemplar (same answer for a power-sense and an ml-sense exemplar)")
 	}
-	count := func(recs []llm.Record, word string) int {
+	count := func(recs []llmwire.Record, word string) int {
 		n := 0
 		for _, r := range recs {
 			if strings.Contains(r.Caption, word) {

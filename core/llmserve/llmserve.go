@@ -2,8 +2,8 @@
 // simulated world's knowledge oracle (oracle.parquet), so that the `llm`
 // positive source runs offline, through its real HTTP client, against a
 // "language model" whose knowledge and error rate are known. It parses the
-// prompt with llm.ParseQueryFromPrompt: the prompt format has one definition,
-// in plugins/source/llm.
+// prompt with llmwire.ParseQueryFromPrompt: the prompt format has one definition,
+// in core/llmwire (shared with the llm source, plugins/source/llm).
 package llmserve
 
 import (
@@ -24,14 +24,14 @@ import (
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/plugins/source/llm"
+	"github.com/cropsdev/crops/core/llmwire"
 )
 
 // Row is one oracle record.
 type Row struct {
 	Query    string
 	Sense    string
-	Record   llm.Record
+	Record   llmwire.Record
 	Relevant bool
 	Grade    int
 }
@@ -285,7 +285,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 		s.fail(w, r, start, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	var req llm.ChatRequest
+	var req llmwire.ChatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.fail(w, r, start, http.StatusBadRequest, "body is not a chat-completions request: "+err.Error())
 		return
@@ -294,9 +294,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 		s.fail(w, r, start, http.StatusBadRequest, "messages is empty")
 		return
 	}
-	data, err := llm.ParseQueryFromPrompt(req.Messages)
+	data, err := llmwire.ParseQueryFromPrompt(req.Messages)
 	if err != nil {
-		s.fail(w, r, start, http.StatusBadRequest, "this server answers prompts built by crops' llm source (llm.BuildPrompt): "+err.Error())
+		s.fail(w, r, start, http.StatusBadRequest, "this server answers prompts built by crops' llm source (llmwire.BuildPrompt): "+err.Error())
 		return
 	}
 	n := min(data.NItems, 100)
@@ -305,7 +305,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 		seed = *req.Seed
 	}
 	rows := s.Select(data.Query, n, seed)
-	recs := make([]llm.Record, len(rows))
+	recs := make([]llmwire.Record, len(rows))
 	wrong := 0
 	for i, row := range rows {
 		recs[i] = row.Record
@@ -313,7 +313,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 			wrong++
 		}
 	}
-	content, err := llm.MarshalAnswer(recs)
+	content, err := llmwire.MarshalAnswer(recs)
 	if err != nil {
 		s.fail(w, r, start, http.StatusInternalServerError, "encode answer: "+err.Error())
 		return
@@ -329,13 +329,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 	complTok := approxTokens(content)
 	h := fnv.New64a()
 	h.Write(body)
-	resp := llm.ChatResponse{
+	resp := llmwire.ChatResponse{
 		ID:      fmt.Sprintf("chatcmpl-%016x", h.Sum64()),
 		Object:  "chat.completion",
 		Created: time.Now().Unix(),
 		Model:   model,
-		Choices: []llm.Choice{{Index: 0, Message: llm.Message{Role: "assistant", Content: content}, FinishReason: "stop"}},
-		Usage:   &llm.Usage{PromptTokens: promptTok, CompletionTokens: complTok, TotalTokens: promptTok + complTok},
+		Choices: []llmwire.Choice{{Index: 0, Message: llmwire.Message{Role: "assistant", Content: content}, FinishReason: "stop"}},
+		Usage:   &llmwire.Usage{PromptTokens: promptTok, CompletionTokens: complTok, TotalTokens: promptTok + complTok},
 	}
 	writeJSON(w, http.StatusOK, resp)
 	s.log.Info("llm-serve", "method", r.Method, "path", r.URL.Path, "status", http.StatusOK, "query", data.Query,

@@ -125,6 +125,7 @@ func TestPerPositiveBatches(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := defaultParams()
 			p.BatchQueries, p.MaxCandidatesPerQuery, p.CandidateSampling = c.B, c.M, c.sampling
+			p.Rows = "chunked"
 			tr := newTrainer(p, 42, rowMode{perPositive: true, positiveMinTier: c.minTier}, ts, cat)
 			// Reverse maps from features to query / item.
 			qOf, itOf := map[string]string{}, map[string]string{}
