@@ -95,7 +95,7 @@ func (r *runner) llmCacheDir(params map[string]any, auto bool, ds datasetInfo) s
 	}
 	endpoint := fmt.Sprint(params["base_url"])
 	if auto {
-		endpoint = "crops:llmserve/" + ds.fingerprint
+		endpoint = "crops:llmserve/" + ds.fingerprint + autoLLMCacheSuffix()
 	}
 	sum := sha256.Sum256([]byte(endpoint))
 	return filepath.Join(r.store.Root(), "llm", hex.EncodeToString(sum[:8]))

@@ -138,7 +138,9 @@ func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) 
 		// One log line per request would drown the run's progress lines;
 		// the server's warnings and errors still reach the run log.
 		quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
+		opt := autoLLMOptions()
+		opt.Logger = quiet
+		srv, err := llmserve.New(o, opt)
 		if err != nil {
 			w.llmErr = err
 			return
@@ -319,7 +321,7 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 				kp[k] = v
 			}
 		}
-		kp["base_url"] = "crops:llmserve(oracle of the dataset, error_rate=-1, seed=0)"
+		kp["base_url"] = "crops:llmserve(oracle of the dataset, " + autoLLMOptions().Identity() + ")"
 		if _, ok := kp["model"]; !ok {
 			kp["model"] = llmserve.ModelID
 		}
