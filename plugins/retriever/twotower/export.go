@@ -86,7 +86,7 @@ func ExportBatches(ctx context.Context, req sdk.TrainRequest, n int, path string
 		LearningRate: p.LearningRate, WeightDecay: p.WeightDecay, Queries: len(ts.queries), Pairs: ts.pairs, CatalogItems: len(cat.ids),
 		PerPositiveRows: rm.perPositive, StepsPerEpoch: t.stepsPerEpoch()}
 	if n > 0 {
-		info.N = bs[0].N
+		info.B, info.N = bs[0].B, bs[0].N
 	}
 	var body bytes.Buffer
 	for _, b := range bs[:n] {

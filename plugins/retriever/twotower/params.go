@@ -52,6 +52,11 @@ type Params struct {
 	// chunks of max_candidates_per_query, the layout before issue 17).
 	Rows             string `json:"rows" jsonschema:"enum=full,enum=chunked"`
 	MaxRowCandidates int    `json:"max_row_candidates" jsonschema:"minimum=2"` // cap of a "full" row
+	// BatchColumns sizes a "full" batch by its own candidate columns rather
+	// than by rows: a batch holds about this many (rows.go: fullBatchRows);
+	// 0 = batch_queries * max_candidates_per_query, the width of a chunked
+	// batch, so that both layouts take about as many steps per epoch.
+	BatchColumns int `json:"batch_columns" jsonschema:"minimum=0"`
 	// CheckpointEvery writes a checkpoint after every this many epochs and
 	// after the last one; 0 writes none (the final model is always saved).
 	CheckpointEvery int `json:"checkpoint_every"`
@@ -132,6 +137,7 @@ func (p *Params) Validate() error {
 		{p.CandidateSampling == "uniform" || p.CandidateSampling == "top", `candidate_sampling must be "uniform" or "top"`},
 		{p.Rows == "full" || p.Rows == "chunked", `rows must be "full" (a query's whole candidate set per row) or "chunked" (chunks of max_candidates_per_query)`},
 		{p.MaxRowCandidates >= 2 && p.MaxRowCandidates <= 65536, "max_row_candidates must be in [2, 65536]"},
+		{p.BatchColumns >= 0, "batch_columns must be >= 0 (0 = batch_queries * max_candidates_per_query)"},
 		{p.LearningRate > 0, "learning_rate must be > 0"},
 		{p.WeightDecay >= 0, "weight_decay must be >= 0"},
 		{p.ProgressEvery >= 1, "progress_every must be >= 1"},

@@ -137,7 +137,7 @@ func TestFullRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := defaultParams()
-	p.HashBuckets, p.BatchQueries, p.MaxRowCandidates = 1024, 3, 20
+	p.HashBuckets, p.BatchQueries, p.MaxCandidatesPerQuery, p.MaxRowCandidates = 1024, 3, 8, 20
 	wide := slices.Index(ts.queries, "wide")
 
 	hier := newTrainer(p, 5, rowMode{}, ts, cat)
@@ -154,6 +154,22 @@ func TestFullRows(t *testing.T) {
 			if bt.N%fullColumnAlign != 0 || len(bt.tiers) != bt.B*bt.N || len(bt.iIds) != bt.N*bt.Li {
 				t.Fatalf("%s: batch shape B=%d N=%d (tiers %d, iIds %d)", name, bt.B, bt.N, len(bt.tiers), len(bt.iIds))
 			}
+		}
+	}
+	// Full batches are sized by columns: 8 rows of mean width 62/8 (the wide
+	// row capped at 20, then 3..9), so batch_columns 24 (B*M) gives 3 rows
+	// and 62 gives all 8.
+	if got := hier.batchRows(); got != 3 {
+		t.Errorf("batchRows = %d with 24 columns, want 3", got)
+	}
+	p62 := p
+	p62.BatchColumns = 62
+	if got := newTrainer(p62, 5, rowMode{}, ts, cat).batchRows(); got != 8 {
+		t.Errorf("batchRows = %d with 62 columns, want 8", got)
+	}
+	for _, bt := range hier.epochBatches(0) {
+		if bt.B != 3 {
+			t.Errorf("a batch has %d rows, want batchRows 3", bt.B)
 		}
 	}
 	// The wide query (60 candidates: 12 of tier 4, 24 of 3, 12 of 2, 12 of 1)

@@ -501,7 +501,8 @@ func (t *trainer) stepsPerEpoch() int64 {
 			n += (len(cs) + t.p.MaxCandidatesPerQuery - 1) / t.p.MaxCandidatesPerQuery
 		}
 	}
-	return int64((n + t.p.BatchQueries - 1) / t.p.BatchQueries)
+	B := t.batchRows()
+	return int64((n + B - 1) / B)
 }
 
 // positivePairs counts the (query, positive) pairs: the rows of a
