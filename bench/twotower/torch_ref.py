@@ -33,7 +33,10 @@ def read_batches(path):
         info = json.loads(f.read(n))
         B, N, Lq, Li = info["b"], info["n"], info["lq"], info["li"]
         out = []
-        for _ in range(info["batches"]):
+        ns = info.get("ns") or [N] * info["batches"]  # rows "full": widths vary
+        for k in range(info["batches"]):
+            N = ns[k]
+
             def arr(dtype, count, shape):
                 a = np.frombuffer(f.read(count * np.dtype(dtype).itemsize), dtype=dtype)
                 return torch.from_numpy(a.copy().reshape(shape))

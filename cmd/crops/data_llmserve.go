@@ -20,6 +20,7 @@ func newDataLLMServeCmd() *cobra.Command {
 		addr      string
 		errorRate float64
 		seed      uint64
+		exSense   float64
 	)
 	cmd := &cobra.Command{
 		Use:   "llm-serve",
@@ -28,6 +29,9 @@ func newDataLLMServeCmd() *cobra.Command {
 oracle.parquet: it reads the quoted query out of the prompt that the llm source builds
 and returns the requested number of records for it, with the oracle's deliberate
 errors at the oracle's rate (or at --error-rate). Unknown queries get an empty list.
+Like a model prompted with one example, it follows the prompt's exemplar: each right
+record is redrawn from the exemplar's sense with probability --exemplar-sense-prob
+(0 ignores the exemplar; see docs/llm-source.md).
 Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 		Example: `  crops data llm-serve --world results/demo/world --addr 127.0.0.1:8089`,
 		Args:    cobra.NoArgs,
@@ -47,13 +51,16 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 			if err != nil {
 				return err
 			}
-			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, Logger: log})
+			if exSense < 0 || exSense > 1 {
+				return fmt.Errorf("--exemplar-sense-prob %g: expected a value in [0, 1] (0 ignores the exemplar)", exSense)
+			}
+			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, ExemplarSenseProb: exSense, Logger: log})
 			if err != nil {
 				return err
 			}
 			err = llmserve.ListenAndServe(cmd.Context(), addr, srv, func(a net.Addr) {
 				log.Info("llm-serve: listening", "base_url", "http://"+a.String()+"/v1", "world", world,
-					"queries", o.Queries(), "records", o.Rows(), "error_rate", rateText(rate))
+					"queries", o.Queries(), "records", o.Rows(), "error_rate", rateText(rate), "exemplar_sense_prob", exSense)
 			})
 			if err == nil {
 				log.Info("llm-serve: stopped")
@@ -65,6 +72,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8089", "listen address (host:port; port 0 picks a free one)")
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0, "resample answers so each record is wrong with this probability (default: the oracle's own rate)")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "mixed with each request's seed to choose the records")
+	cmd.Flags().Float64Var(&exSense, "exemplar-sense-prob", llmserve.DefaultExemplarSenseProb, "probability that a right record is redrawn from the sense of the prompt's exemplar (one-shot conditioning; 0 ignores the exemplar)")
 	return cmd
 }
 

@@ -2,10 +2,11 @@ package llmserve
 
 // Paper-fidelity test (issue 17 item 5; see docs/paper-fidelity.md): P3 is
 // one-shot prompting, so the answer should depend on the exemplar the prompt
-// carries. Known deviation 3 of issue 17: this server reads only the query.
-// The test detects the deviation itself: it skips while two prompts that
-// differ only in their exemplar get the same answer, and checks the answer
-// leans to the exemplar's sense once they do not.
+// carries. Deviation 3 of issue 17 (the server read only the query) is fixed
+// by the exemplar conditioning of exemplar.go: two prompts that differ only
+// in their exemplar must get different answers, each leaning to its
+// exemplar's sense, and with the conditioning off (probability 0) the
+// exemplar must not matter.
 
 import (
 	"encoding/json"
@@ -14,50 +15,73 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cropsdev/crops/plugins/source/llm"
+	"github.com/cropsdev/crops/core/llmwire"
 )
 
 func TestFidelityP3ExemplarConditionsTheAnswer(t *testing.T) {
-	s, _ := loadTest(t, -1)
-	ts := httptest.NewServer(s)
-	defer ts.Close()
-	seed := int64(3)
-	// "transformer" has two relevant senses in the test oracle: ml and power.
-	answer := func(ex llm.Exemplar) []llm.Record {
-		t.Helper()
-		status, body := post(t, ts.URL+"/v1/chat/completions", llm.ChatRequest{Model: "m", Messages: llm.BuildPrompt("transformer", ex, 4), Seed: &seed})
-		if status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
+	for _, rate := range []float64{-1, 0.2} {
+		s, _ := loadTest(t, rate)
+		s.opt.ExemplarSenseProb = DefaultExemplarSenseProb
+		ts := httptest.NewServer(s)
+		defer ts.Close()
+		// "transformer" has two relevant senses in the test oracle (ml and
+		// power, 3 records each) and 2 wrong records.
+		answer := func(ex llmwire.Exemplar, seed int64) []llmwire.Record {
+			t.Helper()
+			status, body := post(t, ts.URL+"/v1/chat/completions", llmwire.ChatRequest{Model: "m", Messages: llmwire.BuildPrompt("transformer", ex, 3), Seed: &seed})
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			var resp llmwire.ChatResponse
+			if err := json.Unmarshal(body, &resp); err != nil || len(resp.Choices) != 1 {
+				t.Fatalf("response %s: %v", body, err)
+			}
+			var ans llmwire.Answer
+			if err := json.Unmarshal([]byte(resp.Choices[0].Message.Content), &ans); err != nil {
+				t.Fatalf("answer %s: %v", resp.Choices[0].Message.Content, err)
+			}
+			return ans.Items
 		}
-		var resp llm.ChatResponse
-		if err := json.Unmarshal(body, &resp); err != nil || len(resp.Choices) != 1 {
-			t.Fatalf("response %s: %v", body, err)
+		powerEx := llmwire.Exemplar{Title: "power transformer repair", Caption: "power transformer repair 9", Tags: []string{"power"}}
+		mlEx := llmwire.Exemplar{Title: "transformer model lecture", Caption: "transformer model lecture 9", Tags: []string{"ml"}}
+		count := func(recs []llmwire.Record, word string) int {
+			n := 0
+			for _, r := range recs {
+				if strings.Contains(r.Caption, word) {
+					n++
+				}
+			}
+			return n
 		}
-		var ans struct {
-			Items []llm.Record `json:"items"`
+		// Over 40 request seeds: the power exemplar's answers hold far more
+		// power records than the ml exemplar's, and the other way round.
+		var pp, pm, mp, mm, differ int
+		for seed := int64(0); seed < 40; seed++ {
+			power, ml := answer(powerEx, seed), answer(mlEx, seed)
+			pj, _ := json.Marshal(power)
+			mj, _ := json.Marshal(ml)
+			if string(pj) != string(mj) {
+				differ++
+			}
+			pp, pm = pp+count(power, "power"), pm+count(power, "model")
+			mp, mm = mp+count(ml, "power"), mm+count(ml, "model")
 		}
-		if err := json.Unmarshal([]byte(resp.Choices[0].Message.Content), &ans); err != nil {
-			t.Fatalf("answer %s: %v", resp.Choices[0].Message.Content, err)
+		if differ == 0 {
+			t.Fatalf("rate %g: the answers never depend on the exemplar (deviation 3)", rate)
 		}
-		return ans.Items
-	}
-	power := answer(llm.Exemplar{Title: "power transformer repair", Caption: "power transformer repair 9", Tags: []string{"power"}})
-	ml := answer(llm.Exemplar{Title: "transformer model lecture", Caption: "transformer model lecture 9", Tags: []string{"ml"}})
-	pj, _ := json.Marshal(power)
-	mj, _ := json.Marshal(ml)
-	if string(pj) == string(mj) {
-		t.Skip("known deviation (issue 17, deviation 3): the world's LLM server ignores the one-shot exemplar (same answer for a power-sense and an ml-sense exemplar)")
-	}
-	count := func(recs []llm.Record, word string) int {
-		n := 0
-		for _, r := range recs {
-			if strings.Contains(r.Caption, word) {
-				n++
+		// With p = 0.8 a right record is in the exemplar's sense with
+		// probability >= 0.8 (0.9 here: half the records already are).
+		if pp < 3*pm || mm < 3*mp {
+			t.Errorf("rate %g: answers do not lean to the exemplar's sense: power exemplar %d power / %d ml records, ml exemplar %d power / %d ml", rate, pp, pm, mp, mm)
+		}
+		// Conditioning off: the exemplar has no effect.
+		s.opt.ExemplarSenseProb = 0
+		for seed := int64(0); seed < 10; seed++ {
+			pj, _ := json.Marshal(answer(powerEx, seed))
+			mj, _ := json.Marshal(answer(mlEx, seed))
+			if string(pj) != string(mj) {
+				t.Fatalf("rate %g seed %d: exemplar_sense_prob 0 still depends on the exemplar", rate, seed)
 			}
 		}
-		return n
-	}
-	if count(power, "power") < count(ml, "power") || count(ml, "model") < count(power, "model") {
-		t.Errorf("answers do not lean to the exemplar's sense: power exemplar %s, ml exemplar %s", pj, mj)
 	}
 }

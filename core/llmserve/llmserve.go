@@ -2,8 +2,8 @@
 // simulated world's knowledge oracle (oracle.parquet), so that the `llm`
 // positive source runs offline, through its real HTTP client, against a
 // "language model" whose knowledge and error rate are known. It parses the
-// prompt with llm.ParseQueryFromPrompt: the prompt format has one definition,
-// in plugins/source/llm.
+// prompt with llmwire.ParseQueryFromPrompt: the prompt format has one definition,
+// in core/llmwire (shared with the llm source, plugins/source/llm).
 package llmserve
 
 import (
@@ -24,14 +24,14 @@ import (
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/plugins/source/llm"
+	"github.com/cropsdev/crops/core/llmwire"
 )
 
 // Row is one oracle record.
 type Row struct {
 	Query    string
 	Sense    string
-	Record   llm.Record
+	Record   llmwire.Record
 	Relevant bool
 	Grade    int
 }
@@ -137,6 +137,11 @@ type Options struct {
 	ErrorRate float64
 	// Seed mixes into every sample, alongside the request's own seed.
 	Seed uint64
+	// ExemplarSenseProb is the probability that a right record is redrawn
+	// from the sense of the prompt's exemplar (one-shot conditioning,
+	// exemplar.go); 0 ignores the exemplar. Callers usually set
+	// DefaultExemplarSenseProb (0.8).
+	ExemplarSenseProb float64
 	// Logger gets one line per request; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -153,6 +158,9 @@ func New(o *Oracle, opt Options) (*Server, error) {
 	if opt.ErrorRate > 1 {
 		return nil, fmt.Errorf("llm-serve: error rate %g: expected a value in [0, 1] (or negative for the oracle's own rate)", opt.ErrorRate)
 	}
+	if opt.ExemplarSenseProb < 0 || opt.ExemplarSenseProb > 1 {
+		return nil, fmt.Errorf("llm-serve: exemplar sense probability %g: expected a value in [0, 1] (0 ignores the exemplar)", opt.ExemplarSenseProb)
+	}
 	l := opt.Logger
 	if l == nil {
 		l = slog.Default()
@@ -161,28 +169,42 @@ func New(o *Oracle, opt Options) (*Server, error) {
 }
 
 // Select returns up to n records for query, deterministically for a given
-// (server seed, request seed, query). Unknown queries get none.
-//
-// With ErrorRate >= 0 each slot draws a wrong record with that probability:
-// first from the query's own relevant=false rows, then, when those run out,
-// a relevant row of another query (plausible text, wrong topic). Right
-// records come from the query's relevant rows; when those run out the answer
-// is shorter than n, as a real model's knowledge would be.
+// (server seed, request seed, query), with no exemplar (no conditioning).
+// Unknown queries get none.
 func (s *Server) Select(query string, n int, reqSeed int64) []Row {
+	rows, _ := s.SelectFor(query, llmwire.Exemplar{}, n, reqSeed)
+	return rows
+}
+
+// SelectFor returns up to n records for query as a model prompted with ex
+// as its one-shot example would answer, deterministically for a given
+// (server seed, request seed, query, exemplar), and the exemplar's sense
+// ("" when the answer is not conditioned; see exemplar.go).
+//
+// With ErrorRate < 0 the answer is a seeded uniform sample of the query's
+// rows, so wrong (relevant=false) rows appear at the rate the oracle holds
+// them. With ErrorRate >= 0 each slot draws a wrong record with that
+// probability: first from the query's own relevant=false rows, then, when
+// those run out, a relevant row of another query (plausible text, wrong
+// topic). Right records come from the query's relevant rows; when those run
+// out the answer is shorter than n, as a real model's knowledge would be.
+// Either way, a right record of another sense than the exemplar's is
+// replaced by one of the exemplar's sense with probability
+// ExemplarSenseProb.
+func (s *Server) SelectFor(query string, ex llmwire.Exemplar, n int, reqSeed int64) ([]Row, string) {
 	rows := s.o.byQuery[query]
 	if len(rows) == 0 || n <= 0 {
-		return nil
+		return nil, ""
 	}
 	h := fnv.New64a()
 	h.Write([]byte(query))
 	rng := rand.New(rand.NewPCG(s.opt.Seed^uint64(reqSeed), h.Sum64()))
+	st := steer{p: s.opt.ExemplarSenseProb, rng: rng}
+	if st.p > 0 {
+		st.sense, _ = s.exemplarSense(query, ex)
+	}
 	if s.opt.ErrorRate < 0 {
-		perm := rng.Perm(len(rows))
-		out := make([]Row, 0, min(n, len(rows)))
-		for _, i := range perm[:min(n, len(rows))] {
-			out = append(out, rows[i])
-		}
-		return out
+		return sampleRows(rows, rng.Perm(len(rows)), n, st), st.sense
 	}
 	var right, wrong []Row
 	for _, r := range rows {
@@ -214,8 +236,46 @@ func (s *Server) Select(query string, n int, reqSeed int64) []Row {
 		if len(right) == 0 {
 			break
 		}
-		out = append(out, right[0])
-		right = right[1:]
+		k := 0
+		if st.redirect(right[0]) {
+			k = max(0, st.pick(right, nil))
+		}
+		out = append(out, right[k])
+		right = append(right[:k], right[k+1:]...)
+	}
+	return out, st.sense
+}
+
+// sampleRows takes up to n rows in perm order (the oracle-rate answer),
+// replacing a right row of another sense by the next unused right row of
+// the exemplar's sense when st says so.
+func sampleRows(rows []Row, perm []int, n int, st steer) []Row {
+	n = min(n, len(rows))
+	out := make([]Row, 0, n)
+	if !st.on() {
+		for _, i := range perm[:n] {
+			out = append(out, rows[i])
+		}
+		return out
+	}
+	ordered := make([]Row, len(rows))
+	for k, i := range perm {
+		ordered[k] = rows[i]
+	}
+	used := make([]bool, len(rows))
+	for k := 0; len(out) < n && k < len(ordered); k++ {
+		if used[k] {
+			continue
+		}
+		take := k
+		if st.redirect(ordered[k]) {
+			if j := st.pick(ordered, used); j >= 0 {
+				take = j
+				k-- // row k stays available for a later slot
+			}
+		}
+		used[take] = true
+		out = append(out, ordered[take])
 	}
 	return out
 }
@@ -285,7 +345,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 		s.fail(w, r, start, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	var req llm.ChatRequest
+	var req llmwire.ChatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.fail(w, r, start, http.StatusBadRequest, "body is not a chat-completions request: "+err.Error())
 		return
@@ -294,9 +354,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 		s.fail(w, r, start, http.StatusBadRequest, "messages is empty")
 		return
 	}
-	data, err := llm.ParseQueryFromPrompt(req.Messages)
+	data, err := llmwire.ParseQueryFromPrompt(req.Messages)
 	if err != nil {
-		s.fail(w, r, start, http.StatusBadRequest, "this server answers prompts built by crops' llm source (llm.BuildPrompt): "+err.Error())
+		s.fail(w, r, start, http.StatusBadRequest, "this server answers prompts built by crops' llm source (llmwire.BuildPrompt): "+err.Error())
 		return
 	}
 	n := min(data.NItems, 100)
@@ -304,8 +364,8 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 	if req.Seed != nil {
 		seed = *req.Seed
 	}
-	rows := s.Select(data.Query, n, seed)
-	recs := make([]llm.Record, len(rows))
+	rows, sense := s.SelectFor(data.Query, data.Exemplar, n, seed)
+	recs := make([]llmwire.Record, len(rows))
 	wrong := 0
 	for i, row := range rows {
 		recs[i] = row.Record
@@ -313,7 +373,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 			wrong++
 		}
 	}
-	content, err := llm.MarshalAnswer(recs)
+	content, err := llmwire.MarshalAnswer(recs)
 	if err != nil {
 		s.fail(w, r, start, http.StatusInternalServerError, "encode answer: "+err.Error())
 		return
@@ -329,17 +389,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 	complTok := approxTokens(content)
 	h := fnv.New64a()
 	h.Write(body)
-	resp := llm.ChatResponse{
+	resp := llmwire.ChatResponse{
 		ID:      fmt.Sprintf("chatcmpl-%016x", h.Sum64()),
 		Object:  "chat.completion",
 		Created: time.Now().Unix(),
 		Model:   model,
-		Choices: []llm.Choice{{Index: 0, Message: llm.Message{Role: "assistant", Content: content}, FinishReason: "stop"}},
-		Usage:   &llm.Usage{PromptTokens: promptTok, CompletionTokens: complTok, TotalTokens: promptTok + complTok},
+		Choices: []llmwire.Choice{{Index: 0, Message: llmwire.Message{Role: "assistant", Content: content}, FinishReason: "stop"}},
+		Usage:   &llmwire.Usage{PromptTokens: promptTok, CompletionTokens: complTok, TotalTokens: promptTok + complTok},
 	}
 	writeJSON(w, http.StatusOK, resp)
 	s.log.Info("llm-serve", "method", r.Method, "path", r.URL.Path, "status", http.StatusOK, "query", data.Query,
-		"n", data.NItems, "returned", len(recs), "wrong", wrong, "known", len(s.o.byQuery[data.Query]) > 0,
+		"n", data.NItems, "returned", len(recs), "wrong", wrong, "exemplar_sense", sense, "known", len(s.o.byQuery[data.Query]) > 0,
 		"tokens", promptTok+complTok, "ms", time.Since(start).Milliseconds())
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/llmwire"
 	"github.com/cropsdev/crops/plugins/source/llm"
 	"github.com/cropsdev/crops/sdk"
 )
@@ -196,12 +197,12 @@ func TestHTTP(t *testing.T) {
 	defer ts.Close()
 	seed := int64(3)
 	for _, path := range []string{"/v1/chat/completions", "/chat/completions"} {
-		req := llm.ChatRequest{Model: "qwen", Messages: llm.BuildPrompt("transformer", llm.Exemplar{Title: "x"}, 5), Seed: &seed}
+		req := llmwire.ChatRequest{Model: "qwen", Messages: llmwire.BuildPrompt("transformer", llmwire.Exemplar{Title: "x"}, 5), Seed: &seed}
 		status, body := post(t, ts.URL+path, req)
 		if status != 200 {
 			t.Fatalf("%s: %d %s", path, status, body)
 		}
-		var resp llm.ChatResponse
+		var resp llmwire.ChatResponse
 		if err := json.Unmarshal(body, &resp); err != nil {
 			t.Fatal(err)
 		}
@@ -221,8 +222,8 @@ func TestHTTP(t *testing.T) {
 		}
 	}
 	// Unknown query: an empty list, still a proper response.
-	status, body := post(t, ts.URL+"/v1/chat/completions", llm.ChatRequest{Model: "m", Messages: llm.BuildPrompt("never seen", llm.Exemplar{}, 5)})
-	var resp llm.ChatResponse
+	status, body := post(t, ts.URL+"/v1/chat/completions", llmwire.ChatRequest{Model: "m", Messages: llmwire.BuildPrompt("never seen", llmwire.Exemplar{}, 5)})
+	var resp llmwire.ChatResponse
 	json.Unmarshal(body, &resp)
 	if status != 200 || len(resp.Choices) != 1 || resp.Choices[0].Message.Content != `{"items":[]}` {
 		t.Fatalf("unknown query: %d %s", status, body)
@@ -266,7 +267,7 @@ func TestListenAndServeGracefulShutdown(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- ListenAndServe(ctx, "127.0.0.1:0", s, func(a net.Addr) { addrc <- a }) }()
 	addr := <-addrc
-	status, _ := post(t, "http://"+addr.String()+"/v1/chat/completions", llm.ChatRequest{Model: "m", Messages: llm.BuildPrompt("bank", llm.Exemplar{}, 2)})
+	status, _ := post(t, "http://"+addr.String()+"/v1/chat/completions", llmwire.ChatRequest{Model: "m", Messages: llmwire.BuildPrompt("bank", llmwire.Exemplar{}, 2)})
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}

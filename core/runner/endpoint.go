@@ -15,7 +15,9 @@ import (
 
 // endpointKey is what a provided endpoint is keyed on: what answers, not
 // where (the port changes every run).
-const endpointKey = "crops:llmserve(oracle of the dataset, error_rate=-1, seed=0)"
+func endpointKey() string {
+	return "crops:llmserve(oracle of the dataset, " + autoLLMOptions().Identity() + ")"
+}
 
 // wantsEndpoint reports whether a source asks for the runner's endpoint.
 func wantsEndpoint(info sdk.Info, params map[string]any) bool {
@@ -35,7 +37,7 @@ func endpointKeyParams(params map[string]any) map[string]any {
 			kp[k] = v
 		}
 	}
-	kp[sdk.ParamBaseURL] = endpointKey
+	kp[sdk.ParamBaseURL] = endpointKey()
 	if _, ok := kp[sdk.ParamModel]; !ok {
 		kp[sdk.ParamModel] = llmserve.ModelID
 	}

@@ -44,7 +44,7 @@ func TestStageNamesAndEndpoint(t *testing.T) {
 		}
 	}
 	kp := endpointKeyParams(map[string]any{"base_url": "auto", "n": 1})
-	if kp["base_url"] != endpointKey || kp["model"] == nil || kp["n"] != 1 {
+	if kp["base_url"] != endpointKey() || kp["model"] == nil || kp["n"] != 1 {
 		t.Errorf("key params = %v", kp)
 	}
 }

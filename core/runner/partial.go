@@ -91,7 +91,7 @@ func (r *runner) responseCacheDir(params map[string]any, auto bool, ds datasetIn
 	}
 	endpoint := fmt.Sprint(params[sdk.ParamBaseURL])
 	if auto {
-		endpoint = "crops:llmserve/" + ds.fingerprint
+		endpoint = "crops:llmserve/" + ds.fingerprint + autoLLMCacheSuffix()
 	}
 	sum := sha256.Sum256([]byte(endpoint))
 	return filepath.Join(r.store.Root(), "llm", hex.EncodeToString(sum[:8]))

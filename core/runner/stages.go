@@ -126,7 +126,9 @@ func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, err
 	// One log line per request would drown the run's progress lines;
 	// the server's warnings and errors still reach the run log.
 	quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
+	opt := autoLLMOptions()
+	opt.Logger = quiet
+	srv, err := llmserve.New(o, opt)
 	if err != nil {
 		return "", err
 	}

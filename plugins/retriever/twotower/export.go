@@ -36,6 +36,9 @@ type BatchesInfo struct {
 	PerPositiveRows bool  `json:"per_positive_rows,omitempty"`
 	StepsPerEpoch   int64 `json:"steps_per_epoch"`
 	CatalogItems    int   `json:"catalog_items"`
+	// Ns is each batch's width N (rows "full" batches vary; N is then the
+	// first batch's width).
+	Ns []int `json:"ns,omitempty"`
 }
 
 // ExportBatches writes the first n batches of epoch 1 exactly as Train
@@ -43,7 +46,8 @@ type BatchesInfo struct {
 // reference implementation (bench/twotower/torch_ref.py) trains the same
 // architecture on the same inputs. Layout: uint64 little-endian length, the
 // BatchesInfo JSON, then per batch qIds int32[B*Lq], qW float32[B*Lq],
-// iIds int32[N*Li], iW float32[N*Li], tiers int32[B*N], valid uint8[B*N].
+// iIds int32[N*Li], iW float32[N*Li], tiers int32[B*N], valid uint8[B*N], with
+// N = Ns[batch].
 func ExportBatches(ctx context.Context, req sdk.TrainRequest, n int, path string) (BatchesInfo, error) {
 	p := defaultParams()
 	if err := sdk.DecodeParams(req.Params, &p); err != nil {
@@ -81,9 +85,13 @@ func ExportBatches(ctx context.Context, req sdk.TrainRequest, n int, path string
 		OutputDim: p.OutputDim, Shared: p.SharedEmbeddings, InitTau: p.InitTau, MinTau: p.MinTau,
 		LearningRate: p.LearningRate, WeightDecay: p.WeightDecay, Queries: len(ts.queries), Pairs: ts.pairs, CatalogItems: len(cat.ids),
 		PerPositiveRows: rm.perPositive, StepsPerEpoch: t.stepsPerEpoch()}
+	if n > 0 {
+		info.B, info.N = bs[0].B, bs[0].N
+	}
 	var body bytes.Buffer
 	for _, b := range bs[:n] {
 		info.Examples = append(info.Examples, b.examples)
+		info.Ns = append(info.Ns, b.N)
 		for _, arr := range []any{b.qIds, b.qW, b.iIds, b.iW, b.tiers} {
 			if err := binary.Write(&body, binary.LittleEndian, arr); err != nil {
 				return info, err

@@ -3,15 +3,17 @@ package twotower
 // Paper-fidelity test (issue 17 item 5; see docs/paper-fidelity.md): in the
 // paper's H-InfoNCE each sample of a query competes against EVERY sample of
 // the query's labelled set S with a strictly lower label, so a training row
-// must hold the query's whole labelled set. Known deviation 2 of issue 17:
-// rows are random chunks of max_candidates_per_query (default 8). The test
-// detects the deviation itself on a query with 20 labelled candidates: it
-// skips while no row holds all 20, and passes once one does.
+// must hold the query's whole labelled set. Deviation 2 of issue 17 (rows were
+// random chunks of max_candidates_per_query) is fixed by rows "full", the
+// default: on a query with 20 labelled candidates the test checks that one
+// row owns all 20, that the row's tiers are the labels, and that the chunked
+// layout (kept as an option) still cuts it into chunks.
 
 import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,23 +53,43 @@ func TestFidelityHInfoNCERowIsTheFullCandidateSet(t *testing.T) {
 	}
 	p := defaultParams()
 	p.HashBuckets = 1024
+	big := ts.cands[slices.Index(ts.queries, "big query")]
 	tr := newTrainer(p, 1, rowMode{}, ts, cat)
-	// Own candidates of row r sit in columns [r*M, r*M+M) (see epochBatches);
-	// the largest row holds at most M of the query's labelled set.
-	most := 0
-	for _, bt := range tr.epochBatches(0) {
-		M := bt.N / max(bt.B, 1)
-		for r := 0; r < bt.B; r++ {
-			own := 0
-			for c := r * M; c < r*M+M; c++ {
-				if bt.valid[r*bt.N+c] {
-					own++
-				}
+	most, rowsOfBig := 0, 0
+	for _, in := range tr.epochInstances(0) {
+		most = max(most, len(in.cands))
+		if ts.queries[in.query] == "big query" {
+			rowsOfBig++
+			if fmt.Sprint(in.cands) != fmt.Sprint(big) {
+				t.Errorf("the big query's row owns %v, want its whole labelled set %v", in.cands, big)
 			}
-			most = max(most, own)
 		}
 	}
-	if most < n {
-		t.Skipf("known deviation (issue 17, deviation 2): H-InfoNCE rows are chunks of max_candidates_per_query = %d; the largest row holds %d of the query's %d labelled candidates", p.MaxCandidatesPerQuery, most, n)
+	if most != n || rowsOfBig != 1 {
+		t.Fatalf("rows %q: the largest row owns %d candidates and the big query has %d rows; want one row with all %d", p.Rows, most, rowsOfBig, n)
+	}
+	// In the batch, the big query's row has all 20 valid with their tiers
+	// (1..5): its H-InfoNCE terms see every lower-tier candidate.
+	for _, bt := range tr.epochBatches(0) {
+		for r := 0; r < bt.B; r++ {
+			tiers := map[int32]int{}
+			for c := 0; c < bt.N; c++ {
+				if bt.valid[r*bt.N+c] && bt.tiers[r*bt.N+c] > 0 {
+					tiers[bt.tiers[r*bt.N+c]]++
+				}
+			}
+			if len(tiers) == 5 && (tiers[1] != 4 || tiers[5] != 4) {
+				t.Errorf("row %d: labelled tiers %v, want 4 of each of tiers 1..5", r, tiers)
+			}
+		}
+	}
+	p.Rows = "chunked"
+	chunked := newTrainer(p, 1, rowMode{}, ts, cat)
+	most = 0
+	for _, in := range chunked.epochInstances(0) {
+		most = max(most, len(in.cands))
+	}
+	if most != p.MaxCandidatesPerQuery {
+		t.Errorf("rows chunked: the largest row owns %d candidates, want chunks of %d", most, p.MaxCandidatesPerQuery)
 	}
 }

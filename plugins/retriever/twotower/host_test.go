@@ -2,8 +2,10 @@ package twotower
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cropsdev/crops/core/host"
@@ -62,6 +64,12 @@ func TestThroughPluginHost(t *testing.T) {
 			dir := t.TempDir()
 			req := w.trainReq(dir, 8, 3)
 			req.Loss = l
+			if name == "infonce" {
+				// Chunked rows: B rows per batch, so the step count
+				// below shows the per-positive rows (full rows size
+				// batches by columns; rows_test.go).
+				req.Params = json.RawMessage(strings.Replace(string(req.Params), `"epochs"`, `"rows": "chunked", "epochs"`, 1))
+			}
 			var first, last float64
 			n := 0
 			if err := ret.Train(ctx, req, func(e sdk.Progress) {

@@ -46,6 +46,17 @@ type Params struct {
 	WeightDecay           float64 `json:"weight_decay"`
 	ProgressEvery         int     `json:"progress_every"` // steps between progress events
 	KeepCheckpoints       int     `json:"keep_checkpoints"`
+	// Rows says what one score-matrix row holds (rows.go): "full" (the
+	// paper's S: the query's whole labelled candidate set, up to
+	// max_row_candidates, stratified by tier above it) or "chunked" (random
+	// chunks of max_candidates_per_query, the layout before issue 17).
+	Rows             string `json:"rows" jsonschema:"enum=full,enum=chunked"`
+	MaxRowCandidates int    `json:"max_row_candidates" jsonschema:"minimum=2"` // cap of a "full" row
+	// BatchColumns sizes a "full" batch by its own candidate columns rather
+	// than by rows: a batch holds about this many (rows.go: fullBatchRows);
+	// 0 = batch_queries * max_candidates_per_query, the width of a chunked
+	// batch, so that both layouts take about as many steps per epoch.
+	BatchColumns int `json:"batch_columns" jsonschema:"minimum=0"`
 	// CheckpointEvery writes a checkpoint after every this many epochs and
 	// after the last one; 0 writes none (the final model is always saved).
 	CheckpointEvery int `json:"checkpoint_every"`
@@ -88,6 +99,8 @@ func defaultParams() Params {
 		Epochs:                3,
 		BatchQueries:          64,
 		MaxCandidatesPerQuery: 8,
+		Rows:                  "full",
+		MaxRowCandidates:      128,
 		CandidateSampling:     "uniform",
 		LearningRate:          1e-3,
 		WeightDecay:           1e-4,
@@ -122,6 +135,9 @@ func (p *Params) Validate() error {
 		{p.BatchQueries >= 1, "batch_queries must be >= 1"},
 		{p.MaxCandidatesPerQuery >= 1, "max_candidates_per_query must be >= 1"},
 		{p.CandidateSampling == "uniform" || p.CandidateSampling == "top", `candidate_sampling must be "uniform" or "top"`},
+		{p.Rows == "full" || p.Rows == "chunked", `rows must be "full" (a query's whole candidate set per row) or "chunked" (chunks of max_candidates_per_query)`},
+		{p.MaxRowCandidates >= 2 && p.MaxRowCandidates <= 65536, "max_row_candidates must be in [2, 65536]"},
+		{p.BatchColumns >= 0, "batch_columns must be >= 0 (0 = batch_queries * max_candidates_per_query)"},
 		{p.LearningRate > 0, "learning_rate must be > 0"},
 		{p.WeightDecay >= 0, "weight_decay must be >= 0"},
 		{p.ProgressEvery >= 1, "progress_every must be >= 1"},

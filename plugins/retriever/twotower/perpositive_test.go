@@ -125,6 +125,7 @@ func TestPerPositiveBatches(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := defaultParams()
 			p.BatchQueries, p.MaxCandidatesPerQuery, p.CandidateSampling = c.B, c.M, c.sampling
+			p.Rows = "chunked"
 			tr := newTrainer(p, 42, rowMode{perPositive: true, positiveMinTier: c.minTier}, ts, cat)
 			// Reverse maps from features to query / item.
 			qOf, itOf := map[string]string{}, map[string]string{}
@@ -243,6 +244,9 @@ func TestPerPositiveTrain(t *testing.T) {
 	req := func(dir string, l sdk.Loss) sdk.TrainRequest {
 		r := w.trainReq(dir, 2, 5)
 		r.Loss = l
+		// Chunked rows: B rows per batch, so an epoch is ceil(pairs / B)
+		// steps (full rows size batches by columns; rows_test.go).
+		r.Params = json.RawMessage(strings.Replace(string(r.Params), `"epochs"`, `"rows": "chunked", "epochs"`, 1))
 		return r
 	}
 	pairs := 0

@@ -37,6 +37,7 @@ func (p *Params) configKey(seed int64, rm rowMode) string {
 		// checkpoint is refused rather than resumed with zeroed moments.
 		k += " optimizer=" + p.Optimizer
 	}
+	k += p.rowsKey()
 	if rm.perPositive {
 		k += fmt.Sprintf(" rows=per_positive positive_min_tier=%d", rm.positiveMinTier)
 	}
@@ -127,109 +128,12 @@ type instance struct {
 	pos int32
 }
 
-// epochBatches builds epoch e's (0-based) batches. The instances, their
-// order and the candidate chunks come from PCG(seed, saltEpoch+e) alone, so
-// a resumed run rebuilds exactly the batches an uninterrupted run would see
-// and no RNG state needs checkpointing.
-//
-// candidate_sampling "uniform" (default): an epoch is one pass over the
-// label table: each query's candidates are shuffled and cut into chunks of
-// up to M = max_candidates_per_query, each chunk one instance (a query with
-// many candidates appears in several rows, possibly of the same batch).
-// "top": one instance per query per epoch holding its M highest-tier
-// candidates (ties in random order).
-//
-// Column layout: row b owns columns [b*M, b*M+M); unused ones are padding.
-// For row b, another row's column is an in-batch negative with tier 0,
-// unless its item is labelled for b's query (then it carries that tier); a
-// repeated item is valid only once per row (its own column first), so no
-// item competes with itself.
+// epochBatches returns epoch e's (0-based) batches, all at once (tests and
+// the batch export; training takes them one at a time from epochSeq). See
+// rows.go for the row layouts.
 func (t *trainer) epochBatches(e int) []batch {
-	p := t.p
-	rng := rand.New(rand.NewPCG(uint64(t.seed), saltEpoch+uint64(e)))
-	B, M := p.BatchQueries, p.MaxCandidatesPerQuery
-	var inst []instance
-	if t.rm.perPositive {
-		inst = t.perPositiveInstances(rng)
-	} else {
-		for qi, cs := range t.ts.cands {
-			if p.CandidateSampling == "top" {
-				inst = append(inst, instance{qi, sampleCandidates(rng, cs, M, "top"), -1})
-				continue
-			}
-			sh := append([]labelled(nil), cs...)
-			rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
-			for lo := 0; lo < len(sh); lo += M {
-				inst = append(inst, instance{qi, sh[lo:min(lo+M, len(sh))], -1})
-			}
-		}
-	}
-	rng.Shuffle(len(inst), func(a, b int) { inst[a], inst[b] = inst[b], inst[a] })
-	N := B * M
-	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
 	var out []batch
-	for start := 0; start < len(inst); start += B {
-		end := min(start+B, len(inst))
-		bt := batch{B: B, N: N, Lq: Lq, Li: Li,
-			qIds: make([]int32, B*Lq), qW: make([]float32, B*Lq),
-			iIds: make([]int32, N*Li), iW: make([]float32, N*Li),
-			tiers: make([]int32, B*N), valid: make([]bool, B*N)}
-		colItem := make([]int32, N)
-		colOwner := make([]int, N)
-		for c := range colItem {
-			colItem[c] = -1
-			colOwner[c] = -1
-		}
-		for b := 0; b < end-start; b++ {
-			in := inst[start+b]
-			qi := in.query
-			copy(bt.qIds[b*Lq:], t.qIds[qi*Lq:(qi+1)*Lq])
-			copy(bt.qW[b*Lq:], t.qW[qi*Lq:(qi+1)*Lq])
-			for j, c := range in.cands {
-				col := b*M + j
-				colItem[col] = c.item
-				colOwner[col] = b
-				copy(bt.iIds[col*Li:], t.itemIds[c.item])
-				copy(bt.iW[col*Li:], t.itemW[c.item])
-			}
-		}
-		for b := 0; b < end-start; b++ {
-			qi := inst[start+b].query
-			labels := make(map[int32]int32, len(t.ts.cands[qi]))
-			for _, c := range t.ts.cands[qi] {
-				labels[c.item] = c.tier
-			}
-			seen := make(map[int32]bool, N)
-			if pos := inst[start+b].pos; pos >= 0 {
-				// Per-positive row: the query's other positives (owned by
-				// its other rows of this batch) are masked out, so the row
-				// holds exactly one positive. Marking them seen keeps them
-				// invalid in every column.
-				for _, c := range t.ts.cands[qi] {
-					if c.tier >= t.rm.positiveMinTier && c.item != pos {
-						seen[c.item] = true
-					}
-				}
-			}
-			row := b * N
-			for col := b * M; col < (b+1)*M; col++ {
-				if it := colItem[col]; it >= 0 && !seen[it] {
-					seen[it] = true
-					bt.valid[row+col] = true
-					bt.tiers[row+col] = labels[it]
-					bt.examples++
-				}
-			}
-			for col := 0; col < N; col++ {
-				it := colItem[col]
-				if it < 0 || colOwner[col] == b || seen[it] {
-					continue
-				}
-				seen[it] = true
-				bt.valid[row+col] = true
-				bt.tiers[row+col] = labels[it] // 0 when not labelled for this query
-			}
-		}
+	for _, bt := range t.epochSeq(e) {
 		out = append(out, bt)
 	}
 	return out
@@ -514,7 +418,9 @@ const modelFile = "model.state"
 // stepsPerEpoch is the number of batches in every epoch.
 func (t *trainer) stepsPerEpoch() int64 {
 	n := len(t.ts.queries)
-	if t.rm.perPositive {
+	if t.full() {
+		n = t.fullRowsPerEpoch()
+	} else if t.rm.perPositive {
 		n = t.positivePairs()
 	} else if t.p.CandidateSampling == "uniform" {
 		n = 0
@@ -522,7 +428,8 @@ func (t *trainer) stepsPerEpoch() int64 {
 			n += (len(cs) + t.p.MaxCandidatesPerQuery - 1) / t.p.MaxCandidatesPerQuery
 		}
 	}
-	return int64((n + t.p.BatchQueries - 1) / t.p.BatchQueries)
+	B := t.batchRows()
+	return int64((n + B - 1) / B)
 }
 
 // positivePairs counts the (query, positive) pairs: the rows of a

@@ -61,7 +61,7 @@ func (l *trainLoop) run() error {
 	l.step = l.meta.Step
 	l.winStart = time.Now()
 	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
-		for _, bt := range l.t.epochBatches(e) {
+		for _, bt := range l.t.epochSeq(e) {
 			if l.step >= l.total {
 				return nil
 			}

@@ -646,6 +646,7 @@ func TestEpochBatches(t *testing.T) {
 	for _, mode := range []string{"uniform", "top"} {
 		p := defaultParams()
 		p.BatchQueries, p.MaxCandidatesPerQuery, p.CandidateSampling = 5, 3, mode
+		p.Rows = "chunked"
 		p.HashBuckets = 1024
 		tr := newTrainer(p, 42, rowMode{}, ts, cat)
 		b0, b0again, b1 := tr.epochBatches(0), tr.epochBatches(0), tr.epochBatches(1)

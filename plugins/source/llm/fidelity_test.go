@@ -86,10 +86,8 @@ func keys(m map[string][]Message) []string {
 }
 
 // The paper's generated record includes related queries, and the synthetic
-// item is what the item tower reads. Known deviation 3 of issue 17: they are
-// dropped from the synthetic item's text (synthesize keeps caption, tags,
-// keywords and cover text only). The test checks the real output and skips
-// while the deviation stands; it passes once related_queries reach the item.
+// item is what the item tower reads. Deviation 3 of issue 17 had them dropped
+// from the synthetic item's text; synthesize now appends them to the tags.
 func TestFidelityP3RelatedQueriesInItemText(t *testing.T) {
 	e := newEnv(t)
 	f := newFakeLLM(t, okResponder)
@@ -107,9 +105,9 @@ func TestFidelityP3RelatedQueriesInItemText(t *testing.T) {
 		}
 	}
 	if missing > 0 {
-		t.Skipf("known deviation (issue 17, deviation 3): related_queries are dropped from the synthetic item's text (%d of %d items lack them)", missing, len(items))
+		t.Errorf("related_queries are missing from the synthetic item's text in %d of %d items (issue 17, deviation 3)", missing, len(items))
 	}
 }
 
-// The server half of deviation 3 (the world's LLM ignores the exemplar) is
+// The server half of deviation 3 (the world's LLM ignored the exemplar) is
 // checked in core/llmserve: TestFidelityP3ExemplarConditionsTheAnswer.

@@ -44,6 +44,15 @@ type Params struct {
 	MaxCaptionChars int     `json:"max_caption_chars" jsonschema:"minimum=1"`
 	MaxTextChars    int     `json:"max_text_chars" jsonschema:"minimum=1"`
 	MaxListLen      int     `json:"max_list_len" jsonschema:"minimum=1"`
+	// Exemplar chooses the one-shot example item of each query's prompt
+	// (exemplar.go): "most_clicked" (the query's most-clicked train item,
+	// ties by item_id), "random_clicked" (one of its clicked train items,
+	// drawn with the seed), or "gate_passing" (the item of exemplar_path with
+	// the highest confidence >= exemplar_min_confidence for the query, e.g. a
+	// gated candidate table; most_clicked where the query has none).
+	Exemplar              string  `json:"exemplar" jsonschema:"enum=most_clicked,enum=random_clicked,enum=gate_passing"`
+	ExemplarPath          string  `json:"exemplar_path" jsonschema_description:"gate_passing: a Parquet table with columns query, item_id, confidence (e.g. a gated candidate table)"`
+	ExemplarMinConfidence float64 `json:"exemplar_min_confidence" jsonschema:"minimum=0,maximum=1" jsonschema_description:"gate_passing: the lowest confidence an exemplar may have (the gate's alpha)"`
 }
 
 // DefaultParams returns the documented defaults.
@@ -60,6 +69,9 @@ func DefaultParams() Params {
 		MaxCaptionChars: 1000,
 		MaxTextChars:    200,
 		MaxListLen:      20,
+
+		Exemplar:              ExemplarMostClicked,
+		ExemplarMinConfidence: 0.6,
 	}
 }
 
@@ -116,6 +128,9 @@ func (p *Params) Validate() error {
 	}
 	if p.Budget.MaxRequests < 0 || p.Budget.MaxTokens < 0 {
 		return fmt.Errorf("budget: max_requests and max_tokens must be >= 0 (0 = unlimited)")
+	}
+	if err := p.validateExemplar(); err != nil {
+		return err
 	}
 	p.BaseURL = strings.TrimRight(p.BaseURL, "/")
 	return nil

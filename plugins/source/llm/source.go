@@ -17,12 +17,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,9 +66,12 @@ type job struct {
 	query    string
 	freq     int64
 	exemplar string // exemplar item_id
-	req      ChatRequest
-	body     []byte
-	key      string
+	// exemplarFallback: exemplar gate_passing found no item for the query
+	// and took its most-clicked one.
+	exemplarFallback bool
+	req              ChatRequest
+	body             []byte
+	key              string
 }
 
 type jobResult struct {
@@ -109,78 +108,38 @@ type Report struct {
 	RecordsValid    int            `json:"records_valid"`
 	Items           int            `json:"items_written"`
 	Candidates      int            `json:"candidates_written"`
-	ElapsedMS       int64          `json:"elapsed_ms"`
+	// Exemplar is params.exemplar; ExemplarFallbacks counts the queries for
+	// which gate_passing found no item and used the most-clicked one.
+	Exemplar          string `json:"exemplar"`
+	ExemplarFallbacks int    `json:"exemplar_fallbacks"`
+	ElapsedMS         int64  `json:"elapsed_ms"`
 }
 
-// Mine implements sdk.PositiveSource.
+// Mine implements sdk.PositiveSource. The steps are in mine.go: prepare
+// (params, key, cache), selectJobs, run (cache or server), collect (parse,
+// count, synthesize), writeOutputs.
 func (s *Source) Mine(ctx context.Context, mr sdk.MineRequest) (sdk.MineResult, error) {
 	start := time.Now()
 	p := DefaultParams()
 	if err := sdk.DecodeParams(mr.Params, &p); err != nil {
 		return sdk.MineResult{}, fmt.Errorf("llm source: %w", err)
 	}
-	if mr.OutputPath == "" || mr.ItemsOutputPath == "" {
-		return sdk.MineResult{}, errors.New("llm source: MineRequest needs both OutputPath (candidates) and ItemsOutputPath (the synthetic items it creates)")
-	}
-	if err := checkReadableText(mr.DatasetDir); err != nil {
+	env, err := s.prepare(mr, p)
+	if err != nil {
 		return sdk.MineResult{}, err
 	}
-	keyEnv := p.APIKeyEnv
-	if keyEnv == "" {
-		keyEnv = DefaultAPIKeyEnv
-	}
-	apiKey := os.Getenv(keyEnv)
-	if apiKey == "" {
-		if p.APIKeyEnv != "" {
-			return sdk.MineResult{}, fmt.Errorf("llm source: params.api_key_env names %s but that environment variable is empty or unset; export it (under a plugin host it must also be forwarded to the plugin: the llm plugin declares only %s)", keyEnv, DefaultAPIKeyEnv)
-		}
-		s.log.Info("llm: no API key; sending no Authorization header", "env", keyEnv)
-	}
-	cacheDir := p.CacheDir
-	if cacheDir == "" {
-		if mr.WorkDir == "" {
-			return sdk.MineResult{}, errors.New("llm source: neither params.cache_dir nor the request's WorkDir is set; the answer cache needs a directory")
-		}
-		cacheDir = filepath.Join(mr.WorkDir, "llm-cache")
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return sdk.MineResult{}, fmt.Errorf("llm source: cache_dir: %w", err)
-	}
-	seed := mr.Seed
-	if p.Seed != nil {
-		seed = *p.Seed
-	}
-
 	db, err := duck.Open(ctx, 0)
 	if err != nil {
 		return sdk.MineResult{}, fmt.Errorf("llm source: %w", err)
 	}
 	defer db.Close()
-	jobs, err := selectJobs(ctx, db, mr.DatasetDir, p, seed)
+	jobs, err := selectJobs(ctx, db, mr.DatasetDir, p, env.seed)
 	if err != nil {
 		return sdk.MineResult{}, err
 	}
-
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = p.Concurrency
-	c := &client{
-		url:           p.BaseURL + "/chat/completions",
-		apiKey:        apiKey,
-		apiKeyEnv:     keyEnv,
-		timeout:       time.Duration(p.TimeoutMS) * time.Millisecond,
-		maxRetries:    p.MaxRetries,
-		backoffBase:   time.Duration(p.BackoffBaseMS) * time.Millisecond,
-		backoffMax:    time.Duration(p.BackoffMaxMS) * time.Millisecond,
-		maxRetryAfter: time.Duration(p.MaxRetryAfterMS) * time.Millisecond,
-		seed:          uint64(seed),
-		http:          &http.Client{Transport: tr},
-		budget:        &budget{maxRequests: p.Budget.MaxRequests, maxTokens: p.Budget.MaxTokens},
-		log:           s.log,
-	}
-	defer tr.CloseIdleConnections()
-	cache := diskCache{dir: cacheDir}
-
-	results, cacheErrs, runErr := s.run(ctx, c, cache, jobs, p.Concurrency)
+	c := newClient(p, env, s.log)
+	defer c.http.CloseIdleConnections()
+	results, cacheErrs, runErr := s.run(ctx, c, diskCache{dir: env.cacheDir}, jobs, p.Concurrency)
 	if runErr != nil {
 		answered := 0
 		for _, r := range results {
@@ -189,59 +148,11 @@ func (s *Source) Mine(ctx context.Context, mr sdk.MineRequest) (sdk.MineResult, 
 			}
 		}
 		return sdk.MineResult{}, fmt.Errorf("llm source: stopped after %d of %d queries were answered (every answer is cached in %s; a rerun sends only the missing requests): %w",
-			answered, len(jobs), cacheDir, runErr)
+			answered, len(jobs), env.cacheDir, runErr)
 	}
-
-	rep := Report{
-		Model: p.Model, BaseURL: p.BaseURL, CacheDir: cacheDir, NItems: p.NItems,
-		QueriesSelected: len(jobs), QueriesFailed: map[string]int{}, Retries: map[string]int{},
-		Budget: p.Budget, CacheWriteErrs: cacheErrs,
-		Malformed: map[string]int{}, InvalidRecords: map[string]int{},
-	}
+	rep, items, cands, firstErr := collect(p, jobs, results)
+	rep.CacheDir, rep.CacheWriteErrs = env.cacheDir, cacheErrs
 	rep.RequestsSent, rep.TokensUsed, rep.BudgetExhausted = c.budget.snapshot()
-	lim := Limits{MaxCaptionChars: p.MaxCaptionChars, MaxTextChars: p.MaxTextChars, MaxListLen: p.MaxListLen}
-	var items []itemRow
-	var cands []candRow
-	var firstErr string
-	for i, r := range results {
-		j := jobs[i]
-		for k, v := range r.out.retries {
-			rep.Retries[k] += v
-		}
-		if r.out.failKind != "" {
-			rep.QueriesFailed[r.out.failKind]++
-			if firstErr == "" && r.out.lastErr != "" {
-				firstErr = r.out.lastErr
-			}
-			continue
-		}
-		rep.QueriesAnswered++
-		if r.fromCache {
-			rep.QueriesCached++
-			if r.usage != nil {
-				rep.TokensCached += r.usage.TotalTokens
-			}
-		}
-		if r.finish == "length" {
-			rep.FinishLength++
-		}
-		parsed := ParseAnswer(r.content, p.NItems, lim)
-		if parsed.Fenced {
-			rep.FencedAnswers++
-		}
-		for k, v := range parsed.Malformed {
-			rep.Malformed[k] += v
-		}
-		for k, v := range parsed.Invalid {
-			rep.InvalidRecords[k] += v
-		}
-		rep.RecordsValid += len(parsed.Records)
-		for n, rec := range parsed.Records {
-			it, cd := synthesize(j, parsed.Indices[n], rec, p.Model)
-			items = append(items, it)
-			cands = append(cands, cd)
-		}
-	}
 	if rep.QueriesAnswered == 0 && len(jobs) > 0 && rep.QueriesFailed[FailBudget] < len(jobs) {
 		return sdk.MineResult{}, fmt.Errorf("llm source: none of %d queries got an answer from %s (failures: %v); first error: %s",
 			len(jobs), c.url, sortedCounts(rep.QueriesFailed), firstErr)
@@ -256,7 +167,7 @@ func (s *Source) Mine(ctx context.Context, mr sdk.MineRequest) (sdk.MineResult, 
 			"queries_skipped", rep.QueriesFailed[FailBudget], "requests", rep.RequestsSent, "tokens", rep.TokensUsed)
 	}
 	s.log.Info("llm: mined", "queries", len(jobs), "answered", rep.QueriesAnswered, "from_cache", rep.QueriesCached,
-		"requests", rep.RequestsSent, "tokens", rep.TokensUsed, "items", rep.Items,
+		"requests", rep.RequestsSent, "tokens", rep.TokensUsed, "items", rep.Items, "exemplar", p.Exemplar,
 		"malformed", sortedCounts(rep.Malformed), "invalid_records", sortedCounts(rep.InvalidRecords), "failed", sortedCounts(rep.QueriesFailed))
 	raw, err := json.Marshal(rep)
 	if err != nil {
@@ -281,6 +192,7 @@ func (r Report) stats() sdk.Stats {
 		"items":                float64(r.Items),
 		"candidates":           float64(r.Candidates),
 		"budget_exhausted":     0,
+		"exemplar_fallbacks":   float64(r.ExemplarFallbacks),
 	}
 	if r.BudgetExhausted != "" {
 		st["budget_exhausted"] = 1
@@ -411,11 +323,16 @@ func saltOf(key string) uint64 {
 
 // selectJobs picks the train queries with at least one click, most frequent
 // (distinct train requests) first, ties by more clicks then by query text,
-// and each one's most-clicked train item (ties by item_id) as the exemplar.
+// and each one's exemplar as params.exemplar says (exemplar.go; default its
+// most-clicked train item, ties by item_id).
 func selectJobs(ctx context.Context, db *sql.DB, dir string, p Params, seed int64) ([]job, error) {
 	search := duck.ReadParquet(dataset.TablePath(dir, dataset.SearchTable))
 	split := duck.ReadParquet(dataset.TablePath(dir, dataset.SplitTable))
 	items := duck.ReadParquet(dataset.TablePath(dir, dataset.ItemsTable))
+	exCTEs, err := exemplarCTEs(ctx, db, p, seed)
+	if err != nil {
+		return nil, err
+	}
 	limit := ""
 	if p.MaxQueries > 0 {
 		limit = fmt.Sprintf("LIMIT %d", p.MaxQueries)
@@ -430,18 +347,14 @@ qs AS (
   FROM tr GROUP BY query HAVING count(*) FILTER (WHERE clicked) > 0
 ),
 sel AS (SELECT * FROM qs ORDER BY freq DESC, clicks DESC, query %s),
-ex AS (
-  SELECT query, item_id FROM tr WHERE clicked AND query IN (SELECT query FROM sel)
-  GROUP BY query, item_id
-  QUALIFY row_number() OVER (PARTITION BY query ORDER BY count(*) DESC, item_id) = 1
-),
+%s,
 it AS (
   SELECT item_id, title, caption, tags FROM %s WHERE item_id IN (SELECT item_id FROM ex)
   QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY title, caption) = 1
 )
-SELECT sel.query, sel.freq, ex.item_id, coalesce(it.title, ''), coalesce(it.caption, ''), coalesce(it.tags, '')
+SELECT sel.query, sel.freq, ex.item_id, ex.fallback, coalesce(it.title, ''), coalesce(it.caption, ''), coalesce(it.tags, '')
 FROM sel JOIN ex USING (query) LEFT JOIN it ON it.item_id = ex.item_id
-ORDER BY sel.freq DESC, sel.clicks DESC, sel.query`, search, split, duck.Lit(dataset.SplitTrain), limit, items)
+ORDER BY sel.freq DESC, sel.clicks DESC, sel.query`, search, split, duck.Lit(dataset.SplitTrain), limit, exCTEs, items)
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("llm source: select train queries with clicks and their exemplars from %s: %w", dir, err)
@@ -457,7 +370,7 @@ ORDER BY sel.freq DESC, sel.clicks DESC, sel.query`, search, split, duck.Lit(dat
 	for rows.Next() {
 		var j job
 		var title, caption, tags string
-		if err := rows.Scan(&j.query, &j.freq, &j.exemplar, &title, &caption, &tags); err != nil {
+		if err := rows.Scan(&j.query, &j.freq, &j.exemplar, &j.exemplarFallback, &title, &caption, &tags); err != nil {
 			return nil, fmt.Errorf("llm source: read selected queries: %w", err)
 		}
 		ex := Exemplar{Title: title, Caption: caption, Tags: splitList(tags)}
@@ -514,18 +427,22 @@ func synthesize(j job, idx int, rec Record, model string) (itemRow, candRow) {
 	if title == "" {
 		title = strings.Join(rec.Keywords, ", ")
 	}
-	// The paper's item text is title, caption, keywords and OCR; the items
-	// table has no keywords column, so keywords not already among the tags
-	// are appended to the tags.
+	// The paper's synthetic item text is the whole generated record: title,
+	// caption, tags, keywords, cover text (OCR) and related queries. The
+	// items table has no keywords or related-queries column, so keywords and
+	// then related queries not already among the tags are appended to the
+	// tags, where every retriever reads them.
 	tags := append([]string(nil), rec.Tags...)
 	seen := map[string]bool{}
 	for _, t := range tags {
 		seen[strings.ToLower(t)] = true
 	}
-	for _, k := range rec.Keywords {
-		if !seen[strings.ToLower(k)] {
-			seen[strings.ToLower(k)] = true
-			tags = append(tags, k)
+	for _, l := range [][]string{rec.Keywords, rec.RelatedQueries} {
+		for _, k := range l {
+			if !seen[strings.ToLower(k)] {
+				seen[strings.ToLower(k)] = true
+				tags = append(tags, k)
+			}
 		}
 	}
 	ev, _ := json.Marshal(evidence{Model: model, CacheKey: j.key[:16], Record: idx})

@@ -74,8 +74,9 @@ func TestMineSelectsQueriesAndExemplars(t *testing.T) {
 			t.Fatalf("item %d id %s, candidate id %s", i, items[i][0], c[1])
 		}
 	}
-	// Record 0 of "transformer": title = cover_text, tags + keywords, ocr = cover_text, author NULL.
-	want := []string{cands[0][1], "cover 0", "video 0 about transformer", "tag0,transformer,kw0", "cover 0", "<nil>"}
+	// Record 0 of "transformer": title = cover_text, tags + keywords +
+	// related queries, ocr = cover_text, author NULL.
+	want := []string{cands[0][1], "cover 0", "video 0 about transformer", "tag0,transformer,kw0,transformer more", "cover 0", "<nil>"}
 	if !reflect.DeepEqual(items[0], want) {
 		t.Fatalf("item 0: %v want %v", items[0], want)
 	}

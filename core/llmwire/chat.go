@@ -1,4 +1,11 @@
-package llm
+// Package llmwire is the wire format shared by the llm positive source
+// (plugins/source/llm, the client) and the world's offline LLM
+// (core/llmserve, the server): the subset of the OpenAI chat-completions
+// protocol they speak, the record shape of an answer, and the one-shot prompt
+// with its quoted data block. It lives in core so that core/llmserve needs no
+// plugin package (core knows no plugin by name); it depends on the standard
+// library only.
+package llmwire
 
 import "encoding/json"
 

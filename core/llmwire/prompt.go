@@ -1,4 +1,4 @@
-package llm
+package llmwire
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 )
 
 // The prompt format is defined here, in one place, and shared by the client
-// (this package) and the offline oracle server (core/llmserve): the server
+// (plugins/source/llm) and the offline oracle server (core/llmserve): the server
 // finds the query by parsing exactly what BuildPrompt wrote.
 //
 // Query and item text come from user logs and are untrusted. They never enter

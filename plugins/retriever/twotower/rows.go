@@ -1,0 +1,366 @@
+package twotower
+
+import (
+	"fmt"
+	"iter"
+	"math/rand/v2"
+)
+
+// Row construction (issue 17, item 3). The paper's H-InfoNCE treats each
+// query's labelled candidate set S as one sample: every candidate competes
+// against every candidate of S with a strictly lower label. rows "full"
+// (default) therefore gives each query one score-matrix row per epoch that
+// owns its whole S, up to max_row_candidates; above the cap a stratified
+// sample (stratifiedSample) keeps every tier. Per-positive InfoNCE (the
+// per_positive_rows capability) gets, for each positive of that same sample,
+// a row with the positive and the sample's non-positives, so Table 4 compares
+// the losses on the same candidates. rows "chunked" keeps the earlier layout
+// (random chunks of max_candidates_per_query), byte for byte.
+//
+// In both layouts row b owns a contiguous range of columns, [off[b],
+// off[b+1]); every other column of the batch is an in-batch item for it
+// (tier 0 unless labelled for b's query). Chunked rows own M columns each
+// (N = B*M); full rows own as many columns as they have candidates, and N is
+// their sum rounded up to fullColumnAlign.
+
+// fullColumnAlign rounds a full-row batch's width up, so that batches vary in
+// few shapes (each new shape recompiles the gomlx graph on embedding_bag
+// "graph"); the padding columns are invalid.
+const fullColumnAlign = 64
+
+// rowsKey is the part of the checkpoint key that names the row layout.
+// Chunked rows add nothing, so their keys stay those of earlier versions.
+func (p *Params) rowsKey() string {
+	if p.Rows == "chunked" {
+		return ""
+	}
+	return fmt.Sprintf(" rows=%s cap=%d cols=%d", p.Rows, p.MaxRowCandidates, p.BatchColumns)
+}
+
+// batchRows is the number of rows of a batch: batch_queries for chunked
+// rows. Full rows are as wide as their candidate sets, so a batch of
+// batch_queries of them would hold (mean width / M) times the columns of a
+// chunked batch, and an epoch (one row per query) would take that many
+// times fewer optimizer steps: on the small world, 40 steps in 5 epochs
+// instead of 1,295. Full batches are sized by columns instead: about
+// batch_columns (default B*M) own columns, i.e. round(batch_columns / mean
+// row width) rows, at least 1, so steps per epoch and work per step stay
+// close to the chunked layout's. The mean is over the rows of a full epoch
+// and needs no random draw.
+func (t *trainer) batchRows() int {
+	if !t.full() {
+		return t.p.BatchQueries
+	}
+	cols := t.p.BatchColumns
+	if cols == 0 {
+		cols = t.p.BatchQueries * t.p.MaxCandidatesPerQuery
+	}
+	var rows, width int
+	for _, cs := range t.ts.cands {
+		runs := tierRuns(cs)
+		sizes := make([]int, len(runs))
+		for k, r := range runs {
+			sizes[k] = r[1] - r[0]
+		}
+		take := stratumSizes(sizes, t.p.MaxRowCandidates)
+		if !t.rm.perPositive {
+			rows++
+			for _, n := range take {
+				width += n
+			}
+			continue
+		}
+		pos, neg := 0, 0
+		for k, n := range take {
+			if cs[runs[k][0]].tier >= t.rm.positiveMinTier {
+				pos += n
+			} else {
+				neg += n
+			}
+		}
+		rows += pos
+		width += pos * (1 + neg)
+	}
+	if rows == 0 || width == 0 {
+		return 1
+	}
+	return max(1, int(float64(cols)*float64(rows)/float64(width)+0.5))
+}
+
+func (t *trainer) full() bool { return t.p.Rows != "chunked" }
+
+// epochInstances builds epoch e's rows, shuffled. The instances, their order
+// and the candidate samples come from PCG(seed, saltEpoch+e) alone, so a
+// resumed run rebuilds exactly the batches an uninterrupted run would see.
+func (t *trainer) epochInstances(e int) []instance {
+	rng := rand.New(rand.NewPCG(uint64(t.seed), saltEpoch+uint64(e)))
+	var inst []instance
+	switch {
+	case t.full() && t.rm.perPositive:
+		inst = t.fullPerPositiveInstances(rng)
+	case t.full():
+		for qi, cs := range t.ts.cands {
+			inst = append(inst, instance{qi, stratifiedSample(rng, cs, t.p.MaxRowCandidates), -1})
+		}
+	case t.rm.perPositive:
+		inst = t.perPositiveInstances(rng)
+	default:
+		inst = t.chunkedInstances(rng)
+	}
+	rng.Shuffle(len(inst), func(a, b int) { inst[a], inst[b] = inst[b], inst[a] })
+	return inst
+}
+
+// chunkedInstances is the "chunked" layout: candidate_sampling "uniform"
+// shuffles each query's candidates and cuts them into chunks of up to M, one
+// instance each (an epoch is one pass over the label table); "top" gives each
+// query one instance with its M highest-tier candidates (ties at random).
+func (t *trainer) chunkedInstances(rng *rand.Rand) []instance {
+	M := t.p.MaxCandidatesPerQuery
+	var inst []instance
+	for qi, cs := range t.ts.cands {
+		if t.p.CandidateSampling == "top" {
+			inst = append(inst, instance{qi, sampleCandidates(rng, cs, M, "top"), -1})
+			continue
+		}
+		sh := append([]labelled(nil), cs...)
+		rng.Shuffle(len(sh), func(a, b int) { sh[a], sh[b] = sh[b], sh[a] })
+		for lo := 0; lo < len(sh); lo += M {
+			inst = append(inst, instance{qi, sh[lo:min(lo+M, len(sh))], -1})
+		}
+	}
+	return inst
+}
+
+// fullPerPositiveInstances draws each query's candidate sample S' exactly as
+// the h-infonce rows do, then builds one row per positive of S': the positive
+// first, then every non-positive of S'. Queries without a positive in S' have
+// no row.
+func (t *trainer) fullPerPositiveInstances(rng *rand.Rand) []instance {
+	var inst []instance
+	for qi, cs := range t.ts.cands {
+		s := stratifiedSample(rng, cs, t.p.MaxRowCandidates)
+		var pos, neg []labelled
+		for _, c := range s {
+			if c.tier >= t.rm.positiveMinTier {
+				pos = append(pos, c)
+			} else {
+				neg = append(neg, c)
+			}
+		}
+		for _, ps := range pos {
+			own := append(make([]labelled, 0, 1+len(neg)), ps)
+			inst = append(inst, instance{qi, append(own, neg...), ps.item})
+		}
+	}
+	return inst
+}
+
+// tierRuns returns the [start, end) runs of equal tiers of cands, which are
+// sorted by tier descending.
+func tierRuns(cands []labelled) [][2]int {
+	var runs [][2]int
+	for s := 0; s < len(cands); {
+		e := s
+		for e < len(cands) && cands[e].tier == cands[s].tier {
+			e++
+		}
+		runs = append(runs, [2]int{s, e})
+		s = e
+	}
+	return runs
+}
+
+// stratumSizes splits a budget of m samples over strata of the given sizes:
+// every stratum gets one (when m allows, highest tier first), the rest is
+// shared in proportion to the strata's sizes by largest remainder (ties to
+// the higher tier). The result depends on the sizes alone, not on any random
+// draw, so the number of rows of an epoch is known in advance.
+func stratumSizes(sizes []int, m int) []int {
+	out := make([]int, len(sizes))
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	if total <= m {
+		copy(out, sizes)
+		return out
+	}
+	left := m
+	for k := range sizes {
+		if left > 0 && sizes[k] > 0 {
+			out[k], left = 1, left-1
+		}
+	}
+	rest := 0 // candidates not yet taken
+	for k, s := range sizes {
+		rest += s - out[k]
+	}
+	if left == 0 || rest == 0 {
+		return out
+	}
+	budget := left
+	rem := make([]int64, len(sizes)) // remainders scaled by rest
+	for k, s := range sizes {
+		extra := int64(s-out[k]) * int64(budget)
+		add := int(extra / int64(rest))
+		out[k] += add
+		left -= add
+		rem[k] = extra % int64(rest)
+	}
+	for ; left > 0; left-- {
+		best := -1
+		for k := range sizes {
+			if out[k] < sizes[k] && (best < 0 || rem[k] > rem[best]) {
+				best = k
+			}
+		}
+		out[best]++
+		rem[best] = -1
+	}
+	return out
+}
+
+// stratifiedSample returns cands when they fit in m; otherwise m of them,
+// with every tier represented (stratumSizes) and a seeded uniform subset
+// within each tier, in tier-descending order.
+func stratifiedSample(rng *rand.Rand, cands []labelled, m int) []labelled {
+	if len(cands) <= m {
+		return cands
+	}
+	runs := tierRuns(cands)
+	sizes := make([]int, len(runs))
+	for k, r := range runs {
+		sizes[k] = r[1] - r[0]
+	}
+	take := stratumSizes(sizes, m)
+	out := make([]labelled, 0, m)
+	for k, r := range runs {
+		out = append(out, sampleCandidates(rng, cands[r[0]:r[1]], take[k], "uniform")...)
+	}
+	return out
+}
+
+// fullRowsPerEpoch counts the rows of a "full" epoch without drawing them.
+func (t *trainer) fullRowsPerEpoch() int {
+	if !t.rm.perPositive {
+		return len(t.ts.cands)
+	}
+	n := 0
+	for _, cs := range t.ts.cands {
+		runs := tierRuns(cs)
+		sizes := make([]int, len(runs))
+		for k, r := range runs {
+			sizes[k] = r[1] - r[0]
+		}
+		for k, take := range stratumSizes(sizes, t.p.MaxRowCandidates) {
+			if cs[runs[k][0]].tier >= t.rm.positiveMinTier {
+				n += take
+			}
+		}
+	}
+	return n
+}
+
+// epochSeq yields epoch e's batches one at a time, so that an epoch of wide
+// rows never sits in memory whole.
+func (t *trainer) epochSeq(e int) iter.Seq2[int, batch] {
+	return func(yield func(int, batch) bool) {
+		inst := t.epochInstances(e)
+		B := t.batchRows()
+		for k, start := 0, 0; start < len(inst); k, start = k+1, start+B {
+			if !yield(k, t.buildBatch(inst[start:min(start+B, len(inst))], B)) {
+				return
+			}
+		}
+	}
+}
+
+// columnOffsets returns the row offsets of a batch of these instances: row b
+// owns columns [off[b], off[b+1]); off[B] <= N.
+func (t *trainer) columnOffsets(inst []instance, B int) (off []int, N int) {
+	M := t.p.MaxCandidatesPerQuery
+	off = make([]int, B+1)
+	for b := 0; b < B; b++ {
+		w := M
+		if t.full() {
+			w = 0
+			if b < len(inst) {
+				w = len(inst[b].cands)
+			}
+		}
+		off[b+1] = off[b] + w
+	}
+	N = off[B]
+	if t.full() {
+		N = max(fullColumnAlign, (N+fullColumnAlign-1)/fullColumnAlign*fullColumnAlign)
+	}
+	return off, N
+}
+
+// buildBatch lays out up to B (batchRows) instances as one batch of B rows
+// (the last batch of an epoch has padding rows). For row b, its own
+// columns carry their tiers; another row's column is an in-batch negative with
+// tier 0 unless its item is labelled for b's query (then it carries that
+// tier); a repeated item is valid only once per row (its own column first),
+// so no item competes with itself. In per-positive rows, the query's other
+// positives are invalid everywhere, so the row holds exactly one positive.
+func (t *trainer) buildBatch(inst []instance, B int) batch {
+	p := t.p
+	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
+	off, N := t.columnOffsets(inst, B)
+	bt := batch{B: B, N: N, Lq: Lq, Li: Li,
+		qIds: make([]int32, B*Lq), qW: make([]float32, B*Lq),
+		iIds: make([]int32, N*Li), iW: make([]float32, N*Li),
+		tiers: make([]int32, B*N), valid: make([]bool, B*N)}
+	colItem := make([]int32, N)
+	colOwner := make([]int, N)
+	for c := range colItem {
+		colItem[c], colOwner[c] = -1, -1
+	}
+	for b, in := range inst {
+		qi := in.query
+		copy(bt.qIds[b*Lq:], t.qIds[qi*Lq:(qi+1)*Lq])
+		copy(bt.qW[b*Lq:], t.qW[qi*Lq:(qi+1)*Lq])
+		for j, c := range in.cands {
+			col := off[b] + j
+			colItem[col], colOwner[col] = c.item, b
+			copy(bt.iIds[col*Li:], t.itemIds[c.item])
+			copy(bt.iW[col*Li:], t.itemW[c.item])
+		}
+	}
+	for b, in := range inst {
+		qi := in.query
+		labels := make(map[int32]int32, len(t.ts.cands[qi]))
+		for _, c := range t.ts.cands[qi] {
+			labels[c.item] = c.tier
+		}
+		seen := make(map[int32]bool, off[b+1]-off[b]+len(t.ts.cands[qi]))
+		if in.pos >= 0 {
+			for _, c := range t.ts.cands[qi] {
+				if c.tier >= t.rm.positiveMinTier && c.item != in.pos {
+					seen[c.item] = true
+				}
+			}
+		}
+		row := b * N
+		for col := off[b]; col < off[b+1]; col++ {
+			if it := colItem[col]; it >= 0 && !seen[it] {
+				seen[it] = true
+				bt.valid[row+col] = true
+				bt.tiers[row+col] = labels[it]
+				bt.examples++
+			}
+		}
+		for col := 0; col < N; col++ {
+			it := colItem[col]
+			if it < 0 || colOwner[col] == b || seen[it] {
+				continue
+			}
+			seen[it] = true
+			bt.valid[row+col] = true
+			bt.tiers[row+col] = labels[it] // 0 when not labelled for this query
+		}
+	}
+	return bt
+}
