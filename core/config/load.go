@@ -473,6 +473,7 @@ func (r *resolver) checkPipeline(pl Pipeline, at []string) {
 				lp := Plugin{Plugin: g.Loss}
 				r.checkPluginNamed(sdk.KindLoss, &lp, sub(gat, "loss"), nil)
 			}
+			r.checkDiscriminator(g, gat)
 		}
 		pl.Sources[i] = src
 	}
@@ -609,6 +610,7 @@ func copySource(s Source) Source {
 	if s.Gate != nil {
 		g := *s.Gate
 		g.RetrieverParams = copyParams(s.Gate.RetrieverParams)
+		g.Discriminator = copyPlugin(s.Gate.Discriminator)
 		c.Gate = &g
 	}
 	return c
@@ -636,6 +638,7 @@ func overrideSource(base, over Source) Source {
 		if g.CalibrationNegatives != "" {
 			out.Gate.CalibrationNegatives = g.CalibrationNegatives
 		}
+		overrideGateTheta(out.Gate, g)
 		out.Gate.RetrieverParams = mergeParams(out.Gate.RetrieverParams, g.RetrieverParams)
 		if len(out.Gate.RetrieverParams) == 0 {
 			out.Gate.RetrieverParams = nil

@@ -256,6 +256,9 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	us := r.units()
 	r.sum.Units = len(us)
 	r.logf("crops run %s: %d arms x %d worlds x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
+	for _, w := range r.spec.GateWarnings() {
+		r.logf("WARNING %s", w)
+	}
 	var wg sync.WaitGroup
 	for _, u := range us {
 		wg.Add(1)

@@ -446,13 +446,18 @@ func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *confi
 }
 
 func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src config.Source, mined cache.Entry, seed int64) (cache.Entry, error) {
-	gm, pl, err := r.gateModel(ctx, ds, src.Gate, seed)
+	method, negatives, labels, keyParams, err := gateCalibration(ds, src.Gate)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("gate/%s: %w", src.Name, err)
+	}
+	gm, pl, err := r.discriminatorModel(ctx, ds, src.Gate, seed)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("gate model: %w", err)
 	}
 	alpha := *src.Gate.Alpha
+	keyParams["alpha"] = alpha
 	in := cache.KeyInput{Stage: "gate", Plugin: "crops:gate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
-		Params:   map[string]any{"alpha": alpha, "calibration_negatives": src.Gate.CalibrationNegatives},
+		Params:   keyParams,
 		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
 	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 		rt, sp, closeRetriever, err := r.startRetriever(ctx, pl)
@@ -463,7 +468,7 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 		res, err := gate.Run(ctx, rt, gate.Request{DatasetDir: ds.dir, ModelDir: filepath.Join(gm.Dir, dirModel),
 			ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, CandidatesPath: filepath.Join(mined.Dir, fileCandidates),
 			OutputPath: filepath.Join(out, fileCandidates), Alpha: alpha, WorkDir: work, ScoreParams: sp, Seed: uint64(seed),
-			Negatives: src.Gate.CalibrationNegatives})
+			Negatives: negatives, Method: method, LabelsPath: labels})
 		if err != nil {
 			return nil, err
 		}
