@@ -16,10 +16,11 @@ import (
 // llm source runs offline through its real client.
 func newDataLLMServeCmd() *cobra.Command {
 	var (
-		world     string
-		addr      string
-		errorRate float64
-		seed      uint64
+		world      string
+		addr       string
+		errorRate  float64
+		seed       uint64
+		judgeNoise float64
 	)
 	cmd := &cobra.Command{
 		Use:   "llm-serve",
@@ -47,7 +48,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 			if err != nil {
 				return err
 			}
-			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, Logger: log})
+			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, JudgeNoise: judgeNoise, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -65,6 +66,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8089", "listen address (host:port; port 0 picks a free one)")
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0, "resample answers so each record is wrong with this probability (default: the oracle's own rate)")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "mixed with each request's seed to choose the records")
+	cmd.Flags().Float64Var(&judgeNoise, "judge-noise", llmserve.DefaultJudgeNoise, "llm-judge prompts: chance the served grade is one off the world's qrels grade")
 	return cmd
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/plugins/retriever/llmjudge"
 	"github.com/cropsdev/crops/plugins/source/llm"
 )
 
@@ -41,6 +42,7 @@ type Oracle struct {
 	byQuery map[string][]Row
 	queries []string // sorted; used to borrow wrong records deterministically
 	rows    int
+	judge   *judgeGrades // the llm-judge answers (judge.go)
 }
 
 // Queries returns the number of distinct queries.
@@ -115,6 +117,7 @@ func Load(ctx context.Context, worldDir string) (*Oracle, error) {
 		o.queries = append(o.queries, q)
 	}
 	sort.Strings(o.queries)
+	o.attachQrels(worldDir)
 	return o, nil
 }
 
@@ -137,6 +140,8 @@ type Options struct {
 	ErrorRate float64
 	// Seed mixes into every sample, alongside the request's own seed.
 	Seed uint64
+	// JudgeNoise is the judge's chance of answering one grade off (judge.go).
+	JudgeNoise float64
 	// Logger gets one line per request; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -152,6 +157,9 @@ type Server struct {
 func New(o *Oracle, opt Options) (*Server, error) {
 	if opt.ErrorRate > 1 {
 		return nil, fmt.Errorf("llm-serve: error rate %g: expected a value in [0, 1] (or negative for the oracle's own rate)", opt.ErrorRate)
+	}
+	if !(opt.JudgeNoise >= 0 && opt.JudgeNoise <= 1) {
+		return nil, fmt.Errorf("llm-serve: judge noise %g: expected a probability in [0, 1]", opt.JudgeNoise)
 	}
 	l := opt.Logger
 	if l == nil {
@@ -292,6 +300,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 	}
 	if len(req.Messages) == 0 {
 		s.fail(w, r, start, http.StatusBadRequest, "messages is empty")
+		return
+	}
+	if q, item, ok := llmjudge.ParsePrompt(req.Messages); ok {
+		s.judgeChat(w, r, start, req, q, item)
 		return
 	}
 	data, err := llm.ParseQueryFromPrompt(req.Messages)

@@ -14,6 +14,8 @@ import (
 	"github.com/cropsdev/crops/core/config"
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/gate"
+	"github.com/cropsdev/crops/core/llmserve"
+	"github.com/cropsdev/crops/plugins/retriever/llmjudge"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -111,4 +113,34 @@ func gateCalibration(ds datasetInfo, g *config.Gate) (method, negatives, labels 
 	}
 	key["labels"] = digest
 	return method, negatives, labels, key, nil
+}
+
+// servedJudge returns pl with the world's oracle as its endpoint when pl is
+// the built-in llm-judge without a base_url (or base_url: auto) on a
+// simulated world, and with the runner's answer cache when it names none.
+// Other plugins come back as they are.
+func (r *runner) servedJudge(ctx context.Context, ds datasetInfo, pl *config.Plugin) (*config.Plugin, error) {
+	if pl.Path != "" || pl.Plugin != llmjudge.Name {
+		return pl, nil
+	}
+	params := pl.Params
+	u, ok := params["base_url"]
+	auto := !ok || u == "" || u == "auto"
+	add := map[string]any{}
+	if auto {
+		url, err := r.llmServer(ctx, ds)
+		if err != nil {
+			return nil, fmt.Errorf("llm-judge has no base_url: %w", err)
+		}
+		add["base_url"] = url
+		if _, ok := params["model"]; !ok {
+			add["model"] = llmserve.ModelID
+		}
+	}
+	if dir := r.llmCacheDir(params, auto, ds); dir != "" {
+		add["cache_dir"] = filepath.Join(dir, "judge")
+	}
+	c := *pl
+	c.Params = mergeMap(params, add)
+	return &c, nil
 }

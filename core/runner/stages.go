@@ -138,7 +138,7 @@ func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) 
 		// One log line per request would drown the run's progress lines;
 		// the server's warnings and errors still reach the run log.
 		quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, Logger: quiet})
+		srv, err := llmserve.New(o, llmserve.Options{ErrorRate: -1, Seed: 0, JudgeNoise: llmserve.DefaultJudgeNoise, Logger: quiet})
 		if err != nil {
 			w.llmErr = err
 			return
@@ -150,7 +150,7 @@ func (r *runner) llmServer(ctx context.Context, ds datasetInfo) (string, error) 
 		}
 		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ln)
-		w.llmStop = func() { hs.Close() }
+		w.llmStop = func() { hs.Close(); o.Close() }
 		w.llmURL = "http://" + ln.Addr().String() + "/v1"
 		r.logf("llm source: serving the world's oracle at %s", w.llmURL)
 	})
@@ -460,6 +460,10 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 		Params:   keyParams,
 		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
 	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pl, err := r.servedJudge(ctx, ds, pl)
+		if err != nil {
+			return nil, err
+		}
 		rt, sp, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err

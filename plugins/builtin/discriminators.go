@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"github.com/cropsdev/crops/plugins/retriever/crossencoder"
+	"github.com/cropsdev/crops/plugins/retriever/llmjudge"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -9,4 +10,5 @@ import (
 // kind: they Train and Score; they do not Search).
 func registerDiscriminators(s *sdk.Set) {
 	s.RegisterRetriever(crossencoder.Name, crossencoder.New)
+	s.RegisterRetriever(llmjudge.Name, llmjudge.New)
 }
