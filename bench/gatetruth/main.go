@@ -266,7 +266,7 @@ func discriminators() []disc {
 			}
 		}
 		r := twotower.New()
-		return r, nil, r.Train(e.ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: e.items, DatasetDir: e.ds, ModelDir: model, Seed: 1,
+		return r, []byte(oldGateTwoTower), r.Train(e.ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: e.items, DatasetDir: e.ds, ModelDir: model, Seed: 1,
 			Params: []byte(oldGateTwoTower), Loss: loss.NewHInfoNCE()}, func(sdk.Progress) {})
 	}
 	ce := func(e *env, model string) (sdk.Retriever, []byte, error) {

@@ -64,6 +64,13 @@ func (r *resolver) checkDiscriminator(g *Gate, gat []string) {
 // overrideGateTheta applies an arm's gate block's discriminator and
 // calibration keys over the inherited gate.
 func overrideGateTheta(out, over *Gate) {
+	if over.Retriever != "" || over.RetrieverPath != "" {
+		// A legacy theta written over an inherited discriminator replaces it.
+		out.Discriminator = nil
+	}
+	if over.CalibrationNegatives != "" && over.Calibration == "" {
+		out.Calibration = ""
+	}
 	if over.Discriminator != nil {
 		out.Discriminator = overridePlugin(out.Discriminator, over.Discriminator)
 		// A discriminator replaces a legacy retriever theta.

@@ -144,3 +144,22 @@ func (r *runner) servedJudge(ctx context.Context, ds datasetInfo, pl *config.Plu
 	c.Params = mergeMap(params, add)
 	return &c, nil
 }
+
+// gateNote summarises a gate stage's result for the manifest: the
+// calibration method ("labelled", or a clicks-vs-... fallback named as
+// such) and theta's held-out AUC and NDCG@10 on the labelled test fold.
+// Other stages get "".
+func gateNote(extra json.RawMessage) string {
+	var res struct {
+		Calibration *gate.Calibration `json:"calibration"`
+	}
+	if len(extra) == 0 || json.Unmarshal(extra, &res) != nil || res.Calibration == nil || res.Calibration.Method == "" {
+		return ""
+	}
+	c := res.Calibration
+	s := fmt.Sprintf("%s (fit AUC %.3f on %d pairs)", c.Method, c.AUC, c.N)
+	if c.Test != nil {
+		s += fmt.Sprintf("; held-out test fold: AUC %.3f, NDCG@10 %.3f over %d queries", c.Test.AUC, c.Test.NDCG10, c.Test.Queries)
+	}
+	return s
+}

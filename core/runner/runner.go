@@ -108,6 +108,7 @@ type stageTime struct {
 	Cached  bool    `json:"cached"`
 	Key     string  `json:"key"`
 	Partial string  `json:"partial,omitempty"` // "4 of 12 requests failed" (allow_partial)
+	Gate    string  `json:"gate_calibration,omitempty"` // gate stages: what theta was calibrated against (gateNote)
 }
 
 // Run executes (or, with DryRun, plans) the experiment.
@@ -335,7 +336,7 @@ func (r *runner) do(ctx context.Context, st stage) (cache.Entry, error) {
 		if prev, ok := r.stageS[lockID]; ok && prev.Key == key {
 			cached = cached && prev.Cached
 		}
-		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
+		r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Gate: gateNote(e.Meta.Extra)}
 		if p, ok := partialOf(e.Meta.Extra); ok {
 			r.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Partial: p.String()}
 			r.partialKeys[key] = true
