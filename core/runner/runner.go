@@ -107,7 +107,7 @@ type stageTime struct {
 	Seconds float64 `json:"seconds"`
 	Cached  bool    `json:"cached"`
 	Key     string  `json:"key"`
-	Partial string  `json:"partial,omitempty"` // "4 of 12 requests failed" (allow_partial)
+	Partial string  `json:"partial,omitempty"`          // "4 of 12 requests failed" (allow_partial)
 	Gate    string  `json:"gate_calibration,omitempty"` // gate stages: what theta was calibrated against (gateNote)
 }
 
