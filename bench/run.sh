@@ -38,4 +38,5 @@ sel mining   && go run ./bench/mining -medium "$worlds/medium" -large "$worlds/l
 sel twotower && { go run ./bench/twotower; go run ./bench/twotower -mode quality -scale small; go run ./bench/twotower -mode boundary; }
 sel llm      && { [ -f "$worlds/medium/dataset.yaml" ] || bin/crops data simulate --scale medium --seed 1 --out "$worlds/medium"; go run ./bench/llm -world "$worlds/medium"; }
 sel gate     && go run ./bench/gate
+sel gatetruth && go run ./bench/gatetruth
 echo "results in bench/results/"
