@@ -138,11 +138,19 @@ func (s *Spec) GateWarnings() []string {
 				add(fmt.Sprintf("arm %s, source %s: the gate has no discriminator, so theta is the retriever %s; set gate.discriminator (cross-encoder or llm-judge) for the paper's separate relevance model",
 					a.Name, src.Name, g.Theta().Plugin))
 			}
+			var same []string
 			for _, b := range s.Arms {
 				if sameModel(g, b) {
-					add(fmt.Sprintf("arm %s, source %s: the gate's theta is arm %s's own retriever (%s, same params), so a candidate survives only if the model CroPS is meant to improve already ranks it well; use another discriminator",
-						a.Name, src.Name, b.Name, g.Theta().Plugin))
+					same = append(same, b.Name)
 				}
+			}
+			if len(same) > 0 {
+				who := "arm " + same[0]
+				if len(same) > 1 {
+					who = "arms " + strings.Join(same, ", ")
+				}
+				add(fmt.Sprintf("arm %s, source %s: the gate's theta is %s's own retriever (%s, same params), so a candidate survives only if the model CroPS is meant to improve already ranks it well; use another discriminator",
+					a.Name, src.Name, who, g.Theta().Plugin))
 			}
 		}
 	}

@@ -101,9 +101,9 @@ func TestGateWarnings(t *testing.T) {
 	}{
 		{"legacy retriever", "gate: {alpha: 0.6, retriever: bm25, calibration_negatives: random}", []string{"arm crops, source feed: the gate has no discriminator, so theta is the retriever bm25"}},
 		{"arm's own retriever", "gate: {alpha: 0.6, retriever: two-tower, loss: h-infonce, retriever_params: {epochs: 5}}",
-			[]string{"the gate has no discriminator", "arm crops, source feed: the gate's theta is arm baseline's own retriever (two-tower, same params)"}},
+			[]string{"the gate has no discriminator", "arm crops, source feed: the gate's theta is arms baseline, crops, judged's own retriever (two-tower, same params)"}},
 		{"discriminator = arm retriever", "gate: {alpha: 0.6, loss: h-infonce, discriminator: {plugin: two-tower, params: {epochs: 5}}}",
-			[]string{"arm crops, source feed: the gate's theta is arm crops's own retriever"}},
+			[]string{"arm crops, source feed: the gate's theta is arms baseline, crops, judged's own retriever"}},
 		{"other params", "gate: {alpha: 0.6, loss: h-infonce, discriminator: {plugin: two-tower, params: {epochs: 6}}}", nil},
 		{"gate off", "gate: {alpha: 0, retriever: bm25}", nil},
 	} {
