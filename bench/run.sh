@@ -41,4 +41,5 @@ sel gate     && go run ./bench/gate
 # The Python torch-two-tower step (needs .ci/python.sh's torch venv and
 # bin/crops): only when named, `bench/run.sh torchtower`.
 if [ ${#SELECTED[@]} -gt 0 ] && want torchtower; then go run ./bench/torchtower; fi
+sel gatetruth && go run ./bench/gatetruth
 echo "results in bench/results/"

@@ -16,11 +16,12 @@ import (
 // llm source runs offline through its real client.
 func newDataLLMServeCmd() *cobra.Command {
 	var (
-		world     string
-		addr      string
-		errorRate float64
-		seed      uint64
-		exSense   float64
+		world      string
+		addr       string
+		errorRate  float64
+		seed       uint64
+		exSense    float64
+		judgeNoise float64
 	)
 	cmd := &cobra.Command{
 		Use:   "llm-serve",
@@ -54,7 +55,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 			if exSense < 0 || exSense > 1 {
 				return fmt.Errorf("--exemplar-sense-prob %g: expected a value in [0, 1] (0 ignores the exemplar)", exSense)
 			}
-			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, ExemplarSenseProb: exSense, Logger: log})
+			srv, err := llmserve.New(o, llmserve.Options{ErrorRate: rate, Seed: seed, ExemplarSenseProb: exSense, JudgeNoise: judgeNoise, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -73,6 +74,7 @@ Point the llm source's base_url at http://ADDR/v1. Ctrl-C stops it gracefully.`,
 	cmd.Flags().Float64Var(&errorRate, "error-rate", 0, "resample answers so each record is wrong with this probability (default: the oracle's own rate)")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "mixed with each request's seed to choose the records")
 	cmd.Flags().Float64Var(&exSense, "exemplar-sense-prob", llmserve.DefaultExemplarSenseProb, "probability that a right record is redrawn from the sense of the prompt's exemplar (one-shot conditioning; 0 ignores the exemplar)")
+	cmd.Flags().Float64Var(&judgeNoise, "judge-noise", llmserve.DefaultJudgeNoise, "llm-judge prompts: chance the served grade is one off the world's qrels grade")
 	return cmd
 }
 

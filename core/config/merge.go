@@ -89,6 +89,7 @@ func copySource(s Source) Source {
 	if s.Gate != nil {
 		g := *s.Gate
 		g.RetrieverParams = copyParams(s.Gate.RetrieverParams)
+		g.Discriminator = copyPlugin(s.Gate.Discriminator)
 		c.Gate = &g
 	}
 	return c
@@ -116,6 +117,7 @@ func overrideSource(base, over Source) Source {
 		if g.CalibrationNegatives != "" {
 			out.Gate.CalibrationNegatives = g.CalibrationNegatives
 		}
+		overrideGateTheta(out.Gate, g)
 		out.Gate.RetrieverParams = mergeParams(out.Gate.RetrieverParams, g.RetrieverParams)
 		if len(out.Gate.RetrieverParams) == 0 {
 			out.Gate.RetrieverParams = nil

@@ -36,6 +36,7 @@ func (r *resolver) checkPipeline(pl Pipeline, at []string) {
 				lp := Plugin{Plugin: g.Loss}
 				r.checkPluginNamed(sdk.KindLoss, &lp, sub(gat, "loss"), nil)
 			}
+			r.checkDiscriminator(g, gat)
 		}
 		pl.Sources[i] = src
 	}

@@ -86,6 +86,13 @@ type Gate struct {
 	// CalibrationNegatives is the negative class of the Platt calibration:
 	// exposed_unclicked (default) or random (see core/gate).
 	CalibrationNegatives string `koanf:"calibration_negatives" json:"calibration_negatives,omitempty"`
+	// Discriminator is theta as its own role (see discriminator.go).
+	Discriminator *Plugin `koanf:"discriminator" json:"discriminator,omitempty"`
+	// Calibration: labelled (default), clicks-vs-random or clicks-vs-exposed.
+	Calibration string `koanf:"calibration" json:"calibration,omitempty"`
+	// Labels is a labelled sample (query, item_id, grade[, fold]) for real
+	// data ("" = the dataset's relevance_labels.parquet).
+	Labels string `koanf:"labels" json:"labels,omitempty"`
 }
 
 // Source is one positive source instance. In an arm's sources list a bare

@@ -16,6 +16,9 @@ const (
 	QrelsTable   = "qrels"  // qrels.parquet (optional)
 	OracleTable  = "oracle" // oracle.parquet (optional; simulated worlds only)
 	TruthTable   = "truth"  // truth.parquet (optional; simulated world v2)
+	// LabelsTable is a small hand-labelled-style relevance sample (optional;
+	// simulated world v2 writes one; real-data users bring their own).
+	LabelsTable = "relevance_labels"
 )
 
 // RequestsTable (requests.parquet, optional) lists every search request,
@@ -126,6 +129,16 @@ var Spec = []TableSpec{
 		{"grade", "INTEGER", true, true},
 		{"minority", "BOOLEAN", true, true},
 		{"novel_query", "BOOLEAN", true, true},
+	}},
+	// relevance_labels: a labelled relevance sample, the paper's hand-labelled
+	// set that trains and calibrates the gate's discriminator. fold is
+	// "train" (fit theta), "calibrate" (fit the Platt map) or "test" (held
+	// out; the gate reports AUC and NDCG on it); folds split by query.
+	{Name: LabelsTable, Required: false, Columns: []Column{
+		{"query", "VARCHAR", true, true},
+		{"item_id", "VARCHAR", true, true},
+		{"grade", "INTEGER", true, true},
+		{"fold", "VARCHAR", true, true},
 	}},
 }
 

@@ -461,6 +461,7 @@ func (v *validator) buildChecks() []check {
 		QrelsTable:    "_row AS row, query, item_id",
 		RequestsTable: "_row AS row, request_id",
 		TruthTable:    "_row AS row, query, item_id",
+		LabelsTable:   "_row AS row, query, item_id",
 	}
 
 	// NULLs in NotNull columns.

@@ -8,12 +8,10 @@ package gate
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -149,13 +147,13 @@ func TestFidelityThetaIsASeparateDiscriminator(t *testing.T) {
 				Retriever       string         `yaml:"retriever"`
 				RetrieverParams map[string]any `yaml:"retriever_params"`
 				Loss            string         `yaml:"loss"`
+				Discriminator   *plugin        `yaml:"discriminator"`
 			} `yaml:"gate"`
 		} `yaml:"sources"`
 		Retriever *plugin `yaml:"retriever"`
 		Loss      *plugin `yaml:"loss"`
 	}
-	var same []string
-	for _, name := range []string{"paper-table3.yaml", "paper-table4.yaml"} {
+	for _, name := range []string{"paper-table3.yaml", "paper-table4.yaml", "crops-when.yaml"} {
 		data, err := os.ReadFile(filepath.Join("..", "..", "experiments", name))
 		if err != nil {
 			t.Fatal(err)
@@ -173,29 +171,30 @@ func TestFidelityThetaIsASeparateDiscriminator(t *testing.T) {
 		}
 		gated := 0
 		for _, src := range doc.Defaults.Sources {
-			if src.Gate == nil {
+			g := src.Gate
+			if g == nil {
 				continue
 			}
 			gated++
+			// Deviation 1 (fixed by issue 17): theta was the baseline arm's
+			// retriever (two-tower, same params and loss).
+			if g.Discriminator == nil {
+				t.Errorf("%s: the gate of %s has no discriminator block (theta is the legacy retriever %q)", name, src.Name, g.Retriever)
+				continue
+			}
+			theta := g.Discriminator
 			for _, arm := range doc.Arms {
-				rt, ls := doc.Defaults.Retriever, doc.Defaults.Loss
+				rt := doc.Defaults.Retriever
 				if arm.Retriever != nil {
 					rt = arm.Retriever
 				}
-				if arm.Loss != nil {
-					ls = arm.Loss
-				}
-				if rt != nil && ls != nil && src.Gate.Retriever == rt.Plugin && src.Gate.Loss == ls.Plugin &&
-					reflect.DeepEqual(src.Gate.RetrieverParams, rt.Params) {
-					same = append(same, fmt.Sprintf("%s: gate of %s = arm %s's retriever", name, src.Name, arm.Name))
+				if rt != nil && theta.Plugin == rt.Plugin && reflect.DeepEqual(theta.Params, rt.Params) {
+					t.Errorf("%s: the gate of %s is arm %s's retriever (%s, same params)", name, src.Name, arm.Name, rt.Plugin)
 				}
 			}
 		}
 		if gated == 0 {
 			t.Errorf("%s gates no source; the paper gates P1 and P2", name)
 		}
-	}
-	if len(same) > 0 {
-		t.Skipf("known deviation (issue 17, deviation 1): theta is the baseline retriever, not a separate discriminator: %s (%d gate/arm pairs in all)", strings.Join(same[:min(2, len(same))], "; "), len(same))
 	}
 }

@@ -66,10 +66,26 @@ type Request struct {
 	// Calibration, when set, is used as is instead of fitting one (a gate
 	// run per source can share one fit).
 	Calibration *Calibration
-	// Negatives chooses the calibration's negative class: NegExposedUnclicked
-	// (default) or NegRandom.
+	// Negatives chooses the click calibration's negative class:
+	// NegExposedUnclicked (default) or NegRandom.
 	Negatives string
+	// Method is CalibrationLabelled (fit on the labelled relevance sample
+	// LabelsPath) or CalibrationClicks ("" too: clicked train pairs against
+	// Negatives, the fallback).
+	Method string
+	// LabelsPath is the labelled sample (dataset.LabelsTable's columns; fold
+	// optional). Empty = DatasetDir's relevance_labels.parquet.
+	LabelsPath string
+	// RelevantMinGrade is the lowest grade counted relevant (0 =
+	// dataset.DefaultRelevantMinGrade).
+	RelevantMinGrade int
 }
+
+// Calibration methods.
+const (
+	CalibrationLabelled = "labelled"
+	CalibrationClicks   = "clicks"
+)
 
 // Calibration negative classes. Clicked train pairs are always the positives.
 const (
@@ -175,8 +191,8 @@ func Run(ctx context.Context, r sdk.Retriever, req Request) (Result, error) {
 		// lower click probability: theta then ranks candidates backwards, and
 		// thresholding it keeps the least relevant ones.
 		res.Warnings = append(res.Warnings, fmt.Sprintf(
-			"the scorer is not a relevance estimate on this dataset: its calibration slope is %.4g (AUC %.3f on clicked vs exposed-unclicked), so theta > alpha keeps the candidates it scores LOWEST; use a trained discriminator (gate loss: ...) or alpha: 0",
-			cal.A, cal.AUC))
+			"the scorer is not a relevance estimate on this dataset: its calibration slope is %.4g (AUC %.3f on the %s fit set), so theta > alpha keeps the candidates it scores LOWEST; use a trained discriminator (gate discriminator: cross-encoder) or alpha: 0",
+			cal.A, cal.AUC, cal.Method))
 	}
 
 	pairs := filepath.Join(req.WorkDir, "gate_pairs.parquet")
@@ -302,27 +318,32 @@ type slot struct {
 	l   labelled
 }
 
-// Calibrate fits the Platt calibration of r's scores on req.DatasetDir's
-// train split (see the package comment) and writes it to
-// WorkDir/gate_calibration.json.
+// Calibrate fits the Platt calibration of r's scores and writes it to
+// WorkDir/gate_calibration.json: against the labelled relevance sample when
+// req.Method is CalibrationLabelled (see calibrateLabelled), else on
+// req.DatasetDir's train clicks (see the package comment).
 func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, error) {
 	if req.MaxPairs == 0 {
 		req.MaxPairs = DefaultMaxPairs
 	}
 	fail := func(err error) (Calibration, error) { return Calibration{}, fmt.Errorf("calibrate: %w", err) }
+	switch req.Method {
+	case CalibrationLabelled:
+		return calibrateLabelled(ctx, r, req)
+	case "", CalibrationClicks:
+	default:
+		return fail(fmt.Errorf("calibration %q: expected %s or %s", req.Method, CalibrationLabelled, CalibrationClicks))
+	}
 	switch req.Negatives {
 	case "", NegExposedUnclicked, NegRandom:
 	default:
 		return fail(fmt.Errorf("negatives %q: expected %s or %s", req.Negatives, NegExposedUnclicked, NegRandom))
 	}
-	random := req.Negatives == NegRandom
 	db, err := duck.Open(ctx, 0)
 	if err != nil {
 		return fail(err)
 	}
 	defer db.Close()
-	search := dataset.TablePath(req.DatasetDir, dataset.SearchTable)
-	split := dataset.TablePath(req.DatasetDir, dataset.SplitTable)
 	var itemSel []string
 	for _, p := range req.ItemsPaths {
 		itemSel = append(itemSel, "SELECT item_id FROM "+duck.ReadParquet(p))
@@ -330,6 +351,40 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 	if len(itemSel) == 0 {
 		return fail(fmt.Errorf("no items tables given (ItemsPaths is empty)"))
 	}
+	sample, err := clickSample(ctx, db, req, itemSel)
+	if err != nil {
+		return fail(err)
+	}
+	scores, err := scorePairs(ctx, db, r, req, sample, "calib")
+	if err != nil {
+		return fail(err)
+	}
+	labels := make([]bool, len(sample))
+	for i, s := range sample {
+		labels[i] = s.label
+	}
+	cal, err := FitPlatt(scores, labels)
+	if err != nil {
+		return fail(err)
+	}
+	cal.Method = "clicks-vs-exposed-unclicked"
+	if req.Negatives == NegRandom {
+		cal.Method = "clicks-vs-random"
+	}
+	cal.Method += " (fallback: click-likeness, not labelled relevance)"
+	if err := writeCalibration(req.WorkDir, cal); err != nil {
+		return fail(err)
+	}
+	return cal, nil
+}
+
+// clickSample draws the click calibration's fit set: at most MaxPairs/2
+// clicked train pairs and as many negatives (exposed-unclicked, or random
+// catalogue items), by a seeded reservoir sample, in input order.
+func clickSample(ctx context.Context, db *sql.DB, req Request, itemSel []string) ([]labelled, error) {
+	random := req.Negatives == NegRandom
+	search := dataset.TablePath(req.DatasetDir, dataset.SearchTable)
+	split := dataset.TablePath(req.DatasetDir, dataset.SplitTable)
 	// Only items the scorer knows: search rows of items missing from the
 	// catalog cannot be scored.
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(`
@@ -342,7 +397,7 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		duck.ReadParquet(search), duck.ReadParquet(split), duck.Lit(dataset.SplitTrain), duck.Lit(dataset.StageExposed),
 		strings.Join(itemSel, " UNION ALL ")))
 	if err != nil {
-		return fail(fmt.Errorf("read exposed train pairs from %s and %s: %w", search, split, err))
+		return nil, fmt.Errorf("read exposed train pairs from %s and %s: %w", search, split, err)
 	}
 	// Reservoir sample of at most MaxPairs/2 per class, seeded; the input
 	// order is fixed by the ORDER BY, so the sample is deterministic.
@@ -354,7 +409,7 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		var l labelled
 		if err := rows.Scan(&l.query, &l.item, &l.label); err != nil {
 			rows.Close()
-			return fail(err)
+			return nil, err
 		}
 		c := 0
 		if l.label {
@@ -371,17 +426,17 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if random && seen[1] > 0 {
 		var err error
 		if res[0], err = randomNegatives(ctx, db, req, itemSel, res[1], rng); err != nil {
-			return fail(err)
+			return nil, err
 		}
 		seen[0] = len(res[0])
 	}
 	if seen[0] == 0 || seen[1] == 0 {
-		return fail(fmt.Errorf("the train split of %s has %d clicked and %d exposed-unclicked (query, item) pairs; calibration needs both", req.DatasetDir, seen[1], seen[0]))
+		return nil, fmt.Errorf("the train split of %s has %d clicked and %d exposed-unclicked (query, item) pairs; calibration needs both", req.DatasetDir, seen[1], seen[0])
 	}
 	var sample []labelled
 	for c := range res {
@@ -392,10 +447,18 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 			sample = append(sample, s.l)
 		}
 	}
-	if _, err := db.ExecContext(ctx, "CREATE TEMP TABLE calib (query VARCHAR, item_id VARCHAR)"); err != nil {
-		return fail(err)
+	return sample, nil
+}
+
+// scorePairs scores sample's (query, item) pairs with r, through
+// WorkDir/<name>_pairs.parquet and <name>_scores.parquet, and checks that the
+// scores come back row for row.
+func scorePairs(ctx context.Context, db *sql.DB, r sdk.Retriever, req Request, sample []labelled, name string) ([]float64, error) {
+	table := name + "_in"
+	if _, err := db.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+duck.Ident(table)+" (query VARCHAR, item_id VARCHAR)"); err != nil {
+		return nil, err
 	}
-	if err := duck.AppendRows(ctx, db, "calib", func(add func(...driver.Value) error) error {
+	if err := duck.AppendRows(ctx, db, table, func(add func(...driver.Value) error) error {
 		for _, s := range sample {
 			if err := add(s.query, s.item); err != nil {
 				return err
@@ -403,51 +466,47 @@ func Calibrate(ctx context.Context, r sdk.Retriever, req Request) (Calibration, 
 		}
 		return nil
 	}); err != nil {
-		return fail(err)
+		return nil, err
 	}
-	pairs := filepath.Join(req.WorkDir, "calib_pairs.parquet")
-	scoresPath := filepath.Join(req.WorkDir, "calib_scores.parquet")
-	if err := duck.CopyToParquet(ctx, db, "SELECT query, item_id FROM calib", pairs); err != nil {
-		return fail(err)
+	pairs := filepath.Join(req.WorkDir, name+"_pairs.parquet")
+	scoresPath := filepath.Join(req.WorkDir, name+"_scores.parquet")
+	if err := duck.CopyToParquet(ctx, db, "SELECT query, item_id FROM "+duck.Ident(table), pairs); err != nil {
+		return nil, err
 	}
 	if err := r.Score(ctx, sdk.ScoreRequest{ModelDir: req.ModelDir, ItemsPaths: req.ItemsPaths, PairsPath: pairs, OutputPath: scoresPath, Params: req.ScoreParams}); err != nil {
-		return fail(fmt.Errorf("score calibration pairs: %w", err))
+		return nil, fmt.Errorf("score %s pairs: %w", name, err)
 	}
 	srows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT query, item_id, score FROM read_parquet(%s, file_row_number=true) ORDER BY file_row_number", duck.Lit(scoresPath)))
 	if err != nil {
-		return fail(fmt.Errorf("read %s: %w", scoresPath, err))
+		return nil, fmt.Errorf("read %s: %w", scoresPath, err)
 	}
+	defer srows.Close()
 	scores := make([]float64, 0, len(sample))
-	labels := make([]bool, 0, len(sample))
 	for srows.Next() {
 		var q, it string
 		var s float64
 		if err := srows.Scan(&q, &it, &s); err != nil {
-			srows.Close()
-			return fail(fmt.Errorf("read %s: %w", scoresPath, err))
+			return nil, fmt.Errorf("read %s: %w", scoresPath, err)
 		}
 		i := len(scores)
 		if i >= len(sample) || sample[i].query != q || sample[i].item != it {
-			srows.Close()
-			return fail(fmt.Errorf("scores %s row %d does not match pair row %d of %s", scoresPath, i+1, i+1, pairs))
+			return nil, fmt.Errorf("scores %s row %d does not match pair row %d of %s", scoresPath, i+1, i+1, pairs)
 		}
 		scores = append(scores, s)
-		labels = append(labels, sample[i].label)
 	}
-	srows.Close()
+	if err := srows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", scoresPath, err)
+	}
 	if len(scores) != len(sample) {
-		return fail(fmt.Errorf("scores %s has %d rows, expected %d", scoresPath, len(scores), len(sample)))
+		return nil, fmt.Errorf("scores %s has %d rows, expected %d", scoresPath, len(scores), len(sample))
 	}
-	cal, err := FitPlatt(scores, labels)
-	if err != nil {
-		return fail(err)
-	}
+	return scores, nil
+}
+
+func writeCalibration(workDir string, cal Calibration) error {
 	data, err := json.MarshalIndent(cal, "", "  ")
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	if err := duck.WriteFileAtomic(filepath.Join(req.WorkDir, CalibrationFile), append(data, '\n'), 0o644); err != nil {
-		return fail(err)
-	}
-	return cal, nil
+	return duck.WriteFileAtomic(filepath.Join(workDir, CalibrationFile), append(data, '\n'), 0o644)
 }

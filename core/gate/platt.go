@@ -12,11 +12,19 @@ type Calibration struct {
 	A          float64 `json:"a"`
 	B          float64 `json:"b"`
 	N          int     `json:"n"`     // pairs in the fit set
-	NPos       int     `json:"n_pos"` // clicked pairs
-	NNeg       int     `json:"n_neg"` // exposed-unclicked pairs
+	NPos       int     `json:"n_pos"` // positive pairs (relevant, or clicked)
+	NNeg       int     `json:"n_neg"` // negative pairs (not relevant, or the click fallback's negatives)
 	AUC        float64 `json:"auc"`   // of the raw score on the fit set (ties count 1/2)
 	Iterations int     `json:"iterations"`
 	Converged  bool    `json:"converged"`
+	// Method says what the map was fitted against: "labelled" (the
+	// labelled relevance sample) or a clicks-vs-... fallback, so a manifest
+	// shows which gate it holds.
+	Method string `json:"method,omitempty"`
+	// Labels is the labelled sample's file (labelled method only).
+	Labels string `json:"labels,omitempty"`
+	// Test is theta on the sample's held-out test fold (labelled method).
+	Test *HeldOut `json:"test,omitempty"`
 }
 
 // Prob is the calibrated score of raw score s.

@@ -41,6 +41,7 @@ type Oracle struct {
 	byQuery map[string][]Row
 	queries []string // sorted; used to borrow wrong records deterministically
 	rows    int
+	judge   *judgeGrades // the llm-judge answers (judge.go)
 }
 
 // Queries returns the number of distinct queries.
@@ -115,6 +116,7 @@ func Load(ctx context.Context, worldDir string) (*Oracle, error) {
 		o.queries = append(o.queries, q)
 	}
 	sort.Strings(o.queries)
+	o.attachQrels(worldDir)
 	return o, nil
 }
 
@@ -142,6 +144,8 @@ type Options struct {
 	// exemplar.go); 0 ignores the exemplar. Callers usually set
 	// DefaultExemplarSenseProb (0.8).
 	ExemplarSenseProb float64
+	// JudgeNoise is the judge's chance of answering one grade off (judge.go).
+	JudgeNoise float64
 	// Logger gets one line per request; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -160,6 +164,9 @@ func New(o *Oracle, opt Options) (*Server, error) {
 	}
 	if opt.ExemplarSenseProb < 0 || opt.ExemplarSenseProb > 1 {
 		return nil, fmt.Errorf("llm-serve: exemplar sense probability %g: expected a value in [0, 1] (0 ignores the exemplar)", opt.ExemplarSenseProb)
+	}
+	if !(opt.JudgeNoise >= 0 && opt.JudgeNoise <= 1) {
+		return nil, fmt.Errorf("llm-serve: judge noise %g: expected a probability in [0, 1]", opt.JudgeNoise)
 	}
 	l := opt.Logger
 	if l == nil {
@@ -352,6 +359,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, start time.Time) {
 	}
 	if len(req.Messages) == 0 {
 		s.fail(w, r, start, http.StatusBadRequest, "messages is empty")
+		return
+	}
+	if q, item, ok := llmwire.ParseJudgePrompt(req.Messages); ok {
+		s.judgeChat(w, r, start, req, q, item)
 		return
 	}
 	data, err := llmwire.ParseQueryFromPrompt(req.Messages)

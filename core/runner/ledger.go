@@ -40,7 +40,7 @@ func (l *ledger) record(lockID, key string, e cache.Entry, cached bool) {
 	if prev, ok := l.stageS[lockID]; ok && prev.Key == key {
 		cached = cached && prev.Cached
 	}
-	l.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key}
+	l.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Gate: gateNote(e.Meta.Extra)}
 	if p, ok := partialOf(e.Meta.Extra); ok {
 		l.stageS[lockID] = stageTime{Seconds: e.Meta.WallSeconds, Cached: cached, Key: key, Partial: p.String()}
 		l.partialKeys[key] = true

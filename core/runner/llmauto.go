@@ -6,7 +6,8 @@ import "github.com/cropsdev/crops/core/llmserve"
 // to an llm source without a base_url: the oracle's own error rate and the
 // default one-shot conditioning (llmserve.DefaultExemplarSenseProb).
 func autoLLMOptions() llmserve.Options {
-	return llmserve.Options{ErrorRate: -1, Seed: 0, ExemplarSenseProb: llmserve.DefaultExemplarSenseProb}
+	return llmserve.Options{ErrorRate: -1, Seed: 0, ExemplarSenseProb: llmserve.DefaultExemplarSenseProb,
+		JudgeNoise: llmserve.DefaultJudgeNoise}
 }
 
 // autoLLMCacheSuffix keeps the answer caches of servers that answer

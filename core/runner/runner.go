@@ -100,7 +100,8 @@ type stageTime struct {
 	Seconds float64 `json:"seconds"`
 	Cached  bool    `json:"cached"`
 	Key     string  `json:"key"`
-	Partial string  `json:"partial,omitempty"` // "4 of 12 requests failed" (allow_partial)
+	Partial string  `json:"partial,omitempty"`          // "4 of 12 requests failed" (allow_partial)
+	Gate    string  `json:"gate_calibration,omitempty"` // gate stages: what theta was calibrated against (gateNote)
 }
 
 // Run executes (or, with DryRun, plans) the experiment.
@@ -259,6 +260,9 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	us := r.units()
 	r.led.sum.Units = len(us)
 	r.logf("crops run %s: %d arms x %d worlds x %d seeds, jobs %d, results in %s", r.spec.Name, len(r.spec.Arms), len(r.worlds), len(r.spec.Seeds), r.opts.Jobs, r.opts.OutDir)
+	for _, w := range r.spec.GateWarnings() {
+		r.logf("WARNING %s", w)
+	}
 	var wg sync.WaitGroup
 	for _, u := range us {
 		wg.Add(1)

@@ -138,7 +138,7 @@ func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, err
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
-	w.llmStop = func() { hs.Close() }
+	w.llmStop = func() { hs.Close(); o.Close() }
 	u := "http://" + ln.Addr().String() + "/v1"
 	r.logf("llm source: serving the world's oracle at %s", u)
 	return u, nil
@@ -283,15 +283,24 @@ func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *confi
 }
 
 func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src config.Source, mined cache.Entry, seed int64) (cache.Entry, error) {
-	gm, pl, err := r.gateModel(ctx, ds, src.Gate, seed)
+	method, negatives, labels, keyParams, err := gateCalibration(ds, src.Gate)
+	if err != nil {
+		return cache.Entry{}, fmt.Errorf("gate/%s: %w", src.Name, err)
+	}
+	gm, pl, err := r.discriminatorModel(ctx, ds, src.Gate, seed)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("gate model: %w", err)
 	}
 	alpha := *src.Gate.Alpha
+	keyParams["alpha"] = alpha
 	in := cache.KeyInput{Stage: "gate", Plugin: "crops:gate", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
-		Params:   map[string]any{"alpha": alpha, "calibration_negatives": src.Gate.CalibrationNegatives},
+		Params:   keyParams,
 		Upstream: map[string]string{"candidates": mined.Meta.OutputDigest, "model": gm.Meta.OutputDigest, "dataset": ds.fingerprint}, Seed: seed}
 	return r.do(ctx, stage{id: "gate/" + src.Name, unit: unitName, in: in, outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+		pl, err := r.servedJudge(ctx, ds, pl)
+		if err != nil {
+			return nil, err
+		}
 		rt, sp, closeRetriever, err := r.startRetriever(ctx, pl)
 		if err != nil {
 			return nil, err
@@ -300,7 +309,7 @@ func (r *runner) gate(ctx context.Context, unitName string, ds datasetInfo, src 
 		res, err := gate.Run(ctx, rt, gate.Request{DatasetDir: ds.dir, ModelDir: filepath.Join(gm.Dir, dirModel),
 			ItemsPaths: []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}, CandidatesPath: filepath.Join(mined.Dir, fileCandidates),
 			OutputPath: filepath.Join(out, fileCandidates), Alpha: alpha, WorkDir: work, ScoreParams: sp, Seed: uint64(seed),
-			Negatives: src.Gate.CalibrationNegatives})
+			Negatives: negatives, Method: method, LabelsPath: labels})
 		if err != nil {
 			return nil, err
 		}

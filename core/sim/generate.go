@@ -109,6 +109,10 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 			return nil, err
 		}
 		tables = append(tables, dataset.TruthTable)
+		if err := g.writeLabels(ctx); err != nil { // new table last: the others keep their bytes
+			return nil, err
+		}
+		tables = append(tables, dataset.LabelsTable)
 	}
 	if err := st.closeAppenders(); err != nil {
 		return nil, err

@@ -54,6 +54,10 @@ type V2 struct {
 	PersonalChannelShare float64 `yaml:"personal_channel_share,omitempty"` // share of the pool from the personal channel (popular items of the user's interests), [0,1]
 	FreshChannelShare    float64 `yaml:"fresh_channel_share,omitempty"`    // share of the pool from the freshness channel (newest lexical matches), [0,1]
 	TrendNoise           float64 `yaml:"trend_noise,omitempty"`            // sd of the per-day trend added to an item's recall score, >= 0
+	// Labelled relevance sample (relevance_labels.parquet, core/sim/labelled.go).
+	// Unset = the defaults, and unset keys keep the spec digest of older specs.
+	LabelQueries int      `yaml:"label_queries,omitempty"` // train queries annotated (0 = DefaultLabelQueries)
+	LabelNoise   *float64 `yaml:"label_noise,omitempty"`   // P(an annotator's grade is off by one), [0,1] (unset = DefaultLabelNoise)
 }
 
 // DefaultSpecFor returns the documented defaults of world ("" = DefaultWorld,
@@ -155,6 +159,12 @@ func (s Spec) validateWorld() []string {
 	}
 	if !(v.TrendNoise >= 0) || math.IsInf(v.TrendNoise, 0) {
 		errs = append(errs, fmt.Sprintf("trend_noise must be a finite number >= 0 (got %v)", v.TrendNoise))
+	}
+	if v.LabelNoise != nil {
+		prob("label_noise", *v.LabelNoise)
+	}
+	if v.LabelQueries < 0 {
+		errs = append(errs, fmt.Sprintf("label_queries must be >= 0 (got %d; 0 = the default %d)", v.LabelQueries, DefaultLabelQueries))
 	}
 	if v.ParaphraseHeads < 1 {
 		errs = append(errs, fmt.Sprintf("paraphrase_heads must be >= 1 (got %d)", v.ParaphraseHeads))

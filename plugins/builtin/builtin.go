@@ -15,5 +15,6 @@ func Set() *sdk.Set {
 	registerRetrievers(s)
 	registerBM25(s)
 	registerReplay(s)
+	registerDiscriminators(s)
 	return s
 }
