@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cropsdev/crops/core/dataset"
 )
@@ -119,10 +120,11 @@ type candidate struct {
 
 // recaller is the legacy lexical + popularity recall, biased to the dominant
 // sense by a P(topic | term) prior learned from its own clicks. It depends on
-// the query text only, so results are cached per query.
+// the query text only, so results are cached per query. Each generator
+// worker has its own recaller (scratch space); they share the cache.
 type recaller struct {
 	w       *World
-	cache   map[string][]candidate
+	cache   *recallCache
 	scratch []float64
 	touched []int32
 	mark    []uint32 // world v2: per-request pool membership, by stamp
@@ -130,7 +132,32 @@ type recaller struct {
 }
 
 func newRecaller(w *World) *recaller {
-	return &recaller{w: w, cache: map[string][]candidate{}, scratch: make([]float64, len(w.Items))}
+	return &recaller{w: w, cache: &recallCache{m: map[string][]candidate{}}, scratch: make([]float64, len(w.Items))}
+}
+
+// worker returns a recaller with its own scratch space that shares rc's cache.
+func (rc *recaller) worker() *recaller {
+	return &recaller{w: rc.w, cache: rc.cache, scratch: make([]float64, len(rc.w.Items))}
+}
+
+// recallCache holds recall results by key. The results are a pure function
+// of the key, so whichever worker computes one first stores the same value.
+type recallCache struct {
+	mu sync.Mutex
+	m  map[string][]candidate
+}
+
+func (c *recallCache) get(key string) ([]candidate, bool) {
+	c.mu.Lock()
+	v, ok := c.m[key]
+	c.mu.Unlock()
+	return v, ok
+}
+
+func (c *recallCache) put(key string, v []candidate) {
+	c.mu.Lock()
+	c.m[key] = v
+	c.mu.Unlock()
 }
 
 // prior is the legacy system's P(topic | query): the mean over query words of
@@ -154,7 +181,7 @@ func (w *World) prior(tokens []string, topic int) float64 {
 }
 
 func (rc *recaller) recall(q string, tokens []string) []candidate {
-	if c, ok := rc.cache[q]; ok {
+	if c, ok := rc.cache.get(q); ok {
 		return c
 	}
 	w := rc.w
@@ -189,7 +216,7 @@ func (rc *recaller) recall(q string, tokens []string) []candidate {
 		cands = cands[:w.Spec.RecallSize]
 	}
 	cands = append([]candidate(nil), cands...)
-	rc.cache[q] = cands
+	rc.cache.put(q, cands)
 	return cands
 }
 

@@ -31,6 +31,9 @@ type Options struct {
 	SpecFile string // base name of the --spec file, "" for defaults (recorded in the manifest)
 	OutDir   string
 	Logger   *slog.Logger // nil = slog.Default()
+	// Workers is the number of goroutines that simulate users (0 = GOMAXPROCS).
+	// The output does not depend on it.
+	Workers int
 	// MemoryLimit bounds DuckDB's buffer pool while the tables are staged
 	// (default "1GB"); the staging database spills to disk beyond it.
 	MemoryLimit string
@@ -89,11 +92,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeItems(); err != nil {
 		return nil, err
 	}
-	simulate := g.simulateUsers
-	if g.v2 != nil {
-		simulate = g.simulateUsersV2
-	}
-	if err := simulate(ctx); err != nil {
+	if err := g.runUsers(ctx, workers(opts.Workers)); err != nil {
 		return nil, err
 	}
 	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
@@ -368,109 +367,6 @@ func (g *generator) seeTS(ts int64) {
 	}
 }
 
-func (g *generator) simulateUsers(ctx context.Context) error {
-	w, s := g.w, g.w.Spec
-	g.boundary = s.StartMS + int64(s.TrainDays)*dayMS
-	end := s.StartMS + int64(s.TrainDays+s.TestDays)*dayMS
-	// Sessions start where their whole feed burst fits in the period.
-	lo, hi := s.StartMS+s.FeedWindowMS/2, end-s.FeedWindowMS/2-10*60*1000
-	if hi <= lo {
-		hi = lo + 1
-	}
-	var rows []logged
-	lastLog := time.Now()
-	for u := range w.Users {
-		if u%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if time.Since(lastLog) > 10*time.Second {
-				g.log.Info("simulating", "users_done", u, "users", len(w.Users), "search_rows", g.rows[dataset.SearchTable])
-				lastLog = time.Now()
-			}
-		}
-		user := &w.Users[u]
-		uid := UserID(u)
-		r := rand.New(rand.NewPCG(w.Seed, saltUserBase+uint64(u)))
-		n := poisson(r, s.SessionsPerUser*user.Activity)
-		starts := make([]int64, n)
-		for i := range starts {
-			starts[i] = lo + r.Int64N(hi-lo)
-		}
-		sort.Slice(starts, func(a, b int) bool { return starts[a] < starts[b] })
-		wcum := cumulative(user.Weights)
-		for _, t0 := range starts {
-			topic := user.Interests[sampleCum(r, wcum)]
-			in := Intent{Topic: topic, Facet: r.IntN(len(w.Topics[topic].Facets))}
-			mission := w.IntentID(in)
-			split := dataset.SplitTrain
-			if t0 >= g.boundary {
-				split = dataset.SplitTest
-			}
-			g.stats.SearchSessions++
-			q := w.firstQuery(r, in)
-			tp := &w.Topics[topic]
-			victim := tp.Poly >= 0 && !tp.Dominant && q.Head == tp.Heads[0] && q.Sense == ""
-			if victim {
-				g.acc.minSessions++
-			}
-			t := t0
-			reformed := false
-			for k := 0; ; k++ {
-				var out outcome
-				rows, out = w.serve(r, g.rc, user, in, q, rows)
-				if err := g.emitRequest(uid, t, q, mission, split, rows, out, k > 0, in); err != nil {
-					return err
-				}
-				if victim && k == 0 {
-					if out.clicks > 0 {
-						g.acc.minFirstWithClick++
-					}
-					g.acc.minFirstClicks += int64(out.clicks)
-					g.acc.minFirstOnTop += int64(out.clicksOnTop)
-				} else if victim {
-					g.acc.minAfterRequests++
-					if out.clicks > 0 {
-						g.acc.minAfterWithClick++
-					}
-					g.acc.minAfterClicks += int64(out.clicks)
-					g.acc.minAfterOnTop += int64(out.clicksOnTop)
-				}
-				if out.satisfied || k >= s.MaxReformulations || r.Float64() >= s.ReformulateProb {
-					break
-				}
-				q2, ok := w.reformulate(r, in, q)
-				if !ok {
-					break
-				}
-				gap := s.ReformGapBaseMS + int64(r.ExpFloat64()*float64(s.ReformGapMeanMS)) + out.watchMS
-				g.acc.beforeRequests++
-				if out.clicks > 0 {
-					g.acc.beforeWithClick++
-				}
-				g.acc.beforeClicks += int64(out.clicks)
-				g.acc.beforeOnTop += int64(out.clicksOnTop)
-				g.acc.gaps = append(g.acc.gaps, gap)
-				if gap <= ReformWindow.Milliseconds() {
-					g.acc.withinWindow++
-				}
-				reformed = true
-				q, t = q2, t+gap
-			}
-			if reformed {
-				g.acc.sessionsReformed++
-				if victim {
-					g.acc.minReformed++
-				}
-			}
-			if err := g.feedBurst(r, user, uid, in, t0); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func (g *generator) emitRequest(uid string, t int64, q Query, mission, split string, rows []logged, out outcome, isReform bool, in Intent) error {
 	if len(rows) == 0 {
 		return nil
@@ -524,60 +420,6 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		return err
 	}
 	g.count(dataset.SplitTable)
-	return nil
-}
-
-// feedBurst writes the recommendation feed around a search session: slots
-// before the search follow the user's interests; after it, some slots serve
-// the search intent's topic, and engagement follows relevance to the intent.
-func (g *generator) feedBurst(r *rand.Rand, user *User, uid string, in Intent, t0 int64) error {
-	w, s := g.w, g.w.Spec
-	n := poisson(r, s.FeedPerSession)
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
-	}
-	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-	wcum := cumulative(user.Weights)
-	for _, t := range ts {
-		var item int32
-		after := t >= t0
-		switch {
-		case after && r.Float64() < s.FeedIntentProb:
-			tp := &w.Topics[in.Topic]
-			if r.Float64() < s.FeedFacetProb && len(tp.facetItems[in.Facet]) > 0 {
-				item = tp.facetItems[in.Facet][sampleCum(r, tp.facetCum[in.Facet])]
-			} else {
-				item = tp.Items[sampleCum(r, tp.itemCum)]
-			}
-		default:
-			topic := user.Interests[sampleCum(r, wcum)]
-			if r.Float64() < s.FeedExploreProb {
-				topic = sampleCum(r, w.topicCum)
-			}
-			tp := &w.Topics[topic]
-			item = tp.Items[sampleCum(r, tp.itemCum)]
-		}
-		it := &w.Items[item]
-		rel := 0
-		if _, rank := user.interest(int(it.Topic)); rank == 0 {
-			rel = 2
-		} else if rank > 0 {
-			rel = 1
-		}
-		if after {
-			rel = max(rel, w.Grade(in, int(item)))
-		}
-		frac := min(max(s.FeedWatchFrac[rel]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-		watch := max(int64(frac*float64(it.DurationMS)), 1)
-		liked := r.Float64() < s.FeedLikeProb[rel]
-		if err := g.st.append(dataset.FeedTable, uid, t, g.itemIDs[item], watch, it.DurationMS, liked); err != nil {
-			return err
-		}
-		g.count(dataset.FeedTable)
-		g.acc.feedEvents++
-		g.seeTS(t)
-	}
 	return nil
 }
 

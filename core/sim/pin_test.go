@@ -1,6 +1,10 @@
 package sim
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +89,31 @@ func TestPinnedWorldDigests(t *testing.T) {
 				t.Errorf("%s: files %v, want %d tables", name, got, len(want))
 			}
 		})
+	}
+}
+
+// The number of generator workers changes nothing in the output.
+func TestWorkersDoNotChangeBytes(t *testing.T) {
+	for _, world := range []string{WorldV1, WorldV2} {
+		for _, n := range []int{1, 5} {
+			t.Run(fmt.Sprintf("%s_workers%d", world, n), func(t *testing.T) {
+				t.Parallel()
+				spec, err := DefaultSpecFor(world, "tiny")
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				if _, err := Simulate(context.Background(), Options{Scale: "tiny", Seed: 1, Spec: spec, OutDir: dir, Workers: n,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+					t.Fatal(err)
+				}
+				got := digests(t, dir)
+				for f, d := range pinned[world+"/tiny"] {
+					if got[f] != d {
+						t.Errorf("%s with %d workers: sha256 %s, want %s", f, n, got[f], d)
+					}
+				}
+			})
+		}
 	}
 }

@@ -27,7 +27,7 @@ const (
 type worldV2 struct {
 	novel    map[string]bool // words never searched in the train period
 	trend    [][]float32     // [day][item]: the day's trend of the item's recall score
-	trending map[int][]int32 // day*topics+topic -> the topic's items by popularity + trend, top first
+	trending [][]int32       // day*topics+topic -> the topic's items by popularity + trend, top first (read-only once built)
 	boundary int64           // start of the test period
 }
 
@@ -56,7 +56,7 @@ func (w *World) buildVocabularyV2() {
 			}
 		}
 	}
-	w.v2 = &worldV2{novel: map[string]bool{}, trending: map[int][]int32{}, boundary: s.StartMS + int64(s.TrainDays)*dayMS}
+	w.v2 = &worldV2{novel: map[string]bool{}, boundary: s.StartMS + int64(s.TrainDays)*dayMS}
 	for i := range w.Topics {
 		t := &w.Topics[i]
 		t.Paraphrases = g.take(s.ParaphraseHeads)
@@ -104,6 +104,7 @@ func (w *World) extendItemsV2() {
 			w.v2.trend[d][i] = float32(s.TrendNoise * tr.NormFloat64())
 		}
 	}
+	w.buildTrending()
 }
 
 // day returns the index of the day of ts in the logged period (clamped).
@@ -141,27 +142,33 @@ func (w *World) priorV2(tokens []string, topic int) float64 {
 }
 
 // trendingItems returns topic t's items on day d, by log popularity plus the
-// day's trend, top first (at most 2*recall_size).
+// day's trend, top first (at most 2*recall_size). The lists are built once
+// by buildTrending, so the generator's workers share them without locks.
 func (w *World) trendingItems(d, t int) []int32 {
-	key := d*len(w.Topics) + t
-	if l, ok := w.v2.trending[key]; ok {
-		return l
-	}
-	items := append([]int32(nil), w.Topics[t].Items...)
-	tr := w.v2.trend[d]
-	score := func(i int32) float64 { return w.Items[i].PopNorm + float64(tr[i]) }
-	sort.Slice(items, func(a, b int) bool {
-		sa, sb := score(items[a]), score(items[b])
-		if sa != sb {
-			return sa > sb
+	return w.v2.trending[d*len(w.Topics)+t]
+}
+
+// buildTrending ranks every topic's items on every day (called once the
+// items and their daily trends exist).
+func (w *World) buildTrending() {
+	w.v2.trending = make([][]int32, len(w.v2.trend)*len(w.Topics))
+	for d, tr := range w.v2.trend {
+		for t := range w.Topics {
+			items := append([]int32(nil), w.Topics[t].Items...)
+			score := func(i int32) float64 { return w.Items[i].PopNorm + float64(tr[i]) }
+			sort.Slice(items, func(a, b int) bool {
+				sa, sb := score(items[a]), score(items[b])
+				if sa != sb {
+					return sa > sb
+				}
+				return items[a] < items[b]
+			})
+			if n := 2 * w.Spec.RecallSize; len(items) > n {
+				items = items[:n]
+			}
+			w.v2.trending[d*len(w.Topics)+t] = items
 		}
-		return items[a] < items[b]
-	})
-	if n := 2 * w.Spec.RecallSize; len(items) > n {
-		items = items[:n]
 	}
-	w.v2.trending[key] = items
-	return items
 }
 
 // channelSizes splits recall_size between the channels.
@@ -191,7 +198,7 @@ func (w *World) baseV2(lex float64, item int32, prior float64, d int) float64 {
 // time at serve time.
 func (rc *recaller) recallV2(q Query, d int) []candidate {
 	key := q.String() + "\x00" + strconv.Itoa(d)
-	if c, ok := rc.cache[key]; ok {
+	if c, ok := rc.cache.get(key); ok {
 		return c
 	}
 	w := rc.w
@@ -329,7 +336,7 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 		rc.scratch[it] = 0
 	}
 	sortCands(out)
-	rc.cache[key] = out
+	rc.cache.put(key, out)
 	return out
 }
 
@@ -503,92 +510,6 @@ func (w *World) noisyFollowUp(r *rand.Rand, u *User, in Intent, q Query, novel b
 type engagement struct {
 	item int32
 	ts   int64
-}
-
-// feedBurstV2 writes the feed around a search session. Each slot is, with
-// probability feed_carryover times the decayed mass of recent engagement
-// (search clicks and feed likes, half-life feed_carryover_half_life_ms),
-// an item of the topic (and, feed_facet_prob of the time, the facet) of one
-// recent engagement; otherwise an interest or exploration slot as in v1.
-// The feed never sees the search intent; the user's response still
-// follows it (the user, not the system, knows what they searched for).
-func (g *generator) feedBurstV2(r *rand.Rand, user *User, uid string, in Intent, t0 int64, eng []engagement) ([]engagement, error) {
-	w, s := g.w, g.w.Spec
-	n := poisson(r, s.FeedPerSession)
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
-	}
-	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-	wcum := cumulative(user.Weights)
-	hl := float64(s.FeedCarryoverHalfLifeMS)
-	var wts []float64
-	for _, t := range ts {
-		// Drop engagement older than ten half-lives; weigh the rest.
-		keep := eng[:0]
-		for _, e := range eng {
-			if float64(t-e.ts) < 10*hl {
-				keep = append(keep, e)
-			}
-		}
-		eng = keep
-		wts = wts[:0]
-		var mass float64
-		for _, e := range eng {
-			x := 0.0
-			if e.ts <= t {
-				x = math.Exp(-math.Ln2 * float64(t-e.ts) / hl)
-			}
-			wts = append(wts, x)
-			mass += x
-		}
-		var item int32
-		if mass > 0 && r.Float64() < s.FeedCarryover*min(mass, 1) {
-			src := &w.Items[eng[sampleCum(r, cumulative(wts))].item]
-			tp := &w.Topics[src.Topic]
-			if r.Float64() < s.FeedFacetProb && len(tp.facetItems[src.Facet]) > 0 {
-				item = tp.facetItems[src.Facet][sampleCum(r, tp.facetCum[src.Facet])]
-			} else {
-				item = tp.Items[sampleCum(r, tp.itemCum)]
-			}
-			if w.Items[item].CreatedMS > t {
-				item = tp.Items[0]
-			}
-		} else {
-			topic := user.Interests[sampleCum(r, wcum)]
-			if r.Float64() < s.FeedExploreProb {
-				topic = sampleCum(r, w.topicCum)
-			}
-			tp := &w.Topics[topic]
-			item = tp.Items[sampleCum(r, tp.itemCum)]
-			if w.Items[item].CreatedMS > t {
-				item = tp.Items[0]
-			}
-		}
-		it := &w.Items[item]
-		rel := 0
-		if _, rank := user.interest(int(it.Topic)); rank == 0 {
-			rel = 2
-		} else if rank > 0 {
-			rel = 1
-		}
-		if t >= t0 {
-			rel = max(rel, w.Grade(in, int(item)))
-		}
-		frac := min(max(s.FeedWatchFrac[rel]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-		watch := max(int64(frac*float64(it.DurationMS)), 1)
-		liked := r.Float64() < s.FeedLikeProb[rel]
-		if err := g.st.append(dataset.FeedTable, uid, t, g.itemIDs[item], watch, it.DurationMS, liked); err != nil {
-			return eng, err
-		}
-		if liked {
-			eng = append(eng, engagement{item: item, ts: t})
-		}
-		g.count(dataset.FeedTable)
-		g.acc.feedEvents++
-		g.seeTS(t)
-	}
-	return eng, nil
 }
 
 // truthKey packs a (query id, intent) pair.
