@@ -2,10 +2,8 @@ package sim
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,7 +18,6 @@ import (
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/version"
-	"github.com/duckdb/duckdb-go/v2"
 )
 
 // Options says which world to simulate and where to write it.
@@ -34,8 +31,8 @@ type Options struct {
 	// Workers is the number of goroutines that simulate users (0 = GOMAXPROCS).
 	// The output does not depend on it.
 	Workers int
-	// MemoryLimit bounds DuckDB's buffer pool while the tables are staged
-	// (default "1GB"); the staging database spills to disk beyond it.
+	// MemoryLimit bounds the buffer pool of the DuckDB that writes the
+	// Parquet files (default "1GB").
 	MemoryLimit string
 }
 
@@ -54,9 +51,10 @@ var oracleColumns = []dataset.Column{
 
 // Simulate builds the world for opts.Spec and opts.Seed, runs its search
 // platform over the train and test periods, and writes the dataset to
-// opts.OutDir. Rows are streamed to an on-disk DuckDB staging database, so
-// memory stays bounded at every scale. Same seed and spec give byte-identical
-// files.
+// opts.OutDir. Users are simulated in parallel (opts.Workers) and every
+// table is streamed into its Parquet file (stream.go), so memory stays
+// bounded at every scale. Same seed and spec give byte-identical files,
+// whatever the number of workers.
 func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	log := opts.Logger
 	if log == nil {
@@ -75,7 +73,11 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
-	st, err := openStage(ctx, opts.OutDir, opts.MemoryLimit)
+	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
+	if w.v2 != nil {
+		tables = append(tables, dataset.TruthTable)
+	}
+	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -102,25 +104,13 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeOracle(ctx); err != nil {
 		return nil, err
 	}
-	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
 	if g.v2 != nil {
 		if err := g.writeTruth(ctx); err != nil {
 			return nil, err
 		}
-		tables = append(tables, dataset.TruthTable)
 	}
-	if err := st.closeAppenders(); err != nil {
+	if err := st.finish(); err != nil {
 		return nil, err
-	}
-	for _, t := range tables {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// One thread and no ORDER BY: the scan follows insertion order, and
-		// the single-threaded Parquet writer makes the bytes reproducible.
-		if err := duck.CopyToParquet(ctx, st.db, "SELECT * FROM "+duck.Ident(t), dataset.TablePath(opts.OutDir, t)); err != nil {
-			return nil, err
-		}
 	}
 	log.Info("parquet written", "dir", opts.OutDir, "elapsed", time.Since(start).Round(time.Millisecond))
 
@@ -174,119 +164,10 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	return stats, nil
 }
 
-// stage is the on-disk DuckDB database rows are appended to before the
-// final Parquet COPY.
-type stage struct {
-	path      string
-	connector *duckdb.Connector
-	conn      driver.Conn
-	db        *sql.DB
-	app       map[string]*duckdb.Appender
-}
-
-func openStage(ctx context.Context, dir, memLimit string) (*stage, error) {
-	if memLimit == "" {
-		memLimit = "1GB"
-	}
-	path := filepath.Join(dir, fmt.Sprintf(".crops-sim-%d.duckdb", os.Getpid()))
-	st := &stage{path: path, app: map[string]*duckdb.Appender{}}
-	st.removeFiles()
-	c, err := duckdb.NewConnector(path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("open staging database %s: %w", path, err)
-	}
-	st.connector = c
-	st.db = sql.OpenDB(c)
-	st.db.SetMaxOpenConns(1)
-	for _, q := range []string{"SET threads=1", "SET preserve_insertion_order=true", "SET memory_limit=" + duck.Lit(memLimit)} {
-		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database %s: %w", q, err)
-		}
-	}
-	tables := map[string][]dataset.Column{dataset.OracleTable: oracleColumns}
-	for _, t := range dataset.Spec {
-		tables[t.Name] = t.Columns
-	}
-	names := make([]string, 0, len(tables))
-	for n := range tables {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		var cols []string
-		for _, c := range tables[n] {
-			cols = append(cols, duck.Ident(c.Name)+" "+c.Type)
-		}
-		if _, err := st.db.ExecContext(ctx, "CREATE TABLE "+duck.Ident(n)+" ("+strings.Join(cols, ", ")+")"); err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database: create %s: %w", n, err)
-		}
-	}
-	st.conn, err = c.Connect(ctx)
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("staging database: connect: %w", err)
-	}
-	for _, n := range names {
-		a, err := duckdb.NewAppenderFromConn(st.conn, "", n)
-		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database: appender for %s: %w", n, err)
-		}
-		st.app[n] = a
-	}
-	return st, nil
-}
-
-func (st *stage) append(table string, vals ...driver.Value) error {
-	if err := st.app[table].AppendRow(vals...); err != nil {
-		return fmt.Errorf("stage %s row: %w", table, err)
-	}
-	return nil
-}
-
-// closeAppenders flushes every appender; the tables are complete afterwards.
-func (st *stage) closeAppenders() error {
-	names := make([]string, 0, len(st.app))
-	for n := range st.app {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var errs []error
-	for _, n := range names {
-		if err := st.app[n].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("flush %s: %w", n, err))
-		}
-		delete(st.app, n)
-	}
-	return errors.Join(errs...)
-}
-
-func (st *stage) close() {
-	_ = st.closeAppenders()
-	if st.conn != nil {
-		_ = st.conn.Close()
-	}
-	if st.db != nil {
-		_ = st.db.Close()
-	}
-	if st.connector != nil {
-		_ = st.connector.Close()
-	}
-	st.removeFiles()
-}
-
-func (st *stage) removeFiles() {
-	_ = os.Remove(st.path)
-	_ = os.Remove(st.path + ".wal")
-	_ = os.RemoveAll(st.path + ".tmp")
-}
-
 // generator walks the users in order and streams their logs.
 type generator struct {
 	w         *World
-	st        *stage
+	st        *streamer
 	log       *slog.Logger
 	rc        *recaller
 	queries   []Query
