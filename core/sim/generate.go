@@ -310,7 +310,11 @@ func (g *generator) sortedQueries() []int32 {
 	for i := range ids {
 		ids[i] = int32(i)
 	}
-	sort.Slice(ids, func(a, b int) bool { return g.queries[ids[a]].String() < g.queries[ids[b]].String() })
+	texts := make([]string, len(g.queries))
+	for i, q := range g.queries {
+		texts[i] = q.String()
+	}
+	sort.Slice(ids, func(a, b int) bool { return texts[ids[a]] < texts[ids[b]] })
 	return ids
 }
 

@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,7 +229,7 @@ func (us *userSim) simulateUser(u int, b *userBatch) {
 	for i := range starts {
 		starts[i] = us.lo + r.Int64N(us.hi-us.lo)
 	}
-	sort.Slice(starts, func(a, b int) bool { return starts[a] < starts[b] })
+	slices.Sort(starts)
 	wcum := cumulative(user.Weights)
 	us.eng = us.eng[:0]
 	for _, t0 := range starts {
@@ -351,7 +351,7 @@ func (us *userSim) feedBurst(r *rand.Rand, user *User, ui int32, in Intent, t0 i
 	for i := range ts {
 		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
 	}
-	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
+	slices.Sort(ts)
 	wcum := cumulative(user.Weights)
 	for _, t := range ts {
 		var item int32

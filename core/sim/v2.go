@@ -213,18 +213,28 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 			rc.scratch[p.item] += p.weight
 		}
 	}
-	priors := map[int32]float64{}
+	// The legacy prior per topic, computed at most once per miss (NaN = not yet).
+	if rc.prior == nil {
+		rc.prior = make([]float64, len(w.Topics))
+	}
+	for i := range rc.prior {
+		rc.prior[i] = math.NaN()
+	}
 	priorOf := func(t int32) float64 {
-		pr, ok := priors[t]
-		if !ok {
+		pr := rc.prior[t]
+		if pr != pr {
 			pr = w.priorV2(tokens, int(t))
-			priors[t] = pr
+			rc.prior[t] = pr
 		}
 		return pr
 	}
+	// baseV2 inlined over the item columns: every match is scored, and
+	// w.Items[it] is a cache miss per item at large scales.
+	s, tr, topic, pop := w.Spec, w.v2.trend[d], rc.cols.topic, rc.cols.popNorm
 	lex := make([]candidate, 0, len(rc.touched))
 	for _, it := range rc.touched {
-		lex = append(lex, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(w.Items[it].Topic), d)})
+		base := rc.scratch[it] + s.BubbleStrength*(s.RecallPopWeight*pop[it]+s.RecallPriorWeight*priorOf(topic[it])) + float64(tr[it])
+		lex = append(lex, candidate{item: it, base: base})
 	}
 	// The lexical channel is the top nLex by (score desc, item asc): an
 	// exact bounded selection rather than a sort of every match.
@@ -262,7 +272,7 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	// bounded insertion buffer: the channel is small, the matches many).
 	if nFresh > 0 {
 		newer := func(a, b candidate) bool {
-			ca, cb := w.Items[a.item].CreatedMS, w.Items[b.item].CreatedMS
+			ca, cb := rc.cols.created[a.item], rc.cols.created[b.item]
 			if ca != cb {
 				return ca > cb
 			}
@@ -395,15 +405,11 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			nPers--
 		}
 	}
-	type scored struct {
-		c     candidate
-		score float64
-	}
 	pre := make([]scored, len(cands))
 	for i, c := range cands {
 		pre[i] = scored{c, c.base + s.PrerankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(pre, func(a, b int) bool { return pre[a].score > pre[b].score })
+	slices.SortStableFunc(pre, byScoreDesc)
 	keep := min(s.PrerankKeep, len(pre))
 	ranked := make([]scored, keep)
 	for i := 0; i < keep; i++ {
@@ -411,7 +417,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 		iw, _ := u.interest(int(w.Items[c.item].Topic))
 		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(ranked, func(a, b int) bool { return ranked[a].score > ranked[b].score })
+	slices.SortStableFunc(ranked, byScoreDesc)
 	expose := min(s.ExposeSize, keep)
 	for i := 0; i < keep; i++ {
 		c := ranked[i].c
