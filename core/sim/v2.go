@@ -243,7 +243,6 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 		rc.mark = make([]uint32, len(w.Items))
 	}
 	stamp := rc.stamp
-	taken := func(it int32) bool { return rc.mark[it] == stamp }
 	better := func(a, b candidate) bool {
 		if a.base != b.base {
 			return a.base > b.base
@@ -268,85 +267,99 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	for _, c := range out {
 		rc.mark[c.item] = stamp
 	}
-	// Freshness channel: the newest lexical matches not taken yet (a
-	// bounded insertion buffer: the channel is small, the matches many).
 	if nFresh > 0 {
-		newer := func(a, b candidate) bool {
-			ca, cb := rc.cols.created[a.item], rc.cols.created[b.item]
-			if ca != cb {
-				return ca > cb
-			}
-			return a.item < b.item
-		}
-		buf := make([]candidate, 0, nFresh+1)
-		for _, c := range lex {
-			if taken(c.item) {
-				continue // in the lexical channel
-			}
-			if len(buf) == nFresh && !newer(c, buf[nFresh-1]) {
-				continue
-			}
-			i := len(buf)
-			buf = append(buf, c)
-			for ; i > 0 && newer(c, buf[i-1]); i-- {
-				buf[i] = buf[i-1]
-			}
-			buf[i] = c
-			if len(buf) > nFresh {
-				buf = buf[:nFresh]
-			}
-		}
-		for _, c := range buf {
-			out = append(out, c)
-			rc.mark[c.item] = stamp
-		}
+		out = rc.freshChannel(lex, nFresh, out, stamp)
 	}
-	// Trending channel: quotas over the topics the train-period statistics
-	// tie to the query's words.
 	if nPop > 0 {
-		var topics []int
-		seen := map[int]bool{}
-		for _, tok := range tokens {
-			if w.v2.novel[tok] {
-				continue
-			}
-			for _, t := range w.termTopics[tok] {
-				if !seen[t] {
-					seen[t] = true
-					topics = append(topics, t)
-				}
-			}
-		}
-		sort.Ints(topics)
-		var wsum float64
-		wts := make([]float64, len(topics))
-		for i, t := range topics {
-			wts[i] = math.Pow(priorOf(int32(t)), w.Spec.BubbleStrength)
-			wsum += wts[i]
-		}
-		for i, t := range topics {
-			if wsum <= 0 {
-				break
-			}
-			quota := int(math.Round(float64(nPop) * wts[i] / wsum))
-			for _, it := range w.trendingItems(d, t) {
-				if quota <= 0 {
-					break
-				}
-				if taken(it) {
-					continue
-				}
-				out = append(out, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(int32(t)), d)})
-				rc.mark[it] = stamp
-				quota--
-			}
-		}
+		out = rc.trendingChannel(tokens, d, nPop, out, stamp, priorOf)
 	}
 	for _, it := range rc.touched {
 		rc.scratch[it] = 0
 	}
 	sortCands(out)
 	rc.cache.put(key, out)
+	return out
+}
+
+// freshChannel appends to out the n newest lexical matches not taken yet (a
+// bounded insertion buffer: the channel is small, the matches many) and
+// marks them with stamp.
+func (rc *recaller) freshChannel(lex []candidate, nFresh int, out []candidate, stamp uint32) []candidate {
+	taken := func(it int32) bool { return rc.mark[it] == stamp }
+	newer := func(a, b candidate) bool {
+		ca, cb := rc.cols.created[a.item], rc.cols.created[b.item]
+		if ca != cb {
+			return ca > cb
+		}
+		return a.item < b.item
+	}
+	buf := make([]candidate, 0, nFresh+1)
+	for _, c := range lex {
+		if taken(c.item) {
+			continue // in the lexical channel
+		}
+		if len(buf) == nFresh && !newer(c, buf[nFresh-1]) {
+			continue
+		}
+		i := len(buf)
+		buf = append(buf, c)
+		for ; i > 0 && newer(c, buf[i-1]); i-- {
+			buf[i] = buf[i-1]
+		}
+		buf[i] = c
+		if len(buf) > nFresh {
+			buf = buf[:nFresh]
+		}
+	}
+	for _, c := range buf {
+		out = append(out, c)
+		rc.mark[c.item] = stamp
+	}
+	return out
+}
+
+// trendingChannel appends to out the trending channel on day d: quotas of
+// nPop over the topics the train-period statistics tie to the query's words.
+func (rc *recaller) trendingChannel(tokens []string, d, nPop int, out []candidate, stamp uint32, priorOf func(int32) float64) []candidate {
+	w := rc.w
+	taken := func(it int32) bool { return rc.mark[it] == stamp }
+	var topics []int
+	seen := map[int]bool{}
+	for _, tok := range tokens {
+		if w.v2.novel[tok] {
+			continue
+		}
+		for _, t := range w.termTopics[tok] {
+			if !seen[t] {
+				seen[t] = true
+				topics = append(topics, t)
+			}
+		}
+	}
+	sort.Ints(topics)
+	var wsum float64
+	wts := make([]float64, len(topics))
+	for i, t := range topics {
+		wts[i] = math.Pow(priorOf(int32(t)), w.Spec.BubbleStrength)
+		wsum += wts[i]
+	}
+	for i, t := range topics {
+		if wsum <= 0 {
+			break
+		}
+		quota := int(math.Round(float64(nPop) * wts[i] / wsum))
+		for _, it := range w.trendingItems(d, t) {
+			if quota <= 0 {
+				break
+			}
+			if taken(it) {
+				continue
+			}
+			out = append(out, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(int32(t)), d)})
+			rc.mark[it] = stamp
+			quota--
+		}
+	}
 	return out
 }
 
