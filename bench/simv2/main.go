@@ -58,7 +58,8 @@ func main() {
 		scale  = flag.String("scale", "", "internal (child): scale")
 		dir    = flag.String("dir", "", "internal (child): output dir")
 		scales = flag.String("scales", "small,medium", "comma-separated scales")
-		pairs  = flag.Int("pairs", 5, "interleaved rounds (v1, v2, v2-pool60) per scale")
+		pairs  = flag.Int("pairs", 5, "interleaved rounds (one run of each arm) per scale")
+		arms   = flag.String("arms", "v1,v2,v2-pool60", "comma-separated arms, v1 first (the reference)")
 		seed   = flag.Uint64("seed", 1, "simulation seed")
 		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
 	)
@@ -77,12 +78,15 @@ func main() {
 		}
 		return
 	}
-	if err := run(strings.Split(*scales, ","), *pairs, *seed, *out); err != nil {
+	if err := run(strings.Split(*scales, ","), strings.Split(*arms, ","), *pairs, *seed, *out); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(scales []string, pairs int, seed uint64, out string) error {
+func run(scales, arms []string, pairs int, seed uint64, out string) error {
+	if len(arms) < 2 || arms[0] != sim.WorldV1 {
+		return fmt.Errorf("-arms %q: want v1 first and at least one more arm", strings.Join(arms, ","))
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -95,7 +99,6 @@ func run(scales []string, pairs int, seed uint64, out string) error {
 	var runs []Run
 	var ratios []Ratio
 	for _, sc := range scales {
-		arms := []string{sim.WorldV1, sim.WorldV2, sim.WorldV2 + "-pool60"}
 		cpu, wall, rss := make([][]float64, len(arms)), make([][]float64, len(arms)), make([][]float64, len(arms))
 		for p := 0; p < pairs; p++ {
 			pr := make([]Run, len(arms))
@@ -150,9 +153,9 @@ func run(scales []string, pairs int, seed uint64, out string) error {
 		LoadAvg   string              `json:"loadavg_at_end"`
 		Ratios    []Ratio             `json:"ratios"`
 		Runs      []Run               `json:"runs"`
-	}{"world v2 vs world v1 generator: interleaved rounds (v1, v2, v2 with v1's recall_size 60), same scale and seed, each run in its own process",
+	}{"world v2 vs world v1 generator: interleaved rounds (" + strings.Join(arms, ", ") + "; v2-pool60 = v2 with v1's recall_size 60), same scale and seed, each run in its own process",
 		machine.Describe(),
-		"shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure; DuckDB runs single-threaded in the simulator",
+		"shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure; the generator simulates users on all cores (GOMAXPROCS) and DuckDB writes each table single-threaded",
 		machine.LoadAvg(), ratios, runs}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {

@@ -36,6 +36,7 @@ func TestDataSimulateCmd(t *testing.T) {
 		{"unknown spec key", []string{"--scale", "tiny", "--out", dir, "--spec", bad}, []string{"bad.yaml", "usres"}},
 		{"missing spec file", []string{"--scale", "tiny", "--out", dir, "--spec", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml"}},
 		{"no out", []string{"--scale", "tiny"}, []string{"--out"}},
+		{"negative workers", []string{"--scale", "tiny", "--out", dir, "--workers", "-1"}, []string{"--workers must be >= 0", "-1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := runSimulate(t, c.args...)
@@ -51,7 +52,7 @@ func TestDataSimulateCmd(t *testing.T) {
 	}
 	t.Run("tiny", func(t *testing.T) {
 		out := filepath.Join(dir, "world")
-		stdout, err := runSimulate(t, "--scale", "tiny", "--seed", "7", "--out", out)
+		stdout, err := runSimulate(t, "--scale", "tiny", "--seed", "7", "--out", out, "--workers", "3")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,10 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cropsdev/crops/core/dataset"
 )
@@ -119,18 +121,59 @@ type candidate struct {
 
 // recaller is the legacy lexical + popularity recall, biased to the dominant
 // sense by a P(topic | term) prior learned from its own clicks. It depends on
-// the query text only, so results are cached per query.
+// the query text only, so results are cached per query. Each generator
+// worker has its own recaller (scratch space); they share the cache.
 type recaller struct {
 	w       *World
-	cache   map[string][]candidate
+	cache   *recallCache
 	scratch []float64
 	touched []int32
 	mark    []uint32 // world v2: per-request pool membership, by stamp
 	stamp   uint32
+	prior   []float64    // world v2: per-topic prior of the query being recalled
+	cols    *itemColumns // shared, read-only
+}
+
+// itemColumns holds the item fields recall reads for every match, packed
+// (w.Items is an array of large structs: one cache miss per field read).
+type itemColumns struct {
+	topic   []int32
+	popNorm []float64
+	created []int64
 }
 
 func newRecaller(w *World) *recaller {
-	return &recaller{w: w, cache: map[string][]candidate{}, scratch: make([]float64, len(w.Items))}
+	cols := &itemColumns{topic: make([]int32, len(w.Items)), popNorm: make([]float64, len(w.Items)), created: make([]int64, len(w.Items))}
+	for i := range w.Items {
+		it := &w.Items[i]
+		cols.topic[i], cols.popNorm[i], cols.created[i] = it.Topic, it.PopNorm, it.CreatedMS
+	}
+	return &recaller{w: w, cache: &recallCache{m: map[string][]candidate{}}, scratch: make([]float64, len(w.Items)), cols: cols}
+}
+
+// worker returns a recaller with its own scratch space that shares rc's cache.
+func (rc *recaller) worker() *recaller {
+	return &recaller{w: rc.w, cache: rc.cache, scratch: make([]float64, len(rc.w.Items)), cols: rc.cols}
+}
+
+// recallCache holds recall results by key. The results are a pure function
+// of the key, so whichever worker computes one first stores the same value.
+type recallCache struct {
+	mu sync.Mutex
+	m  map[string][]candidate
+}
+
+func (c *recallCache) get(key string) ([]candidate, bool) {
+	c.mu.Lock()
+	v, ok := c.m[key]
+	c.mu.Unlock()
+	return v, ok
+}
+
+func (c *recallCache) put(key string, v []candidate) {
+	c.mu.Lock()
+	c.m[key] = v
+	c.mu.Unlock()
 }
 
 // prior is the legacy system's P(topic | query): the mean over query words of
@@ -154,7 +197,7 @@ func (w *World) prior(tokens []string, topic int) float64 {
 }
 
 func (rc *recaller) recall(q string, tokens []string) []candidate {
-	if c, ok := rc.cache[q]; ok {
+	if c, ok := rc.cache.get(q); ok {
 		return c
 	}
 	w := rc.w
@@ -189,8 +232,27 @@ func (rc *recaller) recall(q string, tokens []string) []candidate {
 		cands = cands[:w.Spec.RecallSize]
 	}
 	cands = append([]candidate(nil), cands...)
-	rc.cache[q] = cands
+	rc.cache.put(q, cands)
 	return cands
+}
+
+// scored is a candidate with its score at one funnel stage.
+type scored struct {
+	c     candidate
+	score float64
+}
+
+// byScoreDesc orders by score, highest first. Used with a stable sort it
+// gives exactly sort.SliceStable's order (a stable order is unique), without
+// reflection.
+func byScoreDesc(a, b scored) int {
+	switch {
+	case a.score > b.score:
+		return -1
+	case a.score < b.score:
+		return 1
+	}
+	return 0
 }
 
 // logged is one candidate of a request as it will be logged.
@@ -224,15 +286,11 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 		return rows, out
 	}
 	// Pre-rank: the recall score plus noise; the rest is filtered.
-	type scored struct {
-		c     candidate
-		score float64
-	}
 	pre := make([]scored, len(cands))
 	for i, c := range cands {
 		pre[i] = scored{c, c.base + s.PrerankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(pre, func(a, b int) bool { return pre[a].score > pre[b].score })
+	slices.SortStableFunc(pre, byScoreDesc)
 	keep := min(s.PrerankKeep, len(pre))
 	// Rank: the legacy ranker adds the user's interest in the item's topic.
 	ranked := make([]scored, keep)
@@ -241,7 +299,7 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 		iw, _ := u.interest(int(w.Items[c.item].Topic))
 		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(ranked, func(a, b int) bool { return ranked[a].score > ranked[b].score })
+	slices.SortStableFunc(ranked, byScoreDesc)
 	expose := min(s.ExposeSize, keep)
 	for i := 0; i < keep; i++ {
 		c := ranked[i].c

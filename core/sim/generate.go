@@ -2,10 +2,8 @@ package sim
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,7 +18,6 @@ import (
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/version"
-	"github.com/duckdb/duckdb-go/v2"
 )
 
 // Options says which world to simulate and where to write it.
@@ -31,8 +28,11 @@ type Options struct {
 	SpecFile string // base name of the --spec file, "" for defaults (recorded in the manifest)
 	OutDir   string
 	Logger   *slog.Logger // nil = slog.Default()
-	// MemoryLimit bounds DuckDB's buffer pool while the tables are staged
-	// (default "1GB"); the staging database spills to disk beyond it.
+	// Workers is the number of goroutines that simulate users (0 = GOMAXPROCS).
+	// The output does not depend on it.
+	Workers int
+	// MemoryLimit bounds the buffer pool of the DuckDB that writes the
+	// Parquet files (default "1GB").
 	MemoryLimit string
 }
 
@@ -51,9 +51,10 @@ var oracleColumns = []dataset.Column{
 
 // Simulate builds the world for opts.Spec and opts.Seed, runs its search
 // platform over the train and test periods, and writes the dataset to
-// opts.OutDir. Rows are streamed to an on-disk DuckDB staging database, so
-// memory stays bounded at every scale. Same seed and spec give byte-identical
-// files.
+// opts.OutDir. Users are simulated in parallel (opts.Workers) and every
+// table is streamed into its Parquet file (stream.go), so memory stays
+// bounded at every scale. Same seed and spec give byte-identical files,
+// whatever the number of workers.
 func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	log := opts.Logger
 	if log == nil {
@@ -72,7 +73,11 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
-	st, err := openStage(ctx, opts.OutDir, opts.MemoryLimit)
+	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
+	if w.v2 != nil {
+		tables = append(tables, dataset.TruthTable, dataset.LabelsTable)
+	}
+	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +94,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeItems(); err != nil {
 		return nil, err
 	}
-	simulate := g.simulateUsers
-	if g.v2 != nil {
-		simulate = g.simulateUsersV2
-	}
-	if err := simulate(ctx); err != nil {
+	if err := g.runUsers(ctx, workers(opts.Workers)); err != nil {
 		return nil, err
 	}
 	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
@@ -103,29 +104,18 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.writeOracle(ctx); err != nil {
 		return nil, err
 	}
-	tables := []string{dataset.ItemsTable, dataset.SearchTable, dataset.FeedTable, dataset.SplitTable, dataset.QrelsTable, dataset.OracleTable}
 	if g.v2 != nil {
 		if err := g.writeTruth(ctx); err != nil {
 			return nil, err
 		}
-		tables = append(tables, dataset.TruthTable)
-		if err := g.writeLabels(ctx); err != nil { // new table last: the others keep their bytes
+		// The labelled sample last, from its own seeded stream: the other
+		// tables keep their bytes.
+		if err := g.writeLabels(ctx); err != nil {
 			return nil, err
 		}
-		tables = append(tables, dataset.LabelsTable)
 	}
-	if err := st.closeAppenders(); err != nil {
+	if err := st.finish(); err != nil {
 		return nil, err
-	}
-	for _, t := range tables {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		// One thread and no ORDER BY: the scan follows insertion order, and
-		// the single-threaded Parquet writer makes the bytes reproducible.
-		if err := duck.CopyToParquet(ctx, st.db, "SELECT * FROM "+duck.Ident(t), dataset.TablePath(opts.OutDir, t)); err != nil {
-			return nil, err
-		}
 	}
 	log.Info("parquet written", "dir", opts.OutDir, "elapsed", time.Since(start).Round(time.Millisecond))
 
@@ -179,119 +169,10 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	return stats, nil
 }
 
-// stage is the on-disk DuckDB database rows are appended to before the
-// final Parquet COPY.
-type stage struct {
-	path      string
-	connector *duckdb.Connector
-	conn      driver.Conn
-	db        *sql.DB
-	app       map[string]*duckdb.Appender
-}
-
-func openStage(ctx context.Context, dir, memLimit string) (*stage, error) {
-	if memLimit == "" {
-		memLimit = "1GB"
-	}
-	path := filepath.Join(dir, fmt.Sprintf(".crops-sim-%d.duckdb", os.Getpid()))
-	st := &stage{path: path, app: map[string]*duckdb.Appender{}}
-	st.removeFiles()
-	c, err := duckdb.NewConnector(path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("open staging database %s: %w", path, err)
-	}
-	st.connector = c
-	st.db = sql.OpenDB(c)
-	st.db.SetMaxOpenConns(1)
-	for _, q := range []string{"SET threads=1", "SET preserve_insertion_order=true", "SET memory_limit=" + duck.Lit(memLimit)} {
-		if _, err := st.db.ExecContext(ctx, q); err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database %s: %w", q, err)
-		}
-	}
-	tables := map[string][]dataset.Column{dataset.OracleTable: oracleColumns}
-	for _, t := range dataset.Spec {
-		tables[t.Name] = t.Columns
-	}
-	names := make([]string, 0, len(tables))
-	for n := range tables {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		var cols []string
-		for _, c := range tables[n] {
-			cols = append(cols, duck.Ident(c.Name)+" "+c.Type)
-		}
-		if _, err := st.db.ExecContext(ctx, "CREATE TABLE "+duck.Ident(n)+" ("+strings.Join(cols, ", ")+")"); err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database: create %s: %w", n, err)
-		}
-	}
-	st.conn, err = c.Connect(ctx)
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("staging database: connect: %w", err)
-	}
-	for _, n := range names {
-		a, err := duckdb.NewAppenderFromConn(st.conn, "", n)
-		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("staging database: appender for %s: %w", n, err)
-		}
-		st.app[n] = a
-	}
-	return st, nil
-}
-
-func (st *stage) append(table string, vals ...driver.Value) error {
-	if err := st.app[table].AppendRow(vals...); err != nil {
-		return fmt.Errorf("stage %s row: %w", table, err)
-	}
-	return nil
-}
-
-// closeAppenders flushes every appender; the tables are complete afterwards.
-func (st *stage) closeAppenders() error {
-	names := make([]string, 0, len(st.app))
-	for n := range st.app {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var errs []error
-	for _, n := range names {
-		if err := st.app[n].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("flush %s: %w", n, err))
-		}
-		delete(st.app, n)
-	}
-	return errors.Join(errs...)
-}
-
-func (st *stage) close() {
-	_ = st.closeAppenders()
-	if st.conn != nil {
-		_ = st.conn.Close()
-	}
-	if st.db != nil {
-		_ = st.db.Close()
-	}
-	if st.connector != nil {
-		_ = st.connector.Close()
-	}
-	st.removeFiles()
-}
-
-func (st *stage) removeFiles() {
-	_ = os.Remove(st.path)
-	_ = os.Remove(st.path + ".wal")
-	_ = os.RemoveAll(st.path + ".tmp")
-}
-
 // generator walks the users in order and streams their logs.
 type generator struct {
 	w         *World
-	st        *stage
+	st        *streamer
 	log       *slog.Logger
 	rc        *recaller
 	queries   []Query
@@ -372,109 +253,6 @@ func (g *generator) seeTS(ts int64) {
 	}
 }
 
-func (g *generator) simulateUsers(ctx context.Context) error {
-	w, s := g.w, g.w.Spec
-	g.boundary = s.StartMS + int64(s.TrainDays)*dayMS
-	end := s.StartMS + int64(s.TrainDays+s.TestDays)*dayMS
-	// Sessions start where their whole feed burst fits in the period.
-	lo, hi := s.StartMS+s.FeedWindowMS/2, end-s.FeedWindowMS/2-10*60*1000
-	if hi <= lo {
-		hi = lo + 1
-	}
-	var rows []logged
-	lastLog := time.Now()
-	for u := range w.Users {
-		if u%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if time.Since(lastLog) > 10*time.Second {
-				g.log.Info("simulating", "users_done", u, "users", len(w.Users), "search_rows", g.rows[dataset.SearchTable])
-				lastLog = time.Now()
-			}
-		}
-		user := &w.Users[u]
-		uid := UserID(u)
-		r := rand.New(rand.NewPCG(w.Seed, saltUserBase+uint64(u)))
-		n := poisson(r, s.SessionsPerUser*user.Activity)
-		starts := make([]int64, n)
-		for i := range starts {
-			starts[i] = lo + r.Int64N(hi-lo)
-		}
-		sort.Slice(starts, func(a, b int) bool { return starts[a] < starts[b] })
-		wcum := cumulative(user.Weights)
-		for _, t0 := range starts {
-			topic := user.Interests[sampleCum(r, wcum)]
-			in := Intent{Topic: topic, Facet: r.IntN(len(w.Topics[topic].Facets))}
-			mission := w.IntentID(in)
-			split := dataset.SplitTrain
-			if t0 >= g.boundary {
-				split = dataset.SplitTest
-			}
-			g.stats.SearchSessions++
-			q := w.firstQuery(r, in)
-			tp := &w.Topics[topic]
-			victim := tp.Poly >= 0 && !tp.Dominant && q.Head == tp.Heads[0] && q.Sense == ""
-			if victim {
-				g.acc.minSessions++
-			}
-			t := t0
-			reformed := false
-			for k := 0; ; k++ {
-				var out outcome
-				rows, out = w.serve(r, g.rc, user, in, q, rows)
-				if err := g.emitRequest(uid, t, q, mission, split, rows, out, k > 0, in); err != nil {
-					return err
-				}
-				if victim && k == 0 {
-					if out.clicks > 0 {
-						g.acc.minFirstWithClick++
-					}
-					g.acc.minFirstClicks += int64(out.clicks)
-					g.acc.minFirstOnTop += int64(out.clicksOnTop)
-				} else if victim {
-					g.acc.minAfterRequests++
-					if out.clicks > 0 {
-						g.acc.minAfterWithClick++
-					}
-					g.acc.minAfterClicks += int64(out.clicks)
-					g.acc.minAfterOnTop += int64(out.clicksOnTop)
-				}
-				if out.satisfied || k >= s.MaxReformulations || r.Float64() >= s.ReformulateProb {
-					break
-				}
-				q2, ok := w.reformulate(r, in, q)
-				if !ok {
-					break
-				}
-				gap := s.ReformGapBaseMS + int64(r.ExpFloat64()*float64(s.ReformGapMeanMS)) + out.watchMS
-				g.acc.beforeRequests++
-				if out.clicks > 0 {
-					g.acc.beforeWithClick++
-				}
-				g.acc.beforeClicks += int64(out.clicks)
-				g.acc.beforeOnTop += int64(out.clicksOnTop)
-				g.acc.gaps = append(g.acc.gaps, gap)
-				if gap <= ReformWindow.Milliseconds() {
-					g.acc.withinWindow++
-				}
-				reformed = true
-				q, t = q2, t+gap
-			}
-			if reformed {
-				g.acc.sessionsReformed++
-				if victim {
-					g.acc.minReformed++
-				}
-			}
-			if err := g.feedBurst(r, user, uid, in, t0); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func (g *generator) emitRequest(uid string, t int64, q Query, mission, split string, rows []logged, out outcome, isReform bool, in Intent) error {
 	if len(rows) == 0 {
 		return nil
@@ -531,67 +309,17 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 	return nil
 }
 
-// feedBurst writes the recommendation feed around a search session: slots
-// before the search follow the user's interests; after it, some slots serve
-// the search intent's topic, and engagement follows relevance to the intent.
-func (g *generator) feedBurst(r *rand.Rand, user *User, uid string, in Intent, t0 int64) error {
-	w, s := g.w, g.w.Spec
-	n := poisson(r, s.FeedPerSession)
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
-	}
-	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-	wcum := cumulative(user.Weights)
-	for _, t := range ts {
-		var item int32
-		after := t >= t0
-		switch {
-		case after && r.Float64() < s.FeedIntentProb:
-			tp := &w.Topics[in.Topic]
-			if r.Float64() < s.FeedFacetProb && len(tp.facetItems[in.Facet]) > 0 {
-				item = tp.facetItems[in.Facet][sampleCum(r, tp.facetCum[in.Facet])]
-			} else {
-				item = tp.Items[sampleCum(r, tp.itemCum)]
-			}
-		default:
-			topic := user.Interests[sampleCum(r, wcum)]
-			if r.Float64() < s.FeedExploreProb {
-				topic = sampleCum(r, w.topicCum)
-			}
-			tp := &w.Topics[topic]
-			item = tp.Items[sampleCum(r, tp.itemCum)]
-		}
-		it := &w.Items[item]
-		rel := 0
-		if _, rank := user.interest(int(it.Topic)); rank == 0 {
-			rel = 2
-		} else if rank > 0 {
-			rel = 1
-		}
-		if after {
-			rel = max(rel, w.Grade(in, int(item)))
-		}
-		frac := min(max(s.FeedWatchFrac[rel]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-		watch := max(int64(frac*float64(it.DurationMS)), 1)
-		liked := r.Float64() < s.FeedLikeProb[rel]
-		if err := g.st.append(dataset.FeedTable, uid, t, g.itemIDs[item], watch, it.DurationMS, liked); err != nil {
-			return err
-		}
-		g.count(dataset.FeedTable)
-		g.acc.feedEvents++
-		g.seeTS(t)
-	}
-	return nil
-}
-
 // sortedQueries returns the ids of the logged queries in text order.
 func (g *generator) sortedQueries() []int32 {
 	ids := make([]int32, len(g.queries))
 	for i := range ids {
 		ids[i] = int32(i)
 	}
-	sort.Slice(ids, func(a, b int) bool { return g.queries[ids[a]].String() < g.queries[ids[b]].String() })
+	texts := make([]string, len(g.queries))
+	for i, q := range g.queries {
+		texts[i] = q.String()
+	}
+	sort.Slice(ids, func(a, b int) bool { return texts[ids[a]] < texts[ids[b]] })
 	return ids
 }
 

@@ -17,7 +17,7 @@ import (
 
 // Scales are the named world sizes. Every scale uses the same behavioural
 // knobs; only the sizes (topics, items, users, sessions) differ.
-var Scales = []string{"tiny", "small", "medium", "large"}
+var Scales = []string{"tiny", "small", "medium", "large", "xlarge"}
 
 // Spec holds every knob of the simulated world. The YAML keys are the yaml
 // tags; docs/simulated-world.md explains each default. A --spec file is
@@ -94,7 +94,7 @@ type Spec struct {
 }
 
 // DefaultSpec returns the documented world v1 defaults for scale (tiny,
-// small, medium, large). The behavioural knobs are the same for every scale.
+// small, medium, large, xlarge). The behavioural knobs are the same for every scale.
 // DefaultSpecFor returns the defaults of either world (v2 by default).
 func DefaultSpec(scale string) (Spec, error) {
 	s := Spec{
@@ -161,6 +161,10 @@ func DefaultSpec(scale string) (Spec, error) {
 		s.Topics, s.PolysemousTerms, s.Items, s.Users, s.SessionsPerUser = 40, 10, 50_000, 10_000, 1.3
 	case "large":
 		s.Topics, s.PolysemousTerms, s.Items, s.Users, s.SessionsPerUser = 80, 20, 200_000, 50_000, 2.6
+	case "xlarge":
+		// large's catalogue and vocabulary (so qrels, truth and oracle stay
+		// large's size) with 5x the users: ~100M search rows in world v2.
+		s.Topics, s.PolysemousTerms, s.Items, s.Users, s.SessionsPerUser = 80, 20, 200_000, 250_000, 2.6
 	default:
 		return Spec{}, fmt.Errorf("unknown scale %q: expected one of %s", scale, strings.Join(Scales, ", "))
 	}

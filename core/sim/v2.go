@@ -27,7 +27,7 @@ const (
 type worldV2 struct {
 	novel    map[string]bool // words never searched in the train period
 	trend    [][]float32     // [day][item]: the day's trend of the item's recall score
-	trending map[int][]int32 // day*topics+topic -> the topic's items by popularity + trend, top first
+	trending [][]int32       // day*topics+topic -> the topic's items by popularity + trend, top first (read-only once built)
 	boundary int64           // start of the test period
 }
 
@@ -56,7 +56,7 @@ func (w *World) buildVocabularyV2() {
 			}
 		}
 	}
-	w.v2 = &worldV2{novel: map[string]bool{}, trending: map[int][]int32{}, boundary: s.StartMS + int64(s.TrainDays)*dayMS}
+	w.v2 = &worldV2{novel: map[string]bool{}, boundary: s.StartMS + int64(s.TrainDays)*dayMS}
 	for i := range w.Topics {
 		t := &w.Topics[i]
 		t.Paraphrases = g.take(s.ParaphraseHeads)
@@ -104,6 +104,7 @@ func (w *World) extendItemsV2() {
 			w.v2.trend[d][i] = float32(s.TrendNoise * tr.NormFloat64())
 		}
 	}
+	w.buildTrending()
 }
 
 // day returns the index of the day of ts in the logged period (clamped).
@@ -141,27 +142,33 @@ func (w *World) priorV2(tokens []string, topic int) float64 {
 }
 
 // trendingItems returns topic t's items on day d, by log popularity plus the
-// day's trend, top first (at most 2*recall_size).
+// day's trend, top first (at most 2*recall_size). The lists are built once
+// by buildTrending, so the generator's workers share them without locks.
 func (w *World) trendingItems(d, t int) []int32 {
-	key := d*len(w.Topics) + t
-	if l, ok := w.v2.trending[key]; ok {
-		return l
-	}
-	items := append([]int32(nil), w.Topics[t].Items...)
-	tr := w.v2.trend[d]
-	score := func(i int32) float64 { return w.Items[i].PopNorm + float64(tr[i]) }
-	sort.Slice(items, func(a, b int) bool {
-		sa, sb := score(items[a]), score(items[b])
-		if sa != sb {
-			return sa > sb
+	return w.v2.trending[d*len(w.Topics)+t]
+}
+
+// buildTrending ranks every topic's items on every day (called once the
+// items and their daily trends exist).
+func (w *World) buildTrending() {
+	w.v2.trending = make([][]int32, len(w.v2.trend)*len(w.Topics))
+	for d, tr := range w.v2.trend {
+		for t := range w.Topics {
+			items := append([]int32(nil), w.Topics[t].Items...)
+			score := func(i int32) float64 { return w.Items[i].PopNorm + float64(tr[i]) }
+			sort.Slice(items, func(a, b int) bool {
+				sa, sb := score(items[a]), score(items[b])
+				if sa != sb {
+					return sa > sb
+				}
+				return items[a] < items[b]
+			})
+			if n := 2 * w.Spec.RecallSize; len(items) > n {
+				items = items[:n]
+			}
+			w.v2.trending[d*len(w.Topics)+t] = items
 		}
-		return items[a] < items[b]
-	})
-	if n := 2 * w.Spec.RecallSize; len(items) > n {
-		items = items[:n]
 	}
-	w.v2.trending[key] = items
-	return items
 }
 
 // channelSizes splits recall_size between the channels.
@@ -191,7 +198,7 @@ func (w *World) baseV2(lex float64, item int32, prior float64, d int) float64 {
 // time at serve time.
 func (rc *recaller) recallV2(q Query, d int) []candidate {
 	key := q.String() + "\x00" + strconv.Itoa(d)
-	if c, ok := rc.cache[key]; ok {
+	if c, ok := rc.cache.get(key); ok {
 		return c
 	}
 	w := rc.w
@@ -206,18 +213,28 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 			rc.scratch[p.item] += p.weight
 		}
 	}
-	priors := map[int32]float64{}
+	// The legacy prior per topic, computed at most once per miss (NaN = not yet).
+	if rc.prior == nil {
+		rc.prior = make([]float64, len(w.Topics))
+	}
+	for i := range rc.prior {
+		rc.prior[i] = math.NaN()
+	}
 	priorOf := func(t int32) float64 {
-		pr, ok := priors[t]
-		if !ok {
+		pr := rc.prior[t]
+		if pr != pr {
 			pr = w.priorV2(tokens, int(t))
-			priors[t] = pr
+			rc.prior[t] = pr
 		}
 		return pr
 	}
+	// baseV2 inlined over the item columns: every match is scored, and
+	// w.Items[it] is a cache miss per item at large scales.
+	s, tr, topic, pop := w.Spec, w.v2.trend[d], rc.cols.topic, rc.cols.popNorm
 	lex := make([]candidate, 0, len(rc.touched))
 	for _, it := range rc.touched {
-		lex = append(lex, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(w.Items[it].Topic), d)})
+		base := rc.scratch[it] + s.BubbleStrength*(s.RecallPopWeight*pop[it]+s.RecallPriorWeight*priorOf(topic[it])) + float64(tr[it])
+		lex = append(lex, candidate{item: it, base: base})
 	}
 	// The lexical channel is the top nLex by (score desc, item asc): an
 	// exact bounded selection rather than a sort of every match.
@@ -226,7 +243,6 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 		rc.mark = make([]uint32, len(w.Items))
 	}
 	stamp := rc.stamp
-	taken := func(it int32) bool { return rc.mark[it] == stamp }
 	better := func(a, b candidate) bool {
 		if a.base != b.base {
 			return a.base > b.base
@@ -251,85 +267,99 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	for _, c := range out {
 		rc.mark[c.item] = stamp
 	}
-	// Freshness channel: the newest lexical matches not taken yet (a
-	// bounded insertion buffer: the channel is small, the matches many).
 	if nFresh > 0 {
-		newer := func(a, b candidate) bool {
-			ca, cb := w.Items[a.item].CreatedMS, w.Items[b.item].CreatedMS
-			if ca != cb {
-				return ca > cb
-			}
-			return a.item < b.item
-		}
-		buf := make([]candidate, 0, nFresh+1)
-		for _, c := range lex {
-			if taken(c.item) {
-				continue // in the lexical channel
-			}
-			if len(buf) == nFresh && !newer(c, buf[nFresh-1]) {
-				continue
-			}
-			i := len(buf)
-			buf = append(buf, c)
-			for ; i > 0 && newer(c, buf[i-1]); i-- {
-				buf[i] = buf[i-1]
-			}
-			buf[i] = c
-			if len(buf) > nFresh {
-				buf = buf[:nFresh]
-			}
-		}
-		for _, c := range buf {
-			out = append(out, c)
-			rc.mark[c.item] = stamp
-		}
+		out = rc.freshChannel(lex, nFresh, out, stamp)
 	}
-	// Trending channel: quotas over the topics the train-period statistics
-	// tie to the query's words.
 	if nPop > 0 {
-		var topics []int
-		seen := map[int]bool{}
-		for _, tok := range tokens {
-			if w.v2.novel[tok] {
-				continue
-			}
-			for _, t := range w.termTopics[tok] {
-				if !seen[t] {
-					seen[t] = true
-					topics = append(topics, t)
-				}
-			}
-		}
-		sort.Ints(topics)
-		var wsum float64
-		wts := make([]float64, len(topics))
-		for i, t := range topics {
-			wts[i] = math.Pow(priorOf(int32(t)), w.Spec.BubbleStrength)
-			wsum += wts[i]
-		}
-		for i, t := range topics {
-			if wsum <= 0 {
-				break
-			}
-			quota := int(math.Round(float64(nPop) * wts[i] / wsum))
-			for _, it := range w.trendingItems(d, t) {
-				if quota <= 0 {
-					break
-				}
-				if taken(it) {
-					continue
-				}
-				out = append(out, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(int32(t)), d)})
-				rc.mark[it] = stamp
-				quota--
-			}
-		}
+		out = rc.trendingChannel(tokens, d, nPop, out, stamp, priorOf)
 	}
 	for _, it := range rc.touched {
 		rc.scratch[it] = 0
 	}
 	sortCands(out)
-	rc.cache[key] = out
+	rc.cache.put(key, out)
+	return out
+}
+
+// freshChannel appends to out the n newest lexical matches not taken yet (a
+// bounded insertion buffer: the channel is small, the matches many) and
+// marks them with stamp.
+func (rc *recaller) freshChannel(lex []candidate, nFresh int, out []candidate, stamp uint32) []candidate {
+	taken := func(it int32) bool { return rc.mark[it] == stamp }
+	newer := func(a, b candidate) bool {
+		ca, cb := rc.cols.created[a.item], rc.cols.created[b.item]
+		if ca != cb {
+			return ca > cb
+		}
+		return a.item < b.item
+	}
+	buf := make([]candidate, 0, nFresh+1)
+	for _, c := range lex {
+		if taken(c.item) {
+			continue // in the lexical channel
+		}
+		if len(buf) == nFresh && !newer(c, buf[nFresh-1]) {
+			continue
+		}
+		i := len(buf)
+		buf = append(buf, c)
+		for ; i > 0 && newer(c, buf[i-1]); i-- {
+			buf[i] = buf[i-1]
+		}
+		buf[i] = c
+		if len(buf) > nFresh {
+			buf = buf[:nFresh]
+		}
+	}
+	for _, c := range buf {
+		out = append(out, c)
+		rc.mark[c.item] = stamp
+	}
+	return out
+}
+
+// trendingChannel appends to out the trending channel on day d: quotas of
+// nPop over the topics the train-period statistics tie to the query's words.
+func (rc *recaller) trendingChannel(tokens []string, d, nPop int, out []candidate, stamp uint32, priorOf func(int32) float64) []candidate {
+	w := rc.w
+	taken := func(it int32) bool { return rc.mark[it] == stamp }
+	var topics []int
+	seen := map[int]bool{}
+	for _, tok := range tokens {
+		if w.v2.novel[tok] {
+			continue
+		}
+		for _, t := range w.termTopics[tok] {
+			if !seen[t] {
+				seen[t] = true
+				topics = append(topics, t)
+			}
+		}
+	}
+	sort.Ints(topics)
+	var wsum float64
+	wts := make([]float64, len(topics))
+	for i, t := range topics {
+		wts[i] = math.Pow(priorOf(int32(t)), w.Spec.BubbleStrength)
+		wsum += wts[i]
+	}
+	for i, t := range topics {
+		if wsum <= 0 {
+			break
+		}
+		quota := int(math.Round(float64(nPop) * wts[i] / wsum))
+		for _, it := range w.trendingItems(d, t) {
+			if quota <= 0 {
+				break
+			}
+			if taken(it) {
+				continue
+			}
+			out = append(out, candidate{item: it, base: w.baseV2(rc.scratch[it], it, priorOf(int32(t)), d)})
+			rc.mark[it] = stamp
+			quota--
+		}
+	}
 	return out
 }
 
@@ -388,15 +418,11 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			nPers--
 		}
 	}
-	type scored struct {
-		c     candidate
-		score float64
-	}
 	pre := make([]scored, len(cands))
 	for i, c := range cands {
 		pre[i] = scored{c, c.base + s.PrerankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(pre, func(a, b int) bool { return pre[a].score > pre[b].score })
+	slices.SortStableFunc(pre, byScoreDesc)
 	keep := min(s.PrerankKeep, len(pre))
 	ranked := make([]scored, keep)
 	for i := 0; i < keep; i++ {
@@ -404,7 +430,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 		iw, _ := u.interest(int(w.Items[c.item].Topic))
 		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
 	}
-	sort.SliceStable(ranked, func(a, b int) bool { return ranked[a].score > ranked[b].score })
+	slices.SortStableFunc(ranked, byScoreDesc)
 	expose := min(s.ExposeSize, keep)
 	for i := 0; i < keep; i++ {
 		c := ranked[i].c
@@ -503,92 +529,6 @@ func (w *World) noisyFollowUp(r *rand.Rand, u *User, in Intent, q Query, novel b
 type engagement struct {
 	item int32
 	ts   int64
-}
-
-// feedBurstV2 writes the feed around a search session. Each slot is, with
-// probability feed_carryover times the decayed mass of recent engagement
-// (search clicks and feed likes, half-life feed_carryover_half_life_ms),
-// an item of the topic (and, feed_facet_prob of the time, the facet) of one
-// recent engagement; otherwise an interest or exploration slot as in v1.
-// The feed never sees the search intent; the user's response still
-// follows it (the user, not the system, knows what they searched for).
-func (g *generator) feedBurstV2(r *rand.Rand, user *User, uid string, in Intent, t0 int64, eng []engagement) ([]engagement, error) {
-	w, s := g.w, g.w.Spec
-	n := poisson(r, s.FeedPerSession)
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = t0 - s.FeedWindowMS/2 + r.Int64N(s.FeedWindowMS)
-	}
-	sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-	wcum := cumulative(user.Weights)
-	hl := float64(s.FeedCarryoverHalfLifeMS)
-	var wts []float64
-	for _, t := range ts {
-		// Drop engagement older than ten half-lives; weigh the rest.
-		keep := eng[:0]
-		for _, e := range eng {
-			if float64(t-e.ts) < 10*hl {
-				keep = append(keep, e)
-			}
-		}
-		eng = keep
-		wts = wts[:0]
-		var mass float64
-		for _, e := range eng {
-			x := 0.0
-			if e.ts <= t {
-				x = math.Exp(-math.Ln2 * float64(t-e.ts) / hl)
-			}
-			wts = append(wts, x)
-			mass += x
-		}
-		var item int32
-		if mass > 0 && r.Float64() < s.FeedCarryover*min(mass, 1) {
-			src := &w.Items[eng[sampleCum(r, cumulative(wts))].item]
-			tp := &w.Topics[src.Topic]
-			if r.Float64() < s.FeedFacetProb && len(tp.facetItems[src.Facet]) > 0 {
-				item = tp.facetItems[src.Facet][sampleCum(r, tp.facetCum[src.Facet])]
-			} else {
-				item = tp.Items[sampleCum(r, tp.itemCum)]
-			}
-			if w.Items[item].CreatedMS > t {
-				item = tp.Items[0]
-			}
-		} else {
-			topic := user.Interests[sampleCum(r, wcum)]
-			if r.Float64() < s.FeedExploreProb {
-				topic = sampleCum(r, w.topicCum)
-			}
-			tp := &w.Topics[topic]
-			item = tp.Items[sampleCum(r, tp.itemCum)]
-			if w.Items[item].CreatedMS > t {
-				item = tp.Items[0]
-			}
-		}
-		it := &w.Items[item]
-		rel := 0
-		if _, rank := user.interest(int(it.Topic)); rank == 0 {
-			rel = 2
-		} else if rank > 0 {
-			rel = 1
-		}
-		if t >= t0 {
-			rel = max(rel, w.Grade(in, int(item)))
-		}
-		frac := min(max(s.FeedWatchFrac[rel]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-		watch := max(int64(frac*float64(it.DurationMS)), 1)
-		liked := r.Float64() < s.FeedLikeProb[rel]
-		if err := g.st.append(dataset.FeedTable, uid, t, g.itemIDs[item], watch, it.DurationMS, liked); err != nil {
-			return eng, err
-		}
-		if liked {
-			eng = append(eng, engagement{item: item, ts: t})
-		}
-		g.count(dataset.FeedTable)
-		g.acc.feedEvents++
-		g.seeTS(t)
-	}
-	return eng, nil
 }
 
 // truthKey packs a (query id, intent) pair.

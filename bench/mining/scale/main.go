@@ -1,14 +1,16 @@
 // Command scale benchmarks the SQL mining sources at scale and writes
 // bench/results/scale.json and the plots of docs/scale.md:
 //
+//   - sim: `crops data simulate --scale NAME` (world v2, -seed) for each world
+//     of -worlds whose directory does not exist yet, one child process each:
+//     wall and CPU time, peak RSS (ru_maxrss) and rows.
 //   - curve: `crops mine` per source (clicks, reformulation, feed), one child
 //     process each, under a memory budget (--memory-limit), on each world
 //     (medium, large, xlarge): wall time, peak RSS (ru_maxrss of the child)
-//     and rows. The xlarge world (about 100M search + 100M feed rows) is made
-//     here, by replicating the large world's tables -replicas times with the
-//     user and request ids suffixed by the replica (DuckDB SQL), so that it
-//     has the large world's per-user shapes; `crops data simulate --scale
-//     xlarge` is not used.
+//     and rows.
+//   - gen (the previous round's stand-in for xlarge, kept for comparison):
+//     the large world's tables replicated -replicas times with the user and
+//     request ids suffixed by the replica (DuckDB SQL).
 //   - spark: on one world, `crops mine --engine duckdb` and `--engine spark`
 //     (Spark Connect, -spark) alternated per source, -pairs times: the ratio
 //     spark/duckdb of the medians.
@@ -77,16 +79,32 @@ type sparkResult struct {
 	LoadEnd   string               `json:"loadavg_end"`
 }
 
+// simResult is one `crops data simulate` run.
+type simResult struct {
+	Scale      string           `json:"scale"`
+	Seed       uint64           `json:"seed"`
+	Dir        string           `json:"dir"`
+	WallSec    float64          `json:"wall_seconds"`
+	CPUSec     float64          `json:"cpu_seconds"`
+	PeakRSSMiB float64          `json:"peak_rss_mib"`
+	Rows       map[string]int64 `json:"rows"`
+	LoadStart  string           `json:"loadavg_start"`
+	LoadEnd    string           `json:"loadavg_end"`
+	Method     string           `json:"method"`
+}
+
 type result struct {
 	Benchmark string                  `json:"benchmark"`
 	Machine   machine.Description     `json:"machine"`
 	Note      string                  `json:"note"`
+	Simulate  map[string]*simResult   `json:"simulate,omitempty"`
 	Worlds    map[string]*worldResult `json:"worlds"`
 	Spark     *sparkResult            `json:"spark,omitempty"`
 }
 
 func main() {
-	phases := flag.String("phases", "gen,curve", "comma-separated: gen (make xlarge), curve, spark, plot")
+	phases := flag.String("phases", "sim,curve", "comma-separated: sim (crops data simulate missing worlds), gen (replicate large as xlarge-replicated), curve, spark, plot")
+	seed := flag.Uint64("seed", 1, "sim phase: simulation seed")
 	worlds := flag.String("worlds", "medium=results/worlds/medium,large=results/worlds/large,xlarge=results/worlds/xlarge", "name=dir,... in curve order")
 	from := flag.String("replicate", "large", "world the xlarge world replicates")
 	replicas := flag.Int("replicas", 10, "replicas of -replicate in xlarge")
@@ -103,13 +121,13 @@ func main() {
 	flag.Parse()
 	sources = strings.Split(*srcs, ",")
 	ctx := context.Background()
-	if err := run(ctx, *phases, *worlds, *from, *replicas, *crops, *limit, *remote, *master, *sparkWorld, *pairs, *only, *out, *plotDir); err != nil {
+	if err := run(ctx, *phases, *worlds, *from, *replicas, *crops, *limit, *remote, *master, *sparkWorld, *pairs, *only, *out, *plotDir, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "scale bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, phases, worldsFlag, from string, replicas int, crops, limit, remote, master, sparkWorld string, pairs int, only, out, plotDir string) error {
+func run(ctx context.Context, phases, worldsFlag, from string, replicas int, crops, limit, remote, master, sparkWorld string, pairs int, only, out, plotDir string, seed uint64) error {
 	var order []string
 	dirs := map[string]string{}
 	for _, kv := range strings.Split(worldsFlag, ",") {
@@ -129,7 +147,7 @@ func run(ctx context.Context, phases, worldsFlag, from string, replicas int, cro
 	res.Benchmark = "scale"
 	res.Machine = machine.Describe()
 	res.Note = "2 cores shared with 6 other engineers compiling and testing during the runs (see loadavg_*): wall times are upper bounds. " +
-		"xlarge is the large world replicated (ids suffixed per replica) by this benchmark, not crops data simulate --scale xlarge."
+		"Worlds are made by crops data simulate (world v2, phase sim); worlds[*].made says otherwise (the previous round's replicated stand-in)."
 	has := func(p string) bool { return strings.Contains(","+phases+",", ","+p+",") }
 	save := func() error {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -138,8 +156,30 @@ func run(ctx context.Context, phases, worldsFlag, from string, replicas int, cro
 		}
 		return duck.WriteFileAtomic(out, append(b, '\n'), 0o644)
 	}
+	if has("sim") {
+		if res.Simulate == nil {
+			res.Simulate = map[string]*simResult{}
+		}
+		for _, w := range order {
+			if only != "" && !strings.Contains(","+only+",", ","+w+",") {
+				continue
+			}
+			if _, err := os.Stat(dirs[w]); err == nil {
+				fmt.Fprintf(os.Stderr, "scale: %s exists, kept\n", dirs[w])
+				continue
+			}
+			sr, err := simulate(ctx, crops, w, dirs[w], seed)
+			if err != nil {
+				return fmt.Errorf("simulate %s: %w", w, err)
+			}
+			res.Simulate[w] = sr
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
 	if has("gen") {
-		if err := replicate(ctx, dirs[from], dirs["xlarge"], replicas); err != nil {
+		if err := replicate(ctx, dirs[from], dirs["xlarge-replicated"], replicas); err != nil {
 			return err
 		}
 	}
@@ -152,7 +192,7 @@ func run(ctx context.Context, phases, worldsFlag, from string, replicas int, cro
 			if err != nil {
 				return fmt.Errorf("world %s: %w", w, err)
 			}
-			if w == "xlarge" {
+			if w == "xlarge-replicated" {
 				wr.Made = fmt.Sprintf("%s replicated %d times by bench/mining/scale (user and request ids suffixed by the replica)", dirs[from], replicas)
 			}
 			res.Worlds[w] = wr
@@ -251,6 +291,40 @@ func replicate(ctx context.Context, src, dst string, n int) error {
 	}
 	fmt.Fprintf(os.Stderr, "scale: %s made in %.0fs\n", dst, time.Since(start).Seconds())
 	return nil
+}
+
+// simulate runs crops data simulate for scale as a child process and
+// measures it.
+func simulate(ctx context.Context, crops, scale, dir string, seed uint64) (*simResult, error) {
+	sr := &simResult{Scale: scale, Seed: seed, Dir: dir, LoadStart: machine.LoadAvg(),
+		Method: "crops data simulate --scale " + scale + " (world v2, all cores) as a child process; CPU = user+sys, peak RSS = ru_maxrss"}
+	cmd := exec.CommandContext(ctx, crops, "data", "simulate", "--scale", scale, "--seed", fmt.Sprint(seed), "--out", dir)
+	var outb strings.Builder
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	start := time.Now()
+	err := cmd.Run()
+	sr.WallSec = time.Since(start).Seconds()
+	sr.LoadEnd = machine.LoadAvg()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(outb.String()))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		sr.PeakRSSMiB = float64(ru.Maxrss) / 1024
+		sr.CPUSec = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "world_stats.json"))
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Rows map[string]int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, err
+	}
+	sr.Rows = st.Rows
+	fmt.Fprintf(os.Stderr, "scale: simulated %s in %.0fs wall, %.0fs CPU, %.0f MiB\n", scale, sr.WallSec, sr.CPUSec, sr.PeakRSSMiB)
+	return sr, nil
 }
 
 func count(ctx context.Context, path string) (int64, error) {

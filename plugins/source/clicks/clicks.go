@@ -99,6 +99,10 @@ func positiveExpr(positive string) string {
 
 // Query returns the SQL, in dialect d, that mines the candidate rows from the
 // search and split tables at the given paths (exported for the benchmarks).
+// (request_id, item_id) is unique in a valid dataset (crops data validate:
+// duplicate_candidate), so each search row is its own (query, item, request)
+// case and `per` is a projection: a GROUP BY there was the largest hash table
+// of all mining at 100M rows (as many groups as rows), and it spilled.
 func Query(d minesql.Dialect, searchPath, splitPath string, p Params) string {
 	negatives := ""
 	if p.Negatives {
@@ -117,13 +121,13 @@ UNION ALL SELECT query, item_id, %[5]s, %[6]d, n_filtered / appearances, %[9]s F
 ),
 per AS (
   SELECT query, item_id, request_id,
-    bool_or(stage = 'exposed' AND %[3]s) AS pos,
-    bool_or(stage = 'exposed') AS exposed,
-    bool_or(stage = 'ranked_unexposed') AS ranked,
-    bool_or(stage = 'prerank_filtered') AS filtered,
-    bool_or(stage = 'exposed' AND clicked) AS clicked,
-    bool_or(stage = 'exposed' AND liked) AS liked
-  FROM s GROUP BY query, item_id, request_id
+    (stage = 'exposed' AND %[3]s) AS pos,
+    (stage = 'exposed') AS exposed,
+    (stage = 'ranked_unexposed') AS ranked,
+    (stage = 'prerank_filtered') AS filtered,
+    (stage = 'exposed' AND clicked) AS clicked,
+    (stage = 'exposed' AND liked) AS liked
+  FROM s
 ),
 qreq AS (SELECT query, count(DISTINCT request_id) AS requests FROM s GROUP BY query),
 agg0 AS (
