@@ -56,7 +56,8 @@ type Spec struct {
 	Report     ReportSpec  `json:"report"`
 	Runtime    RuntimeSpec `json:"runtime"`
 	Limits     Limits      `json:"limits"`
-	Engine     EngineSpec  `json:"engine"` // the SQL mining sources' engine (engine.go)
+	Engine     EngineSpec  `json:"engine"`           // the SQL mining sources' engine (engine.go)
+	Online     *Online     `json:"online,omitempty"` // the simulated online A/B (online.go)
 	Raw        Experiment  `json:"-"`
 
 	// WorldSeeds are seeds.world as written (nil: one world, the dataset's).
@@ -304,6 +305,7 @@ func (r *resolver) resolve() *Spec {
 	r.resolveArms(s)
 	r.checkParams(s) // params_check.go: built-ins' params against their schemas
 	r.checkArmDirs(s)
+	r.resolveOnline(s)
 
 	// Report.
 	if s.Report.Alpha == 0 {

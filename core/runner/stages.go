@@ -286,6 +286,13 @@ func (r *runner) runUnit(ctx context.Context, u unit) *report.ArmSeed {
 	if err != nil {
 		return failAt("evaluate", err)
 	}
+	if r.spec.Online != nil { // the simulated online A/B (online.go)
+		vals, err := r.online(ctx, u, ds, tr, se, itemsPaths)
+		if err != nil {
+			return failAt("online", err)
+		}
+		er.Metrics = append(er.Metrics, vals...)
+	}
 	res.Status = report.StatusOK
 	res.Metrics, res.Curves = er.Metrics, er.Curves
 	res.Loss = readProgress(filepath.Join(tr.Dir, fileProgress))
