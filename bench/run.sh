@@ -38,4 +38,7 @@ sel mining   && go run ./bench/mining -medium "$worlds/medium" -large "$worlds/l
 sel twotower && { go run ./bench/twotower; go run ./bench/twotower -mode quality -scale small; go run ./bench/twotower -mode boundary; }
 sel llm      && { [ -f "$worlds/medium/dataset.yaml" ] || bin/crops data simulate --scale medium --seed 1 --out "$worlds/medium"; go run ./bench/llm -world "$worlds/medium"; }
 sel gate     && go run ./bench/gate
+# Online A/B phase (issue 16): needs a finished `crops run experiments/paper-online.yaml
+# --out results/paper-online` with the same bin/crops (only the online stages rerun).
+sel online   && { [ -d results/paper-online/cache ] || bin/crops run experiments/paper-online.yaml --out results/paper-online; go run ./bench/online -crops bin/crops -from results/paper-online; }
 echo "results in bench/results/"
