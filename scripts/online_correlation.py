@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Spearman rank correlation between offline and online metrics across the
-(arm, world, seed) units of a run directory (docs/results.md, "Online A/B
-(simulated)").
+(arm, world, seed) units of a run directory, and a summary of the units'
+online.json (lift to control with its bootstrap interval, and the shadow
+share) (docs/results.md, "Online A/B (simulated)").
 
     scripts/online_correlation.py results/paper-online
 """
@@ -52,5 +53,21 @@ def main(run):
         print(f"{off} | " + " | ".join(f"{x:+.2f}" for x in row))
 
 
+def summary(run):
+    print()
+    print("arm | world | " + " | ".join(["CTR lift [95% CI]", "long-play lift", "RQR lift", "share: control (shadow) -> arm", "search s / stage s"]))
+    for path in sorted(glob.glob(os.path.join(run, "arms", "*", "**", "online.json"), recursive=True)):
+        with open(path) as f:
+            o = json.load(f)
+        c = {x["metric"]: x for x in o["comparisons"]}
+        world = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        cells = [f"{100*c[m]['lift']:+.2f}% [{100*c[m]['lift_lo']:+.2f}, {100*c[m]['lift_hi']:+.2f}]" for m in ("ctr", "longplay", "rqr")]
+        cells.append(f"{100*c['share']['control']:.1f}% -> {100*c['share']['arm']:.1f}%")
+        cells.append(f"{o['search_seconds']:.1f} / {o['seconds']:.1f} ({o['search_calls']} calls)")
+        print(f"{o['arm']} | {world} | " + " | ".join(cells))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "results/paper-online")
+    run = sys.argv[1] if len(sys.argv) > 1 else "results/paper-online"
+    main(run)
+    summary(run)
