@@ -42,4 +42,7 @@ sel gate     && go run ./bench/gate
 # bin/crops): only when named, `bench/run.sh torchtower`.
 if [ ${#SELECTED[@]} -gt 0 ] && want torchtower; then go run ./bench/torchtower; fi
 sel gatetruth && go run ./bench/gatetruth
+# Online A/B phase (issue 16): needs a finished `crops run experiments/paper-online.yaml
+# --out results/paper-online` with the same bin/crops (only the online stages rerun).
+sel online   && { [ -d results/paper-online/cache ] || bin/crops run experiments/paper-online.yaml --out results/paper-online; go run ./bench/online -crops bin/crops -from results/paper-online; }
 echo "results in bench/results/"

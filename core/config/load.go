@@ -49,7 +49,8 @@ type Spec struct {
 	Report     ReportSpec  `json:"report"`
 	Runtime    RuntimeSpec `json:"runtime"`
 	Limits     Limits      `json:"limits"`
-	Engine     EngineSpec  `json:"engine"` // the SQL mining sources' engine (engine.go)
+	Engine     EngineSpec  `json:"engine"`           // the SQL mining sources' engine (engine.go)
+	Online     *Online     `json:"online,omitempty"` // the simulated online A/B (online.go)
 	// PluginDefaults are the built-ins for roles no arm names a plugin for,
 	// found by capability (plugin_defaults.go).
 	PluginDefaults PluginDefaults `json:"plugin_defaults"`

@@ -60,6 +60,7 @@ func (r *resolver) resolve() *Spec {
 	r.resolvePluginDefaults(s) // plugin_defaults.go: built-ins by capability
 	r.checkParams(s)           // params_check.go: built-ins' params against their schemas
 	r.checkArmDirs(s)
+	r.resolveOnline(s)
 
 	r.resolveReport(s)
 	return s

@@ -28,6 +28,8 @@ type Experiment struct {
 	// Engine and Spark choose where the SQL mining sources run (engine.go).
 	Engine string     `koanf:"engine" json:"engine,omitempty"`
 	Spark  *SparkSpec `koanf:"spark" json:"spark,omitempty"`
+	// Online is the simulated online A/B after training (online.go).
+	Online *OnlineBlock `koanf:"online" json:"online,omitempty"`
 }
 
 // Dataset is a dataset directory (path) or a simulated world. In YAML it may

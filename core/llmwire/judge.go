@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
 )
 
 // The llm-judge's prompt has one definition, here: the llm-judge plugin

@@ -59,7 +59,7 @@ type unitStage struct {
 //
 //	dataset, testsets (shared by the world's units)
 //	-> sources (mine/<source> -> gate/<source>, in parallel) -> mining report
-//	-> label -> train -> search -> evaluate -> result
+//	-> label -> train -> search -> evaluate -> online (optional) -> result
 var unitStages = []unitStage{
 	{name: "dataset", run: func(r *runner, ctx context.Context, u *unitRun) error {
 		ds, err := u.world.dataset()
@@ -100,6 +100,19 @@ var unitStages = []unitStage{
 			}
 			return err
 		}},
+	// The simulated online A/B (online.go), when the experiment has an
+	// online block: its metrics join the offline ones.
+	{name: "online", needs: []string{"train", "search", "evaluate"}, run: func(r *runner, ctx context.Context, u *unitRun) error {
+		if r.spec.Online == nil {
+			return nil
+		}
+		vals, err := r.online(ctx, u.unit, u.ds, u.tr, u.se, u.items)
+		if err != nil {
+			return err
+		}
+		u.er.Metrics = append(u.er.Metrics, vals...)
+		return nil
+	}},
 	{name: "result", needs: []string{"train", "evaluate"}, writes: true, run: (*runner).collectResult},
 }
 
