@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"iter"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -561,40 +560,7 @@ func (w *World) rankAndShow(r *rand.Rand, u *User, in Intent, cands []onlineCand
 		}
 	}
 	sort.SliceStable(ranked, func(a, b int) bool { return ranked[a].score > ranked[b].score })
-	expose := min(s.ExposeSize, keep)
-	for i := 0; i < keep; i++ {
-		c := ranked[i].c
-		item := &w.Items[c.item]
-		g := w.Grade(in, int(c.item))
-		row := logged{item: c.item, stage: dataset.StageRankedUnexposed, grade: g}
-		if i < expose {
-			pos := i + 1
-			row.stage, row.position = dataset.StageExposed, int32(pos)
-			examined := r.Float64() < math.Pow(float64(pos), -s.PositionBiasEta)
-			p := s.ClickProb[g]
-			if g == 0 {
-				p = min(p+s.ClickNoise, 1)
-				if item.Clickbait && int(item.Topic) != in.Topic {
-					p = max(p, s.ClickbaitClickProb)
-				}
-			}
-			if examined && r.Float64() < p {
-				row.clicked = true
-				frac := min(max(s.WatchFrac[g]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-				row.watchMS = max(int64(frac*float64(item.DurationMS)), 1)
-				row.liked = r.Float64() < s.LikeProb[g]
-				out.clicks++
-				out.watchMS += row.watchMS
-				if int(item.Topic) == in.Topic {
-					out.clicksOnTop++
-				}
-				if g >= s.SatisfyGrade {
-					out.satisfied = true
-				}
-			}
-		}
-		rows = append(rows, row)
-	}
+	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
 		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})

@@ -431,12 +431,27 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
 	}
 	slices.SortStableFunc(ranked, byScoreDesc)
+	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
+	for i := keep; i < len(pre); i++ {
+		c := pre[i].c
+		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+	}
+	return rows, out
+}
+
+// showRanked logs a request's keep ranked items (item(i) is the i-th) in
+// rank order: the first ExposeSize are exposed under the v2 click model
+// (position bias, click noise, clickbait), the rest are ranked but not
+// exposed. serveV2 and the online phase (online.go) share it, so both draw
+// the same random numbers in the same order.
+func (w *World) showRanked(r *rand.Rand, in Intent, keep int, item func(i int) int32, rows []logged, out *outcome) []logged {
+	s := w.Spec
 	expose := min(s.ExposeSize, keep)
 	for i := 0; i < keep; i++ {
-		c := ranked[i].c
-		item := &w.Items[c.item]
-		g := w.Grade(in, int(c.item))
-		row := logged{item: c.item, stage: dataset.StageRankedUnexposed, grade: g}
+		id := item(i)
+		it := &w.Items[id]
+		g := w.Grade(in, int(id))
+		row := logged{item: id, stage: dataset.StageRankedUnexposed, grade: g}
 		if i < expose {
 			pos := i + 1
 			row.stage, row.position = dataset.StageExposed, int32(pos)
@@ -444,18 +459,18 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			p := s.ClickProb[g]
 			if g == 0 {
 				p = min(p+s.ClickNoise, 1)
-				if item.Clickbait && int(item.Topic) != in.Topic {
+				if it.Clickbait && int(it.Topic) != in.Topic {
 					p = max(p, s.ClickbaitClickProb)
 				}
 			}
 			if examined && r.Float64() < p {
 				row.clicked = true
 				frac := min(max(s.WatchFrac[g]+s.WatchFracSD*r.NormFloat64(), 0.02), 1)
-				row.watchMS = max(int64(frac*float64(item.DurationMS)), 1)
+				row.watchMS = max(int64(frac*float64(it.DurationMS)), 1)
 				row.liked = r.Float64() < s.LikeProb[g]
 				out.clicks++
 				out.watchMS += row.watchMS
-				if int(item.Topic) == in.Topic {
+				if int(it.Topic) == in.Topic {
 					out.clicksOnTop++
 				}
 				if g >= s.SatisfyGrade {
@@ -465,11 +480,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 		}
 		rows = append(rows, row)
 	}
-	for i := keep; i < len(pre); i++ {
-		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
-	}
-	return rows, out
+	return rows
 }
 
 // novelQuery is the first query of a long-tail test session: a paraphrase
