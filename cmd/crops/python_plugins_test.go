@@ -27,17 +27,26 @@ import (
 // CROPS_PYTHON_REQUIRED=1 (CI), where a missing venv is a failure.
 func pythonVenv(t *testing.T) string {
 	t.Helper()
-	venv := os.Getenv("CROPS_PYTHON_VENV")
+	return requireVenv(t, "CROPS_PYTHON_VENV", "../../sdk/python/.venv",
+		"Python plugin tests need a venv with crops-sdk and the dwell example", "crops-dwell", "crops-sdk-testplugins")
+}
+
+// requireVenv returns the venv named by envVar (default: def, relative to
+// this package) when it has every executable in exes; otherwise the test
+// skips, or fails under CROPS_PYTHON_REQUIRED=1 (CI).
+func requireVenv(t *testing.T, envVar, def, need string, exes ...string) string {
+	t.Helper()
+	venv := os.Getenv(envVar)
 	if venv == "" {
-		abs, err := filepath.Abs("../../sdk/python/.venv")
+		abs, err := filepath.Abs(def)
 		if err != nil {
 			t.Fatal(err)
 		}
 		venv = abs
 	}
-	for _, exe := range []string{"crops-dwell", "crops-sdk-testplugins"} {
+	for _, exe := range exes {
 		if _, err := os.Stat(filepath.Join(venv, "bin", exe)); err != nil {
-			msg := "Python plugin tests need a venv with crops-sdk and the dwell example: run .ci/python.sh (or set CROPS_PYTHON_VENV): " + err.Error()
+			msg := need + ": run .ci/python.sh (or set " + envVar + "): " + err.Error()
 			if os.Getenv("CROPS_PYTHON_REQUIRED") == "1" {
 				t.Fatal(msg)
 			}

@@ -23,22 +23,8 @@ import (
 // skips, except under CROPS_PYTHON_REQUIRED=1 (CI), where it fails.
 func torchVenv(t *testing.T) string {
 	t.Helper()
-	venv := os.Getenv("CROPS_TORCH_VENV")
-	if venv == "" {
-		abs, err := filepath.Abs("../../sdk/python/.venv-torch")
-		if err != nil {
-			t.Fatal(err)
-		}
-		venv = abs
-	}
-	if _, err := os.Stat(filepath.Join(venv, "bin", "crops-torch-two-tower")); err != nil {
-		msg := "the torch-two-tower tests need the torch venv: run .ci/python.sh (or set CROPS_TORCH_VENV): " + err.Error()
-		if os.Getenv("CROPS_PYTHON_REQUIRED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return venv
+	return requireVenv(t, "CROPS_TORCH_VENV", "../../sdk/python/.venv-torch",
+		"the torch-two-tower tests need the torch venv", "crops-torch-two-tower")
 }
 
 // writeTorchWorld writes an items table (80 items in 8 topics) and a label
