@@ -59,7 +59,8 @@ type unitStage struct {
 // unitStages is the unit pipeline:
 //
 //	dataset, testsets (shared by the world's units)
-//	-> sources (mine/<source> -> gate/<source>, in parallel) -> mining report
+//	-> sources (mine/<source> -> gate/<source>, in parallel; a source asking
+//	   for gated exemplars is mined after the gates it reads) -> mining report
 //	-> label -> train -> search -> evaluate -> online (optional) -> result
 var unitStages = []unitStage{
 	{name: "dataset", run: func(r *runner, ctx context.Context, u *unitRun) error {
