@@ -130,10 +130,11 @@ func TestGatedExemplars(t *testing.T) {
 		t.Errorf("rerun: exit %d, want every stage reused:\n%s", code, out)
 	}
 
-	// An arm without a gated source is a clear error at mine/llm.
+	// An arm without a gated source is a clear error when the YAML loads
+	// (core/config/gatedexemplars.go), before anything runs.
 	ungated := strings.Replace(gatedExemplarExperiment, "      gate: {alpha: 0.5, discriminator: {plugin: bm25}}\n", "", 1)
 	out, code = crops(t, bin, "run", write("ungated", ungated), "--out", filepath.Join(work, "ungated"))
-	if code == 0 || !strings.Contains(out, `arm "gp" has no other gated source`) || !strings.Contains(out, "mine/llm") {
-		t.Errorf("arm without a gated source: exit %d, want a mine/llm error naming the arm:\n%s", code, out)
+	if code == 0 || !strings.Contains(out, `ungated.yaml:12:34: arm "gp", source "llm": exemplar: gate_passing without exemplar_path`) {
+		t.Errorf("arm without a gated source: exit %d, want a load error at the exemplar key naming the arm:\n%s", code, out)
 	}
 }
