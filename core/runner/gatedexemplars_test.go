@@ -134,7 +134,7 @@ func TestGatedExemplars(t *testing.T) {
 	// (core/config/gatedexemplars.go), before anything runs.
 	ungated := strings.Replace(gatedExemplarExperiment, "      gate: {alpha: 0.5, discriminator: {plugin: bm25}}\n", "", 1)
 	out, code = crops(t, bin, "run", write("ungated", ungated), "--out", filepath.Join(work, "ungated"))
-	if code == 0 || !strings.Contains(out, `ungated.yaml:12:34: arm "gp", source "llm": exemplar: gate_passing without exemplar_path`) {
+	if code == 0 || !strings.Contains(out, `ungated.yaml:11:55: arm "gp", source "llm": exemplar: gate_passing without exemplar_path`) {
 		t.Errorf("arm without a gated source: exit %d, want a load error at the exemplar key naming the arm:\n%s", code, out)
 	}
 }
