@@ -44,6 +44,14 @@ const (
 	// ParamCacheDir; unless the YAML sets it, the runner passes a directory
 	// of the results directory kept across runs, one per endpoint.
 	CapResponseCache = "response_cache"
+	// CapGatedExemplars: a source that can take its one-shot exemplars from
+	// a scored candidate table (columns query, item_id, confidence) named
+	// in ParamExemplarPath when ParamExemplar is ExemplarGatePassing. When
+	// the YAML leaves exemplar_path out, the runner first mines and gates
+	// the arm's other gated sources (gate.alpha > 0) of the same unit and
+	// passes their gated candidates as one table; the stage is keyed on
+	// their digests. An arm without such a source is an error.
+	CapGatedExemplars = "gated_exemplars"
 
 	// Defaults: where an experiment names no plugin for a role, the runner
 	// uses the built-in that declares the role's capability (exactly one
@@ -67,6 +75,11 @@ const (
 	ParamCacheDir = "cache_dir" // CapResponseCache: the cache directory
 	// AutoEndpoint as base_url asks for the runner's endpoint explicitly.
 	AutoEndpoint = "auto"
+	// CapGatedExemplars: the exemplar choice, the value that asks for gated
+	// exemplars, and the table's path.
+	ParamExemplar       = "exemplar"
+	ParamExemplarPath   = "exemplar_path"
+	ExemplarGatePassing = "gate_passing"
 )
 
 // HasCapability reports whether info lists capability c.

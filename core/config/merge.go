@@ -86,6 +86,7 @@ func overridePlugin(base, over *Plugin) *Plugin {
 func copySource(s Source) Source {
 	c := s
 	c.Plugin = *copyPlugin(&s.Plugin)
+	c.WorldLLM = copyWorldLLM(s.WorldLLM)
 	if s.Gate != nil {
 		g := *s.Gate
 		g.RetrieverParams = copyParams(s.Gate.RetrieverParams)
@@ -99,6 +100,7 @@ func overrideSource(base, over Source) Source {
 	out := copySource(base)
 	out.Plugin = *overridePlugin(&base.Plugin, &over.Plugin)
 	out.AllowPartial = base.AllowPartial || over.AllowPartial
+	out.WorldLLM = overrideWorldLLM(base.WorldLLM, over.WorldLLM)
 	if over.Gate != nil {
 		if out.Gate == nil {
 			out.Gate = &Gate{}

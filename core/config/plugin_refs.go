@@ -16,6 +16,7 @@ func (r *resolver) checkPipeline(pl Pipeline, at []string) {
 		if src.Plugin.Plugin != "" || src.Path != "" {
 			r.checkPlugin(sdk.KindSource, &src.Plugin, sat)
 		}
+		r.checkWorldLLM(src, sat)
 		if src.Gate != nil {
 			g := src.Gate
 			gat := append(append([]string(nil), sat...), "gate")

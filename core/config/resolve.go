@@ -59,6 +59,7 @@ func (r *resolver) resolve() *Spec {
 	r.resolveArms(s)
 	r.resolvePluginDefaults(s) // plugin_defaults.go: built-ins by capability
 	r.checkParams(s)           // params_check.go: built-ins' params against their schemas
+	r.checkGatedExemplars(s)   // gatedexemplars.go: gate_passing exemplars need a gated source
 	r.checkArmDirs(s)
 	r.resolveOnline(s)
 

@@ -110,6 +110,10 @@ type Source struct {
 	// its requests (marked partial; the next run retries the rest).
 	// Default false: such a stage fails.
 	AllowPartial bool `koanf:"allow_partial" json:"allow_partial,omitempty"`
+	// WorldLLM configures the world's LLM server the runner starts for this
+	// source when it declares openai_endpoint and sets no base_url
+	// (worldllm.go).
+	WorldLLM *WorldLLM `koanf:"world_llm" json:"world_llm,omitempty"`
 }
 
 // Pipeline is what defaults and every arm configure.

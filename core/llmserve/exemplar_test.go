@@ -2,6 +2,7 @@ package llmserve
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/cropsdev/crops/core/llmwire"
@@ -77,7 +78,7 @@ func TestSelectForConditioning(t *testing.T) {
 
 func TestNewRejectsExemplarSenseProb(t *testing.T) {
 	o := &Oracle{byQuery: map[string][]Row{}}
-	for _, p := range []float64{-0.1, 1.5} {
+	for _, p := range []float64{-0.1, 1.5, math.NaN()} {
 		if _, err := New(o, Options{ExemplarSenseProb: p}); err == nil {
 			t.Errorf("ExemplarSenseProb %g accepted", p)
 		}

@@ -162,7 +162,7 @@ func New(o *Oracle, opt Options) (*Server, error) {
 	if opt.ErrorRate > 1 {
 		return nil, fmt.Errorf("llm-serve: error rate %g: expected a value in [0, 1] (or negative for the oracle's own rate)", opt.ErrorRate)
 	}
-	if opt.ExemplarSenseProb < 0 || opt.ExemplarSenseProb > 1 {
+	if !(opt.ExemplarSenseProb >= 0 && opt.ExemplarSenseProb <= 1) { // NaN fails both
 		return nil, fmt.Errorf("llm-serve: exemplar sense probability %g: expected a value in [0, 1] (0 ignores the exemplar)", opt.ExemplarSenseProb)
 	}
 	if !(opt.JudgeNoise >= 0 && opt.JudgeNoise <= 1) {

@@ -134,7 +134,7 @@ func (r *runner) servedJudge(ctx context.Context, ds datasetInfo, pl *config.Plu
 		add = withEndpoint(params, url)
 	}
 	if sdk.HasCapability(pi.info, sdk.CapResponseCache) {
-		if dir := r.responseCacheDir(params, auto, ds); dir != "" {
+		if dir := r.responseCacheDir(params, auto, ds, autoLLMOptions()); dir != "" {
 			add[sdk.ParamCacheDir] = filepath.Join(dir, "judge")
 		}
 	}

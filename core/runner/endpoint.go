@@ -15,8 +15,8 @@ import (
 
 // endpointKey is what a provided endpoint is keyed on: what answers, not
 // where (the port changes every run).
-func endpointKey() string {
-	return "crops:llmserve(oracle of the dataset, " + autoLLMOptions().Identity() + ")"
+func endpointKey(o llmserve.Options) string {
+	return "crops:llmserve(oracle of the dataset, " + o.Identity() + ")"
 }
 
 // wantsEndpoint reports whether a source asks for the runner's endpoint.
@@ -28,16 +28,16 @@ func wantsEndpoint(info sdk.Info, params map[string]any) bool {
 	return !ok || u == sdk.AutoEndpoint
 }
 
-// endpointKeyParams are the params a source with a provided endpoint is
-// keyed on.
-func endpointKeyParams(params map[string]any) map[string]any {
+// endpointKeyParams are the params a source with a provided endpoint (a
+// server with options o) is keyed on.
+func endpointKeyParams(params map[string]any, o llmserve.Options) map[string]any {
 	kp := map[string]any{}
 	for k, v := range params {
 		if k != sdk.ParamBaseURL {
 			kp[k] = v
 		}
 	}
-	kp[sdk.ParamBaseURL] = endpointKey()
+	kp[sdk.ParamBaseURL] = endpointKey(o)
 	if _, ok := kp[sdk.ParamModel]; !ok {
 		kp[sdk.ParamModel] = llmserve.ModelID
 	}

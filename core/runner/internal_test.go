@@ -43,9 +43,22 @@ func TestStageNamesAndEndpoint(t *testing.T) {
 			t.Errorf("wantsEndpoint(%+v, %v) = %v", tc.info, tc.params, !tc.auto)
 		}
 	}
-	kp := endpointKeyParams(map[string]any{"base_url": "auto", "n": 1})
-	if kp["base_url"] != endpointKey() || kp["model"] == nil || kp["n"] != 1 {
+	kp := endpointKeyParams(map[string]any{"base_url": "auto", "n": 1}, autoLLMOptions())
+	if kp["base_url"] != endpointKey(autoLLMOptions()) || kp["model"] == nil || kp["n"] != 1 {
 		t.Errorf("key params = %v", kp)
+	}
+	// A source's world_llm gives another server, hence another key.
+	p0 := 0.0
+	off := sourceLLMOptions(config.Source{WorldLLM: &config.WorldLLM{ExemplarSenseProb: &p0}})
+	if off.ExemplarSenseProb != 0 || endpointKey(off) == endpointKey(autoLLMOptions()) ||
+		endpointKeyParams(map[string]any{}, off)["base_url"] == endpointKeyParams(map[string]any{}, autoLLMOptions())["base_url"] {
+		t.Errorf("world_llm exemplar_sense_prob 0: options %+v share the default key %q", off, endpointKey(off))
+	}
+	if sourceLLMOptions(config.Source{}) != autoLLMOptions() {
+		t.Errorf("a source without world_llm gets %+v, not the defaults", sourceLLMOptions(config.Source{}))
+	}
+	if autoLLMCacheSuffix(off) == autoLLMCacheSuffix(autoLLMOptions()) {
+		t.Errorf("conditioned and unconditioned servers share an answer cache directory")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cropsdev/crops/core/llmserve"
 	"github.com/cropsdev/crops/sdk"
 )
 
@@ -85,13 +86,13 @@ func checkPartial(source string, allow bool, st sdk.Stats) (*partialInfo, error)
 // answers inside are keyed by the plugin (the llm source: by model and
 // prompt, so only prompt-changing params invalidate them). The directory
 // is not part of the stage key.
-func (r *runner) responseCacheDir(params map[string]any, auto bool, ds datasetInfo) string {
+func (r *runner) responseCacheDir(params map[string]any, auto bool, ds datasetInfo, o llmserve.Options) string {
 	if v, ok := params[sdk.ParamCacheDir].(string); ok && v != "" {
 		return ""
 	}
 	endpoint := fmt.Sprint(params[sdk.ParamBaseURL])
 	if auto {
-		endpoint = "crops:llmserve/" + ds.fingerprint + autoLLMCacheSuffix()
+		endpoint = "crops:llmserve/" + ds.fingerprint + autoLLMCacheSuffix(o)
 	}
 	sum := sha256.Sum256([]byte(endpoint))
 	return filepath.Join(r.store.Root(), "llm", hex.EncodeToString(sum[:8]))

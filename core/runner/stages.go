@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,7 +16,6 @@ import (
 	"github.com/cropsdev/crops/core/duck"
 	"github.com/cropsdev/crops/core/gate"
 	"github.com/cropsdev/crops/core/host"
-	"github.com/cropsdev/crops/core/llmserve"
 	"github.com/cropsdev/crops/core/report"
 	"github.com/cropsdev/crops/core/sim"
 	"github.com/cropsdev/crops/core/version"
@@ -108,43 +104,9 @@ func (r *runner) computeTestsets(ctx context.Context, w *worldState) (cache.Entr
 	}})
 }
 
-// startLLMServer starts the simulated world's oracle LLM (core/llmserve)
-// on a free loopback port and returns its base URL (once per world: call
-// w.llm).
-func (r *runner) startLLMServer(ctx context.Context, w *worldState) (string, error) {
-	ds, err := w.dataset()
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(filepath.Join(ds.dir, dataset.OracleTable+".parquet")); err != nil {
-		return "", fmt.Errorf("the dataset has no oracle.parquet to serve: set params.%s to an OpenAI-compatible endpoint (see docs/experiment-spec.md)", sdk.ParamBaseURL)
-	}
-	o, err := llmserve.Load(ctx, ds.dir)
-	if err != nil {
-		return "", err
-	}
-	// One log line per request would drown the run's progress lines;
-	// the server's warnings and errors still reach the run log.
-	quiet := slog.New(slog.NewTextHandler(r.opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opt := autoLLMOptions()
-	opt.Logger = quiet
-	srv, err := llmserve.New(o, opt)
-	if err != nil {
-		return "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("llm server: %w", err)
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	w.llmStop = func() { hs.Close(); o.Close() }
-	u := "http://" + ln.Addr().String() + "/v1"
-	r.logf("llm source: serving the world's oracle at %s", u)
-	return u, nil
-}
-
-func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src config.Source, seed int64) (cache.Entry, error) {
+// mine runs a source's mine stage; ex are the unit's gated tables a source
+// asking for gated exemplars reads (gatedexemplars.go; nil for the others).
+func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src config.Source, seed int64, ex []gatedInput) (cache.Entry, error) {
 	pi, err := r.describe(ctx, pluginRef(sdk.KindSource, &src.Plugin))
 	if err != nil {
 		return cache.Entry{}, err
@@ -152,26 +114,32 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	params := src.Params
 	keyParams := any(params)
 	auto := wantsEndpoint(pi.info, params)
+	llmOpt := sourceLLMOptions(src)
+	if src.WorldLLM != nil && !auto {
+		return cache.Entry{}, fmt.Errorf("source %s sets world_llm, but the runner serves no LLM to it: its plugin does not declare the %s capability, or it sets %s", src.Name, sdk.CapOpenAIEndpoint, sdk.ParamBaseURL)
+	}
 	if auto {
-		keyParams = endpointKeyParams(params)
+		keyParams = endpointKeyParams(params, llmOpt)
 	}
 	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
 	if err != nil {
 		return cache.Entry{}, err
 	}
+	up := map[string]string{"dataset": ds.fingerprint}
+	keyParams = withGatedExemplars(keyParams, up, ex)
 	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
 	if err != nil {
 		return cache.Entry{}, err
 	}
-	in.Upstream = map[string]string{"dataset": ds.fingerprint}
+	in.Upstream = up
 	cacheDir := ""
 	if sdk.HasCapability(pi.info, sdk.CapResponseCache) {
-		cacheDir = r.responseCacheDir(params, auto, ds)
+		cacheDir = r.responseCacheDir(params, auto, ds, llmOpt)
 	}
 	return r.do(ctx, stage{id: "mine/" + src.Name, unit: unitName, in: in, plugin: pluginRef(sdk.KindSource, &src.Plugin).String(),
 		outputs: []string{fileCandidates}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			if auto {
-				u, err := ds.w.llm()
+				u, err := ds.w.llmFor(llmOpt)
 				if err != nil {
 					return nil, fmt.Errorf("source %s wants an OpenAI-compatible endpoint and sets no %s: %w", src.Name, sdk.ParamBaseURL, err)
 				}
@@ -179,6 +147,9 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			}
 			if cacheDir != "" {
 				params = mergeMap(params, map[string]any{sdk.ParamCacheDir: cacheDir})
+			}
+			if params, err = gatedExemplarParams(ctx, params, ex, work); err != nil {
+				return nil, err
 			}
 			s, pj, closeSource, err := startPlugin(ctx, r, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
@@ -265,7 +236,7 @@ func (r *runner) trainedGateModel(ctx context.Context, ds datasetInfo, rt *confi
 		return cache.Entry{}, noDefault("a trained gate labels P0", sdk.KindLabeler, sdk.CapDefaultLabeler)
 	}
 	src := config.Source{Name: p0, Plugin: config.Plugin{Plugin: p0}}
-	mined, err := r.mine(ctx, unitName, ds, src, seed)
+	mined, err := r.mine(ctx, unitName, ds, src, seed, nil)
 	if err != nil {
 		return cache.Entry{}, fmt.Errorf("mine P0 for the gate: %w", err)
 	}

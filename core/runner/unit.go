@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,8 @@ type unitStage struct {
 // unitStages is the unit pipeline:
 //
 //	dataset, testsets (shared by the world's units)
-//	-> sources (mine/<source> -> gate/<source>, in parallel) -> mining report
+//	-> sources (mine/<source> -> gate/<source>, in parallel; a source asking
+//	   for gated exemplars is mined after the gates it reads) -> mining report
 //	-> label -> train -> search -> evaluate -> online (optional) -> result
 var unitStages = []unitStage{
 	{name: "dataset", run: func(r *runner, ctx context.Context, u *unitRun) error {
@@ -213,14 +215,35 @@ func (r *runner) mineSources(ctx context.Context, u *unitRun) error {
 		stageAt string
 	}
 	a := u.arm
+	// A source asking for gated exemplars waits for the gates it reads
+	// (gatedexemplars.go); finished[j] closes when source j is done.
+	deps, err := r.exemplarDeps(ctx, a)
+	if err != nil {
+		return err
+	}
 	out := make([]mined, len(a.Sources))
 	done := make(chan int, len(a.Sources))
+	finished := make([]chan struct{}, len(a.Sources))
+	for i := range finished {
+		finished[i] = make(chan struct{})
+	}
 	for i, src := range a.Sources {
 		go func() {
-			defer func() { done <- i }()
+			defer func() { close(finished[i]); done <- i }()
 			m := &out[i]
 			m.stageAt = "mine/" + src.Name
-			e, err := r.mine(ctx, u.name, u.ds, src, u.seed)
+			var ex []gatedInput
+			if deps != nil {
+				for _, j := range deps[i] {
+					<-finished[j]
+					if out[j].err != nil {
+						m.err = fmt.Errorf("its exemplars come from source %s, which failed: %w", a.Sources[j].Name, out[j].err)
+						return
+					}
+					ex = append(ex, gatedInput{source: a.Sources[j].Name, path: out[j].path, digest: out[j].entry.Meta.OutputDigest})
+				}
+			}
+			e, err := r.mine(ctx, u.name, u.ds, src, u.seed, ex)
 			if err != nil {
 				m.err = err
 				return

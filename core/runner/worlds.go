@@ -7,6 +7,7 @@ import (
 
 	"github.com/cropsdev/crops/core/cache"
 	"github.com/cropsdev/crops/core/config"
+	"github.com/cropsdev/crops/core/llmserve"
 	"github.com/cropsdev/crops/core/report"
 )
 
@@ -23,8 +24,11 @@ type worldState struct {
 	testsets func() (cache.Entry, error)
 	validate func() error // the dataset check (validate.go)
 	eval     func() (*evalData, error)
-	llm      func() (string, error) // the oracle LLM's base URL
-	llmStop  func()
+	llm      func() (string, error) // the oracle LLM's base URL (default options)
+	// llmFor is the base URL of the oracle LLM served with given options
+	// (a source's world_llm; llmauto.go).
+	llmFor  func(llmserve.Options) (string, error)
+	llmStop func()
 }
 
 // openWorlds makes the run's worlds with their once-computed parts, which
@@ -36,7 +40,9 @@ func (r *runner) openWorlds(ctx context.Context) {
 		w.testsets = sync.OnceValues(func() (cache.Entry, error) { return r.computeTestsets(ctx, w) })
 		w.validate = sync.OnceValue(func() error { return r.computeValidation(ctx, w) })
 		w.eval = sync.OnceValues(func() (*evalData, error) { return r.computeEvalData(ctx, w) })
-		w.llm = sync.OnceValues(func() (string, error) { return r.startLLMServer(ctx, w) })
+		llms := newWorldLLMs(ctx, r, w)
+		w.llmFor, w.llmStop = llms.url, llms.stop
+		w.llm = func() (string, error) { return llms.url(autoLLMOptions()) }
 	}
 }
 

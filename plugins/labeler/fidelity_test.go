@@ -141,32 +141,25 @@ func TestFidelityLabelAblations(t *testing.T) {
 	}
 }
 
-// Known deviation 4 of issue 17: in the simulated world almost every
-// exposed-unclicked pair is relevant (99.5% on the small world), so HLA (tier
-// 3 above tiers 2 and 1) and binary labels (tier 3 negative) differ far more
-// than on the paper's logs (19 points vs 1.3). The labelers follow the paper;
-// the inflation is the world's (core/sim, for the world-v2 issue). The test
-// runs the real pipeline on a tiny world (simulate, clicks source, hla) and
-// measures the share of tier-3 pairs that the world's qrels call relevant;
-// it skips while that share is above 90% and passes once the world makes
-// tier 3 a mix.
-func TestFidelityLabelAblationGap(t *testing.T) {
-	if testing.Short() {
-		t.Skip("simulates a tiny world")
-	}
+// tierRelevance simulates a tiny world of the given version (seed 1), mines
+// its clicks, labels them with hla and returns, per HLA tier, the number of
+// (query, item) pairs and the share of them the world's qrels call relevant
+// (grade > 0).
+func tierRelevance(t *testing.T, world string) (n map[int]int64, relevant map[int]float64) {
+	t.Helper()
 	ctx := context.Background()
-	world := t.TempDir()
-	spec, err := sim.DefaultSpec("tiny")
+	dir := t.TempDir()
+	spec, err := sim.DefaultSpecFor(world, "tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sim.Simulate(ctx, sim.Options{Scale: "tiny", Seed: 1, Spec: spec, OutDir: world,
+	if _, err := sim.Simulate(ctx, sim.Options{Scale: "tiny", Seed: 1, Spec: spec, OutDir: dir,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
 	cand, labels := filepath.Join(work, "clicks.parquet"), filepath.Join(work, "labels.parquet")
-	if _, err := clicks.New().Mine(ctx, sdk.MineRequest{DatasetDir: world, OutputPath: cand}); err != nil {
+	if _, err := clicks.New().Mine(ctx, sdk.MineRequest{DatasetDir: dir, OutputPath: cand}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewHLA().Label(ctx, sdk.LabelRequest{Candidates: []sdk.CandidateTable{{Source: clicks.Name, Path: cand}}, OutputPath: labels}); err != nil {
@@ -177,18 +170,69 @@ func TestFidelityLabelAblationGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var n, relevant int64
-	err = db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE q.grade > 0)
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT l.tier, count(*), count(*) FILTER (WHERE q.grade > 0)
 		FROM %s l LEFT JOIN (SELECT query, item_id, max(grade) AS grade FROM %s GROUP BY query, item_id) q USING (query, item_id)
-		WHERE l.tier = 3`, duck.ReadParquet(labels), duck.ReadParquet(dataset.TablePath(world, dataset.QrelsTable)))).Scan(&n, &relevant)
+		GROUP BY l.tier`, duck.ReadParquet(labels), duck.ReadParquet(dataset.TablePath(dir, dataset.QrelsTable))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n == 0 {
-		t.Fatal("the tiny world has no exposed-unclicked pairs")
+	defer rows.Close()
+	n, relevant = map[int]int64{}, map[int]float64{}
+	for rows.Next() {
+		var tier int
+		var all, rel int64
+		if err := rows.Scan(&tier, &all, &rel); err != nil {
+			t.Fatal(err)
+		}
+		n[tier], relevant[tier] = all, float64(rel)/float64(all)
 	}
-	share := float64(relevant) / float64(n)
-	if share > 0.9 {
-		t.Skipf("known deviation (issue 17, deviation 4): label-ablation inflation from the world: %.1f%% of the %d tier-3 (exposed, never clicked) pairs are relevant by the world's qrels", 100*share, n)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for tier := 1; tier <= 4; tier++ {
+		if n[tier] == 0 {
+			t.Fatalf("the tiny %s world has no tier-%d pairs", world, tier)
+		}
+	}
+	return n, relevant
+}
+
+// TestFidelityLabelAblationGap is deviation D4 (label-ablation inflation
+// from the world). HLA puts exposed-unclicked pairs (tier 3) above the
+// stage negatives (tiers 2 and 1); binary labels make them negatives, so the
+// gap between the two ablations grows with the share of tier-3 pairs that
+// are really relevant. Issue 17 measured 99.5% on world v1 small (a gap of
+// 19 points against the paper's 1.3). The test measures both worlds on a
+// tiny world at seed 1 and asserts:
+//   - HLA's premise, in both worlds: the share of relevant pairs falls
+//     strictly from tier 4 (clicked) to tier 1 (filtered);
+//   - v1 still shows the inflation (> 90% of tier 3 relevant);
+//   - v2 is below v1.
+//
+// It does not assert that v2 removes the inflation: it does not (89.9% of
+// tier 3 relevant at seed 1, docs/paper-fidelity.md D4), and the world is
+// not tuned until it agrees. The lines are ours; the paper gives no share.
+func TestFidelityLabelAblationGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates two tiny worlds")
+	}
+	shares := map[string]map[int]float64{}
+	for _, world := range []string{sim.WorldV1, sim.WorldV2} {
+		n, rel := tierRelevance(t, world)
+		shares[world] = rel
+		t.Logf("world %s: relevant by qrels: tier 4 %.1f%% of %d, tier 3 %.1f%% of %d, tier 2 %.1f%% of %d, tier 1 %.1f%% of %d", world,
+			100*rel[4], n[4], 100*rel[3], n[3], 100*rel[2], n[2], 100*rel[1], n[1])
+		for tier := 4; tier > 1; tier-- {
+			if rel[tier] <= rel[tier-1] {
+				t.Errorf("world %s: tier %d is %.1f%% relevant, not above tier %d (%.1f%%): HLA's tier order does not follow relevance", world, tier, 100*rel[tier], tier-1, 100*rel[tier-1])
+			}
+		}
+	}
+	v1, v2 := shares[sim.WorldV1][3], shares[sim.WorldV2][3]
+	if v1 <= 0.9 {
+		t.Errorf("world v1: %.1f%% of tier-3 pairs relevant; expected the known inflation (> 90%%)", 100*v1)
+	}
+	if v2 >= v1 {
+		t.Errorf("world v2: %.1f%% of tier-3 pairs relevant, not below v1's %.1f%%", 100*v2, 100*v1)
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/sdk"
 )
 
 // Exemplar choices (Params.Exemplar).
 const (
 	ExemplarMostClicked   = "most_clicked"
 	ExemplarRandomClicked = "random_clicked"
-	ExemplarGatePassing   = "gate_passing"
+	ExemplarGatePassing   = sdk.ExemplarGatePassing // the runner fills exemplar_path (sdk.CapGatedExemplars)
 )
 
 func (p *Params) validateExemplar() error {
@@ -26,7 +27,7 @@ func (p *Params) validateExemplar() error {
 		}
 	case ExemplarGatePassing:
 		if p.ExemplarPath == "" {
-			return fmt.Errorf("exemplar %s needs exemplar_path: a Parquet table with columns query, item_id, confidence (e.g. a gated candidate table)", ExemplarGatePassing)
+			return fmt.Errorf("exemplar %s needs exemplar_path: a Parquet table with columns query, item_id, confidence (e.g. a gated candidate table); under crops run, leave it out in an arm with a gated source and the runner passes that gate's output", ExemplarGatePassing)
 		}
 	default:
 		return fmt.Errorf("exemplar %q: expected one of %s, %s, %s", p.Exemplar, ExemplarMostClicked, ExemplarRandomClicked, ExemplarGatePassing)

@@ -51,7 +51,7 @@ type Params struct {
 	// the highest confidence >= exemplar_min_confidence for the query, e.g. a
 	// gated candidate table; most_clicked where the query has none).
 	Exemplar              string  `json:"exemplar" jsonschema:"enum=most_clicked,enum=random_clicked,enum=gate_passing"`
-	ExemplarPath          string  `json:"exemplar_path" jsonschema_description:"gate_passing: a Parquet table with columns query, item_id, confidence (e.g. a gated candidate table)"`
+	ExemplarPath          string  `json:"exemplar_path" jsonschema_description:"gate_passing: a Parquet table with columns query, item_id, confidence (e.g. a gated candidate table); under crops run, unset = the gate output of the arm's other gated sources"`
 	ExemplarMinConfidence float64 `json:"exemplar_min_confidence" jsonschema:"minimum=0,maximum=1" jsonschema_description:"gate_passing: the lowest confidence an exemplar may have (the gate's alpha)"`
 }
 

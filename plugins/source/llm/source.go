@@ -56,7 +56,7 @@ func (s *Source) Describe(ctx context.Context) (sdk.Info, error) {
 		Description: "P3 (knowledge level): asks an OpenAI-compatible chat-completions server for N item records per train query " +
 			"(one-shot, the most-clicked item as exemplar); valid records become synthetic items (llm:...) and tier-4 candidates",
 		ParamsSchema: paramsSchema,
-		Capabilities: []string{sdk.CapSyntheticItems, sdk.CapNetwork, sdk.CapOpenAIEndpoint, sdk.CapResponseCache},
+		Capabilities: []string{sdk.CapSyntheticItems, sdk.CapNetwork, sdk.CapOpenAIEndpoint, sdk.CapResponseCache, sdk.CapGatedExemplars},
 		Env:          []string{DefaultAPIKeyEnv},
 	}, nil
 }
