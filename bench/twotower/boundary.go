@@ -53,7 +53,7 @@ func pluginSet() *sdk.Set {
 
 // runBoundary runs, for each shape, rounds of (in-process loss, loss
 // plugin) in alternation and compares their timed step times.
-func runBoundary(ctx context.Context, world, worldNote, labels, work, out string, params map[string]any, warmup, steps, rounds int, seed int64) error {
+func runBoundary(ctx context.Context, world, worldNote, labels, work, out string, params map[string]any, warmup, steps, rounds int, seed int64, end time.Time) error {
 	h := host.New(host.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})})
 	defer h.Close()
 	start := func(kind sdk.Kind, name string) (*host.Plugin, error) {
@@ -106,13 +106,17 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		return 1000 * b.Sub(a).Seconds() / float64(steps), nil
 	}
 	var shapes []map[string]any
-	for _, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
+	for i, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
 		p := maps.Clone(params)
 		p["batch_queries"], p["max_candidates_per_query"] = sh[0], sh[1]
 		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
 		var in, outp, ratios []float64
 		var loads []string
-		for r := 0; r < rounds; r++ {
+		// Four loops share the budget, two per shape: 20% + 20% for
+		// B=64, 30% + 30% for B=256 (its steps cost more). Each share is of
+		// what is left when the loop starts.
+		bud := newRoundBudget(end, []float64{0.2, 0.5}[i])
+		for r := 0; r < rounds && bud.next(); r++ {
 			loads = append(loads, machine.LoadAvg())
 			// A B in even rounds, B A in odd ones: the first run of a round
 			// may find colder caches.
@@ -129,7 +133,8 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 			in, outp, ratios = append(in, a), append(outp, b), append(ratios, b/a)
 			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a)
 		}
-		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, work, warmup, total, rounds)
+		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, work, warmup, total, rounds,
+			newRoundBudget(end, []float64{0.25, 0.95}[i]))
 		if err != nil {
 			return err
 		}
@@ -141,7 +146,7 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		"benchmark": "loss plugin boundary on the real two-tower step: step time with h-infonce as a plugin process (via the host broker) " +
 			"over step time with h-infonce in the retriever's process; both retrievers run as plugin processes",
 		"machine":        machine.Describe(),
-		"machine_shared": "2 cores shared with 6 other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round",
+		"machine_shared": machineNote(),
 		"world":          worldNote,
 		"params":         params,
 		"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
@@ -163,9 +168,9 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 // and with the loss plugin process, in alternating order per round, and
 // reports the step times, the time per step inside the loss call, and per
 // round the step-time ratio and the loss-call difference over the step.
-func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote sdk.Loss, work string, warmup, total, rounds int) (map[string]any, error) {
+func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
 	var inStep, outStep, inLoss, outLoss, ratio, share []float64
-	for r := 0; r < rounds; r++ {
+	for r := 0; r < rounds && bud.next(); r++ {
 		var a, b map[string]any
 		for _, first := range []bool{r%2 == 0, r%2 == 1} {
 			var err error
