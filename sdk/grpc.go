@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime/debug"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -467,9 +468,14 @@ func (c *LossGRPCClient) Close() error {
 	return nil
 }
 
-// NewLossGRPCClient wraps a connection to a LossService.
+// NewLossGRPCClient wraps a connection to a LossService. The environment
+// variable CROPS_LOSS_SHM=off makes it send the matrices inline, never
+// through shared memory (where /dev/shm is not shared with the plugins, and
+// for benchmarks comparing the two).
 func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
-	return &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
+	l := &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
+	l.shm.off = os.Getenv("CROPS_LOSS_SHM") == "off"
+	return l
 }
 
 // Describe implements Loss.
@@ -516,6 +522,9 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 		req.Tiers, req.Valid = PackInt32(in.Tiers), packBool(in.Valid)
 	}
 	resp, err := c.client.Compute(ctx, req)
+	if compact {
+		c.shm.inlineDone(err)
+	}
 	if err != nil {
 		return LossOutput{}, fromStatus(ctx, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -27,14 +28,32 @@ type lossShm struct {
 	seg *shmSegment
 	ok  bool // a call through the segment succeeded: the peer speaks it
 	off bool // the peer (or a relay) does not, or no segment could be made
+	// probeFailed: off because the first call failed (not yet confirmed
+	// by the inline call succeeding).
+	probeFailed atomic.Bool
+}
+
+// inlineDone records how the inline call after a failed probe went: if it
+// failed as well, the loss itself failed and the segment is tried again.
+func (s *lossShm) inlineDone(err error) {
+	if !s.probeFailed.Load() {
+		return // the usual case: no lock taken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probeFailed.Swap(false) && err != nil {
+		s.off = false
+	}
 }
 
 // compute makes the call through the segment. done is false when the
 // caller should send the matrices inline instead: shared memory is off, the
 // segment is busy with a concurrent call, or the first call failed (a
 // server or relay that predates shm_path rejects it; shared memory is then
-// off for good and the inline call carries on, so an older peer costs one
-// extra call).
+// off and the inline call carries on, so an older peer costs one extra
+// call). If that inline call fails too, the error was the loss's own, and
+// the caller calls inlineFailed so that the next call tries the segment
+// again.
 func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput, t8 []byte) (out LossOutput, done bool, err error) {
 	n := in.B * in.N
 	if !shmSupported || n == 0 || !s.mu.TryLock() {
@@ -58,6 +77,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	if err != nil {
 		if !s.ok && ctx.Err() == nil {
 			s.off = true
+			s.probeFailed.Store(true)
 			s.seg.close()
 			s.seg = nil
 			return out, false, nil

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"slices"
@@ -149,5 +150,54 @@ func TestComputeShmServerErrors(t *testing.T) {
 	seg.mem[8*4] = 0xfe // tiers8 = -2
 	if _, err := ComputePacked(ctx, squareLoss{}, &cropsv1.ComputeRequest{B: 2, N: 2, ShmPath: seg.path}); err == nil || !strings.Contains(err.Error(), "tiers8[0] = -2") {
 		t.Errorf("bad tier: err = %v", err)
+	}
+}
+
+// failOnParams fails the calls whose params say so.
+type failOnParams struct{ squareLoss }
+
+func (f failOnParams) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	if string(in.Params) == "fail" {
+		return LossOutput{}, errors.New("asked to fail")
+	}
+	return f.squareLoss.Compute(ctx, in)
+}
+
+// TestLossErrorOnFirstCallKeepsSharedMemory: the first call failing because
+// of the loss itself (inline too) does not turn shared memory off.
+func TestLossErrorOnFirstCallKeepsSharedMemory(t *testing.T) {
+	if !shmSupported {
+		t.Skip("shared memory is Linux-only")
+	}
+	ctx := context.Background()
+	c := lossClient(t, &LossPlugin{Impl: failOnParams{}})
+	in := shmInputs()[1]
+	in.Params = []byte("fail")
+	if _, err := c.Compute(ctx, in); err == nil || !strings.Contains(err.Error(), "asked to fail") {
+		t.Fatalf("err = %v", err)
+	}
+	in.Params = nil
+	if _, err := c.Compute(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if !c.shm.ok || c.shm.off {
+		t.Fatalf("after a loss error on the first call: shared memory used = %v, off = %v", c.shm.ok, c.shm.off)
+	}
+	c.Close()
+}
+
+// TestLossSharedMemoryOff: CROPS_LOSS_SHM=off keeps the matrices inline.
+func TestLossSharedMemoryOff(t *testing.T) {
+	t.Setenv("CROPS_LOSS_SHM", "off")
+	ctx := context.Background()
+	c := lossClient(t, &LossPlugin{Impl: squareLoss{}})
+	in := shmInputs()[1]
+	want, _ := squareLoss{}.Compute(ctx, in)
+	got, err := c.Compute(ctx, in)
+	if err != nil || got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+		t.Fatalf("inline: %v, %v", got.Loss, err)
+	}
+	if c.shm.ok || c.shm.seg != nil {
+		t.Fatal("CROPS_LOSS_SHM=off: the segment was used")
 	}
 }

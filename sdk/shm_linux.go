@@ -44,7 +44,9 @@ func newShmSegment(size int) (*shmSegment, error) {
 	}
 	defer f.Close()
 	path := f.Name()
-	if err := f.Truncate(int64(size)); err != nil {
+	// Allocate the blocks now: a full /dev/shm then fails here, with an
+	// error (and the call goes inline), not with SIGBUS on a later write.
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
 		os.Remove(path)
 		return nil, fmt.Errorf("loss shared memory: size %s: %w", path, err)
 	}

@@ -263,6 +263,84 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	rates := map[string][]float64{}
 	details := map[string][]map[string]any{}
 	var loads []string
+	// report writes the JSON: after every round (so that a time-boxed run
+	// killed mid-round still leaves the rounds it finished) and at the end.
+	report := func(deterministic any, final bool) error {
+		summary := map[string]any{}
+		for name, rs := range rates {
+			summary[name] = map[string]any{"examples_per_sec": stat(rs), "runs": details[name]}
+		}
+		// PyTorch's best configuration: the highest median rate.
+		best := ""
+		for _, c := range torchCfgs {
+			if best == "" || median(rates[c.name]) > median(rates[best]) {
+				best = c.name
+			}
+		}
+		optCfg := func(o string) string { // the 2-core crops configuration training with o
+			if o == twotower.DefaultOptimizer {
+				return "crops-2core"
+			}
+			return "crops-2core-" + o
+		}
+		bestOf := func(names ...string) string {
+			b := names[0]
+			for _, n := range names[1:] {
+				if median(rates[n]) > median(rates[b]) {
+					b = n
+				}
+			}
+			return b
+		}
+		ratios := map[string]any{
+			"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
+				"ratio": ratio(rates["crops-2core"], rates[best])},
+			"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
+			"crops_over_each_torch": func() map[string]any {
+				m := map[string]any{}
+				for _, c := range torchCfgs {
+					m[c.name] = ratio(rates["crops-2core"], rates[c.name])
+				}
+				return m
+			}(),
+			"crops_adamw_over_torch_dense_best": map[string]any{"torch": bestOf("torch-dense-1thread", "torch-dense-2thread"),
+				"ratio": ratio(rates[optCfg("adamw")], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
+			"crops_sparse_adam_over_torch_sparse_best": map[string]any{"torch": bestOf("torch-sparse-1thread", "torch-sparse-2thread"),
+				"ratio": ratio(rates[optCfg("sparse-adam")], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
+		}
+
+		res := map[string]any{
+			"benchmark":      "two-tower training throughput (labelled query-candidate examples per second), interleaved rounds",
+			"machine":        machine.Describe(),
+			"machine_shared": machineNote(),
+			"world":          worldNote,
+			"world_dir":      world,
+			"label_table":    "P0 tiers built by the bench from the train split (clicked 4, exposed 3, ranked 2, prerank 1)",
+			"data":           map[string]any{"queries": info.Queries, "pairs": info.Pairs, "catalog_items": info.CatalogItems},
+			"config":         info,
+			"loss":           "h-infonce (plugins/loss, in process), query_mean",
+			"steps":          steps, "warmup_steps": warmup, "rounds": rounds, "rounds_run": len(loads),
+			"rounds_of_secondary_configurations":   xRounds,
+			"timed_examples":                       timedExamples,
+			"crops_default_optimizer":              twotower.DefaultOptimizer,
+			"configurations":                       summary,
+			"torch_best_configuration":             best,
+			"torch_compile":                        compileNote,
+			"ratios":                               ratios,
+			"load_average_per_round":               append(slices.Clone(loads), machine.LoadAvg()),
+			"target_ratio":                         1.0,
+			"target_ratio_2core_over_1core":        1.6,
+			"deterministic_same_seed_1_vs_2_cores": deterministic,
+		}
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		if final {
+			fmt.Println(string(ratiosJSON(ratios)))
+		}
+		return nil
+	}
 	// The determinism check after the rounds needs ~1/10 of the time.
 	bud := newRoundBudget(end, 0.9)
 	for r := 0; r < rounds && bud.next(); r++ {
@@ -311,52 +389,10 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			details[c.name] = append(details[c.name], tr)
 			slog.Info("round", "r", r, "cfg", c.name, "examples_per_sec", rate)
 		}
-	}
-	loads = append(loads, machine.LoadAvg())
-
-	summary := map[string]any{}
-	for name, rs := range rates {
-		summary[name] = map[string]any{"examples_per_sec": stat(rs), "runs": details[name]}
-	}
-	// PyTorch's best configuration: the highest median rate.
-	best := ""
-	for _, c := range torchCfgs {
-		if best == "" || median(rates[c.name]) > median(rates[best]) {
-			best = c.name
+		if err := report(fmt.Sprintf("not run yet (written after round %d)", r), false); err != nil {
+			return err
 		}
 	}
-	optCfg := func(o string) string { // the 2-core crops configuration training with o
-		if o == twotower.DefaultOptimizer {
-			return "crops-2core"
-		}
-		return "crops-2core-" + o
-	}
-	bestOf := func(names ...string) string {
-		b := names[0]
-		for _, n := range names[1:] {
-			if median(rates[n]) > median(rates[b]) {
-				b = n
-			}
-		}
-		return b
-	}
-	ratios := map[string]any{
-		"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
-			"ratio": ratio(rates["crops-2core"], rates[best])},
-		"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
-		"crops_over_each_torch": func() map[string]any {
-			m := map[string]any{}
-			for _, c := range torchCfgs {
-				m[c.name] = ratio(rates["crops-2core"], rates[c.name])
-			}
-			return m
-		}(),
-		"crops_adamw_over_torch_dense_best": map[string]any{"torch": bestOf("torch-dense-1thread", "torch-dense-2thread"),
-			"ratio": ratio(rates[optCfg("adamw")], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
-		"crops_sparse_adam_over_torch_sparse_best": map[string]any{"torch": bestOf("torch-sparse-1thread", "torch-sparse-2thread"),
-			"ratio": ratio(rates[optCfg("sparse-adam")], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
-	}
-
 	// Determinism at this scale: two short runs, same seed, identical model bytes.
 	var deterministic any = "skipped"
 	if detSteps > 0 {
@@ -384,35 +420,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		deterministic = string(files[0]) == string(files[1])
 	}
 
-	res := map[string]any{
-		"benchmark":      "two-tower training throughput (labelled query-candidate examples per second), interleaved rounds",
-		"machine":        machine.Describe(),
-		"machine_shared": machineNote(),
-		"world":          worldNote,
-		"world_dir":      world,
-		"label_table":    "P0 tiers built by the bench from the train split (clicked 4, exposed 3, ranked 2, prerank 1)",
-		"data":           map[string]any{"queries": info.Queries, "pairs": info.Pairs, "catalog_items": info.CatalogItems},
-		"config":         info,
-		"loss":           "h-infonce (plugins/loss, in process), query_mean",
-		"steps":          steps, "warmup_steps": warmup, "rounds": rounds, "rounds_run": len(loads) - 1,
-		"rounds_of_secondary_configurations":   xRounds,
-		"timed_examples":                       timedExamples,
-		"crops_default_optimizer":              twotower.DefaultOptimizer,
-		"configurations":                       summary,
-		"torch_best_configuration":             best,
-		"torch_compile":                        compileNote,
-		"ratios":                               ratios,
-		"load_average_per_round":               loads,
-		"target_ratio":                         1.0,
-		"target_ratio_2core_over_1core":        1.6,
-		"deterministic_same_seed_1_vs_2_cores": deterministic,
-	}
-	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Println(string(ratiosJSON(ratios)))
-	return nil
+	return report(deterministic, true)
 }
 
 type goCfg struct {
