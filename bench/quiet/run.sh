@@ -6,7 +6,7 @@
 #
 #   bench/quiet/run.sh --build                  # go build the two bench binaries into bin/quiet
 #   bench/quiet/run.sh OUTDIR                   # the full run (at most 10 minutes)
-#   bench/quiet/run.sh --small OUTDIR           # reduced sizes, to test the script (about 3 minutes)
+#   bench/quiet/run.sh --small OUTDIR           # reduced sizes, to test the script (minutes when quiet)
 #
 # Sections, each under its own time limit, in this order:
 #   1. twotower.json           two-tower training: crops at 2 cores and at 1 core vs PyTorch
@@ -14,7 +14,8 @@
 #   2. search.json             exact top-100 search 1M x 64: crops at 2 and 1 workers vs FAISS
 #                              IndexFlatIP at 1 and 2 threads, interleaved; top-100 checked
 #   3. twotower_boundary.json  the loss plugin boundary on the real two-tower step at
-#                              B=64,N=512 and B=256,N=1024 (out-of-process vs in-process loss)
+#                              B=64,N=512 and B=256,N=1024 (out-of-process vs in-process loss;
+#                              the loss plugin with shared memory and with inline matrices)
 # Every comparison is interleaved (A B A B ...), ratios per round, median and
 # spread; every JSON records the load average per round. OUTDIR also gets
 # load.txt (uptime and the busiest processes before and after each section)
