@@ -59,7 +59,9 @@ func lossClient(t *testing.T, p plugin.Plugin) *LossGRPCClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(*LossGRPCClient)
+	c := raw.(*LossGRPCClient)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func shmInputs() []LossInput {
