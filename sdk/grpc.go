@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime/debug"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -424,6 +425,9 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 	if b < 0 || n < 0 {
 		return nil, fmt.Errorf("loss input: negative shape B=%d N=%d", b, n)
 	}
+	if req.GetShmPath() != "" {
+		return computeShmServer(ctx, loss, req)
+	}
 	in := LossInput{B: b, N: n, Params: req.GetParams()}
 	if in.Scores, err = UnpackFloat32(req.GetScores(), b*n, "scores"); err != nil {
 		return nil, err
@@ -454,11 +458,24 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 // connection).
 type LossGRPCClient struct {
 	client cropsv1.LossServiceClient
+	shm    lossShm // the matrices' shared-memory segment (loss_shm.go)
 }
 
-// NewLossGRPCClient wraps a connection to a LossService.
+// Close releases the client's shared-memory segment (the connection is the
+// caller's to close).
+func (c *LossGRPCClient) Close() error {
+	c.shm.close()
+	return nil
+}
+
+// NewLossGRPCClient wraps a connection to a LossService. The environment
+// variable CROPS_LOSS_SHM=off makes it send the matrices inline, never
+// through shared memory (where /dev/shm is not shared with the plugins, and
+// for benchmarks comparing the two).
 func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
-	return &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
+	l := &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
+	l.shm.off = os.Getenv("CROPS_LOSS_SHM") == "off"
+	return l
 }
 
 // Describe implements Loss.
@@ -471,7 +488,8 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 	n := int(req.GetB()) * int(req.GetN())
 	compact := len(req.GetTiers8()) == n && len(req.GetTiers()) == 0 && len(req.GetValid()) == 0
 	wide := len(req.GetTiers()) == 4*n && len(req.GetValid()) == n && len(req.GetTiers8()) == 0
-	if len(req.GetScores()) != 4*n || !(compact || wide) {
+	shm := req.GetShmPath() != "" && len(req.GetScores())+len(req.GetTiers8())+len(req.GetTiers())+len(req.GetValid()) == 0
+	if !shm && (len(req.GetScores()) != 4*n || !(compact || wide)) {
 		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes, %d tiers8 bytes",
 			n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()), len(req.GetTiers8()))
 	}
@@ -479,7 +497,7 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 	if err != nil {
 		return nil, fromStatus(ctx, err)
 	}
-	if len(resp.GetGrad()) != 4*n {
+	if !(shm && resp.GetGradInShm() && len(resp.GetGrad()) == 0) && len(resp.GetGrad()) != 4*n {
 		return nil, fmt.Errorf("loss gradient: %d bytes, expected %d", len(resp.GetGrad()), 4*n)
 	}
 	return resp, nil
@@ -491,13 +509,22 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 	if len(in.Scores) != n || len(in.Tiers) != n || len(in.Valid) != n {
 		return LossOutput{}, fmt.Errorf("loss input: B*N = %d but %d scores, %d tiers, %d valid flags", n, len(in.Scores), len(in.Tiers), len(in.Valid))
 	}
+	t8, compact := packTiers8(in.Tiers, in.Valid)
+	if compact {
+		if out, done, err := c.shm.compute(ctx, c.client, in, t8); done {
+			return out, err
+		}
+	}
 	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Scores: PackFloat32(in.Scores), Params: in.Params}
-	if t8, ok := packTiers8(in.Tiers, in.Valid); ok {
+	if compact {
 		req.Tiers8 = t8
 	} else {
 		req.Tiers, req.Valid = PackInt32(in.Tiers), packBool(in.Valid)
 	}
 	resp, err := c.client.Compute(ctx, req)
+	if compact {
+		c.shm.inlineDone(err)
+	}
 	if err != nil {
 		return LossOutput{}, fromStatus(ctx, err)
 	}
@@ -557,7 +584,9 @@ func (s *RetrieverGRPCServer) Train(req *cropsv1.TrainRequest, stream grpc.Serve
 			return status.Errorf(codes.Unavailable, "train: dial the host's loss service (broker id %d): %v", id, err)
 		}
 		defer conn.Close()
-		tr.Loss = NewLossGRPCClient(conn)
+		lc := NewLossGRPCClient(conn)
+		defer lc.Close()
+		tr.Loss = lc
 	}
 	var sendErr error
 	err := func() (err error) {

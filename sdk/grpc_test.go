@@ -70,6 +70,9 @@ func dispense[T any](t testing.TB, kind sdk.Kind, impl sdk.Describer) T {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c, ok := raw.(interface{ Close() error }); ok {
+		t.Cleanup(func() { _ = c.Close() }) // a loss client's shared-memory segment
+	}
 	v, ok := raw.(T)
 	if !ok {
 		t.Fatalf("dispensed %T", raw)

@@ -35,7 +35,10 @@ func main() {
 	out := flag.String("out", "bench/results/search.json", "result file")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	reps := flag.Int("reps", 3, "searches per measurement (the fastest counts), both sides")
+	note := flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
+	budget := flag.Duration("budget", 0, "stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
 	flag.Parse()
+	start := time.Now()
 
 	r := rand.New(rand.NewPCG(42, 64))
 	items := unitVectors(r, *n, *dim)
@@ -84,7 +87,78 @@ func main() {
 	var faissInfo map[string]any
 	var hits [][]search.Hit
 	var loads []string
+	// report writes the JSON: after every round (so that a time-boxed run
+	// killed mid-round still leaves the rounds it finished) and at the end.
+	report := func(final bool) {
+		// Debian's faiss uses whatever libblas.so.3 the alternatives system
+		// points at; reference BLAS is ~10x slower than OpenBLAS, so record it.
+		if faissInfo == nil {
+			return
+		}
+		if blas, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libblas.so.3"); err == nil {
+			faissInfo["blas"] = blas
+		}
+		delete(faissInfo, "queries_per_sec")
+		delete(faissInfo, "seconds")
+		delete(faissInfo, "threads")
+		delete(faissInfo, "cpu_seconds_per_wall_second")
+		bestFaiss := "faiss-1thread"
+		for _, c := range cfgs {
+			if c.faiss && median(rates[c.name]) > median(rates[bestFaiss]) {
+				bestFaiss = c.name
+			}
+		}
+		faissEnv := map[string]any{}
+		for _, c := range cfgs {
+			if c.faiss {
+				faissEnv[c.name] = c.env
+			}
+		}
+		faissInfo["environment_per_configuration"] = faissEnv
+		configs := map[string]any{}
+		for name, v := range rates {
+			configs[name] = map[string]any{"queries_per_sec": stat(v)}
+			if cs := cores[name]; cs != nil {
+				configs[name].(map[string]any)["cpu_seconds_per_wall_second"] = stat(cs)
+			}
+
+		}
+		doc := map[string]any{
+			"benchmark":                fmt.Sprintf("exact top-%d inner-product search, %d items x %d dims, %d queries; %d interleaved rounds, each value the best of %d searches", *k, *n, *dim, *nq, len(loads), *reps),
+			"machine":                  machine.Describe(),
+			"machine_shared":           *note,
+			"date":                     time.Now().UTC().Format(time.RFC3339),
+			"crops":                    map[string]any{"kernel": search.Kernel, "pack_seconds": pack.Seconds(), "algorithm": "query batches x L2-sized item chunks (512 items), 4x24 AVX2/FMA assembly tile writing a 4 x 512 score buffer, then a heap per (query, worker) fed from that buffer; 16 shards per worker from a queue"},
+			"faiss":                    faissInfo,
+			"configurations":           configs,
+			"faiss_best_configuration": bestFaiss,
+			"ratios": map[string]any{
+				"crops_2core_over_faiss_best": map[string]any{"faiss": bestFaiss, "ratio": ratio(rates["crops-2core"], rates[bestFaiss])},
+				"crops_2core_over_1core":      ratio(rates["crops-2core"], rates["crops-1core"]),
+			},
+			"top_k_agreement_with_faiss": agreement(idp, hits, *k, items, queries, *dim),
+			"load_average_per_round":     append(slices.Clone(loads), machine.LoadAvg()),
+			"targets":                    map[string]any{"crops_over_faiss_best": 1.0, "crops_2core_over_1core": 1.7},
+		}
+		data, _ := json.MarshalIndent(doc, "", "  ")
+		must(duck.WriteFileAtomic(*out, append(data, '\n'), 0o644))
+		if final {
+			fmt.Println(string(data))
+		}
+	}
+	var roundStart time.Time
+	var longest time.Duration
 	for r := 0; r < *rounds; r++ {
+		// A time-boxed run (bench/quiet/run.sh) stops when another round
+		// as long as the longest so far would overrun -budget (keeping
+		// 5% for the top-k check), and still writes its JSON.
+		if r > 0 {
+			longest = max(longest, time.Since(roundStart))
+		}
+		if r >= 2 && *budget > 0 && time.Since(start)+longest > *budget*95/100 {
+			break
+		}
+		roundStart = time.Now()
 		loads = append(loads, machine.LoadAvg())
 		for _, c := range cfgs {
 			if !c.faiss {
@@ -121,59 +195,13 @@ func main() {
 			faissInfo = f
 			log.Printf("round %d %s: %.1f queries/s", r, c.name, f["queries_per_sec"].(float64))
 		}
+		report(false)
 	}
-	loads = append(loads, machine.LoadAvg())
-	// Debian's faiss uses whatever libblas.so.3 the alternatives system
-	// points at; reference BLAS is ~10x slower than OpenBLAS, so record it.
-	if blas, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libblas.so.3"); err == nil {
-		faissInfo["blas"] = blas
-	}
-	delete(faissInfo, "queries_per_sec")
-	delete(faissInfo, "seconds")
-	delete(faissInfo, "threads")
-	delete(faissInfo, "cpu_seconds_per_wall_second")
-	bestFaiss := "faiss-1thread"
-	for _, c := range cfgs {
-		if c.faiss && median(rates[c.name]) > median(rates[bestFaiss]) {
-			bestFaiss = c.name
-		}
-	}
-	faissEnv := map[string]any{}
-	for _, c := range cfgs {
-		if c.faiss {
-			faissEnv[c.name] = c.env
-		}
-	}
-	faissInfo["environment_per_configuration"] = faissEnv
-	configs := map[string]any{}
-	for name, v := range rates {
-		configs[name] = map[string]any{"queries_per_sec": stat(v)}
-		if cs := cores[name]; cs != nil {
-			configs[name].(map[string]any)["cpu_seconds_per_wall_second"] = stat(cs)
-		}
-
-	}
-	doc := map[string]any{
-		"benchmark":                fmt.Sprintf("exact top-%d inner-product search, %d items x %d dims, %d queries; %d interleaved rounds, each value the best of %d searches", *k, *n, *dim, *nq, *rounds, *reps),
-		"machine":                  machine.Describe(),
-		"machine_shared":           "2 cores shared with 6 other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round",
-		"date":                     time.Now().UTC().Format(time.RFC3339),
-		"crops":                    map[string]any{"kernel": search.Kernel, "pack_seconds": pack.Seconds(), "algorithm": "query batches x L2-sized item chunks (512 items), 4x24 AVX2/FMA assembly tile writing a 4 x 512 score buffer, then a heap per (query, worker) fed from that buffer; 16 shards per worker from a queue"},
-		"faiss":                    faissInfo,
-		"configurations":           configs,
-		"faiss_best_configuration": bestFaiss,
-		"ratios": map[string]any{
-			"crops_2core_over_faiss_best": map[string]any{"faiss": bestFaiss, "ratio": ratio(rates["crops-2core"], rates[bestFaiss])},
-			"crops_2core_over_1core":      ratio(rates["crops-2core"], rates["crops-1core"]),
-		},
-		"top_k_agreement_with_faiss": agreement(idp, hits, *k, items, queries, *dim),
-		"load_average_per_round":     loads,
-		"targets":                    map[string]any{"crops_over_faiss_best": 1.0, "crops_2core_over_1core": 1.7},
-	}
-	data, _ := json.MarshalIndent(doc, "", "  ")
-	must(duck.WriteFileAtomic(*out, append(data, '\n'), 0o644))
-	fmt.Println(string(data))
+	report(true)
 }
+
+// sharedNote is the default machine note: how the team's benchmarks ran.
+const sharedNote = "2 cores shared with other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round"
 
 // cpuSeconds is this process's user + system CPU time.
 func cpuSeconds() float64 {

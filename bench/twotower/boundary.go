@@ -53,7 +53,7 @@ func pluginSet() *sdk.Set {
 
 // runBoundary runs, for each shape, rounds of (in-process loss, loss
 // plugin) in alternation and compares their timed step times.
-func runBoundary(ctx context.Context, world, worldNote, labels, work, out string, params map[string]any, warmup, steps, rounds int, seed int64) error {
+func runBoundary(ctx context.Context, world, worldNote, labels, work, out string, params map[string]any, warmup, steps, rounds int, seed int64, end time.Time) error {
 	h := host.New(host.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})})
 	defer h.Close()
 	start := func(kind sdk.Kind, name string) (*host.Plugin, error) {
@@ -64,6 +64,19 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		return err
 	}
 	remote, err := lp.Loss()
+	if err != nil {
+		return err
+	}
+	// The same loss plugin with the matrices inline in the messages (the
+	// transport before shm_path): the host-side client reads the switch
+	// when it is made, at Start.
+	os.Setenv("CROPS_LOSS_SHM", "off")
+	lpInline, err := start(sdk.KindLoss, "h-infonce")
+	os.Unsetenv("CROPS_LOSS_SHM")
+	if err != nil {
+		return err
+	}
+	remoteInline, err := lpInline.Loss()
 	if err != nil {
 		return err
 	}
@@ -106,13 +119,41 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		return 1000 * b.Sub(a).Seconds() / float64(steps), nil
 	}
 	var shapes []map[string]any
-	for _, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
+	// write writes the JSON after each shape (a time-boxed run killed
+	// during the second shape keeps the first).
+	write := func() error {
+		doc := map[string]any{
+			"benchmark": "loss plugin boundary on the real two-tower step: step time with h-infonce as a plugin process (via the host broker) " +
+				"over step time with h-infonce in the retriever's process; both retrievers run as plugin processes",
+			"machine":        machine.Describe(),
+			"machine_shared": machineNote(),
+			"world":          worldNote,
+			"params":         params,
+			"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
+			"order": "in-process first in even rounds, plugin first in odd rounds",
+			"retriever_in_bench_process": "the two-tower retriever in this process (as with runtime.inprocess_builtins) calling h-infonce in this process or as the plugin process (host client, mTLS); " +
+				"loss_ms_per_step is the time inside Compute: its difference is the boundary's cost per step, measured on the real step",
+			"shapes":         shapes,
+			"loss_transport": "the loss plugin's score matrix and gradient go through a shared-memory segment (ComputeRequest.shm_path, /dev/shm); only the control message crosses the mTLS connections (retriever -> host broker -> loss plugin)",
+			"target":         "ratio <= 1.03",
+		}
+		b, _ := json.MarshalIndent(doc, "", "  ")
+		if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		return nil
+	}
+	for i, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
 		p := maps.Clone(params)
 		p["batch_queries"], p["max_candidates_per_query"] = sh[0], sh[1]
 		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
 		var in, outp, ratios []float64
 		var loads []string
-		for r := 0; r < rounds; r++ {
+		// Four loops share the budget, two per shape: 17% (2 runs a round)
+		// + 25% (3 runs) for B=64, 24% + 34% for B=256 (its steps cost more).
+		// Each share is of what is left when the loop starts.
+		bud := newRoundBudget(end, []float64{0.17, 0.41}[i])
+		for r := 0; r < rounds && bud.next(); r++ {
 			loads = append(loads, machine.LoadAvg())
 			// A B in even rounds, B A in odd ones: the first run of a round
 			// may find colder caches.
@@ -129,66 +170,60 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 			in, outp, ratios = append(in, a), append(outp, b), append(ratios, b/a)
 			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a)
 		}
-		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, work, warmup, total, rounds)
+		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, remoteInline, work, warmup, total, rounds,
+			newRoundBudget(end, []float64{0.30, 0.95}[i]))
 		if err != nil {
 			return err
 		}
 		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "step_ms_in_process_loss": stat(in),
 			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads,
 			"retriever_in_bench_process": same})
+		if err := write(); err != nil {
+			return err
+		}
 	}
-	doc := map[string]any{
-		"benchmark": "loss plugin boundary on the real two-tower step: step time with h-infonce as a plugin process (via the host broker) " +
-			"over step time with h-infonce in the retriever's process; both retrievers run as plugin processes",
-		"machine":        machine.Describe(),
-		"machine_shared": "2 cores shared with 6 other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round",
-		"world":          worldNote,
-		"params":         params,
-		"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
-		"order": "in-process first in even rounds, plugin first in odd rounds",
-		"retriever_in_bench_process": "the two-tower retriever in this process (as with runtime.inprocess_builtins) calling h-infonce in this process or as the plugin process (host client, mTLS); " +
-			"loss_ms_per_step is the time inside Compute: its difference is the boundary's cost per step, measured on the real step",
-		"shapes": shapes,
-		"target": "ratio <= 1.03",
-	}
-	b, _ := json.MarshalIndent(doc, "", "  ")
-	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Println(string(b))
 	return nil
 }
 
-// sameProcessBoundary trains in this process with the loss in this process
-// and with the loss plugin process, in alternating order per round, and
-// reports the step times, the time per step inside the loss call, and per
-// round the step-time ratio and the loss-call difference over the step.
-func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote sdk.Loss, work string, warmup, total, rounds int) (map[string]any, error) {
-	var inStep, outStep, inLoss, outLoss, ratio, share []float64
-	for r := 0; r < rounds; r++ {
-		var a, b map[string]any
-		for _, first := range []bool{r%2 == 0, r%2 == 1} {
-			var err error
-			if first {
-				rq := req
-				rq.Loss = nil
-				a, err = goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-in"), warmup, total, 0)
-			} else {
-				rq := req
-				rq.Loss = remote
-				b, err = goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-out"), warmup, total, 0)
-			}
+// sameProcessBoundary trains in this process with the loss in this process,
+// with the loss plugin process (matrices through shared memory) and with the
+// loss plugin taking them inline in the messages (remoteInline: the transport
+// before shm_path), the order rotating per round, and reports the step
+// times, the time per step inside the loss call, and per round the step-time
+// ratios and the loss-call differences over the in-process step.
+func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote, remoteInline sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
+	losses := []sdk.Loss{nil, remote, remoteInline}
+	names := []string{"in_process", "plugin", "plugin_inline"}
+	step, lossMs := map[string][]float64{}, map[string][]float64{}
+	ratio, share := map[string][]float64{}, map[string][]float64{}
+	for r := 0; r < rounds && bud.next(); r++ {
+		got := make([]map[string]any, 3)
+		for k := range 3 {
+			i := (k + r) % 3 // in, shm, inline; then shm, inline, in; ...
+			rq := req
+			rq.Loss = losses[i]
+			d, err := goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-"+names[i]), warmup, total, 0)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			got[i] = d
+		}
+		for i, n := range names {
+			step[n] = append(step[n], got[i]["step_ms"].(float64))
+			lossMs[n] = append(lossMs[n], got[i]["loss_ms_per_step"].(float64))
+			if i > 0 {
+				ratio[n] = append(ratio[n], step[n][r]/step["in_process"][r])
+				share[n] = append(share[n], (lossMs[n][r]-lossMs["in_process"][r])/step["in_process"][r])
 			}
 		}
-		as, bs := a["step_ms"].(float64), b["step_ms"].(float64)
-		al, bl := a["loss_ms_per_step"].(float64), b["loss_ms_per_step"].(float64)
-		inStep, outStep, inLoss, outLoss = append(inStep, as), append(outStep, bs), append(inLoss, al), append(outLoss, bl)
-		ratio, share = append(ratio, bs/as), append(share, (bl-al)/as)
-		slog.Info("boundary, retriever in this process", "round", r, "in_ms", as, "out_ms", bs, "loss_in_ms", al, "loss_out_ms", bl)
+		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r]},
+			"loss_ms", []float64{lossMs[names[0]][r], lossMs[names[1]][r], lossMs[names[2]][r]})
 	}
-	return map[string]any{"step_ms_in_process_loss": stat(inStep), "step_ms_loss_plugin": stat(outStep),
-		"loss_ms_per_step_in_process": stat(inLoss), "loss_ms_per_step_plugin": stat(outLoss),
-		"ratio_plugin_over_in_process": stat(ratio), "loss_call_difference_over_in_process_step": stat(share)}, nil
+	return map[string]any{"step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
+		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
+		"ratio_plugin_over_in_process": stat(ratio["plugin"]), "loss_call_difference_over_in_process_step": stat(share["plugin"]),
+		"inline_transport": map[string]any{"note": "the same loss plugin process with CROPS_LOSS_SHM=off in this process: the matrices inline in the gRPC messages, as before shm_path",
+			"step_ms_loss_plugin": stat(step["plugin_inline"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_inline"]),
+			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"])},
+		"order": "rotating per round: (in-process, plugin, plugin inline), (plugin, plugin inline, in-process), ..."}, nil
 }

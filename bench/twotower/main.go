@@ -66,6 +66,18 @@ func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutp
 	return out, err
 }
 
+// sharedNote is the default machine note: how the team's benchmarks ran.
+const sharedNote = "2 cores shared with other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round"
+
+// machineNote is -machine-note (the flag is read here rather than passed
+// down through every mode's runner).
+func machineNote() string {
+	if f := flag.Lookup("machine-note"); f != nil {
+		return f.Value.String()
+	}
+	return sharedNote
+}
+
 func flagSet(name string) bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
@@ -99,6 +111,8 @@ func main() {
 		samplings  = flag.String("samplings", "uniform,top", "losses mode: candidate_sampling values to compare under (comma-separated)")
 		minSteps   = flag.Int("min-steps", 100, "losses mode: train whole epochs until at least this many steps ran (more timed steps when epochs are short)")
 		repeats    = flag.Int("repeats", 2, "losses mode: interleaved runs per loss; the fastest counts")
+		_          = flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
+		_          = flag.Duration("budget", 0, "throughput and boundary modes: stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
 	)
 	flag.Parse()
 	var lc *lossesConfig
@@ -133,6 +147,7 @@ type lossesConfig struct {
 
 func run(world, scale, work string, steps, warmup int, python, out, params, cpuprof string, rounds, xRounds int, seed int64, detSteps int, lc *lossesConfig, mode string, qSeeds int) error {
 	ctx := context.Background()
+	end := budgetEnd(time.Now())
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
@@ -164,7 +179,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		return fmt.Errorf("-params: %w", err)
 	}
 	if mode == "boundary" {
-		return runBoundary(ctx, world, worldNote, labels, work, out, p, warmup, steps, rounds, seed)
+		return runBoundary(ctx, world, worldNote, labels, work, out, p, warmup, steps, rounds, seed, end)
 	}
 	if mode == "quality" {
 		var seeds []int64
@@ -248,7 +263,87 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	rates := map[string][]float64{}
 	details := map[string][]map[string]any{}
 	var loads []string
-	for r := 0; r < rounds; r++ {
+	// report writes the JSON: after every round (so that a time-boxed run
+	// killed mid-round still leaves the rounds it finished) and at the end.
+	report := func(deterministic any, final bool) error {
+		summary := map[string]any{}
+		for name, rs := range rates {
+			summary[name] = map[string]any{"examples_per_sec": stat(rs), "runs": details[name]}
+		}
+		// PyTorch's best configuration: the highest median rate.
+		best := ""
+		for _, c := range torchCfgs {
+			if best == "" || median(rates[c.name]) > median(rates[best]) {
+				best = c.name
+			}
+		}
+		optCfg := func(o string) string { // the 2-core crops configuration training with o
+			if o == twotower.DefaultOptimizer {
+				return "crops-2core"
+			}
+			return "crops-2core-" + o
+		}
+		bestOf := func(names ...string) string {
+			b := names[0]
+			for _, n := range names[1:] {
+				if median(rates[n]) > median(rates[b]) {
+					b = n
+				}
+			}
+			return b
+		}
+		ratios := map[string]any{
+			"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
+				"ratio": ratio(rates["crops-2core"], rates[best])},
+			"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
+			"crops_over_each_torch": func() map[string]any {
+				m := map[string]any{}
+				for _, c := range torchCfgs {
+					m[c.name] = ratio(rates["crops-2core"], rates[c.name])
+				}
+				return m
+			}(),
+			"crops_adamw_over_torch_dense_best": map[string]any{"torch": bestOf("torch-dense-1thread", "torch-dense-2thread"),
+				"ratio": ratio(rates[optCfg("adamw")], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
+			"crops_sparse_adam_over_torch_sparse_best": map[string]any{"torch": bestOf("torch-sparse-1thread", "torch-sparse-2thread"),
+				"ratio": ratio(rates[optCfg("sparse-adam")], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
+		}
+
+		res := map[string]any{
+			"benchmark":      "two-tower training throughput (labelled query-candidate examples per second), interleaved rounds",
+			"machine":        machine.Describe(),
+			"machine_shared": machineNote(),
+			"world":          worldNote,
+			"world_dir":      world,
+			"label_table":    "P0 tiers built by the bench from the train split (clicked 4, exposed 3, ranked 2, prerank 1)",
+			"data":           map[string]any{"queries": info.Queries, "pairs": info.Pairs, "catalog_items": info.CatalogItems},
+			"config":         info,
+			"loss":           "h-infonce (plugins/loss, in process), query_mean",
+			"steps":          steps, "warmup_steps": warmup, "rounds": rounds, "rounds_run": len(loads),
+			"rounds_of_secondary_configurations":   xRounds,
+			"timed_examples":                       timedExamples,
+			"crops_default_optimizer":              twotower.DefaultOptimizer,
+			"configurations":                       summary,
+			"torch_best_configuration":             best,
+			"torch_compile":                        compileNote,
+			"ratios":                               ratios,
+			"load_average_per_round":               append(slices.Clone(loads), machine.LoadAvg()),
+			"target_ratio":                         1.0,
+			"target_ratio_2core_over_1core":        1.6,
+			"deterministic_same_seed_1_vs_2_cores": deterministic,
+		}
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		if final {
+			fmt.Println(string(ratiosJSON(ratios)))
+		}
+		return nil
+	}
+	// The determinism check after the rounds needs ~1/10 of the time.
+	bud := newRoundBudget(end, 0.9)
+	for r := 0; r < rounds && bud.next(); r++ {
 		loads = append(loads, machine.LoadAvg())
 		for _, c := range goCfgs {
 			if c.secondary && r >= xRounds {
@@ -258,9 +353,13 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			if c.optimizer != "" {
 				pp["optimizer"] = c.optimizer
 			}
+			t0 := time.Now()
 			d, err := goRun(ctx, req, pp, c.procs, filepath.Join(work, "model-"+c.name), warmup, total, timedExamples)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			if c.secondary {
+				bud.exclude(time.Since(t0))
 			}
 			rates[c.name] = append(rates[c.name], d["examples_per_sec"].(float64))
 			details[c.name] = append(details[c.name], d)
@@ -273,9 +372,13 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches,
 				"--warmup", fmt.Sprint(warmup), "--steps", fmt.Sprint(steps), "--threads", fmt.Sprint(c.threads), "--optimizer", c.optimizer)
 			cmd.Stderr = os.Stderr
+			t0 := time.Now()
 			tout, err := cmd.Output()
 			if err != nil {
 				return fmt.Errorf("torch_ref.py %s: %w", c.name, err)
+			}
+			if c.secondary {
+				bud.exclude(time.Since(t0))
 			}
 			var tr map[string]any
 			if err := json.Unmarshal(lastLine(tout), &tr); err != nil {
@@ -286,52 +389,10 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			details[c.name] = append(details[c.name], tr)
 			slog.Info("round", "r", r, "cfg", c.name, "examples_per_sec", rate)
 		}
-	}
-	loads = append(loads, machine.LoadAvg())
-
-	summary := map[string]any{}
-	for name, rs := range rates {
-		summary[name] = map[string]any{"examples_per_sec": stat(rs), "runs": details[name]}
-	}
-	// PyTorch's best configuration: the highest median rate.
-	best := ""
-	for _, c := range torchCfgs {
-		if best == "" || median(rates[c.name]) > median(rates[best]) {
-			best = c.name
+		if err := report(fmt.Sprintf("not run yet (written after round %d)", r), false); err != nil {
+			return err
 		}
 	}
-	optCfg := func(o string) string { // the 2-core crops configuration training with o
-		if o == twotower.DefaultOptimizer {
-			return "crops-2core"
-		}
-		return "crops-2core-" + o
-	}
-	bestOf := func(names ...string) string {
-		b := names[0]
-		for _, n := range names[1:] {
-			if median(rates[n]) > median(rates[b]) {
-				b = n
-			}
-		}
-		return b
-	}
-	ratios := map[string]any{
-		"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
-			"ratio": ratio(rates["crops-2core"], rates[best])},
-		"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
-		"crops_over_each_torch": func() map[string]any {
-			m := map[string]any{}
-			for _, c := range torchCfgs {
-				m[c.name] = ratio(rates["crops-2core"], rates[c.name])
-			}
-			return m
-		}(),
-		"crops_adamw_over_torch_dense_best": map[string]any{"torch": bestOf("torch-dense-1thread", "torch-dense-2thread"),
-			"ratio": ratio(rates[optCfg("adamw")], rates[bestOf("torch-dense-1thread", "torch-dense-2thread")])},
-		"crops_sparse_adam_over_torch_sparse_best": map[string]any{"torch": bestOf("torch-sparse-1thread", "torch-sparse-2thread"),
-			"ratio": ratio(rates[optCfg("sparse-adam")], rates[bestOf("torch-sparse-1thread", "torch-sparse-2thread")])},
-	}
-
 	// Determinism at this scale: two short runs, same seed, identical model bytes.
 	var deterministic any = "skipped"
 	if detSteps > 0 {
@@ -359,35 +420,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		deterministic = string(files[0]) == string(files[1])
 	}
 
-	res := map[string]any{
-		"benchmark":      "two-tower training throughput (labelled query-candidate examples per second), interleaved rounds",
-		"machine":        machine.Describe(),
-		"machine_shared": "2 cores shared with 6 other engineers compiling and testing while this ran: rates are noisy, ratios are taken within a round",
-		"world":          worldNote,
-		"world_dir":      world,
-		"label_table":    "P0 tiers built by the bench from the train split (clicked 4, exposed 3, ranked 2, prerank 1)",
-		"data":           map[string]any{"queries": info.Queries, "pairs": info.Pairs, "catalog_items": info.CatalogItems},
-		"config":         info,
-		"loss":           "h-infonce (plugins/loss, in process), query_mean",
-		"steps":          steps, "warmup_steps": warmup, "rounds": rounds,
-		"rounds_of_secondary_configurations":   xRounds,
-		"timed_examples":                       timedExamples,
-		"crops_default_optimizer":              twotower.DefaultOptimizer,
-		"configurations":                       summary,
-		"torch_best_configuration":             best,
-		"torch_compile":                        compileNote,
-		"ratios":                               ratios,
-		"load_average_per_round":               loads,
-		"target_ratio":                         1.0,
-		"target_ratio_2core_over_1core":        1.6,
-		"deterministic_same_seed_1_vs_2_cores": deterministic,
-	}
-	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	fmt.Println(string(ratiosJSON(ratios)))
-	return nil
+	return report(deterministic, true)
 }
 
 type goCfg struct {
@@ -467,7 +500,11 @@ func median(v []float64) float64 {
 }
 
 // stat is median and spread (min, max) with the values.
+// Nil when a configuration did not run (-extra-rounds 0).
 func stat(v []float64) map[string]any {
+	if len(v) == 0 {
+		return nil
+	}
 	return map[string]any{"median": median(v), "min": slices.Min(v), "max": slices.Max(v), "values": v}
 }
 

@@ -288,7 +288,9 @@ func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out
 		return sdk.ComputePacked(ctx, l, req)
 	}
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = raw.ComputeRaw(ctx, req); return })
-	if err == nil {
+	if err == nil && out.GetGradInShm() {
+		err = checkGradShm(l.p.ref, req, out)
+	} else if err == nil {
 		err = checkGrad(l.p.ref, req, out)
 	}
 	return

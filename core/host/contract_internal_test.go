@@ -2,7 +2,10 @@ package host
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	lossplugin "github.com/cropsdev/crops/plugins/loss"
@@ -87,4 +90,36 @@ func BenchmarkLossContract(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCheckGradShm: a gradient relayed through a shared-memory segment
+// (shm_path) is checked like an inline one.
+func TestCheckGradShm(t *testing.T) {
+	in, req := lossStep(4, 6)
+	out, err := lossplugin.NewHInfoNCE().Compute(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := in.B * in.N
+	seg := func(grad []float32) *cropsv1.ComputeRequest {
+		b := make([]byte, 9*n) // scores | grad | tiers8
+		copy(b, req.GetScores())
+		copy(b[4*n:], sdk.PackFloat32(grad))
+		copy(b[8*n:], req.GetTiers8())
+		path := filepath.Join(t.TempDir(), "loss.seg")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return &cropsv1.ComputeRequest{B: req.GetB(), N: req.GetN(), ShmPath: path}
+	}
+	resp := &cropsv1.ComputeResponse{Loss: out.Loss, GradInShm: true}
+	if err := checkGradShm(Ref{}, seg(out.Grad), resp); err != nil {
+		t.Fatalf("h-infonce's own gradient: %v", err)
+	}
+	bad := append([]float32(nil), out.Grad...)
+	bad[3] = float32(math.NaN())
+	err = checkGradShm(Ref{}, seg(bad), resp)
+	if ce, ok := err.(*ContractError); !ok || ce.Rule != "the gradient is finite" {
+		t.Errorf("NaN in the segment's gradient: %v", err)
+	}
 }

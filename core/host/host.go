@@ -156,6 +156,9 @@ func (proc *process) kill() {
 // harmless.
 func (p *Plugin) Close() error {
 	p.once.Do(func() {
+		if c, ok := p.impl.(interface{ Close() error }); ok && p.ref.Kind == sdk.KindLoss {
+			_ = c.Close() // the loss client's shared-memory segment
+		}
 		p.proc.kill()
 		p.host.mu.Lock()
 		delete(p.host.plugins, p)

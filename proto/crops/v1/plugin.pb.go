@@ -476,7 +476,16 @@ type ComputeRequest struct {
 	// B*N int8 tiers with -1 for padding: the compact form senders use when
 	// every valid tier is in [0, 127] (tiers and valid are then empty). It
 	// carries 1 byte per entry instead of 5, a third of a call's payload.
-	Tiers8        []byte `protobuf:"bytes,7,opt,name=tiers8,proto3" json:"tiers8,omitempty"`
+	Tiers8 []byte `protobuf:"bytes,7,opt,name=tiers8,proto3" json:"tiers8,omitempty"`
+	// shm_path: the absolute path of a shared-memory segment (a file the
+	// caller created under /dev/shm, mode 0600) holding the matrices instead
+	// of this message: scores as B*N float32 LE at offset 0, then room for the
+	// gradient (B*N float32 LE) at 4*B*N, then tiers8 (B*N int8) at 8*B*N.
+	// scores, tiers, valid and tiers8 are then empty. The server writes the
+	// gradient into the segment and sets grad_in_shm. Only the control message
+	// crosses the (mTLS) connection. A server that predates it rejects the call
+	// (0 score bytes), and the caller falls back to the inline fields for good.
+	ShmPath       string `protobuf:"bytes,8,opt,name=shm_path,json=shmPath,proto3" json:"shm_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,10 +569,20 @@ func (x *ComputeRequest) GetTiers8() []byte {
 	return nil
 }
 
+func (x *ComputeRequest) GetShmPath() string {
+	if x != nil {
+		return x.ShmPath
+	}
+	return ""
+}
+
 type ComputeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Loss          float64                `protobuf:"fixed64,1,opt,name=loss,proto3" json:"loss,omitempty"`
-	Grad          []byte                 `protobuf:"bytes,2,opt,name=grad,proto3" json:"grad,omitempty"` // B*N float32 dLoss/dScores, packed little-endian
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Loss  float64                `protobuf:"fixed64,1,opt,name=loss,proto3" json:"loss,omitempty"`
+	Grad  []byte                 `protobuf:"bytes,2,opt,name=grad,proto3" json:"grad,omitempty"` // B*N float32 dLoss/dScores, packed little-endian
+	// grad_in_shm: the gradient is in the request's shared-memory segment
+	// (grad is then empty).
+	GradInShm     bool `protobuf:"varint,3,opt,name=grad_in_shm,json=gradInShm,proto3" json:"grad_in_shm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +629,13 @@ func (x *ComputeResponse) GetGrad() []byte {
 		return x.Grad
 	}
 	return nil
+}
+
+func (x *ComputeResponse) GetGradInShm() bool {
+	if x != nil {
+		return x.GradInShm
+	}
+	return false
 }
 
 type TrainRequest struct {
@@ -1221,7 +1247,7 @@ const file_crops_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"StatsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa0\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xbb\x01\n" +
 	"\x0eComputeRequest\x12\f\n" +
 	"\x01b\x18\x01 \x01(\x05R\x01b\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x16\n" +
@@ -1229,10 +1255,12 @@ const file_crops_v1_plugin_proto_rawDesc = "" +
 	"\x05tiers\x18\x04 \x01(\fR\x05tiers\x12\x14\n" +
 	"\x05valid\x18\x05 \x01(\fR\x05valid\x12\x16\n" +
 	"\x06params\x18\x06 \x01(\fR\x06params\x12\x16\n" +
-	"\x06tiers8\x18\a \x01(\fR\x06tiers8\"9\n" +
+	"\x06tiers8\x18\a \x01(\fR\x06tiers8\x12\x19\n" +
+	"\bshm_path\x18\b \x01(\tR\ashmPath\"Y\n" +
 	"\x0fComputeResponse\x12\x12\n" +
 	"\x04loss\x18\x01 \x01(\x01R\x04loss\x12\x12\n" +
-	"\x04grad\x18\x02 \x01(\fR\x04grad\"\x81\x02\n" +
+	"\x04grad\x18\x02 \x01(\fR\x04grad\x12\x1e\n" +
+	"\vgrad_in_shm\x18\x03 \x01(\bR\tgradInShm\"\x81\x02\n" +
 	"\fTrainRequest\x12\x1f\n" +
 	"\vtrain_table\x18\x01 \x01(\tR\n" +
 	"trainTable\x12\x1f\n" +

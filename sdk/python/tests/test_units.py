@@ -12,7 +12,9 @@ import pytest
 
 from crops_sdk import LossInput, LossOutput, ParamsError, decode_params, table
 from crops_sdk._tls import cert_from_handshake, generate_cert, handshake_cert
-from crops_sdk._wire import pack_loss_request, pack_loss_response, unpack_loss_request, unpack_loss_response
+from crops_sdk._gen.crops.v1 import plugin_pb2 as pb
+from crops_sdk._wire import (compute_shm, pack_loss_request, pack_loss_response, unpack_loss_request,
+                             unpack_loss_response)
 
 
 @dataclass
@@ -101,6 +103,36 @@ def test_loss_packing_round_trip() -> None:
     np.testing.assert_array_equal(out.grad, grad)
     with pytest.raises(ValueError, match=r"shape \(5, 3\), expected \(B, N\) = \(3, 5\)"):
         pack_loss_response(LossOutput(loss=0, grad=grad.T), 3, 5)
+
+
+def test_loss_through_shared_memory(tmp_path: Path) -> None:
+    """A ComputeRequest with shm_path: scores and tiers8 come from the segment
+    (scores | grad | tiers8), the gradient goes back into it."""
+    rng = np.random.default_rng(1)
+    b, n = 3, 4
+    scores = rng.standard_normal((b, n)).astype("<f4")
+    t8 = rng.integers(-1, 5, (b, n)).astype(np.int8)
+    seg = tmp_path / "loss.seg"
+    seg.write_bytes(scores.tobytes() + bytes(4 * b * n) + t8.tobytes())
+    seen: list[LossInput] = []
+
+    def compute(inp: LossInput) -> LossOutput:
+        seen.append(inp)
+        return LossOutput(loss=2.5, grad=np.where(inp.valid, 2 * inp.scores, 0).astype(np.float32))
+
+    resp = compute_shm(compute, pb.ComputeRequest(b=b, n=n, shm_path=str(seg), params=b"{}"))
+    assert resp.grad_in_shm and resp.loss == 2.5 and not resp.grad
+    np.testing.assert_array_equal(seen[0].scores, scores)
+    np.testing.assert_array_equal(seen[0].valid, t8 >= 0)
+    np.testing.assert_array_equal(seen[0].tiers, np.where(t8 >= 0, t8, 0))
+    grad = np.frombuffer(seg.read_bytes(), dtype="<f4", count=b * n, offset=4 * b * n).reshape(b, n)
+    np.testing.assert_array_equal(grad, np.where(t8 >= 0, 2 * scores, 0))
+    with pytest.raises(ValueError, match="expected an absolute path"):
+        compute_shm(compute, pb.ComputeRequest(b=b, n=n, shm_path="loss.seg"))
+    with pytest.raises(ValueError, match="expected a regular file of at least 144"):
+        compute_shm(compute, pb.ComputeRequest(b=4, n=4, shm_path=str(seg)))
+    with pytest.raises(ValueError, match="send one or the other"):
+        compute_shm(compute, pb.ComputeRequest(b=b, n=n, shm_path=str(seg), scores=scores.tobytes()))
 
 
 def test_certificate_round_trip() -> None:

@@ -13,7 +13,7 @@ import grpc
 
 from ._gen.crops.v1 import plugin_pb2 as pb
 from ._gen.crops.v1 import plugin_pb2_grpc as pb_grpc
-from ._wire import error_text, info_to_proto, pack_loss_response, unpack_loss_request
+from ._wire import compute_shm, error_text, info_to_proto, pack_loss_response, unpack_loss_request
 from .broker import Broker
 from .context import Cancelled, Context
 from .log import logger
@@ -104,6 +104,8 @@ class LossServicer(pb_grpc.LossServiceServicer):  # type: ignore[misc]
 
     def Compute(self, req: Any, context: Any) -> Any:
         def call(ctx: Context) -> Any:
+            if req.shm_path:
+                return compute_shm(lambda inp: self.impl.compute(ctx, inp), req)
             inp = unpack_loss_request(req)
             return pack_loss_response(self.impl.compute(ctx, inp), inp.b, inp.n)
         return _run("Compute", context, call)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import mmap
 import os
+import stat
 import traceback
 from typing import Any
 
@@ -126,3 +128,43 @@ def unpack_loss_response(resp: Any, b: int, n: int) -> LossOutput:
         raise ValueError(f"loss gradient: {len(resp.grad)} bytes, expected {4 * b * n}")
     grad = np.frombuffer(resp.grad, dtype="<f4").astype(np.float32).reshape(b, n)
     return LossOutput(loss=float(resp.loss), grad=grad)
+
+
+def compute_shm(compute: Any, req: Any) -> Any:
+    """Serves a ComputeRequest whose matrices are in a shared-memory segment
+    (req.shm_path, written by the caller): scores (B*N float32 LE) at offset 0,
+    the gradient's room at 4*B*N, tiers8 at 8*B*N. compute maps a LossInput to
+    a LossOutput; the gradient goes back into the segment (grad_in_shm)."""
+    b, n = int(req.b), int(req.n)
+    count = b * n
+    if b < 0 or n < 0 or count == 0:
+        raise ValueError(f"shm_path {req.shm_path}: shape B={b} N={n}: send empty or negative shapes inline")
+    if req.scores or req.tiers8 or req.tiers or req.valid:
+        raise ValueError(f"loss input: shm_path {req.shm_path} and inline matrices in one request: send one or the other")
+    if not os.path.isabs(req.shm_path):
+        raise ValueError(f"shm_path {req.shm_path!r}: expected an absolute path")
+    fd = os.open(req.shm_path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < 9 * count:
+            raise ValueError(f"shm_path {req.shm_path}: {st.st_size} bytes, expected a regular file of at least "
+                             f"{9 * count} (9 x B*N)")
+        mm = mmap.mmap(fd, 9 * count, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    try:
+        # Copies, so that no view of the mapping outlives it.
+        scores = np.frombuffer(mm, dtype="<f4", count=count).astype(np.float32).reshape(b, n)
+        t8 = np.frombuffer(mm, dtype=np.int8, count=count, offset=8 * count).copy().reshape(b, n)
+        if (t8 < -1).any():
+            raise ValueError("tiers8: values below -1: expected a tier in [0, 127] or -1 for padding")
+        valid = t8 >= 0
+        tiers = np.where(valid, t8, 0).astype(np.int32)
+        out = compute(LossInput(scores=scores, tiers=tiers, valid=valid, params=bytes(req.params)))
+        grad = np.asarray(out.grad)
+        if grad.shape != (b, n):
+            raise ValueError(f"the loss returned a gradient of shape {grad.shape}, expected (B, N) = ({b}, {n})")
+        mm[4 * count:8 * count] = np.ascontiguousarray(grad, dtype="<f4").tobytes()
+        return pb.ComputeResponse(loss=float(out.loss), grad_in_shm=True)
+    finally:
+        mm.close()

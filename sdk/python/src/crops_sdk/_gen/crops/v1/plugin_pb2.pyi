@@ -95,7 +95,7 @@ class LabelResponse(_message.Message):
     def __init__(self, stats: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("b", "n", "scores", "tiers", "valid", "params", "tiers8")
+    __slots__ = ("b", "n", "scores", "tiers", "valid", "params", "tiers8", "shm_path")
     B_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class ComputeRequest(_message.Message):
     VALID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TIERS8_FIELD_NUMBER: _ClassVar[int]
+    SHM_PATH_FIELD_NUMBER: _ClassVar[int]
     b: int
     n: int
     scores: bytes
@@ -110,15 +111,18 @@ class ComputeRequest(_message.Message):
     valid: bytes
     params: bytes
     tiers8: bytes
-    def __init__(self, b: _Optional[int] = ..., n: _Optional[int] = ..., scores: _Optional[bytes] = ..., tiers: _Optional[bytes] = ..., valid: _Optional[bytes] = ..., params: _Optional[bytes] = ..., tiers8: _Optional[bytes] = ...) -> None: ...
+    shm_path: str
+    def __init__(self, b: _Optional[int] = ..., n: _Optional[int] = ..., scores: _Optional[bytes] = ..., tiers: _Optional[bytes] = ..., valid: _Optional[bytes] = ..., params: _Optional[bytes] = ..., tiers8: _Optional[bytes] = ..., shm_path: _Optional[str] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
-    __slots__ = ("loss", "grad")
+    __slots__ = ("loss", "grad", "grad_in_shm")
     LOSS_FIELD_NUMBER: _ClassVar[int]
     GRAD_FIELD_NUMBER: _ClassVar[int]
+    GRAD_IN_SHM_FIELD_NUMBER: _ClassVar[int]
     loss: float
     grad: bytes
-    def __init__(self, loss: _Optional[float] = ..., grad: _Optional[bytes] = ...) -> None: ...
+    grad_in_shm: bool
+    def __init__(self, loss: _Optional[float] = ..., grad: _Optional[bytes] = ..., grad_in_shm: _Optional[bool] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
     __slots__ = ("train_table", "items_paths", "dataset_dir", "params", "model_dir", "seed", "loss_broker_id", "loss_params")

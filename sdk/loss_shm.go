@@ -1,0 +1,168 @@
+package sdk
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
+)
+
+// Loss calls through shared memory (ComputeRequest.shm_path; see
+// shm_linux.go for why). The layout of a segment for a B x N call, n = B*N:
+//
+//	[0, 4n)   scores, float32 little-endian (written by the caller)
+//	[4n, 8n)  gradient, float32 little-endian (written by the server)
+//	[8n, 9n)  tiers8, int8 with -1 for padding (written by the caller)
+
+// shmSize is the segment size a call of n scores needs.
+func shmSize(n int) int { return 9 * n }
+
+// lossShm is a LossGRPCClient's segment and what it learned about the peer.
+type lossShm struct {
+	mu  sync.Mutex // held for a call: one call at a time uses the segment
+	seg *shmSegment
+	ok  bool // a call through the segment succeeded: the peer speaks it
+	off bool // the peer (or a relay) does not, or no segment could be made
+	// probeFailed: off because the first call failed (not yet confirmed
+	// by the inline call succeeding).
+	probeFailed atomic.Bool
+}
+
+// inlineDone records how the inline call after a failed probe went: if it
+// failed as well, the loss itself failed and the segment is tried again.
+func (s *lossShm) inlineDone(err error) {
+	if !s.probeFailed.Load() {
+		return // the usual case: no lock taken
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.probeFailed.Swap(false) && err != nil {
+		s.off = false
+	}
+}
+
+// compute makes the call through the segment. done is false when the
+// caller should send the matrices inline instead: shared memory is off, the
+// segment is busy with a concurrent call, or the first call failed (a
+// server or relay that predates shm_path rejects it; shared memory is then
+// off and the inline call carries on, so an older peer costs one extra
+// call). If that inline call fails too, the error was the loss's own, and
+// the caller calls inlineFailed so that the next call tries the segment
+// again.
+func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput, t8 []byte) (out LossOutput, done bool, err error) {
+	n := in.B * in.N
+	if !shmSupported || n == 0 || !s.mu.TryLock() {
+		return out, false, nil
+	}
+	defer s.mu.Unlock()
+	if s.off {
+		return out, false, nil
+	}
+	if s.seg == nil || len(s.seg.mem) < shmSize(n) {
+		s.seg.close()
+		if s.seg, err = newShmSegment(shmSize(n)); err != nil {
+			s.off = true
+			return out, false, nil
+		}
+	}
+	mem := s.seg.mem
+	putFloat32s(mem[:4*n], in.Scores)
+	copy(mem[8*n:9*n], t8)
+	resp, err := c.Compute(ctx, &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Params: in.Params, ShmPath: s.seg.path})
+	if err != nil {
+		if !s.ok && ctx.Err() == nil {
+			s.off = true
+			s.probeFailed.Store(true)
+			s.seg.close()
+			s.seg = nil
+			return out, false, nil
+		}
+		return out, true, fromStatus(ctx, err)
+	}
+	s.ok = true
+	if resp.GetGradInShm() {
+		return LossOutput{Loss: resp.GetLoss(), Grad: getFloat32s(mem[4*n : 8*n])}, true, nil
+	}
+	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
+	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, true, err
+}
+
+// close releases the segment.
+func (s *lossShm) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seg.close()
+	s.seg = nil
+}
+
+// computeShmServer serves a call whose matrices are in a segment: map it,
+// read scores and tiers, compute, write the gradient back.
+func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
+	b, n := int(req.GetB()), int(req.GetB())*int(req.GetN())
+	if len(req.GetScores()) != 0 || len(req.GetTiers8()) != 0 || len(req.GetTiers()) != 0 || len(req.GetValid()) != 0 {
+		return nil, fmt.Errorf("loss input: shm_path %s and inline matrices in one request: send one or the other", req.GetShmPath())
+	}
+	mem, release, err := mapShm(req.GetShmPath(), shmSize(n))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	in := LossInput{B: b, N: int(req.GetN()), Params: req.GetParams(), Scores: getFloat32s(mem[:4*n])}
+	if in.Tiers, in.Valid, err = unpackTiers8(mem[8*n:9*n], n); err != nil {
+		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
+	}
+	res, err := loss.Compute(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Grad) != n {
+		return nil, fmt.Errorf("loss returned a gradient of %d values, expected B*N = %d", len(res.Grad), n)
+	}
+	putFloat32s(mem[4*n:8*n], res.Grad)
+	return &cropsv1.ComputeResponse{Loss: res.Loss, GradInShm: true}, nil
+}
+
+// ShmView maps a relayed call's segment and hands f the tiers8 and gradient
+// bytes (the host checks a gradient it relayed, as it does inline ones).
+func ShmView(req *cropsv1.ComputeRequest, f func(tiers8, grad []byte) error) error {
+	n := int(req.GetB()) * int(req.GetN())
+	mem, release, err := mapShm(req.GetShmPath(), shmSize(n))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return f(mem[8*n:9*n], mem[4*n:8*n])
+}
+
+// littleEndian: float32s can be copied as bytes (every platform crops
+// builds for is; the loops below are the portable fallback).
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// putFloat32s writes xs into b (len 4*len(xs)) as little-endian float32.
+func putFloat32s(b []byte, xs []float32) {
+	if littleEndian && len(xs) > 0 {
+		copy(b, unsafe.Slice((*byte)(unsafe.Pointer(&xs[0])), 4*len(xs)))
+		return
+	}
+	for i, x := range xs {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+}
+
+// getFloat32s reads little-endian float32s from b into a new slice.
+func getFloat32s(b []byte) []float32 {
+	xs := make([]float32, len(b)/4)
+	if littleEndian && len(xs) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&xs[0])), 4*len(xs)), b)
+		return xs
+	}
+	for i := range xs {
+		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return xs
+}

@@ -1,0 +1,205 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// squareLoss: loss = sum of valid scores^2 * (tier+1), grad = 2*s*(tier+1)
+// on valid entries, 0 on padding.
+type squareLoss struct{}
+
+func (squareLoss) Describe(context.Context) (Info, error) {
+	return Info{Name: "square", Kind: KindLoss}, nil
+}
+func (squareLoss) Compute(_ context.Context, in LossInput) (LossOutput, error) {
+	out := LossOutput{Grad: make([]float32, len(in.Scores))}
+	for i, s := range in.Scores {
+		if in.Valid[i] {
+			w := float32(in.Tiers[i] + 1)
+			out.Loss += float64(s * s * w)
+			out.Grad[i] = 2 * s * w
+		}
+	}
+	return out, nil
+}
+
+// oldLossServer answers as a server from before shm_path did: it does not
+// know the field (dropped here), so the call has no scores.
+type oldLossServer struct{ LossGRPCServer }
+
+func (s *oldLossServer) Compute(ctx context.Context, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
+	r := proto.Clone(req).(*cropsv1.ComputeRequest)
+	r.ShmPath = ""
+	return s.LossGRPCServer.Compute(ctx, r)
+}
+
+type oldLossPlugin struct{ LossPlugin }
+
+func (p *oldLossPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	cropsv1.RegisterLossServiceServer(s, &oldLossServer{LossGRPCServer{Impl: p.Impl}})
+	return nil
+}
+
+func lossClient(t *testing.T, p plugin.Plugin) *LossGRPCClient {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{"loss": p})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense("loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*LossGRPCClient)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func shmInputs() []LossInput {
+	var ins []LossInput
+	for _, sh := range [][2]int{{2, 3}, {4, 8}, {1, 1}, {64, 512}} { // grows, shrinks, grows
+		n := sh[0] * sh[1]
+		in := LossInput{B: sh[0], N: sh[1], Scores: make([]float32, n), Tiers: make([]int32, n), Valid: make([]bool, n)}
+		for i := range n {
+			in.Scores[i] = float32(math.Sin(float64(i))) * 3
+			in.Tiers[i] = int32(i % 5)
+			in.Valid[i] = i%7 != 3
+		}
+		ins = append(ins, in)
+	}
+	return ins
+}
+
+func TestLossThroughSharedMemory(t *testing.T) {
+	if !shmSupported {
+		t.Skip("shared memory is Linux-only")
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		plugin plugin.Plugin
+		shm    bool
+	}{
+		{"current server", &LossPlugin{Impl: squareLoss{}}, true},
+		{"server without shm_path", &oldLossPlugin{LossPlugin{Impl: squareLoss{}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := lossClient(t, tc.plugin)
+			for _, in := range shmInputs() {
+				want, _ := squareLoss{}.Compute(ctx, in)
+				got, err := c.Compute(ctx, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+					t.Fatalf("B=%d N=%d: loss %v, want %v (grad equal: %v)", in.B, in.N, got.Loss, want.Loss, slices.Equal(got.Grad, want.Grad))
+				}
+			}
+			if c.shm.ok != tc.shm || c.shm.off == tc.shm {
+				t.Fatalf("shared memory used = %v, off = %v; want used = %v", c.shm.ok, c.shm.off, tc.shm)
+			}
+			if !tc.shm {
+				if c.shm.seg != nil {
+					t.Fatal("segment kept after the fallback")
+				}
+				return
+			}
+			path := c.shm.seg.path
+			if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("segment %s: %v, %v (want mode 0600)", path, st, err)
+			}
+			c.Close()
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Fatalf("segment %s left after Close: %v", path, err)
+			}
+		})
+	}
+}
+
+func TestComputeShmServerErrors(t *testing.T) {
+	if !shmSupported {
+		t.Skip("shared memory is Linux-only")
+	}
+	ctx := context.Background()
+	seg, err := newShmSegment(shmSize(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.close()
+	for _, tc := range []struct {
+		req  *cropsv1.ComputeRequest
+		want string
+	}{
+		{&cropsv1.ComputeRequest{B: 2, N: 2, ShmPath: "relative.seg"}, "expected an absolute path"},
+		{&cropsv1.ComputeRequest{B: 2, N: 2, ShmPath: seg.path + ".missing"}, "no such file"},
+		{&cropsv1.ComputeRequest{B: 4, N: 4, ShmPath: seg.path}, "expected a regular file of at least 144"},
+		{&cropsv1.ComputeRequest{B: 2, N: 2, ShmPath: seg.path, Scores: make([]byte, 16)}, "send one or the other"},
+	} {
+		_, err := ComputePacked(ctx, squareLoss{}, tc.req)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.req, err, tc.want)
+		}
+	}
+	seg.mem[8*4] = 0xfe // tiers8 = -2
+	if _, err := ComputePacked(ctx, squareLoss{}, &cropsv1.ComputeRequest{B: 2, N: 2, ShmPath: seg.path}); err == nil || !strings.Contains(err.Error(), "tiers8[0] = -2") {
+		t.Errorf("bad tier: err = %v", err)
+	}
+}
+
+// failOnParams fails the calls whose params say so.
+type failOnParams struct{ squareLoss }
+
+func (f failOnParams) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	if string(in.Params) == "fail" {
+		return LossOutput{}, errors.New("asked to fail")
+	}
+	return f.squareLoss.Compute(ctx, in)
+}
+
+// TestLossErrorOnFirstCallKeepsSharedMemory: the first call failing because
+// of the loss itself (inline too) does not turn shared memory off.
+func TestLossErrorOnFirstCallKeepsSharedMemory(t *testing.T) {
+	if !shmSupported {
+		t.Skip("shared memory is Linux-only")
+	}
+	ctx := context.Background()
+	c := lossClient(t, &LossPlugin{Impl: failOnParams{}})
+	in := shmInputs()[1]
+	in.Params = []byte("fail")
+	if _, err := c.Compute(ctx, in); err == nil || !strings.Contains(err.Error(), "asked to fail") {
+		t.Fatalf("err = %v", err)
+	}
+	in.Params = nil
+	if _, err := c.Compute(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if !c.shm.ok || c.shm.off {
+		t.Fatalf("after a loss error on the first call: shared memory used = %v, off = %v", c.shm.ok, c.shm.off)
+	}
+	c.Close()
+}
+
+// TestLossSharedMemoryOff: CROPS_LOSS_SHM=off keeps the matrices inline.
+func TestLossSharedMemoryOff(t *testing.T) {
+	t.Setenv("CROPS_LOSS_SHM", "off")
+	ctx := context.Background()
+	c := lossClient(t, &LossPlugin{Impl: squareLoss{}})
+	in := shmInputs()[1]
+	want, _ := squareLoss{}.Compute(ctx, in)
+	got, err := c.Compute(ctx, in)
+	if err != nil || got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+		t.Fatalf("inline: %v, %v", got.Loss, err)
+	}
+	if c.shm.ok || c.shm.seg != nil {
+		t.Fatal("CROPS_LOSS_SHM=off: the segment was used")
+	}
+}
