@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ func main() {
 		arms   = flag.String("arms", "v1,v2,v2-pool60", "comma-separated arms, v1 first (the reference)")
 		seed   = flag.Uint64("seed", 1, "simulation seed")
 		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
+		prof   = flag.String("cpuprofile", "", "with -child: write the simulation's CPU profile here")
 	)
 	flag.Parse()
 	if *child != "" {
@@ -72,6 +74,17 @@ func main() {
 		}
 		if pool60 {
 			spec.RecallSize = 60
+		}
+		if *prof != "" {
+			f, err := os.Create(*prof)
+			if err != nil {
+				log.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				log.Fatal(err)
+			}
+			defer f.Close()
+			defer pprof.StopCPUProfile()
 		}
 		if _, err := sim.Simulate(context.Background(), sim.Options{Scale: *scale, Seed: *seed, Spec: spec, OutDir: *dir}); err != nil {
 			log.Fatal(err)

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -97,7 +96,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.runUsers(ctx, workers(opts.Workers)); err != nil {
 		return nil, err
 	}
-	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", st.table(dataset.SearchTable).rows, "feed_rows", st.table(dataset.FeedTable).rows, "elapsed", time.Since(start).Round(time.Millisecond))
 	if err := g.writeQrels(ctx); err != nil {
 		return nil, err
 	}
@@ -114,6 +113,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 			return nil, err
 		}
 	}
+	g.rows = st.rows()
 	if err := st.finish(); err != nil {
 		return nil, err
 	}
@@ -214,21 +214,14 @@ type accum struct {
 	minAfterClicks, minAfterOnTop int64
 }
 
-func (g *generator) count(table string) {
-	if g.rows == nil {
-		g.rows = map[string]int64{}
-	}
-	g.rows[table]++
-}
-
 func (g *generator) writeItems() error {
+	ts := g.st.table(dataset.ItemsTable)
 	for i := range g.w.Items {
 		it := &g.w.Items[i]
-		if err := g.st.append(dataset.ItemsTable, ItemID(i), it.Title, it.Caption, it.Tags, it.OCR, it.Author,
-			g.w.Topics[it.Topic].Name, it.CreatedMS, it.DurationMS); err != nil {
+		if err := ts.str(g.itemIDs[i]).str(it.Title).str(it.Caption).str(it.Tags).str(it.OCR).str(it.Author).
+			str(g.w.Topics[it.Topic].Name).i64(it.CreatedMS).i64(it.DurationMS).end(); err != nil {
 			return err
 		}
-		g.count(dataset.ItemsTable)
 	}
 	return nil
 }
@@ -286,27 +279,24 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		g.acc.afterOnTop += int64(out.clicksOnTop)
 	}
 	g.seeTS(t)
+	ts := g.st.table(dataset.SearchTable)
 	for _, row := range rows {
-		var pos driver.Value
+		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(row.stage)
 		if row.position > 0 {
-			pos = row.position
+			ts.i32(row.position)
 			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
 			if g.v2 != nil && split == dataset.SplitTrain {
 				g.v2.trainExposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
 			}
 			g.itemShown[row.item] = true
+		} else {
+			ts.null()
 		}
-		if err := g.st.append(dataset.SearchTable, rid, uid, t, qs, g.itemIDs[row.item], row.stage, pos,
-			row.clicked, row.liked, row.watchMS, mission); err != nil {
+		if err := ts.boolean(row.clicked).boolean(row.liked).i64(row.watchMS).str(mission).end(); err != nil {
 			return err
 		}
-		g.count(dataset.SearchTable)
 	}
-	if err := g.st.append(dataset.SplitTable, rid, split); err != nil {
-		return err
-	}
-	g.count(dataset.SplitTable)
-	return nil
+	return g.st.table(dataset.SplitTable).str(rid).str(split).end()
 }
 
 // sortedQueries returns the ids of the logged queries in text order.
@@ -329,6 +319,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 	w := g.w
 	b := &g.stats.Bubble
 	var relAll, expAll int64
+	ts := g.st.table(dataset.QrelsTable)
 	for n, qid := range g.sortedQueries() {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -365,10 +356,9 @@ func (g *generator) writeQrels(ctx context.Context) error {
 			if grade < 1 {
 				continue
 			}
-			if err := g.st.append(dataset.QrelsTable, qs, g.itemIDs[it], int32(grade)); err != nil {
+			if err := ts.str(qs).str(g.itemIDs[it]).i32(int32(grade)).end(); err != nil {
 				return err
 			}
-			g.count(dataset.QrelsTable)
 			_, shown := g.exposed[uint64(qid)<<32|uint64(it)]
 			relAll++
 			if shown {
@@ -455,11 +445,10 @@ func (g *generator) writeOracle(ctx context.Context) error {
 				}
 			}
 			rec := w.oracleRecord(r, q, t, facet)
-			if err := g.st.append(dataset.OracleTable, q.String(), tp.Name, rec.caption, rec.tags, rec.cover,
-				rec.keywords, rec.related, relevant, int32(grade)); err != nil {
+			if err := g.st.table(dataset.OracleTable).str(q.String()).str(tp.Name).str(rec.caption).str(rec.tags).str(rec.cover).
+				str(rec.keywords).str(rec.related).boolean(relevant).i32(int32(grade)).end(); err != nil {
 				return err
 			}
-			g.count(dataset.OracleTable)
 		}
 	}
 	return nil

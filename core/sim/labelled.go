@@ -100,10 +100,9 @@ func (g *generator) writeLabels(ctx context.Context) error {
 					grade--
 				}
 			}
-			if err := g.st.append(dataset.LabelsTable, q.String(), g.itemIDs[it], int32(grade), fold); err != nil {
+			if err := g.st.table(dataset.LabelsTable).str(q.String()).str(g.itemIDs[it]).i32(int32(grade)).str(fold).end(); err != nil {
 				return err
 			}
-			g.count(dataset.LabelsTable)
 		}
 	}
 	return nil

@@ -151,7 +151,7 @@ func (g *generator) consumeBatches(ctx context.Context, results []chan *userBatc
 		<-tokens
 		if time.Since(lastLog) > 10*time.Second {
 			g.log.Info("simulating", "users_done", min((i+1)*batchUsers, len(g.w.Users)), "users", len(g.w.Users),
-				"search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable])
+				"search_rows", g.st.table(dataset.SearchTable).rows, "feed_rows", g.st.table(dataset.FeedTable).rows)
 			lastLog = time.Now()
 		}
 	}
@@ -169,11 +169,11 @@ func (g *generator) consume(b *userBatch) error {
 			return err
 		}
 	}
+	ts := g.st.table(dataset.FeedTable)
 	for _, f := range b.feed {
-		if err := g.st.append(dataset.FeedTable, b.uids[f.user], f.t, g.itemIDs[f.item], f.watch, g.w.Items[f.item].DurationMS, f.liked); err != nil {
+		if err := ts.str(b.uids[f.user]).i64(f.t).str(g.itemIDs[f.item]).i64(f.watch).i64(g.w.Items[f.item].DurationMS).boolean(f.liked).end(); err != nil {
 			return err
 		}
-		g.count(dataset.FeedTable)
 		g.seeTS(f.t)
 	}
 	g.stats.SearchSessions += b.sessions

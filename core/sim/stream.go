@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -35,13 +34,74 @@ type streamer struct {
 	cancel    context.CancelFunc
 }
 
-// tableStream is one table's channel, current batch and COPY.
+// colKind is how a column's values are buffered.
+type colKind uint8
+
+const (
+	kindString colKind = iota
+	kindBigint
+	kindInteger
+	kindBool
+	kindDouble
+)
+
+// column buffers one column of a batch in its Go type: no value is boxed
+// into an interface (an allocation per cell), and FillChunk writes each
+// column with a typed setter.
+type column struct {
+	kind colKind
+	s    []string
+	i    []int64 // BIGINT and INTEGER
+	b    []bool
+	f    []float64
+	null []bool // nil until a NULL is written
+}
+
+func (c *column) len() int {
+	switch c.kind {
+	case kindString:
+		return len(c.s)
+	case kindBigint, kindInteger:
+		return len(c.i)
+	case kindBool:
+		return len(c.b)
+	default:
+		return len(c.f)
+	}
+}
+
+// batch is up to streamBatch rows of one table, column by column.
+type batch struct {
+	cols []column
+	n    int
+}
+
+func (b *batch) reset() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.s, c.i, c.b, c.f = c.s[:0], c.i[:0], c.b[:0], c.f[:0]
+		if c.null != nil {
+			c.null = c.null[:0]
+		}
+	}
+	b.n = 0
+}
+
+// tableStream is one table's channel, current batch and COPY. Rows are
+// written one typed value per column, in the table's column order, and
+// closed by end:
+//
+//	ts.str(id).i64(ts).boolean(liked).end()
 type tableStream struct {
 	name  string
 	cols  []dataset.Column
+	kinds []colKind
 	infos []duckdb.ColumnInfo
-	ch    chan []driver.Value
-	cur   []driver.Value
+	ch    chan *batch
+	free  chan *batch // written batches, reused
+	cur   *batch
+	c     int   // next column of the current row
+	rows  int64 // rows ended so far
 	done  chan struct{} // closed when the COPY has ended
 	err   error         // the COPY's error, valid after done
 	ctx   context.Context
@@ -70,8 +130,9 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 		cols[t.Name] = t.Columns
 	}
 	for _, name := range tables {
-		ts := &tableStream{name: name, cols: cols[name], ch: make(chan []driver.Value, 4), done: make(chan struct{}), ctx: ctx}
+		ts := &tableStream{name: name, cols: cols[name], ch: make(chan *batch, 4), free: make(chan *batch, 6), done: make(chan struct{}), ctx: ctx}
 		for _, c := range ts.cols {
+			ts.kinds = append(ts.kinds, kindOf(c.Type))
 			ti, err := duckdb.NewTypeInfo(duckType(c.Type))
 			if err != nil {
 				st.close()
@@ -127,21 +188,119 @@ func copyConnToParquet(ctx context.Context, conn *sql.Conn, query, path string) 
 	return nil
 }
 
-// append adds one row to table.
-func (st *streamer) append(table string, vals ...driver.Value) error {
-	ts := st.tables[table]
-	if ts.cur == nil {
-		ts.cur = make([]driver.Value, 0, streamBatch*len(ts.cols))
+// table returns the stream of a table opened by openStreamer.
+func (st *streamer) table(name string) *tableStream { return st.tables[name] }
+
+// rows returns the number of rows written to each table that got any.
+func (st *streamer) rows() map[string]int64 {
+	m := map[string]int64{}
+	for name, ts := range st.tables {
+		if ts.rows > 0 {
+			m[name] = ts.rows
+		}
 	}
-	ts.cur = append(ts.cur, vals...)
-	if len(ts.cur) == cap(ts.cur) {
+	return m
+}
+
+// col returns the current row's next column, starting a batch if needed.
+func (ts *tableStream) col() *column {
+	if ts.cur == nil {
+		select {
+		case ts.cur = <-ts.free:
+		default:
+			ts.cur = &batch{cols: make([]column, len(ts.kinds))}
+			for i, k := range ts.kinds {
+				ts.cur.cols[i].kind = k
+			}
+		}
+	}
+	if ts.c >= len(ts.cur.cols) {
+		// Caught by end: a row with too many values.
+		ts.c++
+		return &column{kind: 255}
+	}
+	c := &ts.cur.cols[ts.c]
+	ts.c++
+	return c
+}
+
+func (ts *tableStream) str(v string) *tableStream {
+	c := ts.col()
+	c.s = append(c.s, v)
+	return ts
+}
+
+func (ts *tableStream) i64(v int64) *tableStream {
+	c := ts.col()
+	c.i = append(c.i, v)
+	return ts
+}
+
+func (ts *tableStream) i32(v int32) *tableStream { return ts.i64(int64(v)) }
+
+func (ts *tableStream) boolean(v bool) *tableStream {
+	c := ts.col()
+	c.b = append(c.b, v)
+	return ts
+}
+
+func (ts *tableStream) f64(v float64) *tableStream {
+	c := ts.col()
+	c.f = append(c.f, v)
+	return ts
+}
+
+// null writes SQL NULL into the next column.
+func (ts *tableStream) null() *tableStream {
+	c := ts.col()
+	if c.kind == 255 {
+		return ts
+	}
+	n := ts.cur.n
+	if c.null == nil {
+		c.null = make([]bool, n, streamBatch)
+	}
+	c.null = append(c.null[:n], true)
+	switch c.kind {
+	case kindString:
+		c.s = append(c.s, "")
+	case kindBigint, kindInteger:
+		c.i = append(c.i, 0)
+	case kindBool:
+		c.b = append(c.b, false)
+	default:
+		c.f = append(c.f, 0)
+	}
+	return ts
+}
+
+// end closes the current row: every column must have got exactly one value
+// of its type. A full batch goes to the COPY.
+func (ts *tableStream) end() error {
+	b := ts.cur
+	if ts.c != len(ts.kinds) {
+		return fmt.Errorf("write %s: a row of %d values, the table has %d columns", ts.name, ts.c, len(ts.kinds))
+	}
+	ts.c = 0
+	b.n++
+	for i := range b.cols {
+		c := &b.cols[i]
+		if c.len() != b.n {
+			return fmt.Errorf("write %s: column %s got a value of the wrong type (want %s)", ts.name, ts.cols[i].Name, ts.cols[i].Type)
+		}
+		if c.null != nil && len(c.null) < b.n {
+			c.null = append(c.null, false)
+		}
+	}
+	ts.rows++
+	if b.n == streamBatch {
 		return ts.flush()
 	}
 	return nil
 }
 
 func (ts *tableStream) flush() error {
-	if len(ts.cur) == 0 {
+	if ts.cur == nil || ts.cur.n == 0 {
 		return nil
 	}
 	select {
@@ -192,6 +351,21 @@ func (st *streamer) close() {
 // ColumnInfos is the table's schema (duckdb.ChunkTableSource).
 func (ts *tableStream) ColumnInfos() []duckdb.ColumnInfo { return ts.infos }
 
+func kindOf(t string) colKind {
+	switch t {
+	case "BIGINT":
+		return kindBigint
+	case "INTEGER":
+		return kindInteger
+	case "BOOLEAN":
+		return kindBool
+	case "DOUBLE":
+		return kindDouble
+	default:
+		return kindString
+	}
+}
+
 func duckType(t string) duckdb.Type {
 	switch t {
 	case "BIGINT":
@@ -213,9 +387,10 @@ func (ts *tableStream) Cardinality() *duckdb.CardinalityInfo { return nil }
 // Init is part of duckdb.ChunkTableSource.
 func (ts *tableStream) Init() {}
 
-// FillChunk copies the next batch into DuckDB's chunk; size 0 ends the table.
+// FillChunk copies the next batch into DuckDB's chunk, column by column
+// with typed setters; size 0 ends the table.
 func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
-	var b []driver.Value
+	var b *batch
 	var ok bool
 	select {
 	case b, ok = <-ts.ch:
@@ -225,14 +400,40 @@ func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
 	if !ok {
 		return c.SetSize(0)
 	}
-	n := len(ts.cols)
-	rows := len(b) / n
-	for i := 0; i < rows; i++ {
-		for j := 0; j < n; j++ {
-			if err := c.SetValue(j, i, b[i*n+j]); err != nil {
-				return fmt.Errorf("%s row value %d: %w", ts.name, j, err)
-			}
+	for j := range b.cols {
+		if err := fillColumn(c, j, &b.cols[j], b.n); err != nil {
+			return fmt.Errorf("%s column %s: %w", ts.name, ts.cols[j].Name, err)
 		}
 	}
-	return c.SetSize(rows)
+	n := b.n
+	b.reset()
+	select {
+	case ts.free <- b:
+	default:
+	}
+	return c.SetSize(n)
+}
+
+// fillColumn writes rows values of col into column j of the chunk.
+func fillColumn(c duckdb.DataChunk, j int, col *column, rows int) error {
+	var err error
+	for i := 0; i < rows && err == nil; i++ {
+		if col.null != nil && col.null[i] {
+			err = c.SetValue(j, i, nil)
+			continue
+		}
+		switch col.kind {
+		case kindString:
+			err = duckdb.SetChunkValue(c, j, i, col.s[i])
+		case kindBigint:
+			err = duckdb.SetChunkValue(c, j, i, col.i[i])
+		case kindInteger:
+			err = duckdb.SetChunkValue(c, j, i, int32(col.i[i]))
+		case kindBool:
+			err = duckdb.SetChunkValue(c, j, i, col.b[i])
+		default:
+			err = duckdb.SetChunkValue(c, j, i, col.f[i])
+		}
+	}
+	return err
 }

@@ -59,10 +59,9 @@ func (g *generator) writeTruth(ctx context.Context) error {
 			}
 			tp := &w.Topics[item.Topic]
 			minor := ambiguous && tp.Poly >= 0 && !tp.Dominant
-			if err := g.st.append(dataset.TruthTable, qs, g.itemIDs[it], int32(grade), minor, novel); err != nil {
+			if err := g.st.table(dataset.TruthTable).str(qs).str(g.itemIDs[it]).i32(int32(grade)).boolean(minor).boolean(novel).end(); err != nil {
 				return err
 			}
-			g.count(dataset.TruthTable)
 			pairs++
 			if minor {
 				minority++
