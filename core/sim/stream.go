@@ -100,8 +100,8 @@ type tableStream struct {
 	ch    chan *batch
 	free  chan *batch // written batches, reused
 	cur   *batch
-	c     int   // next column of the current row
-	rows  int64 // rows ended so far
+	c     int           // next column of the current row
+	rows  int64         // rows ended so far
 	done  chan struct{} // closed when the COPY has ended
 	err   error         // the COPY's error, valid after done
 	ctx   context.Context
