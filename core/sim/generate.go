@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,9 +83,9 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	}
 	defer st.close()
 
-	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: map[uint64]struct{}{}, itemShown: make([]bool, len(w.Items))}
+	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: newPairSet(len(w.Items)), itemShown: make([]bool, len(w.Items))}
 	if w.v2 != nil {
-		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: map[uint64]struct{}{}}
+		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: newPairSet(len(w.Items))}
 	}
 	g.itemIDs = make([]string, len(w.Items))
 	for i := range g.itemIDs {
@@ -177,7 +178,7 @@ type generator struct {
 	rc        *recaller
 	queries   []Query
 	queryID   map[string]int32
-	exposed   map[uint64]struct{} // (query id, item) pairs ever exposed
+	exposed   *pairSet // (query id, item) pairs ever exposed
 	itemShown []bool
 	itemIDs   []string // formatted once: ids are written millions of times
 	rows      map[string]int64
@@ -284,9 +285,9 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(row.stage)
 		if row.position > 0 {
 			ts.i32(row.position)
-			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			g.exposed.add(qid, row.item)
 			if g.v2 != nil && split == dataset.SplitTrain {
-				g.v2.trainExposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+				g.v2.trainExposed.add(qid, row.item)
 			}
 			g.itemShown[row.item] = true
 		} else {
@@ -346,7 +347,8 @@ func (g *generator) writeQrels(ctx context.Context) error {
 		for _, t := range order {
 			items = append(items, w.Topics[t].Items...)
 		}
-		sort.Slice(items, func(a, c int) bool { return items[a] < items[c] })
+		slices.Sort(items) // plain ints: every sort gives this order
+		g.exposed.use(qid)
 		for _, it := range items {
 			item := &w.Items[it]
 			grade := 0
@@ -359,7 +361,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 			if err := ts.str(qs).str(g.itemIDs[it]).i32(int32(grade)).end(); err != nil {
 				return err
 			}
-			_, shown := g.exposed[uint64(qid)<<32|uint64(it)]
+			shown := g.exposed.has(it)
 			relAll++
 			if shown {
 				expAll++

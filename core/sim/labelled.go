@@ -130,9 +130,10 @@ func (g *generator) labelPool(r *rand.Rand, qid int32, prod []Intent) []int32 {
 			topics = append(topics, in.Topic)
 		}
 	}
+	g.v2.trainExposed.use(qid)
 	for _, t := range topics {
 		for _, it := range w.Topics[t].Items {
-			if _, ok := g.v2.trainExposed[uint64(qid)<<32|uint64(it)]; ok {
+			if g.v2.trainExposed.has(it) {
 				exposed = append(exposed, it)
 			} else {
 				hidden = append(hidden, it)

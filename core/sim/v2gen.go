@@ -2,7 +2,7 @@ package sim
 
 import (
 	"context"
-	"sort"
+	"slices"
 
 	"github.com/cropsdev/crops/core/dataset"
 )
@@ -47,7 +47,8 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		for _, t := range topics {
 			items = append(items, w.Topics[t].Items...)
 		}
-		sort.Slice(items, func(a, b int) bool { return items[a] < items[b] })
+		slices.Sort(items) // plain ints: every sort gives this order
+		g.v2.trainExposed.use(qid)
 		for _, it := range items {
 			item := &w.Items[it]
 			grade := 0
@@ -69,7 +70,7 @@ func (g *generator) writeTruth(ctx context.Context) error {
 			if novel {
 				novelPairs++
 			}
-			if _, ok := g.v2.trainExposed[uint64(qid)<<32|uint64(it)]; ok {
+			if g.v2.trainExposed.has(it) {
 				exposed++
 			}
 		}
