@@ -77,7 +77,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if w.v2 != nil {
 		tables = append(tables, dataset.TruthTable, dataset.LabelsTable)
 	}
-	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables)
+	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables, w.enumColumns())
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -108,8 +109,9 @@ type tableStream struct {
 }
 
 // openStreamer starts one COPY per table into dir. memLimit bounds DuckDB's
-// buffer pool (default 1GB).
-func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*streamer, error) {
+// buffer pool (default 1GB). enums lists, per "table.column", every value of
+// a VARCHAR column with few distinct values (see enumColumn).
+func openStreamer(ctx context.Context, dir, memLimit string, tables []string, enums map[string][]string) (*streamer, error) {
 	if memLimit == "" {
 		memLimit = "1GB"
 	}
@@ -131,14 +133,16 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 	}
 	for _, name := range tables {
 		ts := &tableStream{name: name, cols: cols[name], ch: make(chan *batch, 4), free: make(chan *batch, 6), done: make(chan struct{}), ctx: ctx}
+		var sel []string
 		for _, c := range ts.cols {
 			ts.kinds = append(ts.kinds, kindOf(c.Type))
-			ti, err := duckdb.NewTypeInfo(duckType(c.Type))
+			ti, expr, err := columnType(c, enums[name+"."+c.Name])
 			if err != nil {
 				st.close()
 				return nil, fmt.Errorf("parquet writer: column %s.%s: %w", name, c.Name, err)
 			}
 			ts.infos = append(ts.infos, duckdb.ColumnInfo{Name: c.Name, T: ti})
+			sel = append(sel, expr)
 		}
 		conn, err := st.db.Conn(ctx)
 		if err != nil {
@@ -159,7 +163,7 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 			defer st.wg.Done()
 			defer close(ts.done)
 			defer conn.Close()
-			ts.err = copyConnToParquet(ctx, conn, "SELECT * FROM "+fn+"()", dataset.TablePath(dir, name))
+			ts.err = copyConnToParquet(ctx, conn, "SELECT "+strings.Join(sel, ", ")+" FROM "+fn+"()", dataset.TablePath(dir, name))
 			if ts.err != nil {
 				ts.err = fmt.Errorf("write %s: %w", name, ts.err)
 			}
@@ -167,6 +171,27 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 	}
 	return st, nil
 }
+
+// columnType is the table function's type for column c and the COPY's
+// select expression for it. A VARCHAR column whose values are all known in
+// advance (values, at most maxEnum of them) is passed as an ENUM and cast
+// back to VARCHAR by the COPY: duckdb-go writes an ENUM cell in Go (a map
+// lookup) where a VARCHAR cell is one cgo call, and the Parquet file gets the
+// same VARCHAR values, so the same bytes (pin_test.go).
+func columnType(c dataset.Column, values []string) (duckdb.TypeInfo, string, error) {
+	id := duck.Ident(c.Name)
+	if kindOf(c.Type) != kindString || len(values) == 0 || len(values) > maxEnum {
+		ti, err := duckdb.NewTypeInfo(duckType(c.Type))
+		return ti, id, err
+	}
+	ti, err := duckdb.NewEnumInfo(values[0], values[1:]...)
+	return ti, "CAST(" + id + " AS VARCHAR) AS " + id, err
+}
+
+// maxEnum bounds an ENUM column's dictionary: duckdb-go reads the whole
+// dictionary back for every chunk it hands to the table function, so a
+// large one would cost more than the cgo calls it saves.
+const maxEnum = 1024
 
 // copyConnToParquet is duck.CopyToParquet on one connection (the table
 // function lives there): the same statement, written atomically.
@@ -436,4 +461,25 @@ func fillColumn(c duckdb.DataChunk, j int, col *column, rows int) error {
 		}
 	}
 	return err
+}
+
+// enumColumns lists the values of the VARCHAR columns that take few distinct
+// values, known from the world before any log is written (columnType).
+func (w *World) enumColumns() map[string][]string {
+	var missions []string
+	seen := map[string]bool{}
+	for t := range w.Topics {
+		for f := range w.Topics[t].Facets {
+			if id := w.IntentID(Intent{Topic: t, Facet: f}); !seen[id] {
+				seen[id] = true
+				missions = append(missions, id)
+			}
+		}
+	}
+	return map[string][]string{
+		dataset.SearchTable + ".stage":      {dataset.StageExposed, dataset.StageRankedUnexposed, dataset.StagePrerankFiltered},
+		dataset.SearchTable + ".mission_id": missions,
+		dataset.SplitTable + ".split":       {dataset.SplitTrain, dataset.SplitTest},
+		dataset.LabelsTable + ".fold":       {dataset.FoldTrain, dataset.FoldCalibrate, dataset.FoldTest},
+	}
 }
