@@ -281,11 +281,11 @@ func (ts *tableStream) null() *tableStream {
 	if c.kind == 255 {
 		return ts
 	}
-	n := ts.cur.n
-	if c.null == nil {
-		c.null = make([]bool, n, streamBatch)
+	// null[i] is true for the NULL rows; rows past its end are not NULL.
+	for len(c.null) < ts.cur.n {
+		c.null = append(c.null, false)
 	}
-	c.null = append(c.null[:n], true)
+	c.null = append(c.null, true)
 	switch c.kind {
 	case kindString:
 		c.s = append(c.s, "")
@@ -299,26 +299,16 @@ func (ts *tableStream) null() *tableStream {
 	return ts
 }
 
-// end closes the current row: every column must have got exactly one value
-// of its type. A full batch goes to the COPY.
+// end closes the current row: it must have one value per column (the types
+// are checked per batch, in flush). A full batch goes to the COPY.
 func (ts *tableStream) end() error {
-	b := ts.cur
 	if ts.c != len(ts.kinds) {
 		return fmt.Errorf("write %s: a row of %d values, the table has %d columns", ts.name, ts.c, len(ts.kinds))
 	}
 	ts.c = 0
-	b.n++
-	for i := range b.cols {
-		c := &b.cols[i]
-		if c.len() != b.n {
-			return fmt.Errorf("write %s: column %s got a value of the wrong type (want %s)", ts.name, ts.cols[i].Name, ts.cols[i].Type)
-		}
-		if c.null != nil && len(c.null) < b.n {
-			c.null = append(c.null, false)
-		}
-	}
+	ts.cur.n++
 	ts.rows++
-	if b.n == streamBatch {
+	if ts.cur.n == streamBatch {
 		return ts.flush()
 	}
 	return nil
@@ -327,6 +317,12 @@ func (ts *tableStream) end() error {
 func (ts *tableStream) flush() error {
 	if ts.cur == nil || ts.cur.n == 0 {
 		return nil
+	}
+	for i := range ts.cur.cols {
+		// A value written with the wrong type lands in another slice.
+		if c := &ts.cur.cols[i]; c.len() != ts.cur.n {
+			return fmt.Errorf("write %s: column %s got values of the wrong type (want %s)", ts.name, ts.cols[i].Name, ts.cols[i].Type)
+		}
 	}
 	select {
 	case ts.ch <- ts.cur:
@@ -426,7 +422,7 @@ func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
 		return c.SetSize(0)
 	}
 	for j := range b.cols {
-		if err := fillColumn(c, j, &b.cols[j], b.n); err != nil {
+		if err := fillColumn(c, j, &b.cols[j]); err != nil {
 			return fmt.Errorf("%s column %s: %w", ts.name, ts.cols[j].Name, err)
 		}
 	}
@@ -439,28 +435,39 @@ func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
 	return c.SetSize(n)
 }
 
-// fillColumn writes rows values of col into column j of the chunk.
-func fillColumn(c duckdb.DataChunk, j int, col *column, rows int) error {
+// fillColumn writes the rows of col into column j of the chunk.
+func fillColumn(c duckdb.DataChunk, j int, col *column) error {
 	var err error
-	for i := 0; i < rows && err == nil; i++ {
-		if col.null != nil && col.null[i] {
-			err = c.SetValue(j, i, nil)
-			continue
-		}
-		switch col.kind {
-		case kindString:
-			err = duckdb.SetChunkValue(c, j, i, col.s[i])
-		case kindBigint:
-			err = duckdb.SetChunkValue(c, j, i, col.i[i])
-		case kindInteger:
-			err = duckdb.SetChunkValue(c, j, i, int32(col.i[i]))
-		case kindBool:
-			err = duckdb.SetChunkValue(c, j, i, col.b[i])
-		default:
-			err = duckdb.SetChunkValue(c, j, i, col.f[i])
-		}
+	switch col.kind {
+	case kindString:
+		err = fillTyped(c, j, col.s, col.null, func(v string) string { return v })
+	case kindBigint:
+		err = fillTyped(c, j, col.i, col.null, func(v int64) int64 { return v })
+	case kindInteger:
+		err = fillTyped(c, j, col.i, col.null, func(v int64) int32 { return int32(v) })
+	case kindBool:
+		err = fillTyped(c, j, col.b, col.null, func(v bool) bool { return v })
+	default:
+		err = fillTyped(c, j, col.f, col.null, func(v float64) float64 { return v })
 	}
 	return err
+}
+
+// fillTyped writes vals (conv'd to the vector's Go type) into column j,
+// NULL where null says so.
+func fillTyped[S, T any](c duckdb.DataChunk, j int, vals []S, null []bool, conv func(S) T) error {
+	for i, v := range vals {
+		var err error
+		if i < len(null) && null[i] {
+			err = c.SetValue(j, i, nil)
+		} else {
+			err = duckdb.SetChunkValue(c, j, i, conv(v))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // enumColumns lists the values of the VARCHAR columns that take few distinct
