@@ -8,6 +8,7 @@
 // logging pools larger than the evaluation cut-off.
 //
 //	go run ./bench/simv2 -scales small,medium -pairs 5
+//	go run ./bench/simv2 -scales medium -arms v1,v2 -keep   # replace medium only
 package main
 
 import (
@@ -19,6 +20,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +43,7 @@ type Run struct {
 	PeakRSSMB   float64          `json:"peak_rss_mb"`
 	Rows        map[string]int64 `json:"rows"`
 	LoadAvg     string           `json:"loadavg_before"`
+	Started     string           `json:"started"`
 }
 
 // Ratio summarises v2/v1 over the pairs of one scale.
@@ -62,6 +66,8 @@ func main() {
 		arms   = flag.String("arms", "v1,v2,v2-pool60", "comma-separated arms, v1 first (the reference)")
 		seed   = flag.Uint64("seed", 1, "simulation seed")
 		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
+		prof   = flag.String("cpuprofile", "", "with -child: write the simulation's CPU profile here")
+		keep   = flag.Bool("keep", false, "keep the other scales' ratios and runs already in -out (measure the scales in separate runs)")
 	)
 	flag.Parse()
 	if *child != "" {
@@ -73,17 +79,63 @@ func main() {
 		if pool60 {
 			spec.RecallSize = 60
 		}
+		if *prof != "" {
+			f, err := os.Create(*prof)
+			if err != nil {
+				log.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				log.Fatal(err)
+			}
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
 		if _, err := sim.Simulate(context.Background(), sim.Options{Scale: *scale, Seed: *seed, Spec: spec, OutDir: *dir}); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	if err := run(strings.Split(*scales, ","), strings.Split(*arms, ","), *pairs, *seed, *out); err != nil {
+	if err := run(strings.Split(*scales, ","), strings.Split(*arms, ","), *pairs, *seed, *out, *keep); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(scales, arms []string, pairs int, seed uint64, out string) error {
+// results is the file bench/simv2 writes.
+type results struct {
+	Benchmark string              `json:"benchmark"`
+	Machine   machine.Description `json:"machine"`
+	Note      string              `json:"note"`
+	LoadAvg   string              `json:"loadavg_at_end"`
+	Ratios    []Ratio             `json:"ratios"`
+	Runs      []Run               `json:"runs"`
+}
+
+// kept returns the ratios and runs of out for the scales not in scales.
+func kept(out string, scales []string) ([]Ratio, []Run, error) {
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-keep: %w", err)
+	}
+	var old results
+	if err := json.Unmarshal(b, &old); err != nil {
+		return nil, nil, fmt.Errorf("-keep: %s: %w", out, err)
+	}
+	var ratios []Ratio
+	var runs []Run
+	for _, r := range old.Ratios {
+		if !slices.Contains(scales, r.Scale) {
+			ratios = append(ratios, r)
+		}
+	}
+	for _, r := range old.Runs {
+		if !slices.Contains(scales, r.Scale) {
+			runs = append(runs, r)
+		}
+	}
+	return ratios, runs, nil
+}
+
+func run(scales, arms []string, pairs int, seed uint64, out string, keep bool) error {
 	if len(arms) < 2 || arms[0] != sim.WorldV1 {
 		return fmt.Errorf("-arms %q: want v1 first and at least one more arm", strings.Join(arms, ","))
 	}
@@ -98,6 +150,11 @@ func run(scales, arms []string, pairs int, seed uint64, out string) error {
 	defer os.RemoveAll(base)
 	var runs []Run
 	var ratios []Ratio
+	if keep {
+		if ratios, runs, err = kept(out, scales); err != nil {
+			return err
+		}
+	}
 	for _, sc := range scales {
 		cpu, wall, rss := make([][]float64, len(arms)), make([][]float64, len(arms)), make([][]float64, len(arms))
 		for p := 0; p < pairs; p++ {
@@ -109,6 +166,7 @@ func run(scales, arms []string, pairs int, seed uint64, out string) error {
 				cmd.Stderr = os.Stderr
 				load := machine.LoadAvg()
 				start := time.Now()
+				started := start.UTC().Format(time.RFC3339)
 				if err := cmd.Run(); err != nil {
 					return fmt.Errorf("%s %s: %w", world, sc, err)
 				}
@@ -126,7 +184,7 @@ func run(scales, arms []string, pairs int, seed uint64, out string) error {
 				}
 				pr[i] = Run{World: world, Scale: sc, Round: p, WallSeconds: time.Since(start).Seconds(),
 					CPUSeconds: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
-					PeakRSSMB:  float64(ru.Maxrss) / 1024, Rows: st.Rows, LoadAvg: load}
+					PeakRSSMB:  float64(ru.Maxrss) / 1024, Rows: st.Rows, LoadAvg: load, Started: started}
 				log.Printf("%s %s round %d: %.1f s wall, %.1f s CPU, %.0f MB", world, sc, p, pr[i].WallSeconds, pr[i].CPUSeconds, pr[i].PeakRSSMB)
 				runs = append(runs, pr[i])
 				_ = os.RemoveAll(d)
@@ -146,17 +204,13 @@ func run(scales, arms []string, pairs int, seed uint64, out string) error {
 			}
 		}
 	}
-	res := struct {
-		Benchmark string              `json:"benchmark"`
-		Machine   machine.Description `json:"machine"`
-		Note      string              `json:"note"`
-		LoadAvg   string              `json:"loadavg_at_end"`
-		Ratios    []Ratio             `json:"ratios"`
-		Runs      []Run               `json:"runs"`
-	}{"world v2 vs world v1 generator: interleaved rounds (" + strings.Join(arms, ", ") + "; v2-pool60 = v2 with v1's recall_size 60), same scale and seed, each run in its own process",
+	res := results{"world v2 vs world v1 generator: interleaved rounds (" + strings.Join(arms, ", ") + "; v2-pool60 = v2 with v1's recall_size 60), same scale and seed, each run in its own process",
 		machine.Describe(),
 		"shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure; the generator simulates users on all cores (GOMAXPROCS) and DuckDB writes each table single-threaded",
 		machine.LoadAvg(), ratios, runs}
+	if keep {
+		res.Note += "; the scales were measured in separate runs of bench/simv2 (-keep): see started and loadavg_before per run"
+	}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err

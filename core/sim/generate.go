@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,15 +77,15 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if w.v2 != nil {
 		tables = append(tables, dataset.TruthTable, dataset.LabelsTable)
 	}
-	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables)
+	st, err := openStreamer(ctx, opts.OutDir, opts.MemoryLimit, tables, w.enumColumns())
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
 
-	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: map[uint64]struct{}{}, itemShown: make([]bool, len(w.Items))}
+	g := &generator{w: w, st: st, log: log, rc: newRecaller(w), queryID: map[string]int32{}, exposed: newPairSet(len(w.Items)), itemShown: make([]bool, len(w.Items))}
 	if w.v2 != nil {
-		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: map[uint64]struct{}{}}
+		g.v2 = &v2Gen{testIntents: map[uint64]struct{}{}, trainExposed: newPairSet(len(w.Items))}
 	}
 	g.itemIDs = make([]string, len(w.Items))
 	for i := range g.itemIDs {
@@ -97,7 +97,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 	if err := g.runUsers(ctx, workers(opts.Workers)); err != nil {
 		return nil, err
 	}
-	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable], "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", st.table(dataset.SearchTable).rows, "feed_rows", st.table(dataset.FeedTable).rows, "elapsed", time.Since(start).Round(time.Millisecond))
 	if err := g.writeQrels(ctx); err != nil {
 		return nil, err
 	}
@@ -114,6 +114,7 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 			return nil, err
 		}
 	}
+	g.rows = st.rows()
 	if err := st.finish(); err != nil {
 		return nil, err
 	}
@@ -177,7 +178,7 @@ type generator struct {
 	rc        *recaller
 	queries   []Query
 	queryID   map[string]int32
-	exposed   map[uint64]struct{} // (query id, item) pairs ever exposed
+	exposed   *pairSet // (query id, item) pairs ever exposed
 	itemShown []bool
 	itemIDs   []string // formatted once: ids are written millions of times
 	rows      map[string]int64
@@ -214,21 +215,14 @@ type accum struct {
 	minAfterClicks, minAfterOnTop int64
 }
 
-func (g *generator) count(table string) {
-	if g.rows == nil {
-		g.rows = map[string]int64{}
-	}
-	g.rows[table]++
-}
-
 func (g *generator) writeItems() error {
+	ts := g.st.table(dataset.ItemsTable)
 	for i := range g.w.Items {
 		it := &g.w.Items[i]
-		if err := g.st.append(dataset.ItemsTable, ItemID(i), it.Title, it.Caption, it.Tags, it.OCR, it.Author,
-			g.w.Topics[it.Topic].Name, it.CreatedMS, it.DurationMS); err != nil {
+		if err := ts.str(g.itemIDs[i]).str(it.Title).str(it.Caption).str(it.Tags).str(it.OCR).str(it.Author).
+			str(g.w.Topics[it.Topic].Name).i64(it.CreatedMS).i64(it.DurationMS).end(); err != nil {
 			return err
 		}
-		g.count(dataset.ItemsTable)
 	}
 	return nil
 }
@@ -286,27 +280,24 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 		g.acc.afterOnTop += int64(out.clicksOnTop)
 	}
 	g.seeTS(t)
+	ts := g.st.table(dataset.SearchTable)
 	for _, row := range rows {
-		var pos driver.Value
+		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(row.stage)
 		if row.position > 0 {
-			pos = row.position
-			g.exposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+			ts.i32(row.position)
+			g.exposed.add(qid, row.item)
 			if g.v2 != nil && split == dataset.SplitTrain {
-				g.v2.trainExposed[uint64(qid)<<32|uint64(row.item)] = struct{}{}
+				g.v2.trainExposed.add(qid, row.item)
 			}
 			g.itemShown[row.item] = true
+		} else {
+			ts.null()
 		}
-		if err := g.st.append(dataset.SearchTable, rid, uid, t, qs, g.itemIDs[row.item], row.stage, pos,
-			row.clicked, row.liked, row.watchMS, mission); err != nil {
+		if err := ts.boolean(row.clicked).boolean(row.liked).i64(row.watchMS).str(mission).end(); err != nil {
 			return err
 		}
-		g.count(dataset.SearchTable)
 	}
-	if err := g.st.append(dataset.SplitTable, rid, split); err != nil {
-		return err
-	}
-	g.count(dataset.SplitTable)
-	return nil
+	return g.st.table(dataset.SplitTable).str(rid).str(split).end()
 }
 
 // sortedQueries returns the ids of the logged queries in text order.
@@ -329,6 +320,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 	w := g.w
 	b := &g.stats.Bubble
 	var relAll, expAll int64
+	ts := g.st.table(dataset.QrelsTable)
 	for n, qid := range g.sortedQueries() {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -355,7 +347,8 @@ func (g *generator) writeQrels(ctx context.Context) error {
 		for _, t := range order {
 			items = append(items, w.Topics[t].Items...)
 		}
-		sort.Slice(items, func(a, c int) bool { return items[a] < items[c] })
+		slices.Sort(items) // plain ints: every sort gives this order
+		g.exposed.use(qid)
 		for _, it := range items {
 			item := &w.Items[it]
 			grade := 0
@@ -365,11 +358,10 @@ func (g *generator) writeQrels(ctx context.Context) error {
 			if grade < 1 {
 				continue
 			}
-			if err := g.st.append(dataset.QrelsTable, qs, g.itemIDs[it], int32(grade)); err != nil {
+			if err := ts.str(qs).str(g.itemIDs[it]).i32(int32(grade)).end(); err != nil {
 				return err
 			}
-			g.count(dataset.QrelsTable)
-			_, shown := g.exposed[uint64(qid)<<32|uint64(it)]
+			shown := g.exposed.has(it)
 			relAll++
 			if shown {
 				expAll++
@@ -455,11 +447,10 @@ func (g *generator) writeOracle(ctx context.Context) error {
 				}
 			}
 			rec := w.oracleRecord(r, q, t, facet)
-			if err := g.st.append(dataset.OracleTable, q.String(), tp.Name, rec.caption, rec.tags, rec.cover,
-				rec.keywords, rec.related, relevant, int32(grade)); err != nil {
+			if err := g.st.table(dataset.OracleTable).str(q.String()).str(tp.Name).str(rec.caption).str(rec.tags).str(rec.cover).
+				str(rec.keywords).str(rec.related).boolean(relevant).i32(int32(grade)).end(); err != nil {
 				return err
 			}
-			g.count(dataset.OracleTable)
 		}
 	}
 	return nil

@@ -100,10 +100,9 @@ func (g *generator) writeLabels(ctx context.Context) error {
 					grade--
 				}
 			}
-			if err := g.st.append(dataset.LabelsTable, q.String(), g.itemIDs[it], int32(grade), fold); err != nil {
+			if err := g.st.table(dataset.LabelsTable).str(q.String()).str(g.itemIDs[it]).i32(int32(grade)).str(fold).end(); err != nil {
 				return err
 			}
-			g.count(dataset.LabelsTable)
 		}
 	}
 	return nil
@@ -131,9 +130,10 @@ func (g *generator) labelPool(r *rand.Rand, qid int32, prod []Intent) []int32 {
 			topics = append(topics, in.Topic)
 		}
 	}
+	g.v2.trainExposed.use(qid)
 	for _, t := range topics {
 		for _, it := range w.Topics[t].Items {
-			if _, ok := g.v2.trainExposed[uint64(qid)<<32|uint64(it)]; ok {
+			if g.v2.trainExposed.has(it) {
 				exposed = append(exposed, it)
 			} else {
 				hidden = append(hidden, it)

@@ -38,6 +38,13 @@ type userBatch struct {
 	drifts   int64 // world v2: noisy follow-ups that drifted to another facet
 }
 
+// reset empties b for the next users, keeping its slices' capacity.
+func (b *userBatch) reset() {
+	gaps := b.acc.gaps[:0]
+	*b = userBatch{uids: b.uids[:0], reqs: b.reqs[:0], rows: b.rows[:0], feed: b.feed[:0]}
+	b.acc.gaps = gaps
+}
+
 // reqEvent is one search request; its candidates are the next nrows rows.
 type reqEvent struct {
 	user   int32 // index into uids
@@ -101,6 +108,8 @@ func (g *generator) runUsers(ctx context.Context, nw int) error {
 	// it takes a batch index, so the batch the writer waits for always
 	// holds one.
 	tokens := make(chan struct{}, 2*nw)
+	// Written batches come back for reuse: their slices keep their capacity.
+	free := make(chan *userBatch, 2*nw+1)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range nw {
@@ -119,7 +128,13 @@ func (g *generator) runUsers(ctx context.Context, nw int) error {
 					return
 				}
 				first := i * batchUsers
-				b := &userBatch{}
+				var b *userBatch
+				select {
+				case b = <-free:
+					b.reset()
+				default:
+					b = &userBatch{}
+				}
 				for u := first; u < min(first+batchUsers, len(w.Users)); u++ {
 					if ctx.Err() != nil {
 						return
@@ -130,13 +145,13 @@ func (g *generator) runUsers(ctx context.Context, nw int) error {
 			}
 		}()
 	}
-	err := g.consumeBatches(ctx, results, tokens)
+	err := g.consumeBatches(ctx, results, tokens, free)
 	cancel()
 	wg.Wait()
 	return err
 }
 
-func (g *generator) consumeBatches(ctx context.Context, results []chan *userBatch, tokens chan struct{}) error {
+func (g *generator) consumeBatches(ctx context.Context, results []chan *userBatch, tokens chan struct{}, free chan *userBatch) error {
 	lastLog := time.Now()
 	for i := range results {
 		var b *userBatch
@@ -148,10 +163,14 @@ func (g *generator) consumeBatches(ctx context.Context, results []chan *userBatc
 		if err := g.consume(b); err != nil {
 			return err
 		}
+		select {
+		case free <- b:
+		default:
+		}
 		<-tokens
 		if time.Since(lastLog) > 10*time.Second {
 			g.log.Info("simulating", "users_done", min((i+1)*batchUsers, len(g.w.Users)), "users", len(g.w.Users),
-				"search_rows", g.rows[dataset.SearchTable], "feed_rows", g.rows[dataset.FeedTable])
+				"search_rows", g.st.table(dataset.SearchTable).rows, "feed_rows", g.st.table(dataset.FeedTable).rows)
 			lastLog = time.Now()
 		}
 	}
@@ -169,11 +188,11 @@ func (g *generator) consume(b *userBatch) error {
 			return err
 		}
 	}
+	ts := g.st.table(dataset.FeedTable)
 	for _, f := range b.feed {
-		if err := g.st.append(dataset.FeedTable, b.uids[f.user], f.t, g.itemIDs[f.item], f.watch, g.w.Items[f.item].DurationMS, f.liked); err != nil {
+		if err := ts.str(b.uids[f.user]).i64(f.t).str(g.itemIDs[f.item]).i64(f.watch).i64(g.w.Items[f.item].DurationMS).boolean(f.liked).end(); err != nil {
 			return err
 		}
-		g.count(dataset.FeedTable)
 		g.seeTS(f.t)
 	}
 	g.stats.SearchSessions += b.sessions

@@ -3,11 +3,11 @@ package sim
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -35,21 +35,83 @@ type streamer struct {
 	cancel    context.CancelFunc
 }
 
-// tableStream is one table's channel, current batch and COPY.
+// colKind is how a column's values are buffered.
+type colKind uint8
+
+const (
+	kindString colKind = iota
+	kindBigint
+	kindInteger
+	kindBool
+	kindDouble
+)
+
+// column buffers one column of a batch in its Go type: no value is boxed
+// into an interface (an allocation per cell), and FillChunk writes each
+// column with a typed setter.
+type column struct {
+	kind colKind
+	s    []string
+	i    []int64 // BIGINT and INTEGER
+	b    []bool
+	f    []float64
+	null []bool // nil until a NULL is written
+}
+
+func (c *column) len() int {
+	switch c.kind {
+	case kindString:
+		return len(c.s)
+	case kindBigint, kindInteger:
+		return len(c.i)
+	case kindBool:
+		return len(c.b)
+	default:
+		return len(c.f)
+	}
+}
+
+// batch is up to streamBatch rows of one table, column by column.
+type batch struct {
+	cols []column
+	n    int
+}
+
+func (b *batch) reset() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.s, c.i, c.b, c.f = c.s[:0], c.i[:0], c.b[:0], c.f[:0]
+		if c.null != nil {
+			c.null = c.null[:0]
+		}
+	}
+	b.n = 0
+}
+
+// tableStream is one table's channel, current batch and COPY. Rows are
+// written one typed value per column, in the table's column order, and
+// closed by end:
+//
+//	ts.str(id).i64(ts).boolean(liked).end()
 type tableStream struct {
 	name  string
 	cols  []dataset.Column
+	kinds []colKind
 	infos []duckdb.ColumnInfo
-	ch    chan []driver.Value
-	cur   []driver.Value
+	ch    chan *batch
+	free  chan *batch // written batches, reused
+	cur   *batch
+	c     int           // next column of the current row
+	rows  int64         // rows ended so far
 	done  chan struct{} // closed when the COPY has ended
 	err   error         // the COPY's error, valid after done
 	ctx   context.Context
 }
 
 // openStreamer starts one COPY per table into dir. memLimit bounds DuckDB's
-// buffer pool (default 1GB).
-func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*streamer, error) {
+// buffer pool (default 1GB). enums lists, per "table.column", every value of
+// a VARCHAR column with few distinct values (see enumColumn).
+func openStreamer(ctx context.Context, dir, memLimit string, tables []string, enums map[string][]string) (*streamer, error) {
 	if memLimit == "" {
 		memLimit = "1GB"
 	}
@@ -70,14 +132,17 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 		cols[t.Name] = t.Columns
 	}
 	for _, name := range tables {
-		ts := &tableStream{name: name, cols: cols[name], ch: make(chan []driver.Value, 4), done: make(chan struct{}), ctx: ctx}
+		ts := &tableStream{name: name, cols: cols[name], ch: make(chan *batch, 4), free: make(chan *batch, 6), done: make(chan struct{}), ctx: ctx}
+		var sel []string
 		for _, c := range ts.cols {
-			ti, err := duckdb.NewTypeInfo(duckType(c.Type))
+			ts.kinds = append(ts.kinds, kindOf(c.Type))
+			ti, expr, err := columnType(c, enums[name+"."+c.Name])
 			if err != nil {
 				st.close()
 				return nil, fmt.Errorf("parquet writer: column %s.%s: %w", name, c.Name, err)
 			}
 			ts.infos = append(ts.infos, duckdb.ColumnInfo{Name: c.Name, T: ti})
+			sel = append(sel, expr)
 		}
 		conn, err := st.db.Conn(ctx)
 		if err != nil {
@@ -98,7 +163,7 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 			defer st.wg.Done()
 			defer close(ts.done)
 			defer conn.Close()
-			ts.err = copyConnToParquet(ctx, conn, "SELECT * FROM "+fn+"()", dataset.TablePath(dir, name))
+			ts.err = copyConnToParquet(ctx, conn, "SELECT "+strings.Join(sel, ", ")+" FROM "+fn+"()", dataset.TablePath(dir, name))
 			if ts.err != nil {
 				ts.err = fmt.Errorf("write %s: %w", name, ts.err)
 			}
@@ -106,6 +171,27 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string) (*
 	}
 	return st, nil
 }
+
+// columnType is the table function's type for column c and the COPY's
+// select expression for it. A VARCHAR column whose values are all known in
+// advance (values, at most maxEnum of them) is passed as an ENUM and cast
+// back to VARCHAR by the COPY: duckdb-go writes an ENUM cell in Go (a map
+// lookup) where a VARCHAR cell is one cgo call, and the Parquet file gets the
+// same VARCHAR values, so the same bytes (pin_test.go).
+func columnType(c dataset.Column, values []string) (duckdb.TypeInfo, string, error) {
+	id := duck.Ident(c.Name)
+	if kindOf(c.Type) != kindString || len(values) == 0 || len(values) > maxEnum {
+		ti, err := duckdb.NewTypeInfo(duckType(c.Type))
+		return ti, id, err
+	}
+	ti, err := duckdb.NewEnumInfo(values[0], values[1:]...)
+	return ti, "CAST(" + id + " AS VARCHAR) AS " + id, err
+}
+
+// maxEnum bounds an ENUM column's dictionary: duckdb-go reads the whole
+// dictionary back for every chunk it hands to the table function, so a
+// large one would cost more than the cgo calls it saves.
+const maxEnum = 1024
 
 // copyConnToParquet is duck.CopyToParquet on one connection (the table
 // function lives there): the same statement, written atomically.
@@ -127,22 +213,116 @@ func copyConnToParquet(ctx context.Context, conn *sql.Conn, query, path string) 
 	return nil
 }
 
-// append adds one row to table.
-func (st *streamer) append(table string, vals ...driver.Value) error {
-	ts := st.tables[table]
-	if ts.cur == nil {
-		ts.cur = make([]driver.Value, 0, streamBatch*len(ts.cols))
+// table returns the stream of a table opened by openStreamer.
+func (st *streamer) table(name string) *tableStream { return st.tables[name] }
+
+// rows returns the number of rows written to each table that got any.
+func (st *streamer) rows() map[string]int64 {
+	m := map[string]int64{}
+	for name, ts := range st.tables {
+		if ts.rows > 0 {
+			m[name] = ts.rows
+		}
 	}
-	ts.cur = append(ts.cur, vals...)
-	if len(ts.cur) == cap(ts.cur) {
+	return m
+}
+
+// col returns the current row's next column, starting a batch if needed.
+func (ts *tableStream) col() *column {
+	if ts.cur == nil {
+		select {
+		case ts.cur = <-ts.free:
+		default:
+			ts.cur = &batch{cols: make([]column, len(ts.kinds))}
+			for i, k := range ts.kinds {
+				ts.cur.cols[i].kind = k
+			}
+		}
+	}
+	if ts.c >= len(ts.cur.cols) {
+		// Caught by end: a row with too many values.
+		ts.c++
+		return &column{kind: 255}
+	}
+	c := &ts.cur.cols[ts.c]
+	ts.c++
+	return c
+}
+
+func (ts *tableStream) str(v string) *tableStream {
+	c := ts.col()
+	c.s = append(c.s, v)
+	return ts
+}
+
+func (ts *tableStream) i64(v int64) *tableStream {
+	c := ts.col()
+	c.i = append(c.i, v)
+	return ts
+}
+
+func (ts *tableStream) i32(v int32) *tableStream { return ts.i64(int64(v)) }
+
+func (ts *tableStream) boolean(v bool) *tableStream {
+	c := ts.col()
+	c.b = append(c.b, v)
+	return ts
+}
+
+func (ts *tableStream) f64(v float64) *tableStream {
+	c := ts.col()
+	c.f = append(c.f, v)
+	return ts
+}
+
+// null writes SQL NULL into the next column.
+func (ts *tableStream) null() *tableStream {
+	c := ts.col()
+	if c.kind == 255 {
+		return ts
+	}
+	// null[i] is true for the NULL rows; rows past its end are not NULL.
+	for len(c.null) < ts.cur.n {
+		c.null = append(c.null, false)
+	}
+	c.null = append(c.null, true)
+	switch c.kind {
+	case kindString:
+		c.s = append(c.s, "")
+	case kindBigint, kindInteger:
+		c.i = append(c.i, 0)
+	case kindBool:
+		c.b = append(c.b, false)
+	default:
+		c.f = append(c.f, 0)
+	}
+	return ts
+}
+
+// end closes the current row: it must have one value per column (the types
+// are checked per batch, in flush). A full batch goes to the COPY.
+func (ts *tableStream) end() error {
+	if ts.c != len(ts.kinds) {
+		return fmt.Errorf("write %s: a row of %d values, the table has %d columns", ts.name, ts.c, len(ts.kinds))
+	}
+	ts.c = 0
+	ts.cur.n++
+	ts.rows++
+	if ts.cur.n == streamBatch {
 		return ts.flush()
 	}
 	return nil
 }
 
 func (ts *tableStream) flush() error {
-	if len(ts.cur) == 0 {
+	if ts.cur == nil || ts.cur.n == 0 {
 		return nil
+	}
+	for i := range ts.cur.cols {
+		// A value written with the wrong type lands in another slice.
+		if c := &ts.cur.cols[i]; c.len() != ts.cur.n {
+			return fmt.Errorf("write %s: column %s got values of the wrong type (want %s)", ts.name, ts.cols[i].Name, ts.cols[i].Type)
+		}
 	}
 	select {
 	case ts.ch <- ts.cur:
@@ -192,6 +372,21 @@ func (st *streamer) close() {
 // ColumnInfos is the table's schema (duckdb.ChunkTableSource).
 func (ts *tableStream) ColumnInfos() []duckdb.ColumnInfo { return ts.infos }
 
+func kindOf(t string) colKind {
+	switch t {
+	case "BIGINT":
+		return kindBigint
+	case "INTEGER":
+		return kindInteger
+	case "BOOLEAN":
+		return kindBool
+	case "DOUBLE":
+		return kindDouble
+	default:
+		return kindString
+	}
+}
+
 func duckType(t string) duckdb.Type {
 	switch t {
 	case "BIGINT":
@@ -213,9 +408,10 @@ func (ts *tableStream) Cardinality() *duckdb.CardinalityInfo { return nil }
 // Init is part of duckdb.ChunkTableSource.
 func (ts *tableStream) Init() {}
 
-// FillChunk copies the next batch into DuckDB's chunk; size 0 ends the table.
+// FillChunk copies the next batch into DuckDB's chunk, column by column
+// with typed setters; size 0 ends the table.
 func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
-	var b []driver.Value
+	var b *batch
 	var ok bool
 	select {
 	case b, ok = <-ts.ch:
@@ -225,14 +421,72 @@ func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
 	if !ok {
 		return c.SetSize(0)
 	}
-	n := len(ts.cols)
-	rows := len(b) / n
-	for i := 0; i < rows; i++ {
-		for j := 0; j < n; j++ {
-			if err := c.SetValue(j, i, b[i*n+j]); err != nil {
-				return fmt.Errorf("%s row value %d: %w", ts.name, j, err)
+	for j := range b.cols {
+		if err := fillColumn(c, j, &b.cols[j]); err != nil {
+			return fmt.Errorf("%s column %s: %w", ts.name, ts.cols[j].Name, err)
+		}
+	}
+	n := b.n
+	b.reset()
+	select {
+	case ts.free <- b:
+	default:
+	}
+	return c.SetSize(n)
+}
+
+// fillColumn writes the rows of col into column j of the chunk.
+func fillColumn(c duckdb.DataChunk, j int, col *column) error {
+	var err error
+	switch col.kind {
+	case kindString:
+		err = fillTyped(c, j, col.s, col.null, func(v string) string { return v })
+	case kindBigint:
+		err = fillTyped(c, j, col.i, col.null, func(v int64) int64 { return v })
+	case kindInteger:
+		err = fillTyped(c, j, col.i, col.null, func(v int64) int32 { return int32(v) })
+	case kindBool:
+		err = fillTyped(c, j, col.b, col.null, func(v bool) bool { return v })
+	default:
+		err = fillTyped(c, j, col.f, col.null, func(v float64) float64 { return v })
+	}
+	return err
+}
+
+// fillTyped writes vals (conv'd to the vector's Go type) into column j,
+// NULL where null says so.
+func fillTyped[S, T any](c duckdb.DataChunk, j int, vals []S, null []bool, conv func(S) T) error {
+	for i, v := range vals {
+		var err error
+		if i < len(null) && null[i] {
+			err = c.SetValue(j, i, nil)
+		} else {
+			err = duckdb.SetChunkValue(c, j, i, conv(v))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enumColumns lists the values of the VARCHAR columns that take few distinct
+// values, known from the world before any log is written (columnType).
+func (w *World) enumColumns() map[string][]string {
+	var missions []string
+	seen := map[string]bool{}
+	for t := range w.Topics {
+		for f := range w.Topics[t].Facets {
+			if id := w.IntentID(Intent{Topic: t, Facet: f}); !seen[id] {
+				seen[id] = true
+				missions = append(missions, id)
 			}
 		}
 	}
-	return c.SetSize(rows)
+	return map[string][]string{
+		dataset.SearchTable + ".stage":      {dataset.StageExposed, dataset.StageRankedUnexposed, dataset.StagePrerankFiltered},
+		dataset.SearchTable + ".mission_id": missions,
+		dataset.SplitTable + ".split":       {dataset.SplitTrain, dataset.SplitTest},
+		dataset.LabelsTable + ".fold":       {dataset.FoldTrain, dataset.FoldCalibrate, dataset.FoldTest},
+	}
 }

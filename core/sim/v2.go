@@ -552,7 +552,7 @@ type v2Gen struct {
 	testIntents  map[uint64]struct{} // (query id, intent) of every test request
 	trainSeen    []bool              // query id -> issued in a train request
 	testReqs     []int32             // query id -> test requests that issued it
-	trainExposed map[uint64]struct{} // (query id, item) pairs exposed in train requests
+	trainExposed *pairSet            // (query id, item) pairs exposed in train requests
 	truth        [4]int64            // truth pairs: all, minority, novel query, exposed in train
 	longTail     int64               // test search sessions started with a never-seen query form
 	switches     int64               // noisy follow-ups that switched topic

@@ -2,7 +2,7 @@ package sim
 
 import (
 	"context"
-	"sort"
+	"slices"
 
 	"github.com/cropsdev/crops/core/dataset"
 )
@@ -47,7 +47,8 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		for _, t := range topics {
 			items = append(items, w.Topics[t].Items...)
 		}
-		sort.Slice(items, func(a, b int) bool { return items[a] < items[b] })
+		slices.Sort(items) // plain ints: every sort gives this order
+		g.v2.trainExposed.use(qid)
 		for _, it := range items {
 			item := &w.Items[it]
 			grade := 0
@@ -59,10 +60,9 @@ func (g *generator) writeTruth(ctx context.Context) error {
 			}
 			tp := &w.Topics[item.Topic]
 			minor := ambiguous && tp.Poly >= 0 && !tp.Dominant
-			if err := g.st.append(dataset.TruthTable, qs, g.itemIDs[it], int32(grade), minor, novel); err != nil {
+			if err := g.st.table(dataset.TruthTable).str(qs).str(g.itemIDs[it]).i32(int32(grade)).boolean(minor).boolean(novel).end(); err != nil {
 				return err
 			}
-			g.count(dataset.TruthTable)
 			pairs++
 			if minor {
 				minority++
@@ -70,7 +70,7 @@ func (g *generator) writeTruth(ctx context.Context) error {
 			if novel {
 				novelPairs++
 			}
-			if _, ok := g.v2.trainExposed[uint64(qid)<<32|uint64(it)]; ok {
+			if g.v2.trainExposed.has(it) {
 				exposed++
 			}
 		}
