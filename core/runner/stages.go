@@ -155,10 +155,12 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	if auto {
 		keyParams = endpointKeyParams(params)
 	}
+	_, ownLimit := src.Params["memory_limit"]
 	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
 	if err != nil {
 		return cache.Entry{}, err
 	}
+	limit := stageLimit(params)
 	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
 	if err != nil {
 		return cache.Entry{}, err
@@ -180,6 +182,14 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			if cacheDir != "" {
 				params = mergeMap(params, map[string]any{sdk.ParamCacheDir: cacheDir})
 			}
+			if limit != "" && r.budget != nil {
+				release, err := r.budget.acquire(ctx, limit)
+				if err != nil {
+					return nil, err
+				}
+				defer release()
+				defer removeSpill(work)
+			}
 			s, pj, closeSource, err := startPlugin(ctx, r, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
 				return nil, err
@@ -188,7 +198,7 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 			if err != nil {
-				return nil, err
+				return nil, r.budget.budgetError("mine/"+src.Name, ownLimit, err)
 			}
 			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
 			if err != nil {
