@@ -73,6 +73,10 @@ func newMemBudget(spec *config.Spec, jobs, worlds int) (*memBudget, error) {
 // shareLimit is the memory_limit sent to a mining stage that sets none.
 func (b *memBudget) shareLimit() string { return fmt.Sprintf("%dMiB", b.share>>20) }
 
+// totalLimit is the whole budget as a DuckDB memory_limit (for the dataset
+// check, which runs alone before the units).
+func (b *memBudget) totalLimit() string { return fmt.Sprintf("%dMiB", b.total>>20) }
+
 // describe says where a stage's limit came from, for errors and the log.
 func (b *memBudget) describe() string {
 	set := "runtime.memory_limit " + b.setting

@@ -124,12 +124,13 @@ func main() {
 	plotDir := flag.String("plots", "docs/img", "where scale-time.png and scale-rss.png go")
 	exp := flag.String("experiment", "experiments/scale-xlarge.yaml", "runner phase: the experiment crops run mines (--dataset each world)")
 	jobs := flag.Int("jobs", 3, "runner phase: crops run --jobs")
+	skipValidate := flag.Bool("skip-validate", false, "runner phase: crops run --skip-validate (mining only)")
 	runnerOut := flag.String("runner-out", "bench/results/scale-runner.json", "runner phase: result JSON (merged)")
 	flag.Parse()
 	if strings.Contains(","+*phases+",", ",runner,") {
 		order, dirs, err := parseWorlds(*worlds)
 		if err == nil {
-			err = runnerPhase(context.Background(), *crops, *exp, *jobs, order, dirs, *only, *runnerOut, *plotDir)
+			err = runnerPhase(context.Background(), *crops, *exp, *jobs, *skipValidate, order, dirs, *only, *runnerOut, *plotDir)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "scale bench:", err)

@@ -39,6 +39,9 @@ type runnerRun struct {
 	WallSec   float64            `json:"wall_seconds"`
 	MiningSec float64            `json:"mining_seconds"`
 	StageSec  map[string]float64 `json:"stage_seconds"`
+	// ValidateSec is the dataset check before the units (0: skipped with
+	// --skip-validate, see Command).
+	ValidateSec float64 `json:"validate_seconds"`
 	// CPUSec is user+sys of crops run and every process it waited for
 	// (the source plugins): the figure least moved by the load.
 	CPUSec float64 `json:"cpu_seconds"`
@@ -65,7 +68,7 @@ type runnerResult struct {
 // runnerPhase mines each world of order through `crops run --until sources`
 // and writes out (merged: worlds already there are kept unless rerun) and
 // the plots scale-runner-{time,rss}.png.
-func runnerPhase(ctx context.Context, crops, exp string, jobs int, order []string, dirs map[string]string, only, out, plotDir string) error {
+func runnerPhase(ctx context.Context, crops, exp string, jobs int, skipValidate bool, order []string, dirs map[string]string, only, out, plotDir string) error {
 	res := &runnerResult{Worlds: map[string]*runnerRun{}}
 	if b, err := os.ReadFile(out); err == nil {
 		if err := json.Unmarshal(b, res); err != nil {
@@ -81,7 +84,7 @@ func runnerPhase(ctx context.Context, crops, exp string, jobs int, order []strin
 		if only != "" && !strings.Contains(","+only+",", ","+w+",") {
 			continue
 		}
-		rr, err := runnerRunOne(ctx, crops, exp, dirs[w], jobs)
+		rr, err := runnerRunOne(ctx, crops, exp, dirs[w], jobs, skipValidate)
 		if err != nil {
 			return fmt.Errorf("world %s: %w", w, err)
 		}
@@ -97,7 +100,7 @@ func runnerPhase(ctx context.Context, crops, exp string, jobs int, order []strin
 	return runnerPlots(res, order, plotDir)
 }
 
-func runnerRunOne(ctx context.Context, crops, exp, dir string, jobs int) (*runnerRun, error) {
+func runnerRunOne(ctx context.Context, crops, exp, dir string, jobs int, skipValidate bool) (*runnerRun, error) {
 	rr := &runnerRun{Dir: dir, StageSec: map[string]float64{}, Candidates: map[string]int64{}}
 	var err error
 	if rr.SearchRows, err = count(ctx, dataset.TablePath(dir, dataset.SearchTable)); err != nil {
@@ -112,6 +115,9 @@ func runnerRunOne(ctx context.Context, crops, exp, dir string, jobs int) (*runne
 	}
 	defer os.RemoveAll(runDir)
 	args := []string{"run", exp, "--dataset", dir, "--until", "sources", "--jobs", strconv.Itoa(jobs), "--out", runDir}
+	if skipValidate {
+		args = append(args, "--skip-validate")
+	}
 	rr.Command = "crops " + strings.Join(args, " ")
 	cmd := exec.CommandContext(ctx, crops, args...)
 	var outb strings.Builder
@@ -158,6 +164,9 @@ func readRunner(runDir string, rr *runnerRun) error {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	for id, st := range man.Stages {
+		if strings.HasSuffix(id, "validate") {
+			rr.ValidateSec = st.Seconds
+		}
 		i := strings.Index(id, "mine/")
 		if i < 0 {
 			continue
