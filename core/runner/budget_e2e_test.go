@@ -36,13 +36,13 @@ func TestMiningBudgetUntilSources(t *testing.T) {
 	}
 	bin := buildCrops(t)
 	work := t.TempDir()
-	run := func(limit string) (string, int, string) {
+	run := func(limit string, extra ...string) (string, int, string) {
 		exp := filepath.Join(work, limit+".yaml")
 		if err := os.WriteFile(exp, []byte(strings.Replace(budgetExperiment, "LIMIT", limit, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out := filepath.Join(work, limit)
-		log, code := crops(t, bin, "run", exp, "--until", "sources", "--jobs", "3", "--out", out)
+		out := filepath.Join(work, limit+strings.Join(extra, ""))
+		log, code := crops(t, bin, append([]string{"run", exp, "--until", "sources", "--jobs", "3", "--out", out}, extra...)...)
 		return log, code, out
 	}
 
@@ -86,7 +86,15 @@ func TestMiningBudgetUntilSources(t *testing.T) {
 	}
 	noSpillNoResult(t, out, true)
 
+	// The dataset check runs first, alone, with the whole budget: too
+	// small, it names itself and the setting (not "dataset invalid").
 	log, code, out = run("3MiB")
+	if code == 0 || !strings.Contains(log, "validate: the dataset check ran out of the run's memory budget (runtime.memory_limit 3MiB") {
+		t.Errorf("3MiB dataset check: exit %d\n%s", code, log)
+	}
+	noSpillNoResult(t, out, true)
+
+	log, code, out = run("3MiB", "--skip-validate")
 	if code != 3 {
 		t.Fatalf("1MiB shares: exit %d, want 3\n%s", code, log)
 	}

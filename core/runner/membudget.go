@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cropsdev/crops/core/config"
+	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
 )
 
@@ -159,4 +160,30 @@ func removeSpill(work string) error {
 		errs = append(errs, os.RemoveAll(d))
 	}
 	return errors.Join(errs...)
+}
+
+// validateOOM is the error of a dataset check whose queries ran out of the
+// budget: the validator reports a check that could not run as a finding,
+// which would read as an invalid dataset; this names the stage and the
+// setting instead (nil when no check ran out of memory).
+func (b *memBudget) validateOOM(rep *dataset.Report) error {
+	if b == nil {
+		return nil
+	}
+	for _, f := range rep.Findings {
+		if strings.Contains(f.Message, "Out of Memory Error") {
+			return fmt.Errorf("validate: the dataset check ran out of the run's memory budget (%s; the check runs alone with all of it): "+
+				"raise runtime.memory_limit, or pass --skip-validate for a dataset already checked with crops data validate: %s [%s]: %s",
+				b.limitSetting(), f.Check, f.Table, f.Message)
+		}
+	}
+	return nil
+}
+
+// limitSetting names runtime.memory_limit and its value.
+func (b *memBudget) limitSetting() string {
+	if b.setting == "" {
+		return "runtime.memory_limit unset: half the machine's memory, " + b.totalLimit()
+	}
+	return "runtime.memory_limit " + b.setting
 }

@@ -61,6 +61,9 @@ func (r *runner) computeValidation(ctx context.Context, w *worldState) error {
 			if err != nil {
 				return nil, err
 			}
+			if err := r.budget.validateOOM(rep); err != nil {
+				return nil, err
+			}
 			if !rep.OK() {
 				return nil, &InvalidDatasetError{Dir: ds.dir, Report: rep}
 			}
