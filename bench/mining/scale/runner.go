@@ -120,6 +120,7 @@ func runnerRunOne(ctx context.Context, crops, exp, dir string, jobs int, skipVal
 	}
 	rr.Command = "crops " + strings.Join(args, " ")
 	cmd := exec.CommandContext(ctx, crops, args...)
+	cmd.Env = append(os.Environ(), "CROPS_XLARGE_DIR="+dir) // the experiment's dataset; --dataset overrides it anyway
 	var outb strings.Builder
 	cmd.Stdout, cmd.Stderr = &outb, &outb
 	rr.LoadStart = machine.LoadAvg()
