@@ -18,6 +18,8 @@ import (
 func newRunCmd() *cobra.Command {
 	var (
 		out, datasetDir, format, pluginLog string
+		until                              string
+		skipValidate                       bool
 		jobs                               int
 		dryRun                             bool
 	)
@@ -47,10 +49,13 @@ OUT/crops.lock. See docs/experiment-spec.md.`,
 			sum, err := runner.Run(cmd.Context(), spec, runner.Options{
 				OutDir: out, Jobs: jobs, DryRun: dryRun, Log: os.Stderr,
 				Terminal: st != nil && st.Mode()&os.ModeCharDevice != 0, PluginLogLevel: level,
-				Builtins: builtin.Set(),
+				Builtins: builtin.Set(), Until: until, SkipValidate: skipValidate,
 			})
 			if err != nil || dryRun {
 				return err
+			}
+			if until != "" {
+				return stoppedUntil(out, until, sum)
 			}
 			res, err := report.Load(out)
 			if err != nil {
@@ -80,6 +85,8 @@ OUT/crops.lock. See docs/experiment-spec.md.`,
 	cmd.Flags().StringVar(&out, "out", "", "results directory (default results/<experiment name>)")
 	cmd.Flags().StringVar(&datasetDir, "dataset", "", "dataset directory, overriding the experiment's dataset")
 	cmd.Flags().IntVar(&jobs, "jobs", 1, "stages to run in parallel")
+	cmd.Flags().BoolVar(&skipValidate, "skip-validate", false, "do not run crops data validate's checks on the dataset first (for one already validated; a bad dataset then fails later, less clearly)")
+	cmd.Flags().StringVar(&until, "until", "", "stop every arm after this stage (e.g. sources: mine only), running only the stages it needs; no report")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the expanded plan (arms x seeds x stages, cached or not) and exit")
 	cmd.Flags().StringVar(&format, "format", "terminal", "format of the printed table: terminal|markdown|latex|csv")
 	cmd.Flags().StringVar(&pluginLog, "plugin-log", "warn", "level of plugin log lines shown: trace|debug|info|warn|error")

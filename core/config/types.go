@@ -171,7 +171,7 @@ type RuntimeSpec struct {
 	// progress events of a training call; a warning is logged at half of
 	// it. Unset (0) = 3600; negative values are an error.
 	CallTimeoutS float64 `koanf:"call_timeout_s" json:"call_timeout_s,omitempty"`
-	// MemoryLimit is each SQL mining source's DuckDB memory budget (engine.go).
+	// MemoryLimit is the DuckDB memory budget of the SQL mining stages that run at once, shared by them (engine.go, runner/membudget.go).
 	MemoryLimit string `koanf:"memory_limit" json:"memory_limit,omitempty"`
 	// InprocessBuiltins runs built-in plugins (those without a path) inside
 	// the crops process instead of as plugin processes (inprocess.go).

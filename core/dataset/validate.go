@@ -47,6 +47,11 @@ type ValidateOptions struct {
 	MaxFeedItemsPerUser int
 	Examples            int // offending rows shown per finding; default 5
 	Threads             int // DuckDB threads; <= 0 lets DuckDB choose
+	// MemoryLimit is DuckDB's memory_limit for the checks ("" = DuckDB's
+	// default, 80% of the machine); past it DuckDB spills to TempDir. The
+	// runner sets them from runtime.memory_limit (the duplicate check of a
+	// 100M-row log is a hash table as large as the log).
+	MemoryLimit, TempDir string
 }
 
 func (o ValidateOptions) withDefaults() ValidateOptions {
@@ -219,6 +224,9 @@ func Validate(ctx context.Context, dir string, opts ValidateOptions) (*Report, e
 	}
 	defer db.Close()
 	v.db = db
+	if err := limitMemory(ctx, db, opts.MemoryLimit, opts.TempDir); err != nil {
+		return nil, err
+	}
 
 	v.checkManifest()
 	for _, spec := range Spec {

@@ -81,8 +81,10 @@ func (r *runner) engineParams(ctx context.Context, src config.Source, params map
 	if _, ok := send["spark"]; !ok && es.SparkRemote != "" {
 		send["spark"] = map[string]any{"remote": es.SparkRemote}
 	}
-	if _, ok := send["memory_limit"]; !ok && es.MemoryLimit != "" {
-		send["memory_limit"] = es.MemoryLimit
+	if _, ok := send["memory_limit"]; !ok && r.budget != nil {
+		// runtime.memory_limit is the budget of all the mining stages
+		// running at once: this one gets its share (membudget.go).
+		send["memory_limit"] = r.budget.shareLimit()
 	}
 	key := mergeMap(send, nil)
 	delete(key, "memory_limit")

@@ -56,6 +56,13 @@ type Options struct {
 	Terminal bool
 	// PluginLogLevel is the level of plugin logs forwarded to Log.
 	PluginLogLevel hclog.Level
+	// Until stops every unit after this row of the unit table (and runs
+	// only the rows it needs), e.g. "sources" to mine only (until.go).
+	Until string
+	// SkipValidate trusts the datasets without the validate stage (for
+	// a dataset already checked by crops data validate: at 100M rows the
+	// check costs minutes). A bad dataset then fails in a later stage.
+	SkipValidate bool
 }
 
 // Summary is what Run returns.
@@ -86,7 +93,8 @@ type runner struct {
 	// The worlds the units run on (one unless world seeds or a sweep).
 	worlds []*worldState
 
-	eng *engineState // the SQL sources' engine (engine.go)
+	eng    *engineState // the SQL sources' engine (engine.go)
+	budget *memBudget   // the SQL mining stages' memory budget (membudget.go)
 
 	planning *planState // non-nil in a dry run
 }
@@ -122,6 +130,9 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 	if opts.OutDir == "" {
 		return nil, errors.New("runner: OutDir is required")
 	}
+	if _, err := untilRows(opts.Until); err != nil {
+		return nil, err
+	}
 	store, closeStore, err := openStore(opts)
 	if err != nil {
 		return nil, err
@@ -155,6 +166,9 @@ func Run(ctx context.Context, spec *config.Spec, opts Options) (*Summary, error)
 	})
 	defer r.host.Close()
 	r.openWorlds(ctx)
+	if r.budget, err = newMemBudget(spec, opts.Jobs, len(r.worlds)); err != nil {
+		return nil, err
+	}
 	defer func() {
 		for _, w := range r.worlds {
 			if w.llmStop != nil {
@@ -253,6 +267,10 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 	// The dataset is checked before any stage uses it: an invalid one stops
 	// the run with the validator's report.
 	for _, w := range r.worlds {
+		if r.opts.SkipValidate {
+			r.logf("dataset %s: not validated (--skip-validate)", w.id)
+			break
+		}
 		if err := w.validate(); err != nil {
 			return r.summary(), err
 		}
@@ -269,6 +287,10 @@ func (r *runner) execute(ctx context.Context) (*Summary, error) {
 		go func() {
 			defer wg.Done()
 			res := r.runUnit(ctx, u)
+			if res.Status == statusStopped {
+				r.led.unitDone(u.name(), "stopped after "+r.opts.Until, false)
+				return
+			}
 			if ctx.Err() != nil && res.Status != report.StatusOK {
 				return // interrupted: leave no failure record; a rerun resumes
 			}

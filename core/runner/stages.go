@@ -121,12 +121,14 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	if auto {
 		keyParams = endpointKeyParams(params, llmOpt)
 	}
+	_, ownLimit := src.Params["memory_limit"]
 	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
 	if err != nil {
 		return cache.Entry{}, err
 	}
 	up := map[string]string{"dataset": ds.fingerprint}
 	keyParams = withGatedExemplars(keyParams, up, ex)
+	limit := stageLimit(params)
 	in, err := r.pluginKey(ctx, "mine", sdk.KindSource, &src.Plugin, keyParams, seed)
 	if err != nil {
 		return cache.Entry{}, err
@@ -151,6 +153,14 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			if params, err = gatedExemplarParams(ctx, params, ex, work); err != nil {
 				return nil, err
 			}
+			if limit != "" && r.budget != nil {
+				release, err := r.budget.acquire(ctx, limit)
+				if err != nil {
+					return nil, err
+				}
+				defer release()
+				defer removeSpill(work)
+			}
 			s, pj, closeSource, err := startPlugin(ctx, r, sdk.KindSource, &src.Plugin, params, (*host.Plugin).Source)
 			if err != nil {
 				return nil, err
@@ -159,7 +169,7 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 			if err != nil {
-				return nil, err
+				return nil, r.budget.budgetError("mine/"+src.Name, ownLimit, err)
 			}
 			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
 			if err != nil {

@@ -171,7 +171,11 @@ func (r *runner) runUnit(ctx context.Context, un unit) *report.ArmSeed {
 		res.LossPlugin = un.arm.Loss.Plugin // the report draws one loss panel per loss
 	}
 	u := &unitRun{unit: un, name: un.name(), res: res}
+	keep, _ := untilRows(r.opts.Until) // checked by Run
 	for _, row := range unitStages {
+		if keep != nil && !keep[row.name] {
+			continue
+		}
 		if (row.when != nil && !row.when(u)) || (row.writes && r.planning != nil) {
 			continue
 		}
@@ -182,6 +186,10 @@ func (r *runner) runUnit(ctx context.Context, un unit) *report.ArmSeed {
 				at, err = se.at, se.err
 			}
 			res.Status, res.Failed, res.Error = report.StatusFailed, at, err.Error()
+			return res
+		}
+		if row.name == r.opts.Until {
+			res.Status = statusStopped
 			return res
 		}
 	}

@@ -50,8 +50,18 @@ func (r *runner) computeValidation(ctx context.Context, w *worldState) error {
 		Upstream: map[string]string{"dataset": ds.fingerprint}}
 	_, err = r.do(ctx, stage{id: "validate", unit: w.sharedUnit(""), in: in, outputs: []string{fileValidation},
 		run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
+			// The check runs before any unit, alone: it gets the run's
+			// whole mining memory budget, and spills under its work dir.
+			opts := opts
+			if r.budget != nil {
+				opts.MemoryLimit, opts.TempDir = r.budget.totalLimit(), filepath.Join(work, "duckdb-spill-validate")
+				defer removeSpill(work)
+			}
 			rep, err := dataset.Validate(ctx, ds.dir, opts)
 			if err != nil {
+				return nil, err
+			}
+			if err := r.budget.validateOOM(rep); err != nil {
 				return nil, err
 			}
 			if !rep.OK() {

@@ -164,7 +164,13 @@ func DefaultSpec(scale string) (Spec, error) {
 	case "xlarge":
 		// large's catalogue and vocabulary (so qrels, truth and oracle stay
 		// large's size) with 5x the users: ~100M search rows in world v2.
+		// The feed burst is about twice as long (155 events a session, not
+		// 75) so that the feed log is ~100M rows too, the 100M +
+		// 100M; world v2 logs 110 candidates per request, so at 75 the feed
+		// is half the search log. Only xlarge: the other scales keep the
+		// calibrated mix (pin_test.go).
 		s.Topics, s.PolysemousTerms, s.Items, s.Users, s.SessionsPerUser = 80, 20, 200_000, 250_000, 2.6
+		s.FeedPerSession = 155
 	default:
 		return Spec{}, fmt.Errorf("unknown scale %q: expected one of %s", scale, strings.Join(Scales, ", "))
 	}

@@ -14,6 +14,10 @@
 //   - spark: on one world, `crops mine --engine duckdb` and `--engine spark`
 //     (Spark Connect, -spark) alternated per source, -pairs times: the ratio
 //     spark/duckdb of the medians.
+//   - runner: `crops run -experiment --dataset DIR --until sources` per
+//     world: the three sources mined in parallel by the runner under one
+//     runtime.memory_limit; wall, CPU and the process tree's peak RSS into
+//     -runner-out (runner.go).
 //
 // Run: go run ./bench/mining/scale -phases gen,curve,spark (see docs/scale.md).
 package main
@@ -103,7 +107,7 @@ type result struct {
 }
 
 func main() {
-	phases := flag.String("phases", "sim,curve", "comma-separated: sim (crops data simulate missing worlds), gen (replicate large as xlarge-replicated), curve, spark, plot")
+	phases := flag.String("phases", "sim,curve", "comma-separated: sim (crops data simulate missing worlds), gen (replicate large as xlarge-replicated), curve, runner (crops run --until sources per world, runner.go), spark, plot")
 	seed := flag.Uint64("seed", 1, "sim phase: simulation seed")
 	worlds := flag.String("worlds", "medium=results/worlds/medium,large=results/worlds/large,xlarge=results/worlds/xlarge", "name=dir,... in curve order")
 	from := flag.String("replicate", "large", "world the xlarge world replicates")
@@ -118,7 +122,25 @@ func main() {
 	only := flag.String("only", "", "curve phase: only these worlds (comma-separated)")
 	out := flag.String("out", "bench/results/scale.json", "result JSON (merged: phases update their parts)")
 	plotDir := flag.String("plots", "docs/img", "where scale-time.png and scale-rss.png go")
+	exp := flag.String("experiment", "experiments/scale-xlarge.yaml", "runner phase: the experiment crops run mines (--dataset each world)")
+	jobs := flag.Int("jobs", 3, "runner phase: crops run --jobs")
+	skipValidate := flag.Bool("skip-validate", false, "runner phase: crops run --skip-validate (mining only)")
+	runnerOut := flag.String("runner-out", "bench/results/scale-runner.json", "runner phase: result JSON (merged)")
 	flag.Parse()
+	if strings.Contains(","+*phases+",", ",runner,") {
+		order, dirs, err := parseWorlds(*worlds)
+		if err == nil {
+			err = runnerPhase(context.Background(), *crops, *exp, *jobs, *skipValidate, order, dirs, *only, *runnerOut, *plotDir)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale bench:", err)
+			os.Exit(1)
+		}
+		*phases = strings.ReplaceAll(","+*phases+",", ",runner,", ",")
+		if strings.Trim(*phases, ",") == "" {
+			return
+		}
+	}
 	sources = strings.Split(*srcs, ",")
 	ctx := context.Background()
 	if err := run(ctx, *phases, *worlds, *from, *replicas, *crops, *limit, *remote, *master, *sparkWorld, *pairs, *only, *out, *plotDir, *seed); err != nil {
