@@ -11,10 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from crops_sdk import LossInput, LossOutput, ParamsError, decode_params, table
-from crops_sdk._tls import cert_from_handshake, generate_cert, handshake_cert
 from crops_sdk._gen.crops.v1 import plugin_pb2 as pb
-from crops_sdk._wire import (compute_shm, pack_loss_request, pack_loss_response, unpack_loss_request,
-                             unpack_loss_response)
+from crops_sdk._tls import cert_from_handshake, generate_cert, handshake_cert
+from crops_sdk._wire import (
+    compute_shm,
+    pack_loss_request,
+    pack_loss_response,
+    unpack_loss_request,
+    unpack_loss_response,
+)
 
 
 @dataclass

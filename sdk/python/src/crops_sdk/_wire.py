@@ -140,7 +140,8 @@ def compute_shm(compute: Any, req: Any) -> Any:
     if b < 0 or n < 0 or count == 0:
         raise ValueError(f"shm_path {req.shm_path}: shape B={b} N={n}: send empty or negative shapes inline")
     if req.scores or req.tiers8 or req.tiers or req.valid:
-        raise ValueError(f"loss input: shm_path {req.shm_path} and inline matrices in one request: send one or the other")
+        raise ValueError(
+            f"loss input: shm_path {req.shm_path} and inline matrices in one request: send one or the other")
     if not os.path.isabs(req.shm_path):
         raise ValueError(f"shm_path {req.shm_path!r}: expected an absolute path")
     fd = os.open(req.shm_path, os.O_RDWR | os.O_NOFOLLOW)
