@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/cache"
+	"github.com/cropsdev/crops/core/machine"
 )
 
 // The end-to-end tests run the real crops binary (built once per test run)
@@ -92,20 +93,8 @@ func metricTable(t *testing.T, bin, dir string) string {
 
 func childrenOf(pid int) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at ')'.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+	for p, pp := range machine.Parents() {
+		if pp == pid {
 			out = append(out, p)
 		}
 	}

@@ -232,23 +232,7 @@ func sampleTreeRSS(pid int) func() float64 {
 
 // treeRSS is the RSS in bytes of pid and its descendants (/proc).
 func treeRSS(root int, page int64) int64 {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndex(s, ")")+1:])
-		if len(f) > 1 {
-			parent[p], _ = strconv.Atoi(f[1])
-		}
-	}
+	parent := machine.Parents()
 	var sum int64
 	for p := range parent {
 		q := p
