@@ -5,10 +5,12 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cropsdev/crops/core/metrics"
+	"github.com/cropsdev/crops/core/sim"
 )
 
 // LaTeXPackages are the packages the LaTeX table needs in the preamble.
@@ -63,19 +65,35 @@ func (t *Table) armLabel(r Row) string {
 	return name
 }
 
-// best returns, per metric, the highest mean over the rows (every crops
-// metric is better higher); NaN when no row has a value.
+// best returns, per metric, the best mean over the rows: the highest, or
+// the lowest for a metric where lower is better (lowerIsBetter); NaN when
+// no row has a value.
 func (t *Table) best() []float64 {
 	out := make([]float64, len(t.Metrics))
 	for i := range out {
 		out[i] = math.NaN()
+		lower := lowerIsBetter(t.Metrics[i])
 		for _, r := range t.Rows {
-			if c := r.Cells[i]; c.HasValue && r.Failed == "" && (math.IsNaN(out[i]) || c.Mean > out[i]) {
+			c := r.Cells[i]
+			if !c.HasValue || r.Failed != "" {
+				continue
+			}
+			if math.IsNaN(out[i]) || (lower && c.Mean < out[i]) || (!lower && c.Mean > out[i]) {
 				out[i] = c.Mean
 			}
 		}
 	}
 	return out
+}
+
+// lowerIsBetter says whether a smaller value of metric is the better one:
+// the online query-reformulation rate (rqr:online) and its lift
+// (rqr-lift:online), where a user who has to reformulate less was served
+// better (the paper's online table reads a drop in RQR as a gain). Every
+// offline metric is better higher.
+func lowerIsBetter(metric string) bool {
+	name, _, _ := strings.Cut(metric, ":")
+	return strings.TrimSuffix(name, "-lift") == sim.OnlineRQR
 }
 
 // latexText sets the caption's non-ASCII symbols in math mode (pdflatex's
@@ -223,7 +241,11 @@ func (t *Table) caption(multi bool) string {
 		}
 		s += fmt.Sprintf("; Δ: difference to %s; * p < %g (%s)", t.Baseline, t.Alpha, test)
 	}
-	s += "; best value of each metric in bold."
+	s += "; best value of each metric in bold"
+	if slices.ContainsFunc(t.Metrics, lowerIsBetter) {
+		s += " (lowest for the reformulation rate)"
+	}
+	s += "."
 	for _, r := range t.Rows {
 		if r.Failed != "" {
 			s += fmt.Sprintf(" %s failed (%s).", r.Arm, r.Failed)

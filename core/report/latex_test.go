@@ -84,3 +84,32 @@ func TestLaTeXCompiles(t *testing.T) {
 		}
 	}
 }
+
+// TestBestDirection: the bold value is the highest for offline metrics and
+// the lowest for the online reformulation rate and its lift, and a failed
+// row never wins.
+func TestBestDirection(t *testing.T) {
+	metrics := []string{"recall@100:ct", "rqr:online", "rqr-lift:online", "ctr-lift:online"}
+	tab := &Table{Metrics: metrics}
+	for _, r := range []struct {
+		failed string
+		vals   []float64
+	}{
+		{"", []float64{0.5, 0.20, -0.01, 0.02}},
+		{"", []float64{0.7, 0.18, -0.03, 0.01}},
+		{"boom", []float64{0.9, 0.01, -0.50, 0.50}},
+	} {
+		row := Row{Failed: r.failed}
+		for _, v := range r.vals {
+			row.Cells = append(row.Cells, Cell{HasValue: true, Mean: v})
+		}
+		tab.Rows = append(tab.Rows, row)
+	}
+	want := []float64{0.7, 0.18, -0.03, 0.02}
+	got := tab.best()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("best %s = %v, want %v", metrics[i], got[i], want[i])
+		}
+	}
+}
