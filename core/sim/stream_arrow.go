@@ -1,0 +1,216 @@
+//go:build duckdb_arrow
+
+package sim
+
+import (
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/cropsdev/crops/core/duck"
+	"github.com/duckdb/duckdb-go/v2"
+)
+
+// With the duckdb_arrow build tag (the Makefile's builds), each table is an
+// Arrow stream that DuckDB scans (the Arrow C data interface): a batch
+// becomes one Arrow record, built in Go by copying the column slices, and
+// DuckDB imports it in bulk. The table function of stream_udf.go costs one
+// cgo call per VARCHAR cell instead, the largest share of the writer's CPU.
+// DuckDB gets the same vectors (same types, same values, chunks of
+// streamBatch rows in the same order), so the files are the same bytes
+// (pin_test.go runs both builds).
+
+// source is the table's Arrow stream: an array.RecordReader over the
+// batches of ts.ch, read by DuckDB's arrow scan from the COPY's thread.
+type source struct {
+	ts     *tableStream
+	schema *arrow.Schema
+	refs   atomic.Int64
+	cur    arrow.RecordBatch
+	err    error
+}
+
+var _ array.RecordReader = (*source)(nil)
+
+// register makes ts an Arrow view on conn and returns the COPY's query and
+// the stream's release, to call once the COPY has ended.
+func (ts *tableStream) register(conn *sql.Conn, _ map[string][]string) (string, func(), error) {
+	fields := make([]arrow.Field, len(ts.cols))
+	sel := make([]string, len(ts.cols))
+	for i, c := range ts.cols {
+		fields[i] = arrow.Field{Name: c.Name, Type: arrowType(ts.kinds[i]), Nullable: true}
+		sel[i] = duck.Ident(c.Name)
+	}
+	ts.src = source{ts: ts, schema: arrow.NewSchema(fields, nil)}
+	ts.src.refs.Store(1)
+	view := "crops_sim_" + ts.name
+	var release func()
+	err := conn.Raw(func(dc any) error {
+		dconn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("not a DuckDB connection: %T", dc)
+		}
+		a, err := duckdb.NewArrowFromConn(dconn)
+		if err != nil {
+			return err
+		}
+		release, err = a.RegisterView(&ts.src, view)
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("register the Arrow stream: %w", err)
+	}
+	return "SELECT " + strings.Join(sel, ", ") + " FROM " + duck.Ident(view), release, nil
+}
+
+func arrowType(k colKind) arrow.DataType {
+	switch k {
+	case kindBigint:
+		return arrow.PrimitiveTypes.Int64
+	case kindInteger:
+		return arrow.PrimitiveTypes.Int32
+	case kindBool:
+		return arrow.FixedWidthTypes.Boolean
+	case kindDouble:
+		return arrow.PrimitiveTypes.Float64
+	default:
+		return arrow.BinaryTypes.String
+	}
+}
+
+// Retain is part of array.RecordReader.
+func (s *source) Retain() { s.refs.Add(1) }
+
+// Release drops the current record with the last reference.
+func (s *source) Release() {
+	if s.refs.Add(-1) == 0 {
+		s.drop()
+	}
+}
+
+func (s *source) drop() {
+	if s.cur != nil {
+		s.cur.Release()
+		s.cur = nil
+	}
+}
+
+// Schema is part of array.RecordReader.
+func (s *source) Schema() *arrow.Schema { return s.schema }
+
+// Next waits for the next batch and turns it into a record; false at the
+// end of the table (or when the context ends: Err says so).
+func (s *source) Next() bool {
+	s.drop()
+	var b *batch
+	var ok bool
+	select {
+	case b, ok = <-s.ts.ch:
+	case <-s.ts.ctx.Done():
+		s.err = s.ts.ctx.Err()
+		return false
+	}
+	if !ok {
+		return false
+	}
+	cols := make([]arrow.Array, len(b.cols))
+	for j := range b.cols {
+		cols[j] = arrowColumn(&b.cols[j], b.n)
+	}
+	s.cur = array.NewRecordBatch(s.schema, cols, int64(b.n))
+	for _, c := range cols {
+		c.Release()
+	}
+	// The record holds copies: the batch can be refilled at once.
+	b.reset()
+	select {
+	case s.ts.free <- b:
+	default:
+	}
+	return true
+}
+
+// RecordBatch is part of array.RecordReader.
+func (s *source) RecordBatch() arrow.RecordBatch { return s.cur }
+
+// Record is part of array.RecordReader (deprecated there).
+func (s *source) Record() arrow.RecordBatch { return s.cur }
+
+// Err is part of array.RecordReader.
+func (s *source) Err() error { return s.err }
+
+// arrowColumn copies the n rows of c into a new Arrow array.
+func arrowColumn(c *column, n int) arrow.Array {
+	valid, nulls := validity(c.null, n)
+	var data *array.Data
+	switch c.kind {
+	case kindString:
+		size := 0
+		for _, v := range c.s {
+			size += len(v)
+		}
+		offsets := make([]int32, n+1)
+		buf := make([]byte, 0, size)
+		for i, v := range c.s {
+			buf = append(buf, v...)
+			offsets[i+1] = int32(len(buf))
+		}
+		data = array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid,
+			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets)), memory.NewBufferBytes(buf)}, nil, nulls, 0)
+	case kindBigint:
+		vals := make([]int64, n)
+		copy(vals, c.i)
+		data = array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{valid,
+			memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, nulls, 0)
+	case kindInteger:
+		vals := make([]int32, n)
+		for i, v := range c.i {
+			vals[i] = int32(v)
+		}
+		data = array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{valid,
+			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(vals))}, nil, nulls, 0)
+	case kindBool:
+		bits := make([]byte, bitutil.BytesForBits(int64(n)))
+		for i, v := range c.b {
+			if v {
+				bitutil.SetBit(bits, i)
+			}
+		}
+		data = array.NewData(arrow.FixedWidthTypes.Boolean, n, []*memory.Buffer{valid, memory.NewBufferBytes(bits)}, nil, nulls, 0)
+	default:
+		vals := make([]float64, n)
+		copy(vals, c.f)
+		data = array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{valid,
+			memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(vals))}, nil, nulls, 0)
+	}
+	defer data.Release()
+	return array.MakeFromData(data)
+}
+
+// validity is the Arrow validity bitmap of a column (nil when no row is
+// NULL) and its NULL count; null[i] is true for a NULL row, rows past its
+// end are not NULL.
+func validity(null []bool, n int) (*memory.Buffer, int) {
+	if null == nil {
+		return nil, 0
+	}
+	bits := make([]byte, bitutil.BytesForBits(int64(n)))
+	nulls := 0
+	for i := range n {
+		if i < len(null) && null[i] {
+			nulls++
+			continue
+		}
+		bitutil.SetBit(bits, i)
+	}
+	if nulls == 0 {
+		return nil, 0
+	}
+	return memory.NewBufferBytes(bits), nulls
+}
