@@ -46,11 +46,14 @@ const (
 )
 
 // column buffers one column of a batch in its Go type: no value is boxed
-// into an interface (an allocation per cell), and FillChunk writes each
-// column with a typed setter.
+// into an interface (an allocation per cell), and the source of the build
+// (stream_udf.go, stream_arrow.go) hands each column over whole. A string
+// column is Arrow's layout: the values back to back in buf, value i is
+// buf[off[i]:off[i+1]] (no pointer per cell for the GC to scan).
 type column struct {
 	kind colKind
-	s    []string
+	buf  []byte
+	off  []int32 // len = rows + 1
 	i    []int64 // BIGINT and INTEGER
 	b    []bool
 	f    []float64
@@ -60,7 +63,7 @@ type column struct {
 func (c *column) len() int {
 	switch c.kind {
 	case kindString:
-		return len(c.s)
+		return len(c.off) - 1
 	case kindBigint, kindInteger:
 		return len(c.i)
 	case kindBool:
@@ -76,10 +79,24 @@ type batch struct {
 	n    int
 }
 
+func newBatch(kinds []colKind) *batch {
+	b := &batch{cols: make([]column, len(kinds))}
+	for i, k := range kinds {
+		b.cols[i].kind = k
+	}
+	b.reset()
+	return b
+}
+
+// reset empties the batch for reuse.
 func (b *batch) reset() {
 	for i := range b.cols {
 		c := &b.cols[i]
-		c.s, c.i, c.b, c.f = c.s[:0], c.i[:0], c.b[:0], c.f[:0]
+		if c.kind == kindString && c.off == nil {
+			c.off = make([]int32, 1, streamBatch+1)
+		}
+		c.buf, c.off = c.buf[:0], c.off[:min(len(c.off), 1)]
+		c.i, c.b, c.f = c.i[:0], c.b[:0], c.f[:0]
 		if c.null != nil {
 			c.null = c.null[:0]
 		}
@@ -202,10 +219,7 @@ func (ts *tableStream) col() *column {
 		select {
 		case ts.cur = <-ts.free:
 		default:
-			ts.cur = &batch{cols: make([]column, len(ts.kinds))}
-			for i, k := range ts.kinds {
-				ts.cur.cols[i].kind = k
-			}
+			ts.cur = newBatch(ts.kinds)
 		}
 	}
 	if ts.c >= len(ts.cur.cols) {
@@ -220,7 +234,8 @@ func (ts *tableStream) col() *column {
 
 func (ts *tableStream) str(v string) *tableStream {
 	c := ts.col()
-	c.s = append(c.s, v)
+	c.buf = append(c.buf, v...)
+	c.off = append(c.off, int32(len(c.buf)))
 	return ts
 }
 
@@ -257,7 +272,7 @@ func (ts *tableStream) null() *tableStream {
 	c.null = append(c.null, true)
 	switch c.kind {
 	case kindString:
-		c.s = append(c.s, "")
+		c.off = append(c.off, int32(len(c.buf)))
 	case kindBigint, kindInteger:
 		c.i = append(c.i, 0)
 	case kindBool:

@@ -19,7 +19,7 @@ import (
 
 // With the duckdb_arrow build tag (the Makefile's builds), each table is an
 // Arrow stream that DuckDB scans (the Arrow C data interface): a batch
-// becomes one Arrow record, built in Go by copying the column slices, and
+// becomes one Arrow record (string columns are kept in Arrow's layout), and
 // DuckDB imports it in bulk. The table function of stream_udf.go costs one
 // cgo call per VARCHAR cell instead, the largest share of the writer's CPU.
 // DuckDB gets the same vectors (same types, same values, chunks of
@@ -127,7 +127,7 @@ func (s *source) Next() bool {
 	for _, c := range cols {
 		c.Release()
 	}
-	// The record holds copies: the batch can be refilled at once.
+	// The record owns its buffers: the batch can be refilled at once.
 	b.reset()
 	select {
 	case s.ts.free <- b:
@@ -145,24 +145,19 @@ func (s *source) Record() arrow.RecordBatch { return s.cur }
 // Err is part of array.RecordReader.
 func (s *source) Err() error { return s.err }
 
-// arrowColumn copies the n rows of c into a new Arrow array.
+// arrowColumn moves (strings) or copies (the rest) the n rows of c into a
+// new Arrow array.
 func arrowColumn(c *column, n int) arrow.Array {
 	valid, nulls := validity(c.null, n)
 	var data *array.Data
 	switch c.kind {
 	case kindString:
-		size := 0
-		for _, v := range c.s {
-			size += len(v)
-		}
-		offsets := make([]int32, n+1)
-		buf := make([]byte, 0, size)
-		for i, v := range c.s {
-			buf = append(buf, v...)
-			offsets[i+1] = int32(len(buf))
-		}
+		// The buffers themselves go to Arrow (DuckDB reads them until it
+		// releases the record); the column gets new ones.
 		data = array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid,
-			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets)), memory.NewBufferBytes(buf)}, nil, nulls, 0)
+			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.off)), memory.NewBufferBytes(c.buf)}, nil, nulls, 0)
+		c.buf = make([]byte, 0, cap(c.buf))
+		c.off = make([]int32, 1, streamBatch+1)
 	case kindBigint:
 		vals := make([]int64, n)
 		copy(vals, c.i)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
@@ -120,7 +121,7 @@ func fillColumn(c duckdb.DataChunk, j int, col *column) error {
 	var err error
 	switch col.kind {
 	case kindString:
-		err = fillTyped(c, j, col.s, col.null, func(v string) string { return v })
+		err = fillStrings(c, j, col)
 	case kindBigint:
 		err = fillTyped(c, j, col.i, col.null, func(v int64) int64 { return v })
 	case kindInteger:
@@ -131,6 +132,24 @@ func fillColumn(c duckdb.DataChunk, j int, col *column) error {
 		err = fillTyped(c, j, col.f, col.null, func(v float64) float64 { return v })
 	}
 	return err
+}
+
+// fillStrings writes the string column col into column j. DuckDB copies
+// each value, so the strings may alias the batch's buffer.
+func fillStrings(c duckdb.DataChunk, j int, col *column) error {
+	for i := range col.len() {
+		var err error
+		if i < len(col.null) && col.null[i] {
+			err = c.SetValue(j, i, nil)
+		} else {
+			v := col.buf[col.off[i]:col.off[i+1]]
+			err = duckdb.SetChunkValue(c, j, i, unsafe.String(unsafe.SliceData(v), len(v)))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fillTyped writes vals (conv'd to the vector's Go type) into column j,

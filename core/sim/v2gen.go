@@ -21,7 +21,10 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		byQuery[qid] = append(byQuery[qid], Intent{Topic: int(k >> 8 & 0xffff), Facet: int(k & 0xff)})
 	}
 	var pairs, minority, novelPairs, exposed int64
-	for n, qid := range g.sortedQueries() {
+	facets := make([][]int, len(w.Topics)) // topic -> facets of the query's test intents
+	var topics []int
+	var items []int32
+	for n, qid := range g.sorted {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -35,15 +38,8 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		qs := q.String()
 		ambiguous := w.ambiguousQuery(q)
 		novel := !g.v2.trainSeen[qid]
-		facets := map[int][]int{}
-		var topics []int
-		for _, in := range intents {
-			if _, ok := facets[in.Topic]; !ok {
-				topics = append(topics, in.Topic)
-			}
-			facets[in.Topic] = append(facets[in.Topic], in.Facet)
-		}
-		var items []int32
+		topics = producerFacets(intents, facets, topics)
+		items = items[:0]
 		for _, t := range topics {
 			items = append(items, w.Topics[t].Items...)
 		}
