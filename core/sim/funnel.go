@@ -136,17 +136,21 @@ type recaller struct {
 
 // itemColumns holds the item fields recall reads for every match, packed
 // (w.Items is an array of large structs: one cache miss per field read).
+// The ground-truth writers (qrels, truth) and the feed read them too.
 type itemColumns struct {
 	topic   []int32
+	facet   []int8
+	low     []bool
 	popNorm []float64
 	created []int64
 }
 
 func newRecaller(w *World) *recaller {
-	cols := &itemColumns{topic: make([]int32, len(w.Items)), popNorm: make([]float64, len(w.Items)), created: make([]int64, len(w.Items))}
+	n := len(w.Items)
+	cols := &itemColumns{topic: make([]int32, n), facet: make([]int8, n), low: make([]bool, n), popNorm: make([]float64, n), created: make([]int64, n)}
 	for i := range w.Items {
 		it := &w.Items[i]
-		cols.topic[i], cols.popNorm[i], cols.created[i] = it.Topic, it.PopNorm, it.CreatedMS
+		cols.topic[i], cols.facet[i], cols.low[i], cols.popNorm[i], cols.created[i] = it.Topic, it.Facet, it.LowQuality, it.PopNorm, it.CreatedMS
 	}
 	return &recaller{w: w, cache: &recallCache{m: map[string][]candidate{}}, scratch: make([]float64, len(w.Items)), cols: cols}
 }

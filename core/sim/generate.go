@@ -349,6 +349,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 	b := &g.stats.Bubble
 	var relAll, expAll int64
 	ts := g.st.table(dataset.QrelsTable)
+	cols := g.rc.cols                      // the item fields read per pair, packed
 	topics := make([][]int, len(w.Topics)) // topic -> facets that can produce the query
 	var order []int                        // the query's topics, in producer order
 	var items []int32
@@ -373,10 +374,10 @@ func (g *generator) writeQrels(ctx context.Context) error {
 		slices.Sort(items) // plain ints: every sort gives this order
 		g.exposed.use(qid)
 		for _, it := range items {
-			item := &w.Items[it]
+			t := int(cols.topic[it])
 			grade := 0
-			for _, f := range topics[int(item.Topic)] {
-				grade = max(grade, gradeOf(Intent{Topic: int(item.Topic), Facet: f}, int(item.Topic), int(item.Facet), item.LowQuality))
+			for _, f := range topics[t] {
+				grade = max(grade, gradeOf(Intent{Topic: t, Facet: f}, t, int(cols.facet[it]), cols.low[it]))
 			}
 			if grade < 1 {
 				continue
@@ -390,7 +391,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 				expAll++
 			}
 			if ambiguous {
-				tp := &w.Topics[item.Topic]
+				tp := &w.Topics[t]
 				if tp.Poly >= 0 && tp.Dominant {
 					b.DominantRelevant++
 					if shown {

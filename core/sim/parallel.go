@@ -462,7 +462,7 @@ func (us *userSim) feedItemV2(r *rand.Rand, user *User, wcum []float64, t int64)
 		tp = &w.Topics[topic]
 		item = tp.Items[sampleCum(r, tp.itemCum)]
 	}
-	if w.Items[item].CreatedMS > t {
+	if us.rc.cols.created[item] > t {
 		item = tp.Items[0]
 	}
 	return item
