@@ -31,6 +31,7 @@ import (
 type source struct {
 	ts     *tableStream
 	schema *arrow.Schema
+	pools  []colPools // per column
 	refs   atomic.Int64
 	cur    arrow.RecordBatch
 	err    error
@@ -47,7 +48,10 @@ func (ts *tableStream) register(conn *sql.Conn, _ map[string][]string) (string, 
 		fields[i] = arrow.Field{Name: c.Name, Type: arrowType(ts.kinds[i]), Nullable: true}
 		sel[i] = duck.Ident(c.Name)
 	}
-	ts.src = source{ts: ts, schema: arrow.NewSchema(fields, nil)}
+	ts.src = source{ts: ts, schema: arrow.NewSchema(fields, nil), pools: make([]colPools, len(ts.cols))}
+	for i := range ts.src.pools {
+		ts.src.pools[i] = newColPools()
+	}
 	ts.src.refs.Store(1)
 	view := "crops_sim_" + ts.name
 	var release func()
@@ -121,7 +125,7 @@ func (s *source) Next() bool {
 	}
 	cols := make([]arrow.Array, len(b.cols))
 	for j := range b.cols {
-		cols[j] = arrowColumn(&b.cols[j], b.n)
+		cols[j] = s.arrowColumn(j, &b.cols[j], b.n)
 	}
 	s.cur = array.NewRecordBatch(s.schema, cols, int64(b.n))
 	for _, c := range cols {
@@ -145,48 +149,105 @@ func (s *source) Record() arrow.RecordBatch { return s.cur }
 // Err is part of array.RecordReader.
 func (s *source) Err() error { return s.err }
 
-// arrowColumn moves (strings) or copies (the rest) the n rows of c into a
-// new Arrow array.
-func arrowColumn(c *column, n int) arrow.Array {
+// arrowColumn moves (strings) or copies (the rest) the n rows of column j
+// into a new Arrow array whose buffers come back to the column's pool.
+func (s *source) arrowColumn(j int, c *column, n int) arrow.Array {
 	valid, nulls := validity(c.null, n)
-	var data *array.Data
+	p := &s.pools[j]
+	var dt arrow.DataType
+	var bufs []*memory.Buffer
 	switch c.kind {
 	case kindString:
 		// The buffers themselves go to Arrow (DuckDB reads them until it
-		// releases the record); the column gets new ones.
-		data = array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid,
-			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.off)), memory.NewBufferBytes(c.buf)}, nil, nulls, 0)
-		c.buf = make([]byte, 0, cap(c.buf))
-		c.off = make([]int32, 1, streamBatch+1)
+		// releases the record); the column gets recycled ones.
+		dt = arrow.BinaryTypes.String
+		bufs = []*memory.Buffer{valid, p.off.buffer(arrow.Int32Traits.CastToBytes(c.off)), p.data.buffer(c.buf)}
+		c.buf = p.data.Allocate(cap(c.buf))[:0]
+		off := p.off.Allocate(4 * (streamBatch + 1))
+		c.off = arrow.Int32Traits.CastFromBytes(off)[:1]
 	case kindBigint:
-		vals := make([]int64, n)
+		dt = arrow.PrimitiveTypes.Int64
+		vals := arrow.Int64Traits.CastFromBytes(p.data.Allocate(8 * n))
 		copy(vals, c.i)
-		data = array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{valid,
-			memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(vals))}, nil, nulls, 0)
+		bufs = []*memory.Buffer{valid, p.data.buffer(arrow.Int64Traits.CastToBytes(vals))}
 	case kindInteger:
-		vals := make([]int32, n)
+		dt = arrow.PrimitiveTypes.Int32
+		vals := arrow.Int32Traits.CastFromBytes(p.data.Allocate(4 * n))
 		for i, v := range c.i {
 			vals[i] = int32(v)
 		}
-		data = array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{valid,
-			memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(vals))}, nil, nulls, 0)
+		bufs = []*memory.Buffer{valid, p.data.buffer(arrow.Int32Traits.CastToBytes(vals))}
 	case kindBool:
+		dt = arrow.FixedWidthTypes.Boolean
 		bits := make([]byte, bitutil.BytesForBits(int64(n)))
 		for i, v := range c.b {
 			if v {
 				bitutil.SetBit(bits, i)
 			}
 		}
-		data = array.NewData(arrow.FixedWidthTypes.Boolean, n, []*memory.Buffer{valid, memory.NewBufferBytes(bits)}, nil, nulls, 0)
+		bufs = []*memory.Buffer{valid, memory.NewBufferBytes(bits)}
 	default:
-		vals := make([]float64, n)
+		dt = arrow.PrimitiveTypes.Float64
+		vals := arrow.Float64Traits.CastFromBytes(p.data.Allocate(8 * n))
 		copy(vals, c.f)
-		data = array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{valid,
-			memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(vals))}, nil, nulls, 0)
+		bufs = []*memory.Buffer{valid, p.data.buffer(arrow.Float64Traits.CastToBytes(vals))}
+	}
+	data := array.NewData(dt, n, bufs, nil, nulls, 0)
+	for _, b := range bufs {
+		if b != nil {
+			b.Release() // NewData holds its own reference
+		}
 	}
 	defer data.Release()
 	return array.MakeFromData(data)
 }
+
+// bufPool recycles the Arrow buffers of one column of a table: DuckDB
+// releases each record once the COPY has copied it, and the buffers come
+// back here instead of to the GC (a new, zeroed allocation per batch and
+// column cost more than the Arrow import itself). It is the buffers'
+// memory.Allocator: Free takes a buffer back, Allocate hands one out (its
+// bytes are not cleared: every use overwrites them).
+type bufPool chan []byte
+
+// colPools are the pools of one column: offsets (strings only) and data.
+type colPools struct{ off, data bufPool }
+
+func newColPools() colPools { return colPools{off: make(bufPool, 8), data: make(bufPool, 8)} }
+
+// Allocate returns a buffer of size bytes, recycled when one is large enough.
+func (p bufPool) Allocate(size int) []byte {
+	select {
+	case b := <-p:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// Reallocate is part of memory.Allocator (unused: the buffers are fixed).
+func (p bufPool) Reallocate(size int, b []byte) []byte {
+	if cap(b) >= size {
+		return b[:size]
+	}
+	nb := p.Allocate(size)
+	copy(nb, b)
+	p.Free(b)
+	return nb
+}
+
+// Free takes b back (or drops it to the GC when the pool is full).
+func (p bufPool) Free(b []byte) {
+	select {
+	case p <- b[:0]:
+	default:
+	}
+}
+
+// buffer wraps b as an Arrow buffer that comes back to p when released.
+func (p bufPool) buffer(b []byte) *memory.Buffer { return memory.NewBufferWithAllocator(b, p) }
 
 // validity is the Arrow validity bitmap of a column (nil when no row is
 // NULL) and its NULL count; null[i] is true for a NULL row, rows past its
