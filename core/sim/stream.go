@@ -25,6 +25,10 @@ import (
 // streamBatch is the number of rows per batch: DuckDB's vector size.
 var streamBatch = duckdb.GetDataChunkCapacity()
 
+// ParquetWriter names how this build hands rows to DuckDB: "arrow" with
+// the duckdb_arrow build tag, "table function" without (benchmarks record it).
+func ParquetWriter() string { return parquetWriter }
+
 // streamer writes the tables of one dataset.
 type streamer struct {
 	db        *sql.DB

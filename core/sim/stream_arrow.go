@@ -26,6 +26,8 @@ import (
 // streamBatch rows in the same order), so the files are the same bytes
 // (pin_test.go runs both builds).
 
+const parquetWriter = "arrow"
+
 // source is the table's Arrow stream: an array.RecordReader over the
 // batches of ts.ch, read by DuckDB's arrow scan from the COPY's thread.
 type source struct {

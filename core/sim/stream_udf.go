@@ -18,6 +18,8 @@ import (
 // cell: one cgo call per VARCHAR cell. stream_arrow.go hands whole batches
 // over as Arrow arrays instead; both write the same bytes (pin_test.go).
 
+const parquetWriter = "table function"
+
 // source is the table function's schema.
 type source struct {
 	infos []duckdb.ColumnInfo
