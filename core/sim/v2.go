@@ -392,8 +392,9 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 		rc.mark = make([]uint32, len(w.Items))
 	}
 	taken := func(it int32) bool { return rc.mark[it] == rc.stamp }
+	created := rc.cols.created // packed: w.Items[it] is a cache miss per item
 	for _, c := range base {
-		if w.Items[c.item].CreatedMS <= t {
+		if created[c.item] <= t {
 			cands = append(cands, c)
 			rc.mark[c.item] = rc.stamp
 		}
@@ -410,7 +411,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			topic := u.Interests[sampleCum(r, wcum)]
 			list := w.trendingItems(d, topic)
 			it := list[r.IntN(min(len(list), 3*s.ExposeSize))]
-			if taken(it) || w.Items[it].CreatedMS > t {
+			if taken(it) || created[it] > t {
 				continue
 			}
 			rc.mark[it] = rc.stamp
@@ -418,25 +419,44 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			nPers--
 		}
 	}
-	pre := make([]scored, len(cands))
+	pre := make([]indexed, len(cands))
 	for i, c := range cands {
-		pre[i] = scored{c, c.base + s.PrerankNoise*r.NormFloat64()}
+		pre[i] = indexed{c, c.base + s.PrerankNoise*r.NormFloat64(), int32(i)}
 	}
-	slices.SortStableFunc(pre, byScoreDesc)
+	slices.SortFunc(pre, byScoreDescIndex)
 	keep := min(s.PrerankKeep, len(pre))
-	ranked := make([]scored, keep)
+	ranked := make([]indexed, keep)
 	for i := 0; i < keep; i++ {
 		c := pre[i].c
-		iw, _ := u.interest(int(w.Items[c.item].Topic))
-		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
+		iw, _ := u.interest(int(rc.cols.topic[c.item]))
+		ranked[i] = indexed{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64(), int32(i)}
 	}
-	slices.SortStableFunc(ranked, byScoreDesc)
+	slices.SortFunc(ranked, byScoreDescIndex)
 	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
 		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
+}
+
+// indexed is a scored candidate with its position before sorting: sorted
+// by (score desc, position asc), it takes exactly the order of a stable sort
+// by score (byScoreDesc), with the faster unstable sort.
+type indexed struct {
+	c     candidate
+	score float64
+	i     int32
+}
+
+func byScoreDescIndex(a, b indexed) int {
+	switch {
+	case a.score > b.score:
+		return -1
+	case a.score < b.score:
+		return 1
+	}
+	return int(a.i - b.i)
 }
 
 // showRanked logs a request's keep ranked items (item(i) is the i-th) in
