@@ -45,7 +45,7 @@ test:
 	cd proto && $(GO) vet ./...
 	$(GO) test -timeout 30m ./...
 	GOEXPERIMENT= $(GO) test ./core/search
-	$(GO) test -tags= -run 'TestStreamRows|TestPinnedWorldDigests|TestWorkersDoNotChangeBytes' ./core/sim
+	$(GO) test -tags= -run 'TestStream|TestPinnedWorldDigests|TestWorkersDoNotChangeBytes' ./core/sim
 
 # -buildvcs=auto stamps the git revision (and dirty flag) into the binary
 # when built inside the repository; manifest.json and --version report it.
