@@ -132,6 +132,10 @@ type recaller struct {
 	stamp   uint32
 	prior   []float64    // world v2: per-topic prior of the query being recalled
 	cols    *itemColumns // shared, read-only
+	// world v2 scratch, reused call after call (serveV2, recallV2)
+	cands       []candidate
+	lex         []candidate
+	pre, ranked []indexed
 }
 
 // itemColumns holds the item fields recall reads for every match, packed

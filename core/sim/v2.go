@@ -231,11 +231,12 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	// baseV2 inlined over the item columns: every match is scored, and
 	// w.Items[it] is a cache miss per item at large scales.
 	s, tr, topic, pop := w.Spec, w.v2.trend[d], rc.cols.topic, rc.cols.popNorm
-	lex := make([]candidate, 0, len(rc.touched))
+	lex := rc.lex[:0] // scratch: only out is cached
 	for _, it := range rc.touched {
 		base := rc.scratch[it] + s.BubbleStrength*(s.RecallPopWeight*pop[it]+s.RecallPriorWeight*priorOf(topic[it])) + float64(tr[it])
 		lex = append(lex, candidate{item: it, base: base})
 	}
+	rc.lex = lex
 	// The lexical channel is the top nLex by (score desc, item asc): an
 	// exact bounded selection rather than a sort of every match.
 	rc.stamp++
@@ -385,7 +386,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 	base := rc.recallV2(q, d)
 	rows = rows[:0]
 	var out outcome
-	cands := make([]candidate, 0, len(base)+8)
+	cands := rc.cands[:0] // the worker's scratch, reused request after request
 	// taken marks the pool's items with a per-request stamp (no map).
 	rc.stamp++
 	if rc.mark == nil {
@@ -419,18 +420,21 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			nPers--
 		}
 	}
-	pre := make([]indexed, len(cands))
+	rc.cands = cands
+	pre := rc.pre[:0]
 	for i, c := range cands {
-		pre[i] = indexed{c, c.base + s.PrerankNoise*r.NormFloat64(), int32(i)}
+		pre = append(pre, indexed{c, c.base + s.PrerankNoise*r.NormFloat64(), int32(i)})
 	}
+	rc.pre = pre
 	slices.SortFunc(pre, byScoreDescIndex)
 	keep := min(s.PrerankKeep, len(pre))
-	ranked := make([]indexed, keep)
+	ranked := rc.ranked[:0]
 	for i := 0; i < keep; i++ {
 		c := pre[i].c
 		iw, _ := u.interest(int(rc.cols.topic[c.item]))
-		ranked[i] = indexed{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64(), int32(i)}
+		ranked = append(ranked, indexed{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64(), int32(i)})
 	}
+	rc.ranked = ranked
 	slices.SortFunc(ranked, byScoreDescIndex)
 	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
