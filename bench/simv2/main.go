@@ -72,6 +72,7 @@ func main() {
 		seed   = flag.Uint64("seed", 1, "simulation seed")
 		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
 		prof   = flag.String("cpuprofile", "", "with -child: write the simulation's CPU profile here")
+		mprof  = flag.String("memprofile", "", "with -child: write the allocation profile (go tool pprof -sample_index=alloc_space) here")
 		keep   = flag.Bool("keep", false, "keep the other scales' ratios and runs already in -out (measure the scales in separate runs)")
 		note   = flag.String("note", sharedNote, "what else ran on the machine (the results' note)")
 	)
@@ -98,6 +99,11 @@ func main() {
 		}
 		if _, err := sim.Simulate(context.Background(), sim.Options{Scale: *scale, Seed: *seed, Spec: spec, OutDir: *dir}); err != nil {
 			log.Fatal(err)
+		}
+		if *mprof != "" {
+			if err := writeHeapProfile(*mprof); err != nil {
+				log.Fatal(err)
+			}
 		}
 		return
 	}
@@ -231,6 +237,18 @@ func run(scales, arms []string, pairs int, seed uint64, out string, keep bool, n
 		return err
 	}
 	return duck.WriteFileAtomic(out, append(js, '\n'), 0o644)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // revision is the commit the binary was built from (go build stamps it in
