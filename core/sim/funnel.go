@@ -263,15 +263,33 @@ func byScoreDesc(a, b scored) int {
 	return 0
 }
 
-// logged is one candidate of a request as it will be logged.
+// logged is one candidate of a request as it will be logged. It holds no
+// pointer (the stage is a code): the user batches copy millions of them,
+// and the GC need not scan them.
 type logged struct {
 	item     int32
-	stage    string
 	position int32 // 0 = not exposed
-	clicked  bool
-	liked    bool
 	watchMS  int64
 	grade    int // ground truth for the request's intent (not logged)
+	stage    stage
+	clicked  bool
+	liked    bool
+}
+
+// stage is a candidate's furthest funnel stage; stageNames are the values
+// search.stage logs.
+type stage uint8
+
+const (
+	stageExposed stage = iota
+	stageRankedUnexposed
+	stagePrerankFiltered
+)
+
+var stageNames = [...]string{
+	stageExposed:         dataset.StageExposed,
+	stageRankedUnexposed: dataset.StageRankedUnexposed,
+	stagePrerankFiltered: dataset.StagePrerankFiltered,
 }
 
 // outcome summarises a request for the session logic and the statistics.
@@ -312,10 +330,10 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 	for i := 0; i < keep; i++ {
 		c := ranked[i].c
 		g := w.Grade(in, int(c.item))
-		row := logged{item: c.item, stage: dataset.StageRankedUnexposed, grade: g}
+		row := logged{item: c.item, stage: stageRankedUnexposed, grade: g}
 		if i < expose {
 			pos := i + 1
-			row.stage, row.position = dataset.StageExposed, int32(pos)
+			row.stage, row.position = stageExposed, int32(pos)
 			examined := r.Float64() < math.Pow(float64(pos), -s.PositionBiasEta)
 			if examined && r.Float64() < s.ClickProb[g] {
 				row.clicked = true
@@ -337,7 +355,7 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 	}
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+		rows = append(rows, logged{item: c.item, stage: stagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
 }

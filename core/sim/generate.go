@@ -272,7 +272,7 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 	g.seeTS(t)
 	ts := g.st.table(dataset.SearchTable)
 	for _, row := range rows {
-		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(row.stage)
+		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(stageNames[row.stage])
 		if row.position > 0 {
 			ts.i32(row.position)
 			g.exposed.add(qid, row.item)

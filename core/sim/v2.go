@@ -439,7 +439,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+		rows = append(rows, logged{item: c.item, stage: stagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
 }
@@ -475,10 +475,10 @@ func (w *World) showRanked(r *rand.Rand, in Intent, keep int, item func(i int) i
 		id := item(i)
 		it := &w.Items[id]
 		g := w.Grade(in, int(id))
-		row := logged{item: id, stage: dataset.StageRankedUnexposed, grade: g}
+		row := logged{item: id, stage: stageRankedUnexposed, grade: g}
 		if i < expose {
 			pos := i + 1
-			row.stage, row.position = dataset.StageExposed, int32(pos)
+			row.stage, row.position = stageExposed, int32(pos)
 			examined := r.Float64() < math.Pow(float64(pos), -s.PositionBiasEta)
 			p := s.ClickProb[g]
 			if g == 0 {
