@@ -76,11 +76,15 @@ snapshot start
 start=$(date +%s)
 rc=0
 if [ $small = 1 ]; then
+	rm -f "$out/sim_v2.json"
 	part small-scales 120 -scales tiny,small -pairs 1 || rc=1
 else
+	rm -f "$out/sim_v2.json"
 	part tiny-small-medium 200 -scales tiny,small,medium -pairs 5 || rc=1
-	# -keep: adds large to the file written above.
-	part large 270 -scales large -pairs 3 -keep || rc=1
+	# -keep adds large to the file written above (when it was).
+	keep=()
+	[ -f "$out/sim_v2.json" ] && keep=(-keep)
+	part large 270 -scales large -pairs 3 "${keep[@]}" || rc=1
 fi
 echo "== done in $(($(date +%s) - start)) s: $out/sim_v2.json"
 [ -f "$out/sim_v2.json" ] && /usr/bin/python3 - "$out/sim_v2.json" <<'EOF'
