@@ -7,6 +7,10 @@ SHARED   ?= ../shared
 # The exact-search kernel (core/search) uses AVX2 through simd/archsimd,
 # which Go 1.26 ships behind this experiment; without it a scalar kernel runs.
 export GOEXPERIMENT ?= simd
+# The simulator hands its rows to DuckDB as Arrow arrays with this tag
+# (core/sim/stream_arrow.go, docs/simulated-world.md); without it a slower
+# path writes the same bytes. GOFLAGS reaches every go command below.
+export GOFLAGS += -tags=duckdb_arrow
 
 # gocyclo at a pinned version (go run fetches it; nothing to install).
 GOCYCLO   := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
@@ -30,8 +34,9 @@ readme-demo: demo
 	   /<!-- quickstart-table:end -->/ { skip = 0 } !skip { print }' README.md > README.md.tmp
 	mv README.md.tmp README.md
 
-# The last line also tests the portable (non-SIMD) search kernel, which is
-# what a build without GOEXPERIMENT=simd uses.
+# The last lines also test the portable (non-SIMD) search kernel, which is
+# what a build without GOEXPERIMENT=simd uses, and the simulator's Parquet
+# writer without the duckdb_arrow tag (plain `go build` / `go test`).
 # sdk/ and proto/ are modules of their own (a plugin depends on them alone),
 # so ./... at the root does not reach them: they are vetted and tested here.
 test:
@@ -40,6 +45,7 @@ test:
 	cd proto && $(GO) vet ./...
 	$(GO) test -timeout 30m ./...
 	GOEXPERIMENT= $(GO) test ./core/search
+	$(GO) test -tags= -run 'TestStream|TestPinnedWorldDigests|TestWorkersDoNotChangeBytes' ./core/sim
 
 # -buildvcs=auto stamps the git revision (and dirty flag) into the binary
 # when built inside the repository; manifest.json and --version report it.

@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOEXPERIMENT="${GOEXPERIMENT:-simd}"
+# The simulator's Arrow writer, as in the Makefile (core/sim/stream_arrow.go).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=duckdb_arrow"
 
 want() { [ $# -eq 0 ] && return 0; for n in "${SELECTED[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
 SELECTED=("$@")

@@ -7,8 +7,12 @@
 // (recall_size 60): it separates the cost of the v2 model from the cost of
 // logging pools larger than the evaluation cut-off.
 //
-//	go run ./bench/simv2 -scales small,medium -pairs 5
-//	go run ./bench/simv2 -scales medium -arms v1,v2 -keep   # replace medium only
+//	go run -tags duckdb_arrow ./bench/simv2 -scales small,medium -pairs 5
+//	go run -tags duckdb_arrow ./bench/simv2 -scales medium -arms v1,v2 -keep   # replace medium only
+//	bench/simv2/quiet.sh --build; bench/simv2/quiet.sh OUTDIR   # the quiet-window run
+//
+// The duckdb_arrow tag is the Makefile's: the simulator's Arrow writer
+// (core/sim/stream_arrow.go). The results record which writer was measured.
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -67,7 +72,9 @@ func main() {
 		seed   = flag.Uint64("seed", 1, "simulation seed")
 		out    = flag.String("out", "bench/results/sim_v2.json", "results file")
 		prof   = flag.String("cpuprofile", "", "with -child: write the simulation's CPU profile here")
+		mprof  = flag.String("memprofile", "", "with -child: write the allocation profile (go tool pprof -sample_index=alloc_space) here")
 		keep   = flag.Bool("keep", false, "keep the other scales' ratios and runs already in -out (measure the scales in separate runs)")
+		note   = flag.String("note", sharedNote, "what else ran on the machine (the results' note)")
 	)
 	flag.Parse()
 	if *child != "" {
@@ -93,9 +100,14 @@ func main() {
 		if _, err := sim.Simulate(context.Background(), sim.Options{Scale: *scale, Seed: *seed, Spec: spec, OutDir: *dir}); err != nil {
 			log.Fatal(err)
 		}
+		if *mprof != "" {
+			if err := writeHeapProfile(*mprof); err != nil {
+				log.Fatal(err)
+			}
+		}
 		return
 	}
-	if err := run(strings.Split(*scales, ","), strings.Split(*arms, ","), *pairs, *seed, *out, *keep); err != nil {
+	if err := run(strings.Split(*scales, ","), strings.Split(*arms, ","), *pairs, *seed, *out, *keep, *note); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -105,6 +117,8 @@ type results struct {
 	Benchmark string              `json:"benchmark"`
 	Machine   machine.Description `json:"machine"`
 	Note      string              `json:"note"`
+	Writer    string              `json:"parquet_writer"` // sim.ParquetWriter of the build measured
+	Revision  string              `json:"revision,omitempty"`
 	LoadAvg   string              `json:"loadavg_at_end"`
 	Ratios    []Ratio             `json:"ratios"`
 	Runs      []Run               `json:"runs"`
@@ -135,9 +149,16 @@ func kept(out string, scales []string) ([]Ratio, []Run, error) {
 	return ratios, runs, nil
 }
 
-func run(scales, arms []string, pairs int, seed uint64, out string, keep bool) error {
+// sharedNote is the default note: the shared machine of the development
+// sessions. bench/simv2/quiet.sh passes its own.
+const sharedNote = "shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure"
+
+func run(scales, arms []string, pairs int, seed uint64, out string, keep bool, note string) error {
 	if len(arms) < 2 || arms[0] != sim.WorldV1 {
 		return fmt.Errorf("-arms %q: want v1 first and at least one more arm", strings.Join(arms, ","))
+	}
+	if w := sim.ParquetWriter(); w != "arrow" {
+		log.Printf("built without the duckdb_arrow tag: measuring the %s writer, not the Makefile's (Arrow)", w)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -204,10 +225,10 @@ func run(scales, arms []string, pairs int, seed uint64, out string, keep bool) e
 			}
 		}
 	}
-	res := results{"world v2 vs world v1 generator: interleaved rounds (" + strings.Join(arms, ", ") + "; v2-pool60 = v2 with v1's recall_size 60), same scale and seed, each run in its own process",
-		machine.Describe(),
-		"shared 2-core machine: other engineers were compiling and testing during the runs (see loadavg_before per run), so wall time exceeds CPU time; CPU time is the steadier measure; the generator simulates users on all cores (GOMAXPROCS) and DuckDB writes each table single-threaded",
-		machine.LoadAvg(), ratios, runs}
+	res := results{Benchmark: "world v2 vs world v1 generator: interleaved rounds (" + strings.Join(arms, ", ") + "; v2-pool60 = v2 with v1's recall_size 60), same scale and seed, each run in its own process",
+		Machine: machine.Describe(),
+		Note:    note + "; the generator simulates users on all cores (GOMAXPROCS) and DuckDB writes each table single-threaded",
+		Writer:  sim.ParquetWriter(), Revision: revision(), LoadAvg: machine.LoadAvg(), Ratios: ratios, Runs: runs}
 	if keep {
 		res.Note += "; the scales were measured in separate runs of bench/simv2 (-keep): see started and loadavg_before per run"
 	}
@@ -216,6 +237,42 @@ func run(scales, arms []string, pairs int, seed uint64, out string, keep bool) e
 		return err
 	}
 	return duck.WriteFileAtomic(out, append(js, '\n'), 0o644)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// revision is the commit the binary was built from (go build stamps it in
+// a git checkout), with "+dirty" for uncommitted changes.
+func revision() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	return rev + dirty
 }
 
 func summarise(scale, name string, xs []float64) Ratio {

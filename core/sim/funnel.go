@@ -132,21 +132,29 @@ type recaller struct {
 	stamp   uint32
 	prior   []float64    // world v2: per-topic prior of the query being recalled
 	cols    *itemColumns // shared, read-only
+	// world v2 scratch, reused call after call (serveV2, recallV2)
+	cands       []candidate
+	lex         []candidate
+	pre, ranked []indexed
 }
 
 // itemColumns holds the item fields recall reads for every match, packed
 // (w.Items is an array of large structs: one cache miss per field read).
+// The ground-truth writers (qrels, truth) and the feed read them too.
 type itemColumns struct {
 	topic   []int32
+	facet   []int8
+	low     []bool
 	popNorm []float64
 	created []int64
 }
 
 func newRecaller(w *World) *recaller {
-	cols := &itemColumns{topic: make([]int32, len(w.Items)), popNorm: make([]float64, len(w.Items)), created: make([]int64, len(w.Items))}
+	n := len(w.Items)
+	cols := &itemColumns{topic: make([]int32, n), facet: make([]int8, n), low: make([]bool, n), popNorm: make([]float64, n), created: make([]int64, n)}
 	for i := range w.Items {
 		it := &w.Items[i]
-		cols.topic[i], cols.popNorm[i], cols.created[i] = it.Topic, it.PopNorm, it.CreatedMS
+		cols.topic[i], cols.facet[i], cols.low[i], cols.popNorm[i], cols.created[i] = it.Topic, it.Facet, it.LowQuality, it.PopNorm, it.CreatedMS
 	}
 	return &recaller{w: w, cache: &recallCache{m: map[string][]candidate{}}, scratch: make([]float64, len(w.Items)), cols: cols}
 }
@@ -255,15 +263,33 @@ func byScoreDesc(a, b scored) int {
 	return 0
 }
 
-// logged is one candidate of a request as it will be logged.
+// logged is one candidate of a request as it will be logged. It holds no
+// pointer (the stage is a code): the user batches copy millions of them,
+// and the GC need not scan them.
 type logged struct {
 	item     int32
-	stage    string
 	position int32 // 0 = not exposed
-	clicked  bool
-	liked    bool
 	watchMS  int64
 	grade    int // ground truth for the request's intent (not logged)
+	stage    stage
+	clicked  bool
+	liked    bool
+}
+
+// stage is a candidate's furthest funnel stage; stageNames are the values
+// search.stage logs.
+type stage uint8
+
+const (
+	stageExposed stage = iota
+	stageRankedUnexposed
+	stagePrerankFiltered
+)
+
+var stageNames = [...]string{
+	stageExposed:         dataset.StageExposed,
+	stageRankedUnexposed: dataset.StageRankedUnexposed,
+	stagePrerankFiltered: dataset.StagePrerankFiltered,
 }
 
 // outcome summarises a request for the session logic and the statistics.
@@ -304,10 +330,10 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 	for i := 0; i < keep; i++ {
 		c := ranked[i].c
 		g := w.Grade(in, int(c.item))
-		row := logged{item: c.item, stage: dataset.StageRankedUnexposed, grade: g}
+		row := logged{item: c.item, stage: stageRankedUnexposed, grade: g}
 		if i < expose {
 			pos := i + 1
-			row.stage, row.position = dataset.StageExposed, int32(pos)
+			row.stage, row.position = stageExposed, int32(pos)
 			examined := r.Float64() < math.Pow(float64(pos), -s.PositionBiasEta)
 			if examined && r.Float64() < s.ClickProb[g] {
 				row.clicked = true
@@ -329,7 +355,7 @@ func (w *World) serve(r *rand.Rand, rc *recaller, u *User, in Intent, q Query, r
 	}
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+		rows = append(rows, logged{item: c.item, stage: stagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
 }

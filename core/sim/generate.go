@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -98,21 +100,8 @@ func Simulate(ctx context.Context, opts Options) (*Stats, error) {
 		return nil, err
 	}
 	log.Info("logs generated", "requests", g.stats.Requests, "search_rows", st.table(dataset.SearchTable).rows, "feed_rows", st.table(dataset.FeedTable).rows, "elapsed", time.Since(start).Round(time.Millisecond))
-	if err := g.writeQrels(ctx); err != nil {
+	if err := g.writeTail(ctx); err != nil {
 		return nil, err
-	}
-	if err := g.writeOracle(ctx); err != nil {
-		return nil, err
-	}
-	if g.v2 != nil {
-		if err := g.writeTruth(ctx); err != nil {
-			return nil, err
-		}
-		// The labelled sample last, from its own seeded stream: the other
-		// tables keep their bytes.
-		if err := g.writeLabels(ctx); err != nil {
-			return nil, err
-		}
 	}
 	g.rows = st.rows()
 	if err := st.finish(); err != nil {
@@ -178,6 +167,7 @@ type generator struct {
 	rc        *recaller
 	queries   []Query
 	queryID   map[string]int32
+	sorted    []int32  // query ids in text order, for the tail (writeTail)
 	exposed   *pairSet // (query id, item) pairs ever exposed
 	itemShown []bool
 	itemIDs   []string // formatted once: ids are written millions of times
@@ -282,7 +272,7 @@ func (g *generator) emitRequest(uid string, t int64, q Query, mission, split str
 	g.seeTS(t)
 	ts := g.st.table(dataset.SearchTable)
 	for _, row := range rows {
-		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(row.stage)
+		ts.str(rid).str(uid).i64(t).str(qs).str(g.itemIDs[row.item]).str(stageNames[row.stage])
 		if row.position > 0 {
 			ts.i32(row.position)
 			g.exposed.add(qid, row.item)
@@ -314,6 +304,44 @@ func (g *generator) sortedQueries() []int32 {
 	return ids
 }
 
+// writeTail writes the tables that need the whole log: qrels, oracle, and
+// in world v2 truth then the labelled sample (the labelled sample last, from
+// its own seeded stream: the other tables keep their bytes). They run at
+// once, each into its own table, so each table gets its rows in the same
+// order as one after the other: they only read the log, and each writes
+// state of its own (qrels: g.exposed's cursor and the bubble statistics;
+// truth and labels: g.v2's; oracle: its own random stream).
+func (g *generator) writeTail(ctx context.Context) error {
+	g.sorted = g.sortedQueries()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lanes := [][]func(context.Context) error{{g.writeQrels}, {g.writeOracle}}
+	if g.v2 != nil {
+		lanes = append(lanes, []func(context.Context) error{g.writeTruth, g.writeLabels})
+	}
+	errs := make([]error, len(lanes))
+	var wg sync.WaitGroup
+	for i, lane := range lanes {
+		wg.Go(func() {
+			for _, write := range lane {
+				if errs[i] = write(ctx); errs[i] != nil {
+					cancel() // the others stop at their next check
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The first failure, not the cancellations it caused.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
+}
+
 // writeQrels writes the graded relevance of every logged query over the
 // whole catalogue (relevant items only) and measures the bubble on the way.
 func (g *generator) writeQrels(ctx context.Context) error {
@@ -321,7 +349,11 @@ func (g *generator) writeQrels(ctx context.Context) error {
 	b := &g.stats.Bubble
 	var relAll, expAll int64
 	ts := g.st.table(dataset.QrelsTable)
-	for n, qid := range g.sortedQueries() {
+	cols := g.rc.cols                      // the item fields read per pair, packed
+	topics := make([][]int, len(w.Topics)) // topic -> facets that can produce the query
+	var order []int                        // the query's topics, in producer order
+	var items []int32
+	for n, qid := range g.sorted {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -329,31 +361,23 @@ func (g *generator) writeQrels(ctx context.Context) error {
 		}
 		q := g.queries[qid]
 		qs := q.String()
-		prod := w.Producers(q)
-		topics := map[int][]int{} // topic -> facets that can produce q
-		var order []int
-		for _, in := range prod {
-			if _, ok := topics[in.Topic]; !ok {
-				order = append(order, in.Topic)
-			}
-			topics[in.Topic] = append(topics[in.Topic], in.Facet)
-		}
+		order = producerFacets(w.Producers(q), topics, order)
 		ambiguous := len(order) > 1
 		if ambiguous {
 			b.AmbiguousQueries++
 		}
 		// Items in catalogue order, so the file is sorted by (query, item_id).
-		var items []int32
+		items = items[:0]
 		for _, t := range order {
 			items = append(items, w.Topics[t].Items...)
 		}
 		slices.Sort(items) // plain ints: every sort gives this order
 		g.exposed.use(qid)
 		for _, it := range items {
-			item := &w.Items[it]
+			t := int(cols.topic[it])
 			grade := 0
-			for _, f := range topics[int(item.Topic)] {
-				grade = max(grade, gradeOf(Intent{Topic: int(item.Topic), Facet: f}, int(item.Topic), int(item.Facet), item.LowQuality))
+			for _, f := range topics[t] {
+				grade = max(grade, gradeOf(Intent{Topic: t, Facet: f}, t, int(cols.facet[it]), cols.low[it]))
 			}
 			if grade < 1 {
 				continue
@@ -367,7 +391,7 @@ func (g *generator) writeQrels(ctx context.Context) error {
 				expAll++
 			}
 			if ambiguous {
-				tp := &w.Topics[item.Topic]
+				tp := &w.Topics[t]
 				if tp.Poly >= 0 && tp.Dominant {
 					b.DominantRelevant++
 					if shown {
@@ -386,13 +410,31 @@ func (g *generator) writeQrels(ctx context.Context) error {
 	return nil
 }
 
+// producerFacets fills facets[t] with the facets of topic t among the
+// intents prod and returns the topics in order of first appearance; the
+// topics of the previous call (order) are cleared first. A slice per topic,
+// reused from query to query: a map here cost a lookup per catalogue item.
+func producerFacets(prod []Intent, facets [][]int, order []int) []int {
+	for _, t := range order {
+		facets[t] = facets[t][:0]
+	}
+	order = order[:0]
+	for _, in := range prod {
+		if len(facets[in.Topic]) == 0 {
+			order = append(order, in.Topic)
+		}
+		facets[in.Topic] = append(facets[in.Topic], in.Facet)
+	}
+	return order
+}
+
 // writeOracle writes, for every logged query, descriptions of plausible
 // relevant items in every sense that can produce it, with a share of
 // deliberate errors (records about a foreign topic that reuse the query).
 func (g *generator) writeOracle(ctx context.Context) error {
 	w, s := g.w, g.w.Spec
 	r := rand.New(rand.NewPCG(w.Seed, saltOracle))
-	for n, qid := range g.sortedQueries() {
+	for n, qid := range g.sorted {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err

@@ -60,7 +60,7 @@ func (g *generator) writeLabels(ctx context.Context) error {
 	w := g.w
 	r := rand.New(rand.NewPCG(w.Seed, saltLabels))
 	var train []int32
-	for _, qid := range g.sortedQueries() {
+	for _, qid := range g.sorted {
 		if int(qid) < len(g.v2.trainSeen) && g.v2.trainSeen[qid] {
 			train = append(train, qid)
 		}

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-
-	"github.com/cropsdev/crops/core/dataset"
 )
 
 // Online A/B (docs/simulated-world.md, "Online A/B"): after the logged
@@ -388,7 +386,7 @@ func (sm *onlineSim) session(ps *session, lookup func(string) ([]int32, bool), o
 func (sm *onlineSim) count(rows []logged, chanItems []int32, out *UserOutcome) {
 	w := sm.w
 	for _, row := range rows {
-		if row.stage != dataset.StageExposed {
+		if row.stage != stageExposed {
 			continue
 		}
 		out.Exposed++
@@ -563,7 +561,7 @@ func (w *World) rankAndShow(r *rand.Rand, u *User, in Intent, cands []onlineCand
 	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+		rows = append(rows, logged{item: c.item, stage: stagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
 }

@@ -433,6 +433,7 @@ func (us *userSim) feedItemV2(r *rand.Rand, user *User, wcum []float64, t int64)
 		}
 	}
 	us.eng = keep
+	// us.wts is the weights' running sum (cumulative's, built in place).
 	us.wts = us.wts[:0]
 	var mass float64
 	for _, e := range us.eng {
@@ -440,13 +441,13 @@ func (us *userSim) feedItemV2(r *rand.Rand, user *User, wcum []float64, t int64)
 		if e.ts <= t {
 			x = math.Exp(-math.Ln2 * float64(t-e.ts) / hl)
 		}
-		us.wts = append(us.wts, x)
 		mass += x
+		us.wts = append(us.wts, mass)
 	}
 	var item int32
 	var tp *Topic
 	if mass > 0 && r.Float64() < s.FeedCarryover*min(mass, 1) {
-		src := &w.Items[us.eng[sampleCum(r, cumulative(us.wts))].item]
+		src := &w.Items[us.eng[sampleCum(r, us.wts)].item]
 		tp = &w.Topics[src.Topic]
 		if r.Float64() < s.FeedFacetProb && len(tp.facetItems[src.Facet]) > 0 {
 			item = tp.facetItems[src.Facet][sampleCum(r, tp.facetCum[src.Facet])]
@@ -461,7 +462,7 @@ func (us *userSim) feedItemV2(r *rand.Rand, user *User, wcum []float64, t int64)
 		tp = &w.Topics[topic]
 		item = tp.Items[sampleCum(r, tp.itemCum)]
 	}
-	if w.Items[item].CreatedMS > t {
+	if us.rc.cols.created[item] > t {
 		item = tp.Items[0]
 	}
 	return item

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/cropsdev/crops/core/dataset"
@@ -25,6 +24,10 @@ import (
 
 // streamBatch is the number of rows per batch: DuckDB's vector size.
 var streamBatch = duckdb.GetDataChunkCapacity()
+
+// ParquetWriter names how this build hands rows to DuckDB: "arrow" with
+// the duckdb_arrow build tag, "table function" without (benchmarks record it).
+func ParquetWriter() string { return parquetWriter }
 
 // streamer writes the tables of one dataset.
 type streamer struct {
@@ -47,11 +50,14 @@ const (
 )
 
 // column buffers one column of a batch in its Go type: no value is boxed
-// into an interface (an allocation per cell), and FillChunk writes each
-// column with a typed setter.
+// into an interface (an allocation per cell), and the source of the build
+// (stream_udf.go, stream_arrow.go) hands each column over whole. A string
+// column is Arrow's layout: the values back to back in buf, value i is
+// buf[off[i]:off[i+1]] (no pointer per cell for the GC to scan).
 type column struct {
 	kind colKind
-	s    []string
+	buf  []byte
+	off  []int32 // len = rows + 1
 	i    []int64 // BIGINT and INTEGER
 	b    []bool
 	f    []float64
@@ -61,7 +67,7 @@ type column struct {
 func (c *column) len() int {
 	switch c.kind {
 	case kindString:
-		return len(c.s)
+		return len(c.off) - 1
 	case kindBigint, kindInteger:
 		return len(c.i)
 	case kindBool:
@@ -77,10 +83,24 @@ type batch struct {
 	n    int
 }
 
+func newBatch(kinds []colKind) *batch {
+	b := &batch{cols: make([]column, len(kinds))}
+	for i, k := range kinds {
+		b.cols[i].kind = k
+	}
+	b.reset()
+	return b
+}
+
+// reset empties the batch for reuse.
 func (b *batch) reset() {
 	for i := range b.cols {
 		c := &b.cols[i]
-		c.s, c.i, c.b, c.f = c.s[:0], c.i[:0], c.b[:0], c.f[:0]
+		if c.kind == kindString && c.off == nil {
+			c.off = make([]int32, 1, streamBatch+1)
+		}
+		c.buf, c.off = c.buf[:0], c.off[:min(len(c.off), 1)]
+		c.i, c.b, c.f = c.i[:0], c.b[:0], c.f[:0]
 		if c.null != nil {
 			c.null = c.null[:0]
 		}
@@ -97,7 +117,7 @@ type tableStream struct {
 	name  string
 	cols  []dataset.Column
 	kinds []colKind
-	infos []duckdb.ColumnInfo
+	src   source // how the batches reach DuckDB (stream_udf.go, stream_arrow.go)
 	ch    chan *batch
 	free  chan *batch // written batches, reused
 	cur   *batch
@@ -133,26 +153,16 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string, en
 	}
 	for _, name := range tables {
 		ts := &tableStream{name: name, cols: cols[name], ch: make(chan *batch, 4), free: make(chan *batch, 6), done: make(chan struct{}), ctx: ctx}
-		var sel []string
 		for _, c := range ts.cols {
 			ts.kinds = append(ts.kinds, kindOf(c.Type))
-			ti, expr, err := columnType(c, enums[name+"."+c.Name])
-			if err != nil {
-				st.close()
-				return nil, fmt.Errorf("parquet writer: column %s.%s: %w", name, c.Name, err)
-			}
-			ts.infos = append(ts.infos, duckdb.ColumnInfo{Name: c.Name, T: ti})
-			sel = append(sel, expr)
 		}
 		conn, err := st.db.Conn(ctx)
 		if err != nil {
 			st.close()
 			return nil, fmt.Errorf("parquet writer for %s: %w", name, err)
 		}
-		fn := "crops_sim_" + name
-		if err := duckdb.RegisterTableUDF(conn, fn, duckdb.ChunkTableFunction{
-			BindArguments: func(map[string]any, ...any) (duckdb.ChunkTableSource, error) { return ts, nil },
-		}); err != nil {
+		query, release, err := ts.register(conn, enums)
+		if err != nil {
 			_ = conn.Close()
 			st.close()
 			return nil, fmt.Errorf("parquet writer for %s: %w", name, err)
@@ -163,7 +173,8 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string, en
 			defer st.wg.Done()
 			defer close(ts.done)
 			defer conn.Close()
-			ts.err = copyConnToParquet(ctx, conn, "SELECT "+strings.Join(sel, ", ")+" FROM "+fn+"()", dataset.TablePath(dir, name))
+			defer release()
+			ts.err = copyConnToParquet(ctx, conn, query, dataset.TablePath(dir, name))
 			if ts.err != nil {
 				ts.err = fmt.Errorf("write %s: %w", name, ts.err)
 			}
@@ -171,27 +182,6 @@ func openStreamer(ctx context.Context, dir, memLimit string, tables []string, en
 	}
 	return st, nil
 }
-
-// columnType is the table function's type for column c and the COPY's
-// select expression for it. A VARCHAR column whose values are all known in
-// advance (values, at most maxEnum of them) is passed as an ENUM and cast
-// back to VARCHAR by the COPY: duckdb-go writes an ENUM cell in Go (a map
-// lookup) where a VARCHAR cell is one cgo call, and the Parquet file gets the
-// same VARCHAR values, so the same bytes (pin_test.go).
-func columnType(c dataset.Column, values []string) (duckdb.TypeInfo, string, error) {
-	id := duck.Ident(c.Name)
-	if kindOf(c.Type) != kindString || len(values) == 0 || len(values) > maxEnum {
-		ti, err := duckdb.NewTypeInfo(duckType(c.Type))
-		return ti, id, err
-	}
-	ti, err := duckdb.NewEnumInfo(values[0], values[1:]...)
-	return ti, "CAST(" + id + " AS VARCHAR) AS " + id, err
-}
-
-// maxEnum bounds an ENUM column's dictionary: duckdb-go reads the whole
-// dictionary back for every chunk it hands to the table function, so a
-// large one would cost more than the cgo calls it saves.
-const maxEnum = 1024
 
 // copyConnToParquet is duck.CopyToParquet on one connection (the table
 // function lives there): the same statement, written atomically.
@@ -233,10 +223,7 @@ func (ts *tableStream) col() *column {
 		select {
 		case ts.cur = <-ts.free:
 		default:
-			ts.cur = &batch{cols: make([]column, len(ts.kinds))}
-			for i, k := range ts.kinds {
-				ts.cur.cols[i].kind = k
-			}
+			ts.cur = newBatch(ts.kinds)
 		}
 	}
 	if ts.c >= len(ts.cur.cols) {
@@ -251,7 +238,8 @@ func (ts *tableStream) col() *column {
 
 func (ts *tableStream) str(v string) *tableStream {
 	c := ts.col()
-	c.s = append(c.s, v)
+	c.buf = append(c.buf, v...)
+	c.off = append(c.off, int32(len(c.buf)))
 	return ts
 }
 
@@ -288,7 +276,7 @@ func (ts *tableStream) null() *tableStream {
 	c.null = append(c.null, true)
 	switch c.kind {
 	case kindString:
-		c.s = append(c.s, "")
+		c.off = append(c.off, int32(len(c.buf)))
 	case kindBigint, kindInteger:
 		c.i = append(c.i, 0)
 	case kindBool:
@@ -369,9 +357,6 @@ func (st *streamer) close() {
 	}
 }
 
-// ColumnInfos is the table's schema (duckdb.ChunkTableSource).
-func (ts *tableStream) ColumnInfos() []duckdb.ColumnInfo { return ts.infos }
-
 func kindOf(t string) colKind {
 	switch t {
 	case "BIGINT":
@@ -385,89 +370,6 @@ func kindOf(t string) colKind {
 	default:
 		return kindString
 	}
-}
-
-func duckType(t string) duckdb.Type {
-	switch t {
-	case "BIGINT":
-		return duckdb.TYPE_BIGINT
-	case "INTEGER":
-		return duckdb.TYPE_INTEGER
-	case "BOOLEAN":
-		return duckdb.TYPE_BOOLEAN
-	case "DOUBLE":
-		return duckdb.TYPE_DOUBLE
-	default:
-		return duckdb.TYPE_VARCHAR
-	}
-}
-
-// Cardinality is unknown in advance.
-func (ts *tableStream) Cardinality() *duckdb.CardinalityInfo { return nil }
-
-// Init is part of duckdb.ChunkTableSource.
-func (ts *tableStream) Init() {}
-
-// FillChunk copies the next batch into DuckDB's chunk, column by column
-// with typed setters; size 0 ends the table.
-func (ts *tableStream) FillChunk(c duckdb.DataChunk) error {
-	var b *batch
-	var ok bool
-	select {
-	case b, ok = <-ts.ch:
-	case <-ts.ctx.Done():
-		return ts.ctx.Err()
-	}
-	if !ok {
-		return c.SetSize(0)
-	}
-	for j := range b.cols {
-		if err := fillColumn(c, j, &b.cols[j]); err != nil {
-			return fmt.Errorf("%s column %s: %w", ts.name, ts.cols[j].Name, err)
-		}
-	}
-	n := b.n
-	b.reset()
-	select {
-	case ts.free <- b:
-	default:
-	}
-	return c.SetSize(n)
-}
-
-// fillColumn writes the rows of col into column j of the chunk.
-func fillColumn(c duckdb.DataChunk, j int, col *column) error {
-	var err error
-	switch col.kind {
-	case kindString:
-		err = fillTyped(c, j, col.s, col.null, func(v string) string { return v })
-	case kindBigint:
-		err = fillTyped(c, j, col.i, col.null, func(v int64) int64 { return v })
-	case kindInteger:
-		err = fillTyped(c, j, col.i, col.null, func(v int64) int32 { return int32(v) })
-	case kindBool:
-		err = fillTyped(c, j, col.b, col.null, func(v bool) bool { return v })
-	default:
-		err = fillTyped(c, j, col.f, col.null, func(v float64) float64 { return v })
-	}
-	return err
-}
-
-// fillTyped writes vals (conv'd to the vector's Go type) into column j,
-// NULL where null says so.
-func fillTyped[S, T any](c duckdb.DataChunk, j int, vals []S, null []bool, conv func(S) T) error {
-	for i, v := range vals {
-		var err error
-		if i < len(null) && null[i] {
-			err = c.SetValue(j, i, nil)
-		} else {
-			err = duckdb.SetChunkValue(c, j, i, conv(v))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // enumColumns lists the values of the VARCHAR columns that take few distinct

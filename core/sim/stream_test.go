@@ -3,8 +3,10 @@ package sim
 import (
 	"context"
 	"database/sql"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cropsdev/crops/core/dataset"
 	"github.com/cropsdev/crops/core/duck"
@@ -81,5 +83,38 @@ func TestStreamRows(t *testing.T) {
 	}
 	if nulls != 1 || novel != 1 {
 		t.Fatalf("truth.parquet: %d NULL and %d true novel_query, want 1 and 1", nulls, novel)
+	}
+}
+
+// A cancelled context stops the writer: the rows already sent and the COPY
+// waiting for more end with an error, nothing hangs, and no file is left
+// in place of the table.
+func TestStreamCancel(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := openStreamer(ctx, dir, "", []string{dataset.SplitTable}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	ts := st.table(dataset.SplitTable)
+	for i := range streamBatch + 1 { // one batch goes to the COPY
+		if err := ts.str(RequestID(i)).str(dataset.SplitTrain).end(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- st.finish() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("finish after cancel: got nil, want an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("finish after cancel: still running after 30 s")
+	}
+	if _, err := os.Stat(dataset.TablePath(dir, dataset.SplitTable)); !os.IsNotExist(err) {
+		t.Fatalf("split.parquet after a cancelled write: %v, want none", err)
 	}
 }

@@ -231,11 +231,12 @@ func (rc *recaller) recallV2(q Query, d int) []candidate {
 	// baseV2 inlined over the item columns: every match is scored, and
 	// w.Items[it] is a cache miss per item at large scales.
 	s, tr, topic, pop := w.Spec, w.v2.trend[d], rc.cols.topic, rc.cols.popNorm
-	lex := make([]candidate, 0, len(rc.touched))
+	lex := rc.lex[:0] // scratch: only out is cached
 	for _, it := range rc.touched {
 		base := rc.scratch[it] + s.BubbleStrength*(s.RecallPopWeight*pop[it]+s.RecallPriorWeight*priorOf(topic[it])) + float64(tr[it])
 		lex = append(lex, candidate{item: it, base: base})
 	}
+	rc.lex = lex
 	// The lexical channel is the top nLex by (score desc, item asc): an
 	// exact bounded selection rather than a sort of every match.
 	rc.stamp++
@@ -385,15 +386,16 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 	base := rc.recallV2(q, d)
 	rows = rows[:0]
 	var out outcome
-	cands := make([]candidate, 0, len(base)+8)
+	cands := rc.cands[:0] // the worker's scratch, reused request after request
 	// taken marks the pool's items with a per-request stamp (no map).
 	rc.stamp++
 	if rc.mark == nil {
 		rc.mark = make([]uint32, len(w.Items))
 	}
 	taken := func(it int32) bool { return rc.mark[it] == rc.stamp }
+	created := rc.cols.created // packed: w.Items[it] is a cache miss per item
 	for _, c := range base {
-		if w.Items[c.item].CreatedMS <= t {
+		if created[c.item] <= t {
 			cands = append(cands, c)
 			rc.mark[c.item] = rc.stamp
 		}
@@ -410,7 +412,7 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			topic := u.Interests[sampleCum(r, wcum)]
 			list := w.trendingItems(d, topic)
 			it := list[r.IntN(min(len(list), 3*s.ExposeSize))]
-			if taken(it) || w.Items[it].CreatedMS > t {
+			if taken(it) || created[it] > t {
 				continue
 			}
 			rc.mark[it] = rc.stamp
@@ -418,25 +420,47 @@ func (w *World) serveV2(r *rand.Rand, rc *recaller, u *User, in Intent, q Query,
 			nPers--
 		}
 	}
-	pre := make([]scored, len(cands))
+	rc.cands = cands
+	pre := rc.pre[:0]
 	for i, c := range cands {
-		pre[i] = scored{c, c.base + s.PrerankNoise*r.NormFloat64()}
+		pre = append(pre, indexed{c, c.base + s.PrerankNoise*r.NormFloat64(), int32(i)})
 	}
-	slices.SortStableFunc(pre, byScoreDesc)
+	rc.pre = pre
+	slices.SortFunc(pre, byScoreDescIndex)
 	keep := min(s.PrerankKeep, len(pre))
-	ranked := make([]scored, keep)
+	ranked := rc.ranked[:0]
 	for i := 0; i < keep; i++ {
 		c := pre[i].c
-		iw, _ := u.interest(int(w.Items[c.item].Topic))
-		ranked[i] = scored{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64()}
+		iw, _ := u.interest(int(rc.cols.topic[c.item]))
+		ranked = append(ranked, indexed{c, c.base + s.RankInterestWeight*iw + s.RankNoise*r.NormFloat64(), int32(i)})
 	}
-	slices.SortStableFunc(ranked, byScoreDesc)
+	rc.ranked = ranked
+	slices.SortFunc(ranked, byScoreDescIndex)
 	rows = w.showRanked(r, in, keep, func(i int) int32 { return ranked[i].c.item }, rows, &out)
 	for i := keep; i < len(pre); i++ {
 		c := pre[i].c
-		rows = append(rows, logged{item: c.item, stage: dataset.StagePrerankFiltered, grade: w.Grade(in, int(c.item))})
+		rows = append(rows, logged{item: c.item, stage: stagePrerankFiltered, grade: w.Grade(in, int(c.item))})
 	}
 	return rows, out
+}
+
+// indexed is a scored candidate with its position before sorting: sorted
+// by (score desc, position asc), it takes exactly the order of a stable sort
+// by score (byScoreDesc), with the faster unstable sort.
+type indexed struct {
+	c     candidate
+	score float64
+	i     int32
+}
+
+func byScoreDescIndex(a, b indexed) int {
+	switch {
+	case a.score > b.score:
+		return -1
+	case a.score < b.score:
+		return 1
+	}
+	return int(a.i - b.i)
 }
 
 // showRanked logs a request's keep ranked items (item(i) is the i-th) in
@@ -451,10 +475,10 @@ func (w *World) showRanked(r *rand.Rand, in Intent, keep int, item func(i int) i
 		id := item(i)
 		it := &w.Items[id]
 		g := w.Grade(in, int(id))
-		row := logged{item: id, stage: dataset.StageRankedUnexposed, grade: g}
+		row := logged{item: id, stage: stageRankedUnexposed, grade: g}
 		if i < expose {
 			pos := i + 1
-			row.stage, row.position = dataset.StageExposed, int32(pos)
+			row.stage, row.position = stageExposed, int32(pos)
 			examined := r.Float64() < math.Pow(float64(pos), -s.PositionBiasEta)
 			p := s.ClickProb[g]
 			if g == 0 {

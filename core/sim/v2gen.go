@@ -21,7 +21,11 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		byQuery[qid] = append(byQuery[qid], Intent{Topic: int(k >> 8 & 0xffff), Facet: int(k & 0xff)})
 	}
 	var pairs, minority, novelPairs, exposed int64
-	for n, qid := range g.sortedQueries() {
+	cols := g.rc.cols                      // the item fields read per pair, packed
+	facets := make([][]int, len(w.Topics)) // topic -> facets of the query's test intents
+	var topics []int
+	var items []int32
+	for n, qid := range g.sorted {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -35,30 +39,23 @@ func (g *generator) writeTruth(ctx context.Context) error {
 		qs := q.String()
 		ambiguous := w.ambiguousQuery(q)
 		novel := !g.v2.trainSeen[qid]
-		facets := map[int][]int{}
-		var topics []int
-		for _, in := range intents {
-			if _, ok := facets[in.Topic]; !ok {
-				topics = append(topics, in.Topic)
-			}
-			facets[in.Topic] = append(facets[in.Topic], in.Facet)
-		}
-		var items []int32
+		topics = producerFacets(intents, facets, topics)
+		items = items[:0]
 		for _, t := range topics {
 			items = append(items, w.Topics[t].Items...)
 		}
 		slices.Sort(items) // plain ints: every sort gives this order
 		g.v2.trainExposed.use(qid)
 		for _, it := range items {
-			item := &w.Items[it]
+			t := int(cols.topic[it])
 			grade := 0
-			for _, f := range facets[int(item.Topic)] {
-				grade = max(grade, gradeOf(Intent{Topic: int(item.Topic), Facet: f}, int(item.Topic), int(item.Facet), item.LowQuality))
+			for _, f := range facets[t] {
+				grade = max(grade, gradeOf(Intent{Topic: t, Facet: f}, t, int(cols.facet[it]), cols.low[it]))
 			}
 			if grade < 1 {
 				continue
 			}
-			tp := &w.Topics[item.Topic]
+			tp := &w.Topics[t]
 			minor := ambiguous && tp.Poly >= 0 && !tp.Dominant
 			if err := g.st.table(dataset.TruthTable).str(qs).str(g.itemIDs[it]).i32(int32(grade)).boolean(minor).boolean(novel).end(); err != nil {
 				return err
