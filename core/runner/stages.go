@@ -94,13 +94,18 @@ func (r *runner) computeTestsets(ctx context.Context, w *worldState) (cache.Entr
 	in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 		Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
 	return r.do(ctx, stage{id: "testsets", unit: w.sharedUnit(""), in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
+		opts, release, err := r.testsetBudget(ctx, work) // testsets_budget.go
+		if err != nil {
 			return nil, err
 		}
-		if err := dataset.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
-			return nil, err
+		defer release()
+		if err := opts.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
+			return nil, r.budget.testsetError(err)
 		}
-		return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
+		if err := opts.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
+			return nil, r.budget.testsetError(err)
+		}
+		return nil, r.budget.testsetError(opts.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries)))
 	}})
 }
 
