@@ -46,6 +46,10 @@ type datasetInfo struct {
 	dir         string
 	fingerprint string // output digest of the dataset (Merkle over its files)
 	simulated   bool
+	// remote is a remote dataset's URL (remote.go); dir is then its local
+	// part, materialized through Spark.
+	remote      string
+	localDigest string // the output digest of that local part
 }
 
 // computeDataset returns the dataset directory, simulating it as a cached
@@ -53,6 +57,9 @@ type datasetInfo struct {
 // w.dataset).
 func (r *runner) computeDataset(ctx context.Context, w *worldState) (datasetInfo, error) {
 	ds := r.spec.Dataset
+	if ds.Simulated == nil && dataset.IsRemote(ds.Path) {
+		return r.remoteDataset(ctx, w) // remote.go
+	}
 	if ds.Simulated == nil {
 		dg, _, err := cache.DigestDir(ds.Path)
 		if err != nil {
@@ -131,6 +138,10 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	if err != nil {
 		return cache.Entry{}, err
 	}
+	mineDir, err := mineDatasetDir(ds, src, params) // remote_mine.go
+	if err != nil {
+		return cache.Entry{}, err
+	}
 	up := map[string]string{"dataset": ds.fingerprint}
 	keyParams = withGatedExemplars(keyParams, up, ex)
 	limit := stageLimit(params)
@@ -171,10 +182,13 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 				return nil, err
 			}
 			defer closeSource()
-			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
+			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: mineDir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 			if err != nil {
 				return nil, r.budget.budgetError("mine/"+src.Name, ownLimit, err)
+			}
+			if err := checkRemoteCatalog(ctx, src.Name, ds, out); err != nil { // remote_mine.go
+				return nil, err
 			}
 			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
 			if err != nil {
