@@ -66,7 +66,7 @@ func (r *runner) remoteDataset(ctx context.Context, w *worldState) (datasetInfo,
 			if rows == remoteSearchTrain {
 				r.logf("WARNING materialize: a retriever of this run (replay, or a third-party one) reads every train row of the search log: the local copy holds the whole train log")
 			}
-			n, err := materialize(ctx, s, root, filepath.Join(out, dirWorld), rows, int64(window*1000))
+			n, err := materialize(ctx, s, root, filepath.Join(out, dirWorld), rows, int64(window*1000), materializeChunkRows)
 			if err != nil {
 				return nil, fmt.Errorf("materialize %s: %w", root, err)
 			}
@@ -141,6 +141,11 @@ func (r *runner) remoteSearchRows() string {
 	return remoteSearchNeeded
 }
 
+// materializeChunkRows bounds the search rows materialize holds in memory
+// at once (Spark keeps the whole subset cached on the cluster and sends it
+// back in chunks of about this many rows: a few hundred MB of Arrow).
+const materializeChunkRows = 2_000_000
+
 // remoteTable is how materialize brings back one table.
 type remoteTable struct {
 	name     string
@@ -160,7 +165,7 @@ var remoteTables = []remoteTable{
 // dataset.yaml, the small tables whole, feed's schema with no rows, and the
 // search rows rows names (windowMS is the QR test set's window). It returns
 // the rows written per table.
-func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, windowMS int64) (map[string]int64, error) {
+func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, windowMS, chunkRows int64) (map[string]int64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -194,7 +199,7 @@ func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, 
 		}
 		return nil, err
 	}
-	c, err := s.QueryToParquet(ctx, searchSubsetSQL(root, rows, windowMS, has[dataset.RequestsTable]), dataset.TablePath(dir, dataset.SearchTable))
+	c, err := bringBackSearch(ctx, s, search, searchSubsetSQL(root, rows, windowMS, has[dataset.RequestsTable]), chunkRows, dataset.TablePath(dir, dataset.SearchTable))
 	if err != nil {
 		return nil, fmt.Errorf("bring back the needed rows of %s: %w", search, err)
 	}
@@ -208,7 +213,7 @@ func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, 
 }
 
 // searchSubsetSQL is the Spark SQL of the search rows a remote dataset's
-// local copy holds, in (request_id, item_id) order:
+// local copy holds (written in chunks, each in (request_id, item_id) order):
 //   - every row of a test request (the click test set, the test queries);
 //   - every row of a request some test request's reformulation pairs can
 //     reach: the same user, a time range meeting (t, t + window] (the QR
@@ -244,6 +249,32 @@ func searchSubsetSQL(root, rows string, windowMS int64, hasRequests bool) string
 SELECT s.* FROM %s s
 LEFT JOIN keep k ON k.request_id = s.request_id
 LEFT JOIN tr ON tr.request_id = s.request_id
-WHERE k.request_id IS NOT NULL OR (tr.request_id IS NOT NULL AND %s)
-ORDER BY s.request_id, s.item_id`, all, split, dataset.SplitTest, windowMS, split, dataset.SplitTrain, search, train)
+WHERE k.request_id IS NOT NULL OR (tr.request_id IS NOT NULL AND %s)`, all, split, dataset.SplitTest, windowMS, split, dataset.SplitTrain, search, train)
+}
+
+// minSearchBytesPerRow is a floor on the compressed size of a search row in
+// Parquet (the tiny world's log is 1.9 bytes a row: ZSTD over dictionaries),
+// so that a search log of at most chunkRows * minSearchBytesPerRow bytes has
+// at most chunkRows rows.
+const minSearchBytesPerRow = 1
+
+// bringBackSearch writes the search subset to local path: in one piece when
+// the whole remote search log is small enough to hold at once (one Spark
+// query), else cached on Spark and brought back in chunks of about
+// chunkRows rows (spark.QueryToParquetChunks: two more passes on the
+// cluster, bounded memory here). Either way in (request_id, item_id)
+// order within a piece.
+func bringBackSearch(ctx context.Context, s *spark.Session, search, query string, chunkRows int64, path string) (int64, error) {
+	files, err := s.ListFiles(ctx, search)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for _, f := range files {
+		size += f.Length
+	}
+	if size <= chunkRows*minSearchBytesPerRow {
+		return s.QueryToParquet(ctx, query+"\nORDER BY request_id, item_id", path)
+	}
+	return s.QueryToParquetChunks(ctx, query, "request_id", "request_id, item_id", chunkRows, path)
 }
