@@ -63,8 +63,8 @@ func (s *Session) QueryToParquetChunks(ctx context.Context, query, key, order st
 // chunkWriter appends Arrow tables to one Parquet file written beside path
 // and renamed onto it by commit.
 type chunkWriter struct {
-	path string
-	f    *os.File
+	path   string
+	f      *os.File
 	fw     *pqarrow.FileWriter
 	schema *arrow.Schema // the first chunk's
 	rows   int64
