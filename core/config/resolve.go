@@ -48,6 +48,7 @@ func (r *resolver) resolve() *Spec {
 	r.resolveSeeds(s)
 	r.resolveDataset(s)
 	r.resolveEngine(s)
+	r.checkRemoteDataset(s) // remote_dataset.go
 	r.resolveMetrics(s)
 	r.resolveEvaluation(s)
 

@@ -4,11 +4,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/cropsdev/crops/core/dataset"
 )
 
 func (r *resolver) resolveDataset(s *Spec) {
 	ds := r.exp.Dataset
 	if r.opts.Dataset != "" {
+		if dataset.IsRemote(r.opts.Dataset) { // remote_dataset.go
+			s.Dataset = Dataset{Path: r.opts.Dataset}
+			r.noWorldSeeds(s, "--dataset")
+			return
+		}
 		abs, err := filepath.Abs(r.opts.Dataset)
 		if err != nil {
 			abs = r.opts.Dataset
@@ -32,6 +39,11 @@ func (r *resolver) resolveDataset(s *Spec) {
 		}
 		exp, ok := r.expand(ds.Path, at)
 		if !ok {
+			return
+		}
+		if dataset.IsRemote(exp) { // remote_dataset.go
+			s.Dataset = Dataset{Path: exp}
+			r.noWorldSeeds(s, "a remote dataset")
 			return
 		}
 		abs := filepath.Clean(r.absPath(exp))

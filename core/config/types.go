@@ -37,7 +37,8 @@ type Experiment struct {
 type Dataset struct {
 	// Path is a CroPS log format directory. ${VAR} references are expanded
 	// from the environment; relative paths resolve against the YAML file's
-	// directory.
+	// directory. A URL with a scheme (s3a://, hdfs://, file:///...) is a
+	// remote dataset, read by Spark only (needs engine: spark).
 	Path      string     `koanf:"path" json:"path,omitempty"`
 	Simulated *Simulated `koanf:"simulated" json:"simulated,omitempty"`
 }

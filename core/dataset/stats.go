@@ -67,7 +67,7 @@ func ComputeStats(ctx context.Context, dir string, reformWindow time.Duration) (
 	if reformWindow <= 0 {
 		reformWindow = ReformulationWindow
 	}
-	db, err := openDataset(ctx, dir, ItemsTable, SearchTable, FeedTable, SplitTable)
+	db, err := openDataset(ctx, dir, TestSetOptions{}, ItemsTable, SearchTable, FeedTable, SplitTable)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}

@@ -17,7 +17,12 @@ import (
 // ClickTestSet writes (query, item_id) to outPath: every item clicked in a
 // test request, per query text, distinct.
 func ClickTestSet(ctx context.Context, dir, outPath string) error {
-	db, err := openDataset(ctx, dir, SearchTable, SplitTable)
+	return TestSetOptions{}.ClickTestSet(ctx, dir, outPath)
+}
+
+// ClickTestSet is the package function ClickTestSet under o.
+func (o TestSetOptions) ClickTestSet(ctx context.Context, dir, outPath string) error {
+	db, err := openDataset(ctx, dir, o, SearchTable, SplitTable)
 	if err != nil {
 		return fmt.Errorf("click test set: %w", err)
 	}
@@ -43,10 +48,15 @@ ORDER BY s.query, s.item_id`
 // the requests are the union of requests and search, so r (and r') may be a
 // request without search rows.
 func ReformulationTestSet(ctx context.Context, dir, outPath string, window time.Duration) error {
+	return TestSetOptions{}.ReformulationTestSet(ctx, dir, outPath, window)
+}
+
+// ReformulationTestSet is the package function ReformulationTestSet under o.
+func (o TestSetOptions) ReformulationTestSet(ctx context.Context, dir, outPath string, window time.Duration) error {
 	if window < 0 {
 		return fmt.Errorf("reformulation test set: window %s is negative", window)
 	}
-	db, err := openDataset(ctx, dir, SearchTable, SplitTable, ItemsTable)
+	db, err := openDataset(ctx, dir, o, SearchTable, SplitTable, ItemsTable)
 	if err != nil {
 		return fmt.Errorf("reformulation test set: %w", err)
 	}
@@ -129,7 +139,12 @@ ORDER BY x.query, x.item_id`, allReq, window.Milliseconds(), missionCond, consum
 // TestQueries writes (query) to outPath: the distinct query texts of the
 // test requests.
 func TestQueries(ctx context.Context, dir, outPath string) error {
-	db, err := openDataset(ctx, dir, SearchTable, SplitTable)
+	return TestSetOptions{}.TestQueries(ctx, dir, outPath)
+}
+
+// TestQueries is the package function TestQueries under o.
+func (o TestSetOptions) TestQueries(ctx context.Context, dir, outPath string) error {
+	db, err := openDataset(ctx, dir, o, SearchTable, SplitTable)
 	if err != nil {
 		return fmt.Errorf("test queries: %w", err)
 	}
@@ -142,10 +157,15 @@ WHERE p.split = 'test' ORDER BY s.query`
 	return nil
 }
 
-// openDataset opens DuckDB with a view per named table of dir.
-func openDataset(ctx context.Context, dir string, tables ...string) (*sql.DB, error) {
+// openDataset opens DuckDB (under opts' memory limit, if any) with a view
+// per named table of dir.
+func openDataset(ctx context.Context, dir string, o TestSetOptions, tables ...string) (*sql.DB, error) {
 	db, err := duck.Open(ctx, 0)
 	if err != nil {
+		return nil, err
+	}
+	if err := limitMemory(ctx, db, o.MemoryLimit, o.TempDir); err != nil {
+		db.Close()
 		return nil, err
 	}
 	for _, t := range tables {

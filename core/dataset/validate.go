@@ -52,6 +52,10 @@ type ValidateOptions struct {
 	// runner sets them from runtime.memory_limit (the duplicate check of a
 	// 100M-row log is a hash table as large as the log).
 	MemoryLimit, TempDir string
+	// PartialSearch says search.parquet holds only some requests' rows (a
+	// remote dataset's local copy, validate_partial.go): checks that need
+	// every request of the log are skipped.
+	PartialSearch bool
 }
 
 func (o ValidateOptions) withDefaults() ValidateOptions {
@@ -450,7 +454,7 @@ func (v *validator) contentChecks() error {
 			return fmt.Errorf("validate %s: %w", t.path, err)
 		}
 	}
-	for _, c := range v.buildChecks() {
+	for _, c := range v.partial(v.buildChecks()) { // validate_partial.go
 		if err := v.run(c); err != nil {
 			return err
 		}

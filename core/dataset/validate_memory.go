@@ -13,12 +13,12 @@ import (
 func limitMemory(ctx context.Context, db *sql.DB, limit, tempDir string) error {
 	if limit != "" {
 		if _, err := db.ExecContext(ctx, "SET memory_limit="+duck.Lit(limit)); err != nil {
-			return fmt.Errorf("validate: memory_limit %q: %w", limit, err)
+			return fmt.Errorf("duckdb memory_limit %q: %w", limit, err)
 		}
 	}
 	if tempDir != "" {
 		if _, err := db.ExecContext(ctx, "SET temp_directory="+duck.Lit(tempDir)); err != nil {
-			return fmt.Errorf("validate: spill directory %s: %w", tempDir, err)
+			return fmt.Errorf("duckdb spill directory %s: %w", tempDir, err)
 		}
 	}
 	return nil

@@ -151,8 +151,10 @@ func checkCandidates(ctx context.Context, ref Ref, req sdk.MineRequest) error {
 		{"query and item_id are not NULL", "SELECT query, item_id FROM c WHERE query IS NULL OR item_id IS NULL"},
 	}
 	// Without a dataset catalog (a bare request, as in unit tests) ids
-	// cannot be checked; the runner always passes one.
-	if req.DatasetDir != "" {
+	// cannot be checked; the runner always passes one. A remote dataset
+	// (s3a://...) is not read here: the runner checks its ids against the
+	// local copy of its items (core/runner/remote_mine.go).
+	if req.DatasetDir != "" && !dataset.IsRemote(req.DatasetDir) {
 		if len(items) == 0 {
 			return fmt.Errorf("%s: cannot check the candidates of Mine: dataset %s has no %s (every dataset needs its items table; crops data validate %s)",
 				ref, req.DatasetDir, filepath.Base(dataset.TablePath(req.DatasetDir, dataset.ItemsTable)), req.DatasetDir)

@@ -59,8 +59,11 @@ type ManifestPlugin struct {
 type ManifestDataset struct {
 	World       string `json:"world,omitempty"` // world id (world seeds, sweeps)
 	Dir         string `json:"dir"`
-	Fingerprint string `json:"fingerprint"` // Merkle sha256 over its files
+	Fingerprint string `json:"fingerprint"` // Merkle sha256 over its files; for a remote dataset, sha256 of its listing and dataset.yaml
 	Simulated   bool   `json:"simulated"`
+	// Remote is a remote dataset's URL; Dir is then its local part,
+	// materialized through Spark (remote.go).
+	Remote string `json:"remote,omitempty"`
 }
 
 func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
@@ -71,7 +74,7 @@ func (r *runner) writeManifest(ctx context.Context, start time.Time) error {
 	}
 	for _, w := range r.worlds {
 		ds, _ := w.dataset() // computed before any unit ran
-		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: ds.dir, Fingerprint: ds.fingerprint, Simulated: ds.simulated})
+		m.Worlds = append(m.Worlds, ManifestDataset{World: w.id, Dir: ds.dir, Fingerprint: ds.fingerprint, Simulated: ds.simulated, Remote: ds.remote})
 	}
 	m.Dataset = m.Worlds[0]
 	if len(m.Worlds) == 1 {

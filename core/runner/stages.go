@@ -46,6 +46,10 @@ type datasetInfo struct {
 	dir         string
 	fingerprint string // output digest of the dataset (Merkle over its files)
 	simulated   bool
+	// remote is a remote dataset's URL (remote.go); dir is then its local
+	// part, materialized through Spark.
+	remote      string
+	localDigest string // the output digest of that local part
 }
 
 // computeDataset returns the dataset directory, simulating it as a cached
@@ -53,6 +57,9 @@ type datasetInfo struct {
 // w.dataset).
 func (r *runner) computeDataset(ctx context.Context, w *worldState) (datasetInfo, error) {
 	ds := r.spec.Dataset
+	if ds.Simulated == nil && dataset.IsRemote(ds.Path) {
+		return r.remoteDataset(ctx, w) // remote.go
+	}
 	if ds.Simulated == nil {
 		dg, _, err := cache.DigestDir(ds.Path)
 		if err != nil {
@@ -94,13 +101,18 @@ func (r *runner) computeTestsets(ctx context.Context, w *worldState) (cache.Entr
 	in := cache.KeyInput{Stage: "testsets", Plugin: "crops:testsets", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
 		Params: map[string]any{"qr_window_s": r.spec.Evaluation.QRWindowS}, Upstream: map[string]string{"dataset": ds.fingerprint}}
 	return r.do(ctx, stage{id: "testsets", unit: w.sharedUnit(""), in: in, outputs: []string{fileCT, fileQR, fileQueries}, run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
-		if err := dataset.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
+		opts, release, err := r.testsetBudget(ctx, work) // testsets_budget.go
+		if err != nil {
 			return nil, err
 		}
-		if err := dataset.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
-			return nil, err
+		defer release()
+		if err := opts.ClickTestSet(ctx, ds.dir, filepath.Join(out, fileCT)); err != nil {
+			return nil, r.budget.testsetError(err)
 		}
-		return nil, dataset.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries))
+		if err := opts.ReformulationTestSet(ctx, ds.dir, filepath.Join(out, fileQR), window); err != nil {
+			return nil, r.budget.testsetError(err)
+		}
+		return nil, r.budget.testsetError(opts.TestQueries(ctx, ds.dir, filepath.Join(out, fileQueries)))
 	}})
 }
 
@@ -123,6 +135,10 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 	}
 	_, ownLimit := src.Params["memory_limit"]
 	params, keyParams, err = r.engineParams(ctx, src, params, keyParams)
+	if err != nil {
+		return cache.Entry{}, err
+	}
+	mineDir, err := mineDatasetDir(ds, src, params) // remote_mine.go
 	if err != nil {
 		return cache.Entry{}, err
 	}
@@ -166,10 +182,13 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 				return nil, err
 			}
 			defer closeSource()
-			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: ds.dir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
+			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: mineDir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 			if err != nil {
 				return nil, r.budget.budgetError("mine/"+src.Name, ownLimit, err)
+			}
+			if err := checkRemoteCatalog(ctx, src.Name, ds, out); err != nil { // remote_mine.go
+				return nil, err
 			}
 			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
 			if err != nil {

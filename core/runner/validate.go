@@ -48,6 +48,9 @@ func (r *runner) computeValidation(ctx context.Context, w *worldState) error {
 		Params: map[string]any{"max_text_bytes": opts.MaxTextBytes, "max_rows_per_request": opts.MaxRowsPerRequest,
 			"max_feed_items_per_user": opts.MaxFeedItemsPerUser},
 		Upstream: map[string]string{"dataset": ds.fingerprint}}
+	if ds.remote != "" {
+		in.Upstream["local_copy"] = ds.localDigest // what is checked (remote.go)
+	}
 	_, err = r.do(ctx, stage{id: "validate", unit: w.sharedUnit(""), in: in, outputs: []string{fileValidation},
 		run: func(ctx context.Context, out, work string) (json.RawMessage, error) {
 			// The check runs before any unit, alone: it gets the run's
@@ -56,6 +59,12 @@ func (r *runner) computeValidation(ctx context.Context, w *worldState) error {
 			if r.budget != nil {
 				opts.MemoryLimit, opts.TempDir = r.budget.totalLimit(), filepath.Join(work, "duckdb-spill-validate")
 				defer removeSpill(work)
+			}
+			if ds.remote != "" {
+				// The local copy of a remote dataset (remote.go): whole small
+				// tables, some search rows, feed's schema.
+				opts.PartialSearch = true
+				r.logf("validate: %s is remote: checking its local copy (every table's schema; the rows of items, split, qrels, truth, requests, labels and the materialized search rows); the other search rows and the feed log are read by Spark only and not checked", ds.remote)
 			}
 			rep, err := dataset.Validate(ctx, ds.dir, opts)
 			if err != nil {
