@@ -59,15 +59,7 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, out []float32) {
 	parallelFor(n, runtime.GOMAXPROCS(0), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			o := out[r*dim : (r+1)*dim]
-			clear(o)
-			for l := 0; l < L; l++ {
-				wt := w[r*L+l]
-				if wt == 0 {
-					continue
-				}
-				axpy(o, table[int(ids[r*L+l])*dim:][:dim], wt)
-			}
+			bagRow(out[r*dim:(r+1)*dim], table, ids[r*L:(r+1)*L], w[r*L:(r+1)*L])
 		}
 	})
 }
@@ -179,7 +171,9 @@ func activeRows(m, v []float32, dim int) []bool {
 // rows' moments advance and only those rows decay; every other row is left
 // exactly as it is. Bias correction uses the global step count (as
 // torch.optim.SparseAdam and TF Addons' LazyAdam), not per-row counts. It
-// zeroes the gradient rows it consumes.
+// zeroes the gradient rows it consumes. Training takes the sparse path
+// (sparse.go: slotIndex, sparseAdam), which gives the same bits;
+// TestSparseAdamMatchesDense checks it against this dense one.
 func lazyAdam(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step int64) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
 	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))

@@ -46,11 +46,13 @@ type goNet struct {
 	q, i    towerNet
 	logTau  []float32
 	s       []float32 // scores of the last forward, [B, N]
+	dBags   []float32 // dL/dbag of both towers, [B+N, E] (q.dBag, i.dBag are views)
 	tau     float32
 	gemm    search.GEMM
 
 	// Training state, set up by initTrain.
 	trained bool
+	timer   *phaseTimer // nil except in BenchmarkRealStepPhases
 	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
@@ -64,9 +66,10 @@ type denseParam struct {
 // tableState is an embedding table with its gradient buffer and moments.
 type tableState struct {
 	p, m1, m2 []float32
-	grad      []float32 // dense [buckets*E], zero outside touched rows
+	grad      []float32 // dense [buckets*E], zero outside touched rows (adamw only)
 	touched   []bool
-	active    []bool // rows with nonzero moments (adamw only)
+	active    []bool    // rows with nonzero moments (adamw only)
+	slots     slotIndex // the batch's rows (lazy optimizers)
 }
 
 func newGoNet(p Params, m *model) (*goNet, error) {
@@ -153,9 +156,9 @@ func (n *goNet) initTrain() error {
 		if err != nil {
 			return err
 		}
-		ts := tableState{p: pv, m1: m1, m2: m2, grad: make([]float32, rows*E), touched: make([]bool, rows)}
-		if n.p.Optimizer == "adamw" {
-			ts.active = activeRows(m1, m2, E)
+		ts := tableState{p: pv, m1: m1, m2: m2}
+		if n.p.Optimizer == "adamw" { // the lazy optimizers need no dense gradient (sparse.go)
+			ts.grad, ts.touched, ts.active = make([]float32, rows*E), make([]bool, rows), activeRows(m1, m2, E)
 		}
 		n.tables = append(n.tables, ts)
 	}
@@ -282,7 +285,9 @@ func (n *goNet) scores(bt *batch) ([]float32, error) {
 		}
 		x.tn.bag = grow(x.tn.bag, x.rows*E)
 		bagForward(table, E, x.ids, x.w, x.rows, x.L, x.tn.bag)
+		n.timer.mark("bag-forward")
 		n.forward(x.tn, x.rows)
+		n.timer.mark("mlp-forward")
 	}
 	n.s = grow(n.s, bt.B*bt.N)
 	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, n.p.OutputDim, bt.N, false, true, n.workers)
@@ -291,6 +296,7 @@ func (n *goNet) scores(bt *batch) ([]float32, error) {
 	for i := range n.s {
 		n.s[i] /= tau
 	}
+	n.timer.mark("scores")
 	return n.s, nil
 }
 
@@ -321,6 +327,11 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	B, N, O := bt.B, bt.N, n.p.OutputDim
 	tau := n.tau
 	// S = Qy Iy^T / tau: dQy = G Iy / tau, dIy = G^T Qy / tau.
+	// Both towers' bag gradients in one buffer (query bags, then item
+	// bags): the lazy table step indexes bags across towers.
+	E := n.p.EmbeddingDim
+	n.dBags = grow(n.dBags, (B+N)*E)
+	n.q.dBag, n.i.dBag = n.dBags[:B*E:B*E], n.dBags[B*E:]
 	n.q.dy = grow(n.q.dy, B*O)
 	n.i.dy = grow(n.i.dy, N*O)
 	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.workers)
@@ -344,8 +355,10 @@ func (n *goNet) step(bt *batch, g []float32) error {
 			d[0] = 0
 		}
 	}
+	n.timer.mark("d-towers")
 	n.backward(&n.q)
 	n.backward(&n.i)
+	n.timer.mark("mlp-backward")
 
 	n.optStep[0]++
 	t := n.optStep[0]
@@ -353,27 +366,34 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	for _, d := range n.dense {
 		adamDense(d.p, d.m1, d.m2, d.g, lr, wd, t)
 	}
-	E := n.p.EmbeddingDim
+	n.timer.mark("adam-dense")
 	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
 	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
 	inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
+	bases := [][]int{{0, B}}           // their first bag in n.dBags
 	if !n.p.SharedEmbeddings {
-		inputs = [][]bagInput{{qIn}, {iIn}}
+		inputs, bases = [][]bagInput{{qIn}, {iIn}}, [][]int{{0}, {B}}
 	}
 	rows := n.p.HashBuckets
 	for k := range n.tables {
 		ts := &n.tables[k]
-		bagBackward(ts.grad, E, rows, inputs[k], ts.touched)
 		switch n.p.Optimizer {
 		case "adamw":
+			bagBackward(ts.grad, E, rows, inputs[k], ts.touched)
+			n.timer.mark("bag-backward")
 			adamW(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, ts.active, E, lr, wd, t)
-		case "lazy-adamw":
-			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, wd, t)
-		case "sparse-adam":
-			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, 0, t)
+		case "lazy-adamw", "sparse-adam":
+			ts.slots.build(rows, inputs[k], bases[k])
+			n.timer.mark("bag-backward")
+			twd := wd
+			if n.p.Optimizer == "sparse-adam" {
+				twd = 0
+			}
+			sparseAdam(&ts.slots, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
 		default:
 			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
 		}
+		n.timer.mark("table-update")
 	}
 	return nil
 }
@@ -382,15 +402,26 @@ func (n *goNet) step(bt *batch, g []float32) error {
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lr wd p.
 func adamDense(p, m, v, g []float32, lr, wd float64, step int64) {
+	adamRow(p, m, v, g, newAdamStep(lr, wd, step))
+}
+
+// adamStep holds one optimizer step's constants in float32.
+type adamStep struct{ c1, c2, lr, wd float32 }
+
+func newAdamStep(lr, wd float64, step int64) adamStep {
+	const b1, b2 = 0.9, 0.999
+	return adamStep{c1: float32(1 / (1 - math.Pow(b1, float64(step)))), c2: float32(1 / (1 - math.Pow(b2, float64(step)))),
+		lr: float32(lr), wd: float32(lr * wd)}
+}
+
+// adamScalar is adamRow's formula, element by element.
+func adamScalar(p, m, v, g []float32, k adamStep) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
-	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
-	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
-	flr, fwd := float32(lr), float32(lr*wd)
 	for i, gi := range g {
 		mi := b1*m[i] + (1-b1)*gi
 		vi := b2*v[i] + (1-b2)*gi*gi
 		m[i], v[i] = mi, vi
-		p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+		p[i] -= k.lr*(mi*k.c1)/(float32(math.Sqrt(float64(vi*k.c2)))+eps) + k.wd*p[i]
 	}
 }
 

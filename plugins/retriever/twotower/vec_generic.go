@@ -8,3 +8,18 @@ func axpy(dst, x []float32, a float32) {
 		dst[i] += a * v
 	}
 }
+
+// bagRow sets o = sum over l of w[l] * table[ids[l]] (rows of dim = len(o)),
+// skipping zero weights.
+func bagRow(o, table []float32, ids []int32, w []float32) {
+	dim := len(o)
+	clear(o)
+	for l, wt := range w {
+		if wt != 0 {
+			axpy(o, table[int(ids[l])*dim:][:dim], wt)
+		}
+	}
+}
+
+// adamRow applies one Adam step to p, m, v with gradient g.
+func adamRow(p, m, v, g []float32, k adamStep) { adamScalar(p, m, v, g, k) }
