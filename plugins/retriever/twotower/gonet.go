@@ -52,7 +52,7 @@ type goNet struct {
 
 	// Training state, set up by initTrain.
 	trained bool
-	timer   *phaseTimer // nil except in BenchmarkRealStepPhases
+	timer   *phaseTimer  // nil except in BenchmarkRealStepPhases
 	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
