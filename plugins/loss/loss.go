@@ -132,7 +132,7 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	// Rows are independent: split them over the cores. Each row writes only
 	// its own slots, and the reduction below runs in row order, so the result
 	// does not depend on scheduling.
-	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/16384))
+	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {

@@ -53,6 +53,8 @@ type goNet struct {
 	// Training state, set up by initTrain.
 	trained bool
 	timer   *phaseTimer  // nil except in BenchmarkRealStepPhases
+	scratch slotScratch  // step's slot indexes (batches not prepared)
+	prepSc  slotScratch  // prepare's (another goroutine)
 	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
@@ -68,8 +70,8 @@ type tableState struct {
 	p, m1, m2 []float32
 	grad      []float32 // dense [buckets*E], zero outside touched rows (adamw only)
 	touched   []bool
-	active    []bool    // rows with nonzero moments (adamw only)
-	slots     slotIndex // the batch's rows (lazy optimizers)
+	active    []bool // rows with nonzero moments (adamw only)
+	slots     slotIndex
 }
 
 func newGoNet(p Params, m *model) (*goNet, error) {
@@ -367,13 +369,7 @@ func (n *goNet) step(bt *batch, g []float32) error {
 		adamDense(d.p, d.m1, d.m2, d.g, lr, wd, t)
 	}
 	n.timer.mark("adam-dense")
-	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
-	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
-	inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
-	bases := [][]int{{0, B}}           // their first bag in n.dBags
-	if !n.p.SharedEmbeddings {
-		inputs, bases = [][]bagInput{{qIn}, {iIn}}, [][]int{{0}, {B}}
-	}
+	inputs, bases := n.tableInputs(bt)
 	rows := n.p.HashBuckets
 	for k := range n.tables {
 		ts := &n.tables[k]
@@ -383,13 +379,18 @@ func (n *goNet) step(bt *batch, g []float32) error {
 			n.timer.mark("bag-backward")
 			adamW(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, ts.active, E, lr, wd, t)
 		case "lazy-adamw", "sparse-adam":
-			ts.slots.build(rows, inputs[k], bases[k])
+			idx := &ts.slots
+			if len(bt.slots) == len(n.tables) {
+				idx = &bt.slots[k] // built by prepare, ahead of the step
+			} else {
+				idx.build(&n.scratch, rows, inputs[k], bases[k])
+			}
 			n.timer.mark("bag-backward")
 			twd := wd
 			if n.p.Optimizer == "sparse-adam" {
 				twd = 0
 			}
-			sparseAdam(&ts.slots, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
+			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
 		default:
 			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
 		}
@@ -398,11 +399,38 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	return nil
 }
 
+// tableInputs lists, per embedding table, the bag batches feeding it and
+// the index of their first bag in n.dBags (query bags, then item bags).
+func (n *goNet) tableInputs(bt *batch) ([][]bagInput, [][]int) {
+	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
+	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
+	if !n.p.SharedEmbeddings {
+		return [][]bagInput{{qIn}, {iIn}}, [][]int{{0}, {bt.B}}
+	}
+	return [][]bagInput{{qIn, iIn}}, [][]int{{0, bt.B}} // shared table: both towers feed it
+}
+
+// prepare builds bt's slot indexes for the lazy optimizers' table step, so
+// that step need not: the training loop calls it on the next batch, in the
+// goroutine that builds batches, while the current step runs. It reads
+// only the batch and the parameters.
+func (n *goNet) prepare(bt *batch) {
+	if n.p.Optimizer == "adamw" {
+		return
+	}
+	inputs, bases := n.tableInputs(bt)
+	bt.slots = make([]slotIndex, len(inputs))
+	for k := range inputs {
+		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
+	}
+}
+
 // adamDense is one AdamW step on every element, gomlx's Adam formula:
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lr wd p.
 func adamDense(p, m, v, g []float32, lr, wd float64, step int64) {
-	adamRow(p, m, v, g, newAdamStep(lr, wd, step))
+	k := newAdamStep(lr, wd, step)
+	adamRow(p, m, v, g, &k)
 }
 
 // adamStep holds one optimizer step's constants in float32.
@@ -415,7 +443,7 @@ func newAdamStep(lr, wd float64, step int64) adamStep {
 }
 
 // adamScalar is adamRow's formula, element by element.
-func adamScalar(p, m, v, g []float32, k adamStep) {
+func adamScalar(p, m, v, g []float32, k *adamStep) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
 	for i, gi := range g {
 		mi := b1*m[i] + (1-b1)*gi

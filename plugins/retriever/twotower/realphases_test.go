@@ -44,12 +44,15 @@ func BenchmarkRealStepPhases(b *testing.B) {
 	p := defaultParams()
 	tr := newTrainer(p, 1, rowMode{}, ts, cat)
 	var batches []batch
+	tb, cb := time.Now(), processCPU()
 	for _, bt := range tr.epochSeq(0) {
 		batches = append(batches, bt)
 		if len(batches) == 24 {
 			break
 		}
 	}
+	fmt.Printf("building a batch: wall %.3f ms, cpu %.3f ms\n", float64(time.Since(tb).Microseconds())/1000/float64(len(batches)),
+		float64((processCPU()-cb).Microseconds())/1000/float64(len(batches)))
 	for _, bt := range batches[:3] {
 		u, nz := map[int32]bool{}, 0
 		for i, id := range bt.iIds {

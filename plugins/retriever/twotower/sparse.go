@@ -19,21 +19,27 @@ import "runtime"
 // changes nothing.
 
 // slotIndex lists, per distinct table row of a batch, the bag slots that
-// read it. Its buffers are reused from step to step.
+// read it.
 type slotIndex struct {
-	count []int32 // per table row: slots this batch (zero between steps)
-	next  []int32 // per table row: next write position in refs
 	rows  []int32 // distinct rows, in order of first appearance
 	start []int32 // rows[k]'s slots are refs[start[k]:start[k+1]]
 	refs  []int32 // per slot: the bag's row in the concatenated bag gradients
 	w     []float32
 }
 
+// slotScratch is slotIndex.build's per-table-row scratch (zero between
+// builds), kept by its goroutine.
+type slotScratch struct {
+	count []int32 // per table row: slots of this batch
+	next  []int32 // per table row: next write position in refs
+}
+
 // build indexes the nonzero slots of inputs, whose bags are the rows
-// base[k], base[k]+1, ... of the concatenated gradient buffer.
-func (x *slotIndex) build(tableRows int, inputs []bagInput, base []int) {
-	if len(x.count) != tableRows {
-		x.count, x.next = make([]int32, tableRows), make([]int32, tableRows)
+// base[k], base[k]+1, ... of the concatenated gradient buffer. x's buffers
+// are reused.
+func (x *slotIndex) build(sc *slotScratch, tableRows int, inputs []bagInput, base []int) {
+	if len(sc.count) != tableRows {
+		sc.count, sc.next = make([]int32, tableRows), make([]int32, tableRows)
 	}
 	x.rows = x.rows[:0]
 	total := 0
@@ -42,20 +48,20 @@ func (x *slotIndex) build(tableRows int, inputs []bagInput, base []int) {
 			if in.w[s] == 0 {
 				continue
 			}
-			if x.count[id] == 0 {
+			if sc.count[id] == 0 {
 				x.rows = append(x.rows, id)
 			}
-			x.count[id]++
+			sc.count[id]++
 			total++
 		}
 	}
 	x.start = append(x.start[:0], 0)
 	pos := int32(0)
 	for _, id := range x.rows {
-		x.next[id] = pos
-		pos += x.count[id]
+		sc.next[id] = pos
+		pos += sc.count[id]
 		x.start = append(x.start, pos)
-		x.count[id] = 0
+		sc.count[id] = 0
 	}
 	x.refs = growInt32(x.refs, total)
 	x.w = grow(x.w, total)
@@ -65,9 +71,9 @@ func (x *slotIndex) build(tableRows int, inputs []bagInput, base []int) {
 			if wt == 0 {
 				continue
 			}
-			p := x.next[id]
+			p := sc.next[id]
 			x.refs[p], x.w[p] = int32(base[k]+s/in.L), wt
-			x.next[id] = p + 1
+			sc.next[id] = p + 1
 		}
 	}
 }
@@ -83,7 +89,7 @@ func sparseAdam(x *slotIndex, dBags []float32, p, m, v []float32, dim int, lr, w
 			a, b := x.start[j], x.start[j+1]
 			bagRow(g, dBags, x.refs[a:b], x.w[a:b])
 			r := int(x.rows[j]) * dim
-			adamRow(p[r:r+dim], m[r:r+dim], v[r:r+dim], g, k)
+			adamRow(p[r:r+dim], m[r:r+dim], v[r:r+dim], g, &k)
 		}
 	})
 }

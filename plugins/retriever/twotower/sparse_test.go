@@ -66,6 +66,7 @@ func TestSparseAdamMatchesDense(t *testing.T) {
 			ps, ms, vs := slices.Clone(p0), make([]float32, rows*dim), make([]float32, rows*dim)
 			grad, touched := make([]float32, rows*dim), make([]bool, rows)
 			var idx slotIndex
+			var sc slotScratch
 			for step := int64(1); step <= 4; step++ {
 				input := func(n, L int) bagInput {
 					in := bagInput{ids: make([]int32, n*L), w: make([]float32, n*L), n: n, L: L}
@@ -82,7 +83,7 @@ func TestSparseAdamMatchesDense(t *testing.T) {
 				q.dBags, it.dBags = dBags[:q.n*dim], dBags[q.n*dim:]
 				bagBackward(grad, dim, rows, []bagInput{q, it}, touched)
 				lazyAdam(pd, md, vd, grad, touched, dim, 1e-2, 1e-3, step)
-				idx.build(rows, []bagInput{q, it}, []int{0, q.n})
+				idx.build(&sc, rows, []bagInput{q, it}, []int{0, q.n})
 				sparseAdam(&idx, dBags, ps, ms, vs, dim, 1e-2, 1e-3, step)
 			}
 			for _, c := range []struct {

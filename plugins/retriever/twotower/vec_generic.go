@@ -22,4 +22,4 @@ func bagRow(o, table []float32, ids []int32, w []float32) {
 }
 
 // adamRow applies one Adam step to p, m, v with gradient g.
-func adamRow(p, m, v, g []float32, k adamStep) { adamScalar(p, m, v, g, k) }
+func adamRow(p, m, v, g []float32, k *adamStep) { adamScalar(p, m, v, g, k) }

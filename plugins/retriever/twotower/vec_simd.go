@@ -86,8 +86,11 @@ func bagRow(o, table []float32, ids []int32, w []float32) {
 // adamRow applies one Adam step to p, m, v with gradient g (all of length
 // len(g)): the formula of adamDense, with the same operations in the same
 // order (no fusing; sqrt of a float32 in float32 equals Go's float64 sqrt
-// rounded to float32), so its bits match the scalar loop.
-func adamRow(p, m, v, g []float32, k adamStep) {
+// rounded to float32), so its bits match the scalar loop. k is passed by
+// pointer so that no scalar float stays live across the vector loop: the
+// compiler reloads such values with SSE instructions, which pay the dirty
+// upper-half penalty (see axpy) on every iteration.
+func adamRow(p, m, v, g []float32, k *adamStep) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
 	n := len(g)
 	i := 0
@@ -98,13 +101,17 @@ func adamRow(p, m, v, g []float32, k adamStep) {
 		vc1, vc2 := archsimd.BroadcastFloat32x8(k.c1), archsimd.BroadcastFloat32x8(k.c2)
 		vlr, vwd := archsimd.BroadcastFloat32x8(k.lr), archsimd.BroadcastFloat32x8(k.wd)
 		for ; i+8 <= n; i += 8 {
+			// All loads before any store (a store to m or v followed by
+			// a load of p at an address equal modulo 4 KiB stalls).
 			gi := archsimd.LoadFloat32x8Slice(g[i:])
-			mi := vb1.Mul(archsimd.LoadFloat32x8Slice(m[i:])).Add(vb1c.Mul(gi))
-			vi := vb2.Mul(archsimd.LoadFloat32x8Slice(v[i:])).Add(vb2c.Mul(gi).Mul(gi))
+			mo := archsimd.LoadFloat32x8Slice(m[i:])
+			vo := archsimd.LoadFloat32x8Slice(v[i:])
+			pi := archsimd.LoadFloat32x8Slice(p[i:])
+			mi := vb1.Mul(mo).Add(vb1c.Mul(gi))
+			vi := vb2.Mul(vo).Add(vb2c.Mul(gi).Mul(gi))
+			step := vlr.Mul(mi.Mul(vc1)).Div(vi.Mul(vc2).Sqrt().Add(veps))
 			mi.StoreSlice(m[i:])
 			vi.StoreSlice(v[i:])
-			pi := archsimd.LoadFloat32x8Slice(p[i:])
-			step := vlr.Mul(mi.Mul(vc1)).Div(vi.Mul(vc2).Sqrt().Add(veps))
 			pi.Sub(step.Add(vwd.Mul(pi))).StoreSlice(p[i:])
 		}
 		archsimd.ClearAVXUpperBits()
