@@ -39,25 +39,29 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 	}
 	pieces := min(n, 4*workers)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= pieces {
-					return
-				}
-				fn(k*n/pieces, (k+1)*n/pieces)
+	work := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= pieces {
+				return
 			}
-		})
+			fn(k*n/pieces, (k+1)*n/pieces)
+		}
 	}
+	// The caller is one of the workers: one goroutine fewer to start and
+	// to wake per region.
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
 // bagForward computes out[r] = sum_l w[r,l] * table[ids[r,l]] for n rows of
-// L slots; out is [n, dim].
-func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, out []float32) {
-	parallelFor(n, runtime.GOMAXPROCS(0), func(lo, hi int) {
+// L slots; out is [n, dim]. Rows split over up to workers goroutines.
+func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, out []float32, workers int) {
+	parallelFor(n, workers, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			bagRow(out[r*dim:(r+1)*dim], table, ids[r*L:(r+1)*L], w[r*L:(r+1)*L])
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -186,7 +187,7 @@ func (n *goNet) forward(tn *towerNet, rows int) {
 	tn.out = grow(tn.out, rows*O)
 	tn.nrm = grow(tn.nrm, rows)
 	w0, b0, w1, b1 := tn.param[0], tn.param[1], tn.param[2], tn.param[3]
-	tn.gemm.Mul(tn.pre, tn.bag, w0, rows, E, H, false, false, n.workers)
+	tn.gemm.Mul(tn.pre, tn.bag, w0, rows, E, H, false, false, n.mulWorkers(rows, E, H))
 	for r := range rows {
 		pre, h := tn.pre[r*H:(r+1)*H], tn.h[r*H:(r+1)*H]
 		for j := range pre {
@@ -195,7 +196,7 @@ func (n *goNet) forward(tn *towerNet, rows int) {
 			h[j] = max(x, 0)
 		}
 	}
-	tn.gemm.Mul(tn.out, tn.h, w1, rows, H, O, false, false, n.workers)
+	tn.gemm.Mul(tn.out, tn.h, w1, rows, H, O, false, false, n.mulWorkers(rows, H, O))
 	for r := range rows {
 		o := tn.out[r*O : (r+1)*O]
 		var ss float32
@@ -234,9 +235,9 @@ func (n *goNet) backward(tn *towerNet) {
 			d[j] = (dy[j] - y[j]*yd) / tn.nrm[r]
 		}
 	}
-	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.workers)
+	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.mulWorkers(H, rows, O))
 	colSum(tn.grad[3], tn.dout, rows, O)
-	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.workers)
+	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.mulWorkers(rows, O, H))
 	for i, x := range tn.pre {
 		if x > 0 {
 			tn.dpre[i] = tn.dh[i]
@@ -244,9 +245,9 @@ func (n *goNet) backward(tn *towerNet) {
 			tn.dpre[i] = 0
 		}
 	}
-	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.workers)
+	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.mulWorkers(E, rows, H))
 	colSum(tn.grad[1], tn.dpre, rows, H)
-	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.workers)
+	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.mulWorkers(rows, H, E))
 }
 
 // colSum sets dst[j] = sum over rows of m[r, j], in row order.
@@ -272,27 +273,26 @@ func (n *goNet) tauValue() (float32, bool) {
 // activations stay for the step's backward pass. The returned slice is
 // reused by the next call.
 func (n *goNet) scores(bt *batch) ([]float32, error) {
-	E := n.p.EmbeddingDim
-	for _, x := range []struct {
-		tn   *towerNet
-		t    tower
-		ids  []int32
-		w    []float32
-		rows int
-		L    int
-	}{{&n.q, n.m.q, bt.qIds, bt.qW, bt.B, bt.Lq}, {&n.i, n.m.i, bt.iIds, bt.iW, bt.N, bt.Li}} {
-		table, err := flat(x.t.emb)
-		if err != nil {
-			return nil, err
-		}
-		x.tn.bag = grow(x.tn.bag, x.rows*E)
-		bagForward(table, E, x.ids, x.w, x.rows, x.L, x.tn.bag)
-		n.timer.mark("bag-forward")
-		n.forward(x.tn, x.rows)
-		n.timer.mark("mlp-forward")
+	qTable, err := flat(n.m.q.emb)
+	if err != nil {
+		return nil, err
 	}
+	iTable, err := flat(n.m.i.emb)
+	if err != nil {
+		return nil, err
+	}
+	// The towers run side by side: a small one (the query tower of a
+	// batch of a few wide rows) runs serially in its own goroutine while
+	// the other's kernels split across the cores, instead of being one
+	// more round of fork/joins on the step's critical path.
+	var wg sync.WaitGroup
+	wg.Go(func() { n.towerForward(&n.q, qTable, bt.qIds, bt.qW, bt.B, bt.Lq) })
+	n.towerForward(&n.i, iTable, bt.iIds, bt.iW, bt.N, bt.Li)
+	wg.Wait()
+	n.timer.mark("towers-forward")
 	n.s = grow(n.s, bt.B*bt.N)
-	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, n.p.OutputDim, bt.N, false, true, n.workers)
+	O := n.p.OutputDim
+	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, O, bt.N, false, true, n.mulWorkers(bt.B, O, bt.N))
 	tau, _ := n.tauValue()
 	n.tau = tau
 	for i := range n.s {
@@ -300,6 +300,34 @@ func (n *goNet) scores(bt *batch) ([]float32, error) {
 	}
 	n.timer.mark("scores")
 	return n.s, nil
+}
+
+// towerForward computes tn's bags of ids/w [rows, L] from table and runs
+// the tower over them.
+func (n *goNet) towerForward(tn *towerNet, table []float32, ids []int32, w []float32, rows, L int) {
+	E := n.p.EmbeddingDim
+	tn.bag = grow(tn.bag, rows*E)
+	bagForward(table, E, ids, w, rows, L, tn.bag, n.towerWorkers(rows))
+	n.forward(tn, rows)
+}
+
+// parallelMin is the size (multiply-adds) below which a product or a tower
+// runs on one core: a fork/join costs tens of microseconds of wake-up on the
+// bench machine, more than splitting ~2^20 multiply-adds saves.
+const parallelMin = 1 << 20
+
+// mulWorkers is the workers of an [m, k] x [k, nn] product.
+func (n *goNet) mulWorkers(m, k, nn int) int {
+	if m*k*nn < parallelMin {
+		return 1
+	}
+	return n.workers
+}
+
+// towerWorkers is the workers of a tower's bags and products over rows
+// rows (its first layer's size decides).
+func (n *goNet) towerWorkers(rows int) int {
+	return n.mulWorkers(rows, n.p.EmbeddingDim, n.p.HiddenDim)
 }
 
 // encode runs tower t over bags of ids/w [rows, L] and returns the unit
@@ -313,9 +341,7 @@ func (n *goNet) encode(t tower, ids []int32, w []float32, rows, L int) ([]float3
 	if err != nil {
 		return nil, err
 	}
-	tn.bag = grow(tn.bag, rows*n.p.EmbeddingDim)
-	bagForward(table, n.p.EmbeddingDim, ids, w, rows, L, tn.bag)
-	n.forward(tn, rows)
+	n.towerForward(tn, table, ids, w, rows, L)
 	return append([]float32(nil), tn.out[:rows*n.p.OutputDim]...), nil
 }
 
@@ -336,8 +362,8 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	n.q.dBag, n.i.dBag = n.dBags[:B*E:B*E], n.dBags[B*E:]
 	n.q.dy = grow(n.q.dy, B*O)
 	n.i.dy = grow(n.i.dy, N*O)
-	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.workers)
-	n.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.workers)
+	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.mulWorkers(B, N, O))
+	n.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
 	for i := range n.q.dy {
 		n.q.dy[i] /= tau
 	}
@@ -358,8 +384,12 @@ func (n *goNet) step(bt *batch, g []float32) error {
 		}
 	}
 	n.timer.mark("d-towers")
-	n.backward(&n.q)
+	// Side by side, as in scores (disjoint buffers: each tower's
+	// gradients and its rows of n.dBags).
+	var wg sync.WaitGroup
+	wg.Go(func() { n.backward(&n.q) })
 	n.backward(&n.i)
+	wg.Wait()
 	n.timer.mark("mlp-backward")
 
 	n.optStep[0]++
