@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 )
 
@@ -68,9 +69,24 @@ func (s *shmSegment) close() {
 }
 
 // mapShm maps the first size bytes of an existing segment read-write for
-// one call (the server's side, and the host checking a relayed gradient).
-// release unmaps it.
+// one call (ComputePacked's side, without a ShmMaps). release unmaps it.
 func mapShm(path string, size int) (mem []byte, release func(), err error) {
+	f, _, err := openShm(path, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	// MAP_POPULATE: fault the pages in with the mapping, in one go.
+	mem, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+	}
+	return mem, func() { _ = syscall.Munmap(mem) }, nil
+}
+
+// openShm opens a segment named by a request and checks it: an absolute
+// path, not a symlink, a regular file of at least size bytes.
+func openShm(path string, size int) (*os.File, *syscall.Stat_t, error) {
 	if !filepath.IsAbs(path) {
 		return nil, nil, fmt.Errorf("shm_path %q: expected an absolute path", path)
 	}
@@ -81,18 +97,87 @@ func mapShm(path string, size int) (mem []byte, release func(), err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("shm_path: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
 		return nil, nil, fmt.Errorf("shm_path: %w", err)
 	}
-	if !st.Mode().IsRegular() || st.Size() < int64(size) {
-		return nil, nil, fmt.Errorf("shm_path %s: %d bytes (%v), expected a regular file of at least %d (9 x B*N)", path, st.Size(), st.Mode().Type(), size)
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size < int64(size) {
+		f.Close()
+		return nil, nil, fmt.Errorf("shm_path %s: %d bytes (mode %o), expected a regular file of at least %d (9 x B*N)", path, st.Size, st.Mode&syscall.S_IFMT, size)
 	}
-	// MAP_POPULATE: fault the pages in with the mapping, in one go.
-	mem, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	return f, &st, nil
+}
+
+// ShmMaps keeps the segment a loss server (or the host's relay) last
+// mapped, so that a client's calls, which reuse one segment for the
+// client's life, cost an open and an fstat each (the same checks as a
+// fresh mapping: absolute path, no symlink, regular file, size) instead of
+// a mapping, its page population and an unmapping, whose TLB shootdown
+// interrupts the other cores (on the 2-core bench machine: the cores the
+// training step runs on). The cached mapping is used only while the path
+// names the same file (device and inode). A concurrent call maps its own.
+// The zero value is ready; Close unmaps.
+type ShmMaps struct {
+	mu       sync.Mutex
+	path     string
+	dev, ino uint64
+	mem      []byte
+	busy     bool
+	// The unpacked inputs of the call holding the mapping, reused.
+	scores []float32
+	tiers  []int32
+	valid  []bool
+}
+
+// acquire maps (or finds mapped) the first size bytes of path. release
+// must be called when the call is done with mem; cached tells whether the
+// call holds the cache (and may use its buffers).
+func (c *ShmMaps) acquire(path string, size int) (mem []byte, cached bool, release func(), err error) {
+	f, st, err := openShm(path, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		return nil, false, nil, err
 	}
-	return mem, func() { _ = syscall.Munmap(mem) }, nil
+	defer f.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy {
+		mem, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		}
+		return mem, false, func() { _ = syscall.Munmap(mem) }, nil
+	}
+	if c.mem == nil || c.path != path || c.dev != st.Dev || c.ino != st.Ino || len(c.mem) < size {
+		// Map the whole file: a client reuses a segment for smaller calls.
+		m, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		}
+		c.unmapLocked()
+		c.path, c.dev, c.ino, c.mem = path, st.Dev, st.Ino, m
+	}
+	c.busy = true
+	return c.mem[:size], true, func() {
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
+	}, nil
+}
+
+func (c *ShmMaps) unmapLocked() {
+	if c.mem != nil {
+		_ = syscall.Munmap(c.mem)
+	}
+	c.mem, c.path = nil, ""
+}
+
+// Close unmaps the cached segment (a call still holding it keeps it).
+func (c *ShmMaps) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busy {
+		c.unmapLocked()
+	}
+	return nil
 }
