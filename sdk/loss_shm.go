@@ -27,7 +27,9 @@ type lossShm struct {
 	mu  sync.Mutex // held for a call: one call at a time uses the segment
 	seg *shmSegment
 	ok  bool // a call through the segment succeeded: the peer speaks it
-	off bool // the peer (or a relay) does not, or no segment could be made
+	// swept: removeStaleShm ran (once, before the first segment).
+	swept bool
+	off   bool // the peer (or a relay) does not, or no segment could be made
 	// probeFailed: off because the first call failed (not yet confirmed
 	// by the inline call succeeding).
 	probeFailed atomic.Bool
@@ -64,6 +66,11 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		return out, false, nil
 	}
 	if s.seg == nil || len(s.seg.mem) < shmSize(n) {
+		if s.seg == nil && !s.swept {
+			// A client's first segment: clear what crashed clients left.
+			s.swept = true
+			removeStaleShm(shmDir())
+		}
 		s.seg.close()
 		if s.seg, err = newShmSegment(shmSize(n)); err != nil {
 			s.off = true

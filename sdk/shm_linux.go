@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -38,8 +40,10 @@ func shmDir() string {
 
 // newShmSegment creates and maps a segment of size bytes (mode 0600: only
 // this user's processes, i.e. the host and its plugins, can open it).
+// The name carries the owner's pid (crops-loss-<pid>-<random>.seg) so that
+// a later client can tell a crashed owner's segment from a live one.
 func newShmSegment(size int) (*shmSegment, error) {
-	f, err := os.CreateTemp(shmDir(), "crops-loss-*.seg")
+	f, err := os.CreateTemp(shmDir(), fmt.Sprintf("crops-loss-%d-*.seg", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("loss shared memory: %w", err)
 	}
@@ -57,6 +61,32 @@ func newShmSegment(size int) (*shmSegment, error) {
 		return nil, fmt.Errorf("loss shared memory: map %s: %w", path, err)
 	}
 	return &shmSegment{path: path, mem: mem}, nil
+}
+
+// removeStaleShm removes the segments in dir whose owner process (the pid
+// in the name) no longer exists: a loss client that crashed or was killed
+// before Close left its file in /dev/shm, memory no one frees. Only this
+// user's regular files named crops-loss-<pid>-<random>.seg are considered
+// (older names carry no pid and are left alone); a live owner, or a pid
+// taken over by another process, keeps its file.
+func removeStaleShm(dir string) (removed []string) {
+	names, _ := filepath.Glob(filepath.Join(dir, "crops-loss-*-*.seg"))
+	for _, p := range names {
+		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "crops-loss-"), ".seg")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != os.Getuid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH && os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
 }
 
 // close unmaps and removes the segment.
