@@ -18,7 +18,8 @@
 #   2. twotower_boundary.json  the loss plugin boundary on the real two-tower step at
 #                              B=64,N=512 and B=256,N=1024 (out-of-process vs in-process loss;
 #                              the loss plugin with shared memory and with inline matrices)
-#   3. search.json             (--with-search only) exact top-100 search 1M x 64: crops at 2 and 1
+#   3. phases.log              where a step's time goes, 2 cores vs 1 (BenchmarkRealStepPhases)
+#   4. search.json             (--with-search only) exact top-100 search 1M x 64: crops at 2 and 1
 #                              workers vs FAISS IndexFlatIP at 1 and 2 threads, top-100 checked
 # Every comparison is interleaved (A B A B ...), ratios per round, median and
 # spread; every JSON records the load average per round. OUTDIR also gets
@@ -37,6 +38,7 @@ if [ "${1:-}" = "--build" ]; then
 	mkdir -p "$bin"
 	go build -o "$bin/bench-search" ./bench/search
 	go build -o "$bin/bench-twotower" ./bench/twotower
+	go test -c -o "$bin/twotower.test" ./plugins/retriever/twotower # BenchmarkRealStepPhases
 	"$py" -c 'import torch, faiss, numpy' # the references must import
 	# Simulate the medium world, build the label table and batches once
 	# (a 1-step run), so the timed run does none of that.
@@ -105,20 +107,28 @@ if [ $small = 1 ]; then
 	tt=(-steps 10 -warmup 2 -rounds 3 -extra-rounds 0 -det-steps 1 -budget 80s)
 	bd=(-steps 8 -warmup 2 -rounds 3 -budget 80s)
 	se=(-items 100000 -queries 64 -rounds 3 -reps 2 -budget 60s)
-	limits=(110 110 90)
+	limits=(110 110 90 60)
+	phaseRounds=2
 else
 	# crops steps take ~3-5 ms now (~50 ms for PyTorch sparse): 60 timed
 	# steps after 6 warm-up; each run also loads the world (~1-2 s).
-	tt=(-steps 60 -warmup 6 -rounds 8 -extra-rounds 0 -det-steps 3 -budget 180s)
-	bd=(-steps 40 -warmup 5 -rounds 8 -budget 180s)
+	tt=(-steps 60 -warmup 6 -rounds 8 -extra-rounds 0 -det-steps 3 -budget 165s)
+	bd=(-steps 40 -warmup 5 -rounds 8 -budget 165s)
 	se=(-items 1000000 -dim 64 -queries 256 -k 100 -rounds 8 -reps 2 -budget 120s)
-	limits=(215 215 155) # 430 s without search
+	limits=(200 200 155 40) # 440 s without search
+	phaseRounds=8
 fi
 
 section twotower "${limits[0]}" "$bin/bench-twotower" -work "$work" -python "$py" -machine-note "$note" \
 	-out "$out/twotower.json" "${tt[@]}"
 section boundary "${limits[1]}" "$bin/bench-twotower" -mode boundary -work "$work" -machine-note "$note" \
 	-out "$out/twotower_boundary.json" "${bd[@]}"
+# Where a step's time goes, 2 cores vs 1 (wall and CPU per phase, interleaved;
+# text, for the record: the ratios above are the JSONs').
+if [ -x "$bin/twotower.test" ]; then
+	section phases "${limits[3]}" env CROPS_TWOTOWER_WORK="$work" "$bin/twotower.test" -test.run - \
+		-test.bench RealStepPhases -test.benchtime "$phaseRounds"x
+fi
 if [ $search = 1 ]; then
 	section search "${limits[2]}" "$bin/bench-search" -python "$py" -machine-note "$note" \
 		-out "$out/search.json" "${se[@]}"
