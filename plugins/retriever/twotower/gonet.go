@@ -362,14 +362,19 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	n.q.dBag, n.i.dBag = n.dBags[:B*E:B*E], n.dBags[B*E:]
 	n.q.dy = grow(n.q.dy, B*O)
 	n.i.dy = grow(n.i.dy, N*O)
-	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.mulWorkers(B, N, O))
-	n.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
-	for i := range n.q.dy {
-		n.q.dy[i] /= tau
-	}
+	// The two products side by side (each tower's own GEMM buffers).
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		n.q.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.mulWorkers(B, N, O))
+		for i := range n.q.dy {
+			n.q.dy[i] /= tau
+		}
+	})
+	n.i.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
 	for i := range n.i.dy {
 		n.i.dy[i] /= tau
 	}
+	wg.Wait()
 	// dL/dlog tau = -sum(S G) while exp(log tau) is above the floor.
 	if n.p.LearnTau {
 		var sg float32
@@ -386,7 +391,6 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	n.timer.mark("d-towers")
 	// Side by side, as in scores (disjoint buffers: each tower's
 	// gradients and its rows of n.dBags).
-	var wg sync.WaitGroup
 	wg.Go(func() { n.backward(&n.q) })
 	n.backward(&n.i)
 	wg.Wait()
