@@ -403,7 +403,7 @@ func (n *goNet) step(bt *batch, g []float32) error {
 		adamDense(d.p, d.m1, d.m2, d.g, lr, wd, t)
 	}
 	n.timer.mark("adam-dense")
-	inputs, bases := n.tableInputs(bt)
+	inputs, bases := n.tableInputs(bt, n.q.dBag, n.i.dBag)
 	rows := n.p.HashBuckets
 	for k := range n.tables {
 		ts := &n.tables[k]
@@ -433,11 +433,13 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	return nil
 }
 
-// tableInputs lists, per embedding table, the bag batches feeding it and
-// the index of their first bag in n.dBags (query bags, then item bags).
-func (n *goNet) tableInputs(bt *batch) ([][]bagInput, [][]int) {
-	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
-	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
+// tableInputs lists, per embedding table, the bag batches feeding it (with
+// their bag gradients qd and id, nil for the slot index) and the index of
+// their first bag in n.dBags (query bags, then item bags). It reads only
+// the batch and the parameters: prepare calls it from another goroutine.
+func (n *goNet) tableInputs(bt *batch, qd, id []float32) ([][]bagInput, [][]int) {
+	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: qd}
+	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: id}
 	if !n.p.SharedEmbeddings {
 		return [][]bagInput{{qIn}, {iIn}}, [][]int{{0}, {bt.B}}
 	}
@@ -452,7 +454,7 @@ func (n *goNet) prepare(bt *batch) {
 	if n.p.Optimizer == "adamw" {
 		return
 	}
-	inputs, bases := n.tableInputs(bt)
+	inputs, bases := n.tableInputs(bt, nil, nil)
 	bt.slots = make([]slotIndex, len(inputs))
 	for k := range inputs {
 		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
