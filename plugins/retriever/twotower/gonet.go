@@ -238,16 +238,21 @@ func (n *goNet) backward(tn *towerNet) {
 	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.mulWorkers(H, rows, O))
 	colSum(tn.grad[3], tn.dout, rows, O)
 	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.mulWorkers(rows, O, H))
-	for i, x := range tn.pre {
-		if x > 0 {
-			tn.dpre[i] = tn.dh[i]
-		} else {
-			tn.dpre[i] = 0
-		}
-	}
+	reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
 	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.mulWorkers(E, rows, H))
 	colSum(tn.grad[1], tn.dpre, rows, H)
 	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.mulWorkers(rows, H, E))
+}
+
+// reluGradScalar is reluGrad element by element.
+func reluGradScalar(dpre, pre, dh []float32) {
+	for i, x := range pre {
+		if x > 0 {
+			dpre[i] = dh[i]
+		} else {
+			dpre[i] = 0
+		}
+	}
 }
 
 // colSum sets dst[j] = sum over rows of m[r, j], in row order.

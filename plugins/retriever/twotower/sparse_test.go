@@ -1,6 +1,7 @@
 package twotower
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -105,4 +106,33 @@ func TestSparseAdamMatchesDense(t *testing.T) {
 func setProcs(n int) func() {
 	prev := runtime.GOMAXPROCS(n)
 	return func() { runtime.GOMAXPROCS(prev) }
+}
+
+// TestReluGradSameBits: the vector ReLU backward gives the scalar bits,
+// signed zeros, NaN and infinities included.
+func TestReluGradSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-45}
+	n := 203
+	pre, dh := make([]float32, n), make([]float32, n)
+	for i := range pre {
+		pre[i], dh[i] = rng.Float32()-0.5, rng.Float32()-0.5
+		if i%7 == 0 {
+			pre[i] = special[(i/7)%len(special)]
+		}
+		if i%5 == 0 {
+			dh[i] = special[(i/5)%len(special)]
+		}
+	}
+	got, want := make([]float32, n), make([]float32, n)
+	for i := range got {
+		got[i] = 9
+	}
+	reluGrad(got, pre, dh)
+	reluGradScalar(want, pre, dh)
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("element %d (pre %v, dh %v): %v, want %v", i, pre[i], dh[i], got[i], want[i])
+		}
+	}
 }

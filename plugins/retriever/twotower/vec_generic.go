@@ -23,3 +23,6 @@ func bagRow(o, table []float32, ids []int32, w []float32) {
 
 // adamRow applies one Adam step to p, m, v with gradient g.
 func adamRow(p, m, v, g []float32, k *adamStep) { adamScalar(p, m, v, g, k) }
+
+// reluGrad sets dpre[i] = dh[i] where pre[i] > 0, else +0.
+func reluGrad(dpre, pre, dh []float32) { reluGradScalar(dpre, pre, dh) }

@@ -118,3 +118,20 @@ func adamRow(p, m, v, g []float32, k *adamStep) {
 	}
 	adamScalar(p[i:n], m[i:n], v[i:n], g[i:n], k)
 }
+
+// reluGrad sets dpre[i] = dh[i] where pre[i] > 0, else +0 (the ReLU's
+// backward pass). The vector path masks the bits of dh (the same values as
+// the scalar branch, which mispredicted on half the elements: 6 ns each).
+func reluGrad(dpre, pre, dh []float32) {
+	n := len(pre)
+	i := 0
+	if hasAVX2FMA {
+		var zero archsimd.Float32x8
+		for ; i+8 <= n; i += 8 {
+			m := archsimd.LoadFloat32x8Slice(pre[i:]).Greater(zero)
+			archsimd.LoadFloat32x8Slice(dh[i:]).Masked(m).StoreSlice(dpre[i:])
+		}
+		archsimd.ClearAVXUpperBits()
+	}
+	reluGradScalar(dpre[i:n], pre[i:n], dh[i:n])
+}
