@@ -37,6 +37,7 @@ type towerNet struct {
 	dBag                  []float32
 	n                     int
 	gemm                  search.GEMM
+	gemmW                 search.GEMM // weight-gradient products beside gemm's (backward)
 }
 
 // goNet is the whole model on the Go path.
@@ -235,13 +236,35 @@ func (n *goNet) backward(tn *towerNet) {
 			d[j] = (dy[j] - y[j]*yd) / tn.nrm[r]
 		}
 	}
-	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.mulWorkers(H, rows, O))
+	if n.towerWorkers(rows) > 1 {
+		// A big tower on several cores: the four products as two chains
+		// of whole products, one per core, instead of four fork/joins
+		// each preceded by its serial operand packing (the weight
+		// gradients' transposes of h and bag are the largest): a
+		// product's values do not depend on its worker count.
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tn.gemmW.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
+			colSum(tn.grad[3], tn.dout, rows, O)
+		})
+		tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
+		reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
+		wg.Wait()
+		wg.Go(func() {
+			tn.gemmW.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
+			colSum(tn.grad[1], tn.dpre, rows, H)
+		})
+		tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
+		wg.Wait()
+		return
+	}
+	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
 	colSum(tn.grad[3], tn.dout, rows, O)
-	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.mulWorkers(rows, O, H))
+	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
 	reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
-	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.mulWorkers(E, rows, H))
+	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
 	colSum(tn.grad[1], tn.dpre, rows, H)
-	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.mulWorkers(rows, H, E))
+	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
 }
 
 // reluGradScalar is reluGrad element by element.
