@@ -58,16 +58,6 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// bagForward computes out[r] = sum_l w[r,l] * table[ids[r,l]] for n rows of
-// L slots; out is [n, dim]. Rows split over up to workers goroutines.
-func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, out []float32, workers int) {
-	parallelFor(n, workers, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			bagRow(out[r*dim:(r+1)*dim], table, ids[r*L:(r+1)*L], w[r*L:(r+1)*L])
-		}
-	})
-}
-
 // bagInput is one bag batch feeding a table: ids and weights [n, L] and the
 // gradient of the loss with respect to the bags, [n, dim].
 type bagInput struct {

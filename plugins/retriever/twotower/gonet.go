@@ -37,7 +37,8 @@ type towerNet struct {
 	dBag                  []float32
 	n                     int
 	gemm                  search.GEMM
-	gemmW                 search.GEMM // weight-gradient products beside gemm's (backward)
+	gemmW                 search.GEMM   // weight-gradient products beside gemm's (backward)
+	pieces                []search.GEMM // towerForward's, one per piece of rows
 }
 
 // goNet is the whole model on the Go path.
@@ -177,19 +178,15 @@ func (n *goNet) initTrain() error {
 	return nil
 }
 
-// forward runs tower tn over its bag buffer (n rows): pre = bag W0 + b0,
-// h = relu(pre), out = h W1 + b1, y = out / |out| (|out| = 1 when out = 0, as
-// L2Normalize). y is left in tn.out.
-func (n *goNet) forward(tn *towerNet, rows int) {
+// layers runs tower tn's MLP over its bag rows [lo, hi): pre = bag W0 + b0,
+// h = relu(pre), out = h W1 + b1, y = out / |out| (|out| = 1 when out = 0,
+// as L2Normalize); y is left in tn.out. g does the products on one core:
+// a row's values do not depend on which rows share the call.
+func (n *goNet) layers(tn *towerNet, lo, hi int, g *search.GEMM) {
 	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
-	tn.n = rows
-	tn.pre = grow(tn.pre, rows*H)
-	tn.h = grow(tn.h, rows*H)
-	tn.out = grow(tn.out, rows*O)
-	tn.nrm = grow(tn.nrm, rows)
 	w0, b0, w1, b1 := tn.param[0], tn.param[1], tn.param[2], tn.param[3]
-	tn.gemm.Mul(tn.pre, tn.bag, w0, rows, E, H, false, false, n.mulWorkers(rows, E, H))
-	for r := range rows {
+	g.Mul(tn.pre[lo*H:hi*H], tn.bag[lo*E:hi*E], w0, hi-lo, E, H, false, false, 1)
+	for r := lo; r < hi; r++ {
 		pre, h := tn.pre[r*H:(r+1)*H], tn.h[r*H:(r+1)*H]
 		for j := range pre {
 			x := pre[j] + b0[j]
@@ -197,8 +194,8 @@ func (n *goNet) forward(tn *towerNet, rows int) {
 			h[j] = max(x, 0)
 		}
 	}
-	tn.gemm.Mul(tn.out, tn.h, w1, rows, H, O, false, false, n.mulWorkers(rows, H, O))
-	for r := range rows {
+	g.Mul(tn.out[lo*O:hi*O], tn.h[lo*H:hi*H], w1, hi-lo, H, O, false, false, 1)
+	for r := lo; r < hi; r++ {
 		o := tn.out[r*O : (r+1)*O]
 		var ss float32
 		for j := range o {
@@ -331,12 +328,35 @@ func (n *goNet) scores(bt *batch) ([]float32, error) {
 }
 
 // towerForward computes tn's bags of ids/w [rows, L] from table and runs
-// the tower over them.
+// the tower over them. A big tower runs as one parallel region: each piece
+// of rows computes its bags and both layers (its own GEMM buffers; the
+// weights are packed once per piece), instead of a fork/join per layer
+// with the bias, ReLU and normalisation loops serial in between.
 func (n *goNet) towerForward(tn *towerNet, table []float32, ids []int32, w []float32, rows, L int) {
-	E := n.p.EmbeddingDim
+	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
+	tn.n = rows
 	tn.bag = grow(tn.bag, rows*E)
-	bagForward(table, E, ids, w, rows, L, tn.bag, n.towerWorkers(rows))
-	n.forward(tn, rows)
+	tn.pre = grow(tn.pre, rows*H)
+	tn.h = grow(tn.h, rows*H)
+	tn.out = grow(tn.out, rows*O)
+	tn.nrm = grow(tn.nrm, rows)
+	workers := n.towerWorkers(rows)
+	pieces := 1
+	if workers > 1 {
+		pieces = min(rows, 2*workers)
+	}
+	if len(tn.pieces) < pieces {
+		tn.pieces = make([]search.GEMM, pieces)
+	}
+	parallelFor(pieces, workers, func(k0, k1 int) {
+		for k := k0; k < k1; k++ {
+			lo, hi := k*rows/pieces, (k+1)*rows/pieces
+			for r := lo; r < hi; r++ {
+				bagRow(tn.bag[r*E:(r+1)*E], table, ids[r*L:(r+1)*L], w[r*L:(r+1)*L])
+			}
+			n.layers(tn, lo, hi, &tn.pieces[k])
+		}
+	})
 }
 
 // parallelMin is the size (multiply-adds) below which a product or a tower
