@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -134,5 +135,46 @@ func TestReluGradSameBits(t *testing.T) {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 			t.Fatalf("element %d (pre %v, dh %v): %v, want %v", i, pre[i], dh[i], got[i], want[i])
 		}
+	}
+}
+
+// TestPrefetch: the batches come in seq's order, each prepared once, the
+// builder runs one batch ahead at most, and stopping early stops it (the
+// sequence's own loop has returned when the range loop ends).
+func TestPrefetch(t *testing.T) {
+	var built, prepared atomic.Int32 // the builder goroutine counts
+	var finished atomic.Bool
+	seq := func(yield func(int, batch) bool) {
+		defer finished.Store(true)
+		for k := range 6 {
+			built.Add(1)
+			if !yield(k, batch{B: k}) {
+				return
+			}
+		}
+	}
+	prep := func(bt *batch) { prepared.Add(1); bt.N = 10 * bt.B }
+	var got []int
+	for k, bt := range prefetch(seq, prep) {
+		if bt.B != k || bt.N != 10*k {
+			t.Fatalf("batch %d: %+v", k, bt)
+		}
+		got = append(got, k)
+		if b := int(built.Load()); b > k+2 {
+			t.Fatalf("after batch %d the builder had built %d", k, b)
+		}
+		if k == 2 {
+			break
+		}
+	}
+	if !slices.Equal(got, []int{0, 1, 2}) || !finished.Load() || prepared.Load() != built.Load() || built.Load() > 4 {
+		t.Errorf("got %v, sequence finished %v, built %d, prepared %d", got, finished.Load(), built.Load(), prepared.Load())
+	}
+	got = got[:0]
+	for k := range prefetch(seq, nil) {
+		got = append(got, k)
+	}
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("whole sequence: %v", got)
 	}
 }
