@@ -179,8 +179,10 @@ func (c *ShmMaps) acquire(path string, size int) (mem []byte, cached bool, relea
 		return mem, false, func() { _ = syscall.Munmap(mem) }, nil
 	}
 	if c.mem == nil || c.path != path || c.dev != st.Dev || c.ino != st.Ino || len(c.mem) < size {
-		// Map the whole file: a client reuses a segment for smaller calls.
-		m, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+		// Map what this call needs (not the whole file, which a client
+		// could make huge): a smaller later call reuses it, a bigger one
+		// maps again.
+		m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 		if err != nil {
 			return nil, false, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
 		}
