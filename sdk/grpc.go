@@ -222,14 +222,27 @@ func unpackTiers8(b []byte, n int) ([]int32, []bool, error) {
 		return nil, nil, fmt.Errorf("tiers8: %d bytes, expected %d (one per score)", len(b), n)
 	}
 	tiers, valid := make([]int32, n), make([]bool, n)
-	for i, x := range b {
-		if v := int8(x); v >= 0 {
-			tiers[i], valid[i] = int32(v), true
-		} else if v != -1 {
-			return nil, nil, fmt.Errorf("tiers8[%d] = %d: expected a tier in [0, 127] or -1 for padding", i, v)
-		}
+	if err := unpackTiers8Into(tiers, valid, b); err != nil {
+		return nil, nil, err
 	}
 	return tiers, valid, nil
+}
+
+// unpackTiers8Into is unpackTiers8 into tiers and valid (len(b) each),
+// every element written.
+func unpackTiers8Into(tiers []int32, valid []bool, b []byte) error {
+	for i, x := range b {
+		v := int8(x)
+		switch {
+		case v >= 0:
+			tiers[i], valid[i] = int32(v), true
+		case v == -1:
+			tiers[i], valid[i] = 0, false
+		default:
+			return fmt.Errorf("tiers8[%d] = %d: expected a tier in [0, 127] or -1 for padding", i, v)
+		}
+	}
+	return nil
 }
 
 // ---- positive source -----------------------------------------------------------
@@ -392,6 +405,7 @@ func (p *LossPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 type LossGRPCServer struct {
 	cropsv1.UnimplementedLossServiceServer
 	Impl Loss
+	shm  ShmMaps // the segment of the calls through shared memory, kept mapped
 }
 
 // Describe implements cropsv1.LossServiceServer.
@@ -415,6 +429,9 @@ func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeReques
 	if raw, ok := s.Impl.(RawLoss); ok {
 		return raw.ComputeRaw(ctx, req)
 	}
+	if req.GetShmPath() != "" && req.GetB() >= 0 && req.GetN() >= 0 {
+		return computeShmServer(ctx, s.Impl, req, &s.shm)
+	}
 	return ComputePacked(ctx, s.Impl, req)
 }
 
@@ -426,7 +443,7 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 		return nil, fmt.Errorf("loss input: negative shape B=%d N=%d", b, n)
 	}
 	if req.GetShmPath() != "" {
-		return computeShmServer(ctx, loss, req)
+		return computeShmServer(ctx, loss, req, nil)
 	}
 	in := LossInput{B: b, N: n, Params: req.GetParams()}
 	if in.Scores, err = UnpackFloat32(req.GetScores(), b*n, "scores"); err != nil {

@@ -27,7 +27,9 @@ type lossShm struct {
 	mu  sync.Mutex // held for a call: one call at a time uses the segment
 	seg *shmSegment
 	ok  bool // a call through the segment succeeded: the peer speaks it
-	off bool // the peer (or a relay) does not, or no segment could be made
+	// swept: removeStaleShm ran (once, before the first segment).
+	swept bool
+	off   bool // the peer (or a relay) does not, or no segment could be made
 	// probeFailed: off because the first call failed (not yet confirmed
 	// by the inline call succeeding).
 	probeFailed atomic.Bool
@@ -64,6 +66,11 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		return out, false, nil
 	}
 	if s.seg == nil || len(s.seg.mem) < shmSize(n) {
+		if s.seg == nil && !s.swept {
+			// A client's first segment: clear what crashed clients left.
+			s.swept = true
+			removeStaleShm(shmDir())
+		}
 		s.seg.close()
 		if s.seg, err = newShmSegment(shmSize(n)); err != nil {
 			s.off = true
@@ -100,20 +107,42 @@ func (s *lossShm) close() {
 	s.seg = nil
 }
 
-// computeShmServer serves a call whose matrices are in a segment: map it,
-// read scores and tiers, compute, write the gradient back.
-func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) (*cropsv1.ComputeResponse, error) {
+// computeShmServer serves a call whose matrices are in a segment: map it
+// (or find it mapped in maps, when not nil), read scores and tiers, compute,
+// write the gradient back. With maps, the unpacked inputs live in buffers
+// reused by the next call: a loss must not keep its input slices past
+// Compute (none of crops' do).
+func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest, maps *ShmMaps) (*cropsv1.ComputeResponse, error) {
 	b, n := int(req.GetB()), int(req.GetB())*int(req.GetN())
 	if len(req.GetScores()) != 0 || len(req.GetTiers8()) != 0 || len(req.GetTiers()) != 0 || len(req.GetValid()) != 0 {
 		return nil, fmt.Errorf("loss input: shm_path %s and inline matrices in one request: send one or the other", req.GetShmPath())
 	}
-	mem, release, err := mapShm(req.GetShmPath(), shmSize(n))
+	var (
+		mem     []byte
+		cached  bool
+		release func()
+		err     error
+	)
+	if maps != nil {
+		mem, cached, release, err = maps.acquire(req.GetShmPath(), shmSize(n))
+	} else {
+		mem, release, err = mapShm(req.GetShmPath(), shmSize(n))
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	in := LossInput{B: b, N: int(req.GetN()), Params: req.GetParams(), Scores: getFloat32s(mem[:4*n])}
-	if in.Tiers, in.Valid, err = unpackTiers8(mem[8*n:9*n], n); err != nil {
+	in := LossInput{B: b, N: int(req.GetN()), Params: req.GetParams()}
+	if cached {
+		maps.scores = growSlice(maps.scores, n)
+		maps.tiers = growSlice(maps.tiers, n)
+		maps.valid = growSlice(maps.valid, n)
+		in.Scores, in.Tiers, in.Valid = maps.scores, maps.tiers, maps.valid
+	} else {
+		in.Scores, in.Tiers, in.Valid = make([]float32, n), make([]int32, n), make([]bool, n)
+	}
+	readFloat32s(in.Scores, mem[:4*n])
+	if err = unpackTiers8Into(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
 		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
 	}
 	res, err := loss.Compute(ctx, in)
@@ -127,11 +156,31 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 	return &cropsv1.ComputeResponse{Loss: res.Loss, GradInShm: true}, nil
 }
 
+// growSlice returns s resized to n, reallocating only when it is too small.
+func growSlice[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
 // ShmView maps a relayed call's segment and hands f the tiers8 and gradient
 // bytes (the host checks a gradient it relayed, as it does inline ones).
 func ShmView(req *cropsv1.ComputeRequest, f func(tiers8, grad []byte) error) error {
 	n := int(req.GetB()) * int(req.GetN())
 	mem, release, err := mapShm(req.GetShmPath(), shmSize(n))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return f(mem[8*n:9*n], mem[4*n:8*n])
+}
+
+// View is ShmView through the cache: the host relaying a client's calls
+// finds its segment mapped.
+func (c *ShmMaps) View(req *cropsv1.ComputeRequest, f func(tiers8, grad []byte) error) error {
+	n := int(req.GetB()) * int(req.GetN())
+	mem, _, release, err := c.acquire(req.GetShmPath(), shmSize(n))
 	if err != nil {
 		return err
 	}
@@ -157,12 +206,17 @@ func putFloat32s(b []byte, xs []float32) {
 // getFloat32s reads little-endian float32s from b into a new slice.
 func getFloat32s(b []byte) []float32 {
 	xs := make([]float32, len(b)/4)
+	readFloat32s(xs, b)
+	return xs
+}
+
+// readFloat32s reads len(xs) little-endian float32s from b into xs.
+func readFloat32s(xs []float32, b []byte) {
 	if littleEndian && len(xs) > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&xs[0])), 4*len(xs)), b)
-		return xs
+		return
 	}
 	for i := range xs {
 		xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	return xs
 }

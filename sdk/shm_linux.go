@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -37,8 +40,10 @@ func shmDir() string {
 
 // newShmSegment creates and maps a segment of size bytes (mode 0600: only
 // this user's processes, i.e. the host and its plugins, can open it).
+// The name carries the owner's pid (crops-loss-<pid>-<random>.seg) so that
+// a later client can tell a crashed owner's segment from a live one.
 func newShmSegment(size int) (*shmSegment, error) {
-	f, err := os.CreateTemp(shmDir(), "crops-loss-*.seg")
+	f, err := os.CreateTemp(shmDir(), fmt.Sprintf("crops-loss-%d-*.seg", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("loss shared memory: %w", err)
 	}
@@ -58,6 +63,32 @@ func newShmSegment(size int) (*shmSegment, error) {
 	return &shmSegment{path: path, mem: mem}, nil
 }
 
+// removeStaleShm removes the segments in dir whose owner process (the pid
+// in the name) no longer exists: a loss client that crashed or was killed
+// before Close left its file in /dev/shm, memory no one frees. Only this
+// user's regular files named crops-loss-<pid>-<random>.seg are considered
+// (older names carry no pid and are left alone); a live owner, or a pid
+// taken over by another process, keeps its file.
+func removeStaleShm(dir string) (removed []string) {
+	names, _ := filepath.Glob(filepath.Join(dir, "crops-loss-*-*.seg"))
+	for _, p := range names {
+		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "crops-loss-"), ".seg")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != os.Getuid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH && os.Remove(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
 // close unmaps and removes the segment.
 func (s *shmSegment) close() {
 	if s == nil {
@@ -68,9 +99,24 @@ func (s *shmSegment) close() {
 }
 
 // mapShm maps the first size bytes of an existing segment read-write for
-// one call (the server's side, and the host checking a relayed gradient).
-// release unmaps it.
+// one call (ComputePacked's side, without a ShmMaps). release unmaps it.
 func mapShm(path string, size int) (mem []byte, release func(), err error) {
+	f, _, err := openShm(path, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	// MAP_POPULATE: fault the pages in with the mapping, in one go.
+	mem, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+	}
+	return mem, func() { _ = syscall.Munmap(mem) }, nil
+}
+
+// openShm opens a segment named by a request and checks it: an absolute
+// path, not a symlink, a regular file of at least size bytes.
+func openShm(path string, size int) (*os.File, *syscall.Stat_t, error) {
 	if !filepath.IsAbs(path) {
 		return nil, nil, fmt.Errorf("shm_path %q: expected an absolute path", path)
 	}
@@ -81,18 +127,89 @@ func mapShm(path string, size int) (mem []byte, release func(), err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("shm_path: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
 		return nil, nil, fmt.Errorf("shm_path: %w", err)
 	}
-	if !st.Mode().IsRegular() || st.Size() < int64(size) {
-		return nil, nil, fmt.Errorf("shm_path %s: %d bytes (%v), expected a regular file of at least %d (9 x B*N)", path, st.Size(), st.Mode().Type(), size)
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size < int64(size) {
+		f.Close()
+		return nil, nil, fmt.Errorf("shm_path %s: %d bytes (mode %o), expected a regular file of at least %d (9 x B*N)", path, st.Size, st.Mode&syscall.S_IFMT, size)
 	}
-	// MAP_POPULATE: fault the pages in with the mapping, in one go.
-	mem, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	return f, &st, nil
+}
+
+// ShmMaps keeps the segment a loss server (or the host's relay) last
+// mapped, so that a client's calls, which reuse one segment for the
+// client's life, cost an open and an fstat each (the same checks as a
+// fresh mapping: absolute path, no symlink, regular file, size) instead of
+// a mapping, its page population and an unmapping, whose TLB shootdown
+// interrupts the other cores (on the 2-core bench machine: the cores the
+// training step runs on). The cached mapping is used only while the path
+// names the same file (device and inode). A concurrent call maps its own.
+// The zero value is ready; Close unmaps.
+type ShmMaps struct {
+	mu       sync.Mutex
+	path     string
+	dev, ino uint64
+	mem      []byte
+	busy     bool
+	// The unpacked inputs of the call holding the mapping, reused.
+	scores []float32
+	tiers  []int32
+	valid  []bool
+}
+
+// acquire maps (or finds mapped) the first size bytes of path. release
+// must be called when the call is done with mem; cached tells whether the
+// call holds the cache (and may use its buffers).
+func (c *ShmMaps) acquire(path string, size int) (mem []byte, cached bool, release func(), err error) {
+	f, st, err := openShm(path, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		return nil, false, nil, err
 	}
-	return mem, func() { _ = syscall.Munmap(mem) }, nil
+	defer f.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy {
+		mem, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		}
+		return mem, false, func() { _ = syscall.Munmap(mem) }, nil
+	}
+	if c.mem == nil || c.path != path || c.dev != st.Dev || c.ino != st.Ino || len(c.mem) < size {
+		// Map what this call needs (not the whole file, which a client
+		// could make huge): a smaller later call reuses it, a bigger one
+		// maps again.
+		m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("shm_path %s: map: %w", path, err)
+		}
+		c.unmapLocked()
+		c.path, c.dev, c.ino, c.mem = path, st.Dev, st.Ino, m
+	}
+	c.busy = true
+	return c.mem[:size], true, func() {
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
+	}, nil
+}
+
+func (c *ShmMaps) unmapLocked() {
+	if c.mem != nil {
+		_ = syscall.Munmap(c.mem)
+	}
+	c.mem, c.path = nil, ""
+}
+
+// Close unmaps the cached segment (a call still holding it keeps it).
+func (c *ShmMaps) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busy {
+		c.unmapLocked()
+	}
+	return nil
 }

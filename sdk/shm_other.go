@@ -21,3 +21,21 @@ func (s *shmSegment) close() {}
 func mapShm(path string, _ int) ([]byte, func(), error) {
 	return nil, nil, errors.New("shm_path " + path + ": shared memory is only supported on Linux: send the matrices inline")
 }
+
+// ShmMaps caches a server's segment mapping on Linux; elsewhere calls
+// never come through a segment.
+type ShmMaps struct {
+	scores []float32
+	tiers  []int32
+	valid  []bool
+}
+
+func (c *ShmMaps) acquire(path string, size int) ([]byte, bool, func(), error) {
+	mem, release, err := mapShm(path, size)
+	return mem, false, release, err
+}
+
+// Close does nothing here.
+func (c *ShmMaps) Close() error { return nil }
+
+func removeStaleShm(string) []string { return nil }

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Quiet-window benchmarks (issue 15): the measurements that need a machine
-# with nothing else running, in one script that finishes within 11 minutes on
+# with nothing else running, in one script that finishes within 8 minutes on
 # the 2-core machine. It runs pre-built binaries only (never compiles):
-# build them first with `bench/quiet/run.sh --build`.
+# build them first with `bench/quiet/run.sh --build` (on the merged tree,
+# before the window).
 #
-#   bench/quiet/run.sh --build                  # go build the two bench binaries into bin/quiet
-#   bench/quiet/run.sh OUTDIR                   # the full run (at most 10 minutes)
-#   bench/quiet/run.sh --small OUTDIR           # reduced sizes, to test the script (minutes when quiet)
+#   bench/quiet/run.sh --build                  # go build the bench binaries into bin/quiet, simulate the world
+#   bench/quiet/run.sh OUTDIR                   # the run (at most 8 minutes)
+#   bench/quiet/run.sh --small OUTDIR           # reduced sizes, to test the script (2-3 minutes)
+#   bench/quiet/run.sh --with-search OUTDIR     # also exact search vs FAISS (+155 s; met and unchanged since 20:05)
 #
 # Sections, each under its own time limit, in this order:
-#   1. twotower.json           two-tower training: crops at 2 cores and at 1 core vs PyTorch
-#                              (sparse and dense, 1 and 2 threads), interleaved rounds
-#   2. search.json             exact top-100 search 1M x 64: crops at 2 and 1 workers vs FAISS
-#                              IndexFlatIP at 1 and 2 threads, interleaved; top-100 checked
-#   3. twotower_boundary.json  the loss plugin boundary on the real two-tower step at
+#   1. twotower.json           two-tower training: crops at 2 cores and at 1 core (interleaved; the
+#                              2/1 ratio), against PyTorch sparse (its best) at 1 and 2 threads; the
+#                              slow secondary configurations (torch dense, crops' other optimizers)
+#                              are left out (-extra-rounds 0)
+#   2. twotower_boundary.json  the loss plugin boundary on the real two-tower step at
 #                              B=64,N=512 and B=256,N=1024 (out-of-process vs in-process loss;
 #                              the loss plugin with shared memory and with inline matrices)
+#   3. phases.log              where a step's time goes, 2 cores vs 1 (BenchmarkRealStepPhases)
+#   4. search.json             (--with-search only) exact top-100 search 1M x 64: crops at 2 and 1
+#                              workers vs FAISS IndexFlatIP at 1 and 2 threads, top-100 checked
 # Every comparison is interleaved (A B A B ...), ratios per round, median and
 # spread; every JSON records the load average per round. OUTDIR also gets
 # load.txt (uptime and the busiest processes before and after each section)
@@ -33,6 +38,7 @@ if [ "${1:-}" = "--build" ]; then
 	mkdir -p "$bin"
 	go build -o "$bin/bench-search" ./bench/search
 	go build -o "$bin/bench-twotower" ./bench/twotower
+	go test -c -o "$bin/twotower.test" ./plugins/retriever/twotower # BenchmarkRealStepPhases
 	"$py" -c 'import torch, faiss, numpy' # the references must import
 	# Simulate the medium world, build the label table and batches once
 	# (a 1-step run), so the timed run does none of that.
@@ -43,11 +49,16 @@ if [ "${1:-}" = "--build" ]; then
 fi
 
 small=0
-if [ "${1:-}" = "--small" ]; then
-	small=1
+search=0
+while [ $# -gt 1 ]; do
+	case "$1" in
+	--small) small=1 ;;
+	--with-search) search=1 ;;
+	*) break ;;
+	esac
 	shift
-fi
-out=${1:?usage: bench/quiet/run.sh [--small] OUTDIR   (or --build)}
+done
+out=${1:?usage: bench/quiet/run.sh [--small] [--with-search] OUTDIR   (or --build)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 for b in bench-search bench-twotower; do
@@ -93,25 +104,35 @@ echo "start $(date -u +%FT%TZ), small=$small" >"$out/summary.txt"
 # its -budget (after at least 2) and still writes its JSON; the section's
 # time limit (timeout) is the budget plus a margin for the bench's tail.
 if [ $small = 1 ]; then
-	tt=(-steps 4 -warmup 2 -rounds 3 -extra-rounds 1 -det-steps 1 -budget 150s)
+	tt=(-steps 10 -warmup 2 -rounds 3 -extra-rounds 0 -det-steps 1 -budget 80s)
+	bd=(-steps 8 -warmup 2 -rounds 3 -budget 80s)
 	se=(-items 100000 -queries 64 -rounds 3 -reps 2 -budget 60s)
-	bd=(-steps 3 -warmup 2 -rounds 3 -budget 150s)
-	limits=(190 90 185)
+	limits=(110 110 90 60)
+	phaseRounds=2
 else
-	# 20 timed steps after 4 warm-up: ~0.3-0.6 s per crops run and
-	# 3-6 s per PyTorch sparse run on a quiet machine.
-	tt=(-steps 20 -warmup 4 -rounds 8 -extra-rounds 1 -det-steps 3 -budget 210s)
+	# crops steps take ~3-5 ms now (~50 ms for PyTorch sparse): 60 timed
+	# steps after 6 warm-up; each run also loads the world (~1-2 s).
+	tt=(-steps 60 -warmup 6 -rounds 8 -extra-rounds 0 -det-steps 3 -budget 165s)
+	bd=(-steps 40 -warmup 5 -rounds 8 -budget 165s)
 	se=(-items 1000000 -dim 64 -queries 256 -k 100 -rounds 8 -reps 2 -budget 120s)
-	bd=(-steps 12 -warmup 3 -rounds 8 -budget 170s)
-	limits=(245 155 200) # 600 s in all
+	limits=(200 200 155 40) # 440 s without search
+	phaseRounds=8
 fi
 
 section twotower "${limits[0]}" "$bin/bench-twotower" -work "$work" -python "$py" -machine-note "$note" \
 	-out "$out/twotower.json" "${tt[@]}"
-section search "${limits[1]}" "$bin/bench-search" -python "$py" -machine-note "$note" \
-	-out "$out/search.json" "${se[@]}"
-section boundary "${limits[2]}" "$bin/bench-twotower" -mode boundary -work "$work" -machine-note "$note" \
+section boundary "${limits[1]}" "$bin/bench-twotower" -mode boundary -work "$work" -machine-note "$note" \
 	-out "$out/twotower_boundary.json" "${bd[@]}"
+# Where a step's time goes, 2 cores vs 1 (wall and CPU per phase, interleaved;
+# text, for the record: the ratios above are the JSONs').
+if [ -x "$bin/twotower.test" ]; then
+	section phases "${limits[3]}" env CROPS_TWOTOWER_WORK="$work" "$bin/twotower.test" -test.run - \
+		-test.bench RealStepPhases -test.benchtime "$phaseRounds"x
+fi
+if [ $search = 1 ]; then
+	section search "${limits[2]}" "$bin/bench-search" -python "$py" -machine-note "$note" \
+		-out "$out/search.json" "${se[@]}"
+fi
 
 echo "end $(date -u +%FT%TZ)" >>"$out/summary.txt"
 cat "$out/summary.txt"

@@ -196,6 +196,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 	names := []string{"in_process", "plugin", "plugin_inline"}
 	step, lossMs := map[string][]float64{}, map[string][]float64{}
 	ratio, share := map[string][]float64{}, map[string][]float64{}
+	outside := map[string][]float64{} // step time the plugin adds outside the loss call, ms
 	for r := 0; r < rounds && bud.next(); r++ {
 		got := make([]map[string]any, 3)
 		for k := range 3 {
@@ -214,6 +215,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 			if i > 0 {
 				ratio[n] = append(ratio[n], step[n][r]/step["in_process"][r])
 				share[n] = append(share[n], (lossMs[n][r]-lossMs["in_process"][r])/step["in_process"][r])
+				outside[n] = append(outside[n], (step[n][r]-lossMs[n][r])-(step["in_process"][r]-lossMs["in_process"][r]))
 			}
 		}
 		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r]},
@@ -222,8 +224,10 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 	return map[string]any{"step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
 		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
 		"ratio_plugin_over_in_process": stat(ratio["plugin"]), "loss_call_difference_over_in_process_step": stat(share["plugin"]),
+		"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin"]),
 		"inline_transport": map[string]any{"note": "the same loss plugin process with CROPS_LOSS_SHM=off in this process: the matrices inline in the gRPC messages, as before shm_path",
 			"step_ms_loss_plugin": stat(step["plugin_inline"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_inline"]),
-			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"])},
+			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"]),
+			"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin_inline"])},
 		"order": "rotating per round: (in-process, plugin, plugin inline), (plugin, plugin inline, in-process), ..."}, nil
 }

@@ -112,6 +112,7 @@ func main() {
 		minSteps   = flag.Int("min-steps", 100, "losses mode: train whole epochs until at least this many steps ran (more timed steps when epochs are short)")
 		repeats    = flag.Int("repeats", 2, "losses mode: interleaved runs per loss; the fastest counts")
 		_          = flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
+		_          = flag.Bool("references", true, "throughput mode: also run the PyTorch references (false: crops at 2 and 1 cores only, e.g. to re-measure the scaling)")
 		_          = flag.Duration("budget", 0, "throughput and boundary modes: stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
 	)
 	flag.Parse()
@@ -237,14 +238,20 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		}
 	}
 	var torchCfgs []torchCfg
+	refs := flag.Lookup("references").Value.String() == "true"
 	for _, o := range []string{"sparse", "dense"} {
+		if !refs {
+			break
+		}
 		for _, th := range []int{1, 2} {
 			torchCfgs = append(torchCfgs, torchCfg{fmt.Sprintf("torch-%s-%dthread", o, th), o, th, o == "dense"})
 		}
 	}
 	// torch.compile: recorded as unavailable when the installed torch lacks it.
 	compileNote := "not run"
-	{
+	if !refs {
+		compileNote = "not run (-references=false)"
+	} else {
 		cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches, "--warmup", "1", "--steps", "1", "--threads", "1", "--compile", "1")
 		cmd.Stderr = os.Stderr
 		if o, err := cmd.Output(); err != nil {

@@ -289,7 +289,7 @@ func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out
 	}
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = raw.ComputeRaw(ctx, req); return })
 	if err == nil && out.GetGradInShm() {
-		err = checkGradShm(l.p.ref, req, out)
+		err = checkGradShm(l.p.ref, &l.p.shmMaps, req, out)
 	} else if err == nil {
 		err = checkGrad(l.p.ref, req, out)
 	}

@@ -245,8 +245,9 @@ func gradAt(req *cropsv1.ComputeRequest, i int, bits uint32) string {
 // checkGradPlain is checkGrad for an unpacked step (in-process callers).
 // checkGradShm is checkGrad for a relayed call whose tiers and gradient
 // are in its shared-memory segment (ComputeRequest.shm_path).
-func checkGradShm(ref Ref, req *cropsv1.ComputeRequest, resp *cropsv1.ComputeResponse) error {
-	return sdk.ShmView(req, func(tiers8, grad []byte) error {
+// maps keeps the segment mapped from call to call (the client reuses it).
+func checkGradShm(ref Ref, maps *sdk.ShmMaps, req *cropsv1.ComputeRequest, resp *cropsv1.ComputeResponse) error {
+	return maps.View(req, func(tiers8, grad []byte) error {
 		return checkGrad(ref, &cropsv1.ComputeRequest{B: req.GetB(), N: req.GetN(), Tiers8: tiers8},
 			&cropsv1.ComputeResponse{Loss: resp.GetLoss(), Grad: grad})
 	})

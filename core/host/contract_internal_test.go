@@ -101,24 +101,54 @@ func TestCheckGradShm(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := in.B * in.N
-	seg := func(grad []float32) *cropsv1.ComputeRequest {
+	dir := t.TempDir()
+	// seg writes a segment at name (in place when it exists: same inode)
+	// or, with replace, as a new file renamed over it (a new inode).
+	seg := func(name string, grad []float32, replace bool) *cropsv1.ComputeRequest {
 		b := make([]byte, 9*n) // scores | grad | tiers8
 		copy(b, req.GetScores())
 		copy(b[4*n:], sdk.PackFloat32(grad))
 		copy(b[8*n:], req.GetTiers8())
-		path := filepath.Join(t.TempDir(), "loss.seg")
-		if err := os.WriteFile(path, b, 0o600); err != nil {
+		path := filepath.Join(dir, name)
+		target := path
+		if replace {
+			target += ".new"
+		}
+		if err := os.WriteFile(target, b, 0o600); err != nil {
 			t.Fatal(err)
+		}
+		if replace {
+			if err := os.Rename(target, path); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return &cropsv1.ComputeRequest{B: req.GetB(), N: req.GetN(), ShmPath: path}
 	}
+	maps := &sdk.ShmMaps{}
+	t.Cleanup(func() { maps.Close() })
 	resp := &cropsv1.ComputeResponse{Loss: out.Loss, GradInShm: true}
-	if err := checkGradShm(Ref{}, seg(out.Grad), resp); err != nil {
+	if err := checkGradShm(Ref{}, maps, seg("a.seg", out.Grad, false), resp); err != nil {
 		t.Fatalf("h-infonce's own gradient: %v", err)
 	}
 	bad := append([]float32(nil), out.Grad...)
 	bad[3] = float32(math.NaN())
-	err = checkGradShm(Ref{}, seg(bad), resp)
+	// The same segment rewritten (the mapping is kept: it sees the new
+	// bytes), a file replacing it at the same path (remapped), and a fresh
+	// segment: the NaN is caught each time, and a good gradient passes
+	// again after it.
+	for _, c := range []struct {
+		name    string
+		replace bool
+	}{{"a.seg", false}, {"a.seg", true}, {"b.seg", false}} {
+		err = checkGradShm(Ref{}, maps, seg(c.name, bad, c.replace), resp)
+		if ce, ok := err.(*ContractError); !ok || ce.Rule != "the gradient is finite" {
+			t.Errorf("%s (replaced %v): NaN in the segment's gradient: %v", c.name, c.replace, err)
+		}
+		if err := checkGradShm(Ref{}, maps, seg(c.name, out.Grad, c.replace), resp); err != nil {
+			t.Errorf("%s (replaced %v): good gradient after a bad one: %v", c.name, c.replace, err)
+		}
+	}
+	err = checkGradShm(Ref{}, maps, seg("c.seg", bad, false), resp)
 	if ce, ok := err.(*ContractError); !ok || ce.Rule != "the gradient is finite" {
 		t.Errorf("NaN in the segment's gradient: %v", err)
 	}

@@ -118,6 +118,9 @@ type Plugin struct {
 	proc   *process
 	impl   any
 	once   sync.Once
+	// shmMaps: a loss plugin's relayed calls' segment, mapped once for the
+	// contract check (sdk.ShmMaps).
+	shmMaps sdk.ShmMaps
 }
 
 // process is one go-plugin client and what we need to explain its death.
@@ -159,6 +162,7 @@ func (p *Plugin) Close() error {
 		if c, ok := p.impl.(interface{ Close() error }); ok && p.ref.Kind == sdk.KindLoss {
 			_ = c.Close() // the loss client's shared-memory segment
 		}
+		_ = p.shmMaps.Close()
 		p.proc.kill()
 		p.host.mu.Lock()
 		delete(p.host.plugins, p)

@@ -82,6 +82,10 @@ type fn struct {
 	name, desc string
 	caps       []string
 	row        rowFunc
+	// grads recycles compute's float64 gradient buffers: as a plugin
+	// process the loss otherwise allocates 8 bytes per score per call, and
+	// its garbage collections run on the cores the training step uses.
+	grads sync.Pool
 }
 
 // Describe implements sdk.Describer.
@@ -98,10 +102,10 @@ func (f *fn) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, err
 	if err := sdk.DecodeParams(in.Params, &p); err != nil {
 		return sdk.LossOutput{}, fmt.Errorf("%s: %w", f.name, err)
 	}
-	return compute(ctx, f.name, &p, in, f.row)
+	return compute(ctx, f.name, &p, in, f.row, &f.grads)
 }
 
-func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc) (sdk.LossOutput, error) {
+func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc, grads *sync.Pool) (sdk.LossOutput, error) {
 	if in.B < 0 || in.N < 0 {
 		return sdk.LossOutput{}, fmt.Errorf("%s: negative shape %d x %d", name, in.B, in.N)
 	}
@@ -126,13 +130,20 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 			return sdk.LossOutput{}, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
 		}
 	}
-	grad := make([]float64, n)
+	var grad []float64
+	if b, ok := grads.Get().(*[]float64); ok && cap(*b) >= n {
+		grad = (*b)[:n]
+		clear(grad)
+	} else {
+		grad = make([]float64, n)
+	}
+	defer grads.Put(&grad)
 	rowLoss := make([]float64, in.B)
 	rowTerms := make([]int, in.B)
 	// Rows are independent: split them over the cores. Each row writes only
 	// its own slots, and the reduction below runs in row order, so the result
 	// does not depend on scheduling.
-	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/16384))
+	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {

@@ -39,37 +39,23 @@ func parallelFor(n, workers int, fn func(lo, hi int)) {
 	}
 	pieces := min(n, 4*workers)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= pieces {
-					return
-				}
-				fn(k*n/pieces, (k+1)*n/pieces)
+	work := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= pieces {
+				return
 			}
-		})
-	}
-	wg.Wait()
-}
-
-// bagForward computes out[r] = sum_l w[r,l] * table[ids[r,l]] for n rows of
-// L slots; out is [n, dim].
-func bagForward(table []float32, dim int, ids []int32, w []float32, n, L int, out []float32) {
-	parallelFor(n, runtime.GOMAXPROCS(0), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			o := out[r*dim : (r+1)*dim]
-			clear(o)
-			for l := 0; l < L; l++ {
-				wt := w[r*L+l]
-				if wt == 0 {
-					continue
-				}
-				axpy(o, table[int(ids[r*L+l])*dim:][:dim], wt)
-			}
+			fn(k*n/pieces, (k+1)*n/pieces)
 		}
-	})
+	}
+	// The caller is one of the workers: one goroutine fewer to start and
+	// to wake per region.
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 }
 
 // bagInput is one bag batch feeding a table: ids and weights [n, L] and the
@@ -179,7 +165,9 @@ func activeRows(m, v []float32, dim int) []bool {
 // rows' moments advance and only those rows decay; every other row is left
 // exactly as it is. Bias correction uses the global step count (as
 // torch.optim.SparseAdam and TF Addons' LazyAdam), not per-row counts. It
-// zeroes the gradient rows it consumes.
+// zeroes the gradient rows it consumes. Training takes the sparse path
+// (sparse.go: slotIndex, sparseAdam), which gives the same bits;
+// TestSparseAdamMatchesDense checks it against this dense one.
 func lazyAdam(p, m, v, g []float32, touched []bool, dim int, lr, wd float64, step int64) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
 	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))

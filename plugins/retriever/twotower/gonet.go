@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -36,6 +37,8 @@ type towerNet struct {
 	dBag                  []float32
 	n                     int
 	gemm                  search.GEMM
+	gemmW                 search.GEMM   // weight-gradient products beside gemm's (backward)
+	pieces                []search.GEMM // towerForward's, one per piece of rows
 }
 
 // goNet is the whole model on the Go path.
@@ -46,11 +49,15 @@ type goNet struct {
 	q, i    towerNet
 	logTau  []float32
 	s       []float32 // scores of the last forward, [B, N]
+	dBags   []float32 // dL/dbag of both towers, [B+N, E] (q.dBag, i.dBag are views)
 	tau     float32
 	gemm    search.GEMM
 
 	// Training state, set up by initTrain.
 	trained bool
+	timer   *phaseTimer  // nil except in BenchmarkRealStepPhases
+	scratch slotScratch  // step's slot indexes (batches not prepared)
+	prepSc  slotScratch  // prepare's (another goroutine)
 	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
@@ -64,9 +71,10 @@ type denseParam struct {
 // tableState is an embedding table with its gradient buffer and moments.
 type tableState struct {
 	p, m1, m2 []float32
-	grad      []float32 // dense [buckets*E], zero outside touched rows
+	grad      []float32 // dense [buckets*E], zero outside touched rows (adamw only)
 	touched   []bool
 	active    []bool // rows with nonzero moments (adamw only)
+	slots     slotIndex
 }
 
 func newGoNet(p Params, m *model) (*goNet, error) {
@@ -153,9 +161,9 @@ func (n *goNet) initTrain() error {
 		if err != nil {
 			return err
 		}
-		ts := tableState{p: pv, m1: m1, m2: m2, grad: make([]float32, rows*E), touched: make([]bool, rows)}
-		if n.p.Optimizer == "adamw" {
-			ts.active = activeRows(m1, m2, E)
+		ts := tableState{p: pv, m1: m1, m2: m2}
+		if n.p.Optimizer == "adamw" { // the lazy optimizers need no dense gradient (sparse.go)
+			ts.grad, ts.touched, ts.active = make([]float32, rows*E), make([]bool, rows), activeRows(m1, m2, E)
 		}
 		n.tables = append(n.tables, ts)
 	}
@@ -170,19 +178,15 @@ func (n *goNet) initTrain() error {
 	return nil
 }
 
-// forward runs tower tn over its bag buffer (n rows): pre = bag W0 + b0,
-// h = relu(pre), out = h W1 + b1, y = out / |out| (|out| = 1 when out = 0, as
-// L2Normalize). y is left in tn.out.
-func (n *goNet) forward(tn *towerNet, rows int) {
+// layers runs tower tn's MLP over its bag rows [lo, hi): pre = bag W0 + b0,
+// h = relu(pre), out = h W1 + b1, y = out / |out| (|out| = 1 when out = 0,
+// as L2Normalize); y is left in tn.out. g does the products on one core:
+// a row's values do not depend on which rows share the call.
+func (n *goNet) layers(tn *towerNet, lo, hi int, g *search.GEMM) {
 	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
-	tn.n = rows
-	tn.pre = grow(tn.pre, rows*H)
-	tn.h = grow(tn.h, rows*H)
-	tn.out = grow(tn.out, rows*O)
-	tn.nrm = grow(tn.nrm, rows)
 	w0, b0, w1, b1 := tn.param[0], tn.param[1], tn.param[2], tn.param[3]
-	tn.gemm.Mul(tn.pre, tn.bag, w0, rows, E, H, false, false, n.workers)
-	for r := range rows {
+	g.Mul(tn.pre[lo*H:hi*H], tn.bag[lo*E:hi*E], w0, hi-lo, E, H, false, false, 1)
+	for r := lo; r < hi; r++ {
 		pre, h := tn.pre[r*H:(r+1)*H], tn.h[r*H:(r+1)*H]
 		for j := range pre {
 			x := pre[j] + b0[j]
@@ -190,8 +194,8 @@ func (n *goNet) forward(tn *towerNet, rows int) {
 			h[j] = max(x, 0)
 		}
 	}
-	tn.gemm.Mul(tn.out, tn.h, w1, rows, H, O, false, false, n.workers)
-	for r := range rows {
+	g.Mul(tn.out[lo*O:hi*O], tn.h[lo*H:hi*H], w1, hi-lo, H, O, false, false, 1)
+	for r := lo; r < hi; r++ {
 		o := tn.out[r*O : (r+1)*O]
 		var ss float32
 		for j := range o {
@@ -229,19 +233,46 @@ func (n *goNet) backward(tn *towerNet) {
 			d[j] = (dy[j] - y[j]*yd) / tn.nrm[r]
 		}
 	}
-	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, n.workers)
+	if n.towerWorkers(rows) > 1 {
+		// A big tower on several cores: the four products as two chains
+		// of whole products, one per core, instead of four fork/joins
+		// each preceded by its serial operand packing (the weight
+		// gradients' transposes of h and bag are the largest): a
+		// product's values do not depend on its worker count.
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tn.gemmW.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
+			colSum(tn.grad[3], tn.dout, rows, O)
+		})
+		tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
+		reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
+		wg.Wait()
+		wg.Go(func() {
+			tn.gemmW.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
+			colSum(tn.grad[1], tn.dpre, rows, H)
+		})
+		tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
+		wg.Wait()
+		return
+	}
+	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
 	colSum(tn.grad[3], tn.dout, rows, O)
-	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, n.workers)
-	for i, x := range tn.pre {
+	tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
+	reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
+	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
+	colSum(tn.grad[1], tn.dpre, rows, H)
+	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
+}
+
+// reluGradScalar is reluGrad element by element.
+func reluGradScalar(dpre, pre, dh []float32) {
+	for i, x := range pre {
 		if x > 0 {
-			tn.dpre[i] = tn.dh[i]
+			dpre[i] = dh[i]
 		} else {
-			tn.dpre[i] = 0
+			dpre[i] = 0
 		}
 	}
-	tn.gemm.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, n.workers)
-	colSum(tn.grad[1], tn.dpre, rows, H)
-	tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, n.workers)
 }
 
 // colSum sets dst[j] = sum over rows of m[r, j], in row order.
@@ -267,31 +298,84 @@ func (n *goNet) tauValue() (float32, bool) {
 // activations stay for the step's backward pass. The returned slice is
 // reused by the next call.
 func (n *goNet) scores(bt *batch) ([]float32, error) {
-	E := n.p.EmbeddingDim
-	for _, x := range []struct {
-		tn   *towerNet
-		t    tower
-		ids  []int32
-		w    []float32
-		rows int
-		L    int
-	}{{&n.q, n.m.q, bt.qIds, bt.qW, bt.B, bt.Lq}, {&n.i, n.m.i, bt.iIds, bt.iW, bt.N, bt.Li}} {
-		table, err := flat(x.t.emb)
-		if err != nil {
-			return nil, err
-		}
-		x.tn.bag = grow(x.tn.bag, x.rows*E)
-		bagForward(table, E, x.ids, x.w, x.rows, x.L, x.tn.bag)
-		n.forward(x.tn, x.rows)
+	qTable, err := flat(n.m.q.emb)
+	if err != nil {
+		return nil, err
 	}
+	iTable, err := flat(n.m.i.emb)
+	if err != nil {
+		return nil, err
+	}
+	// The towers run side by side: a small one (the query tower of a
+	// batch of a few wide rows) runs serially in its own goroutine while
+	// the other's kernels split across the cores, instead of being one
+	// more round of fork/joins on the step's critical path.
+	var wg sync.WaitGroup
+	wg.Go(func() { n.towerForward(&n.q, qTable, bt.qIds, bt.qW, bt.B, bt.Lq) })
+	n.towerForward(&n.i, iTable, bt.iIds, bt.iW, bt.N, bt.Li)
+	wg.Wait()
+	n.timer.mark("towers-forward")
 	n.s = grow(n.s, bt.B*bt.N)
-	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, n.p.OutputDim, bt.N, false, true, n.workers)
+	O := n.p.OutputDim
+	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, O, bt.N, false, true, n.mulWorkers(bt.B, O, bt.N))
 	tau, _ := n.tauValue()
 	n.tau = tau
 	for i := range n.s {
 		n.s[i] /= tau
 	}
+	n.timer.mark("scores")
 	return n.s, nil
+}
+
+// towerForward computes tn's bags of ids/w [rows, L] from table and runs
+// the tower over them. A big tower runs as one parallel region: each piece
+// of rows computes its bags and both layers (its own GEMM buffers; the
+// weights are packed once per piece), instead of a fork/join per layer
+// with the bias, ReLU and normalisation loops serial in between.
+func (n *goNet) towerForward(tn *towerNet, table []float32, ids []int32, w []float32, rows, L int) {
+	E, H, O := n.p.EmbeddingDim, n.p.HiddenDim, n.p.OutputDim
+	tn.n = rows
+	tn.bag = grow(tn.bag, rows*E)
+	tn.pre = grow(tn.pre, rows*H)
+	tn.h = grow(tn.h, rows*H)
+	tn.out = grow(tn.out, rows*O)
+	tn.nrm = grow(tn.nrm, rows)
+	workers := n.towerWorkers(rows)
+	pieces := 1
+	if workers > 1 {
+		pieces = min(rows, 2*workers)
+	}
+	if len(tn.pieces) < pieces {
+		tn.pieces = make([]search.GEMM, pieces)
+	}
+	parallelFor(pieces, workers, func(k0, k1 int) {
+		for k := k0; k < k1; k++ {
+			lo, hi := k*rows/pieces, (k+1)*rows/pieces
+			for r := lo; r < hi; r++ {
+				bagRow(tn.bag[r*E:(r+1)*E], table, ids[r*L:(r+1)*L], w[r*L:(r+1)*L])
+			}
+			n.layers(tn, lo, hi, &tn.pieces[k])
+		}
+	})
+}
+
+// parallelMin is the size (multiply-adds) below which a product or a tower
+// runs on one core: a fork/join costs tens of microseconds of wake-up on the
+// bench machine, more than splitting ~2^20 multiply-adds saves.
+const parallelMin = 1 << 20
+
+// mulWorkers is the workers of an [m, k] x [k, nn] product.
+func (n *goNet) mulWorkers(m, k, nn int) int {
+	if m*k*nn < parallelMin {
+		return 1
+	}
+	return n.workers
+}
+
+// towerWorkers is the workers of a tower's bags and products over rows
+// rows (its first layer's size decides).
+func (n *goNet) towerWorkers(rows int) int {
+	return n.mulWorkers(rows, n.p.EmbeddingDim, n.p.HiddenDim)
 }
 
 // encode runs tower t over bags of ids/w [rows, L] and returns the unit
@@ -305,9 +389,7 @@ func (n *goNet) encode(t tower, ids []int32, w []float32, rows, L int) ([]float3
 	if err != nil {
 		return nil, err
 	}
-	tn.bag = grow(tn.bag, rows*n.p.EmbeddingDim)
-	bagForward(table, n.p.EmbeddingDim, ids, w, rows, L, tn.bag)
-	n.forward(tn, rows)
+	n.towerForward(tn, table, ids, w, rows, L)
 	return append([]float32(nil), tn.out[:rows*n.p.OutputDim]...), nil
 }
 
@@ -321,16 +403,26 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	B, N, O := bt.B, bt.N, n.p.OutputDim
 	tau := n.tau
 	// S = Qy Iy^T / tau: dQy = G Iy / tau, dIy = G^T Qy / tau.
+	// Both towers' bag gradients in one buffer (query bags, then item
+	// bags): the lazy table step indexes bags across towers.
+	E := n.p.EmbeddingDim
+	n.dBags = grow(n.dBags, (B+N)*E)
+	n.q.dBag, n.i.dBag = n.dBags[:B*E:B*E], n.dBags[B*E:]
 	n.q.dy = grow(n.q.dy, B*O)
 	n.i.dy = grow(n.i.dy, N*O)
-	n.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.workers)
-	n.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.workers)
-	for i := range n.q.dy {
-		n.q.dy[i] /= tau
-	}
+	// The two products side by side (each tower's own GEMM buffers).
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		n.q.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.mulWorkers(B, N, O))
+		for i := range n.q.dy {
+			n.q.dy[i] /= tau
+		}
+	})
+	n.i.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
 	for i := range n.i.dy {
 		n.i.dy[i] /= tau
 	}
+	wg.Wait()
 	// dL/dlog tau = -sum(S G) while exp(log tau) is above the floor.
 	if n.p.LearnTau {
 		var sg float32
@@ -344,8 +436,13 @@ func (n *goNet) step(bt *batch, g []float32) error {
 			d[0] = 0
 		}
 	}
-	n.backward(&n.q)
+	n.timer.mark("d-towers")
+	// Side by side, as in scores (disjoint buffers: each tower's
+	// gradients and its rows of n.dBags).
+	wg.Go(func() { n.backward(&n.q) })
 	n.backward(&n.i)
+	wg.Wait()
+	n.timer.mark("mlp-backward")
 
 	n.optStep[0]++
 	t := n.optStep[0]
@@ -353,44 +450,90 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	for _, d := range n.dense {
 		adamDense(d.p, d.m1, d.m2, d.g, lr, wd, t)
 	}
-	E := n.p.EmbeddingDim
-	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: n.q.dBag}
-	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: n.i.dBag}
-	inputs := [][]bagInput{{qIn, iIn}} // shared table: both towers feed it
-	if !n.p.SharedEmbeddings {
-		inputs = [][]bagInput{{qIn}, {iIn}}
-	}
+	n.timer.mark("adam-dense")
+	inputs, bases := n.tableInputs(bt, n.q.dBag, n.i.dBag)
 	rows := n.p.HashBuckets
 	for k := range n.tables {
 		ts := &n.tables[k]
-		bagBackward(ts.grad, E, rows, inputs[k], ts.touched)
 		switch n.p.Optimizer {
 		case "adamw":
+			bagBackward(ts.grad, E, rows, inputs[k], ts.touched)
+			n.timer.mark("bag-backward")
 			adamW(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, ts.active, E, lr, wd, t)
-		case "lazy-adamw":
-			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, wd, t)
-		case "sparse-adam":
-			lazyAdam(ts.p, ts.m1, ts.m2, ts.grad, ts.touched, E, lr, 0, t)
+		case "lazy-adamw", "sparse-adam":
+			idx := &ts.slots
+			if len(bt.slots) == len(n.tables) {
+				idx = &bt.slots[k] // built by prepare, ahead of the step
+			} else {
+				idx.build(&n.scratch, rows, inputs[k], bases[k])
+			}
+			n.timer.mark("bag-backward")
+			twd := wd
+			if n.p.Optimizer == "sparse-adam" {
+				twd = 0
+			}
+			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
 		default:
 			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
 		}
+		n.timer.mark("table-update")
 	}
 	return nil
+}
+
+// tableInputs lists, per embedding table, the bag batches feeding it (with
+// their bag gradients qd and id, nil for the slot index) and the index of
+// their first bag in n.dBags (query bags, then item bags). It reads only
+// the batch and the parameters: prepare calls it from another goroutine.
+func (n *goNet) tableInputs(bt *batch, qd, id []float32) ([][]bagInput, [][]int) {
+	qIn := bagInput{ids: bt.qIds, w: bt.qW, n: bt.B, L: bt.Lq, dBags: qd}
+	iIn := bagInput{ids: bt.iIds, w: bt.iW, n: bt.N, L: bt.Li, dBags: id}
+	if !n.p.SharedEmbeddings {
+		return [][]bagInput{{qIn}, {iIn}}, [][]int{{0}, {bt.B}}
+	}
+	return [][]bagInput{{qIn, iIn}}, [][]int{{0, bt.B}} // shared table: both towers feed it
+}
+
+// prepare builds bt's slot indexes for the lazy optimizers' table step, so
+// that step need not: the training loop calls it on the next batch, in the
+// goroutine that builds batches, while the current step runs. It reads
+// only the batch and the parameters.
+func (n *goNet) prepare(bt *batch) {
+	if n.p.Optimizer == "adamw" {
+		return
+	}
+	inputs, bases := n.tableInputs(bt, nil, nil)
+	bt.slots = make([]slotIndex, len(inputs))
+	for k := range inputs {
+		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
+	}
 }
 
 // adamDense is one AdamW step on every element, gomlx's Adam formula:
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + lr wd p.
 func adamDense(p, m, v, g []float32, lr, wd float64, step int64) {
+	k := newAdamStep(lr, wd, step)
+	adamRow(p, m, v, g, &k)
+}
+
+// adamStep holds one optimizer step's constants in float32.
+type adamStep struct{ c1, c2, lr, wd float32 }
+
+func newAdamStep(lr, wd float64, step int64) adamStep {
+	const b1, b2 = 0.9, 0.999
+	return adamStep{c1: float32(1 / (1 - math.Pow(b1, float64(step)))), c2: float32(1 / (1 - math.Pow(b2, float64(step)))),
+		lr: float32(lr), wd: float32(lr * wd)}
+}
+
+// adamScalar is adamRow's formula, element by element.
+func adamScalar(p, m, v, g []float32, k *adamStep) {
 	const b1, b2, eps = 0.9, 0.999, 1e-7
-	c1 := float32(1 / (1 - math.Pow(b1, float64(step))))
-	c2 := float32(1 / (1 - math.Pow(b2, float64(step))))
-	flr, fwd := float32(lr), float32(lr*wd)
 	for i, gi := range g {
 		mi := b1*m[i] + (1-b1)*gi
 		vi := b2*v[i] + (1-b2)*gi*gi
 		m[i], v[i] = mi, vi
-		p[i] -= flr*(mi*c1)/(float32(math.Sqrt(float64(vi*c2)))+eps) + fwd*p[i]
+		p[i] -= k.lr*(mi*k.c1)/(float32(math.Sqrt(float64(vi*k.c2)))+eps) + k.wd*p[i]
 	}
 }
 

@@ -95,13 +95,14 @@ func lossRowMode(ctx context.Context, l sdk.Loss, lossParams json.RawMessage) (r
 // batch is one training step's inputs, in the flat layouts gomlx takes.
 type batch struct {
 	B, N, Lq, Li int
-	qIds         []int32   // [B, Lq]
-	qW           []float32 // [B, Lq]
-	iIds         []int32   // [N, Li]
-	iW           []float32 // [N, Li]
-	tiers        []int32   // [B, N]
-	valid        []bool    // [B, N]
-	examples     int       // labelled (query, own candidate) pairs in the batch
+	qIds         []int32     // [B, Lq]
+	qW           []float32   // [B, Lq]
+	iIds         []int32     // [N, Li]
+	iW           []float32   // [N, Li]
+	tiers        []int32     // [B, N]
+	valid        []bool      // [B, N]
+	examples     int         // labelled (query, own candidate) pairs in the batch
+	slots        []slotIndex // per table, built ahead by goNet.prepare (nil: step builds them)
 }
 
 // trainer holds everything one Train call needs.

@@ -3,8 +3,10 @@ package twotower
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cropsdev/crops/sdk"
@@ -60,8 +62,12 @@ type trainLoop struct {
 func (l *trainLoop) run() error {
 	l.step = l.meta.Step
 	l.winStart = time.Now()
+	var prep func(*batch)
+	if l.sess.net != nil {
+		prep = l.sess.net.prepare
+	}
 	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
-		for _, bt := range l.t.epochSeq(e) {
+		for _, bt := range prefetch(l.t.epochSeq(e), prep) {
 			if l.step >= l.total {
 				return nil
 			}
@@ -74,6 +80,44 @@ func (l *trainLoop) run() error {
 		}
 	}
 	return nil
+}
+
+// prefetch yields seq's batches, building each next one (and running prep
+// on it, when not nil) in another goroutine while the caller trains on the
+// current one: on two cores, building a batch (~0.9 ms on the medium world,
+// a fifth of a one-core step) leaves the step's critical path. The batches
+// and their order are seq's whatever the timing; stopping early stops the
+// builder after the batch it is on.
+func prefetch(seq iter.Seq2[int, batch], prep func(*batch)) iter.Seq2[int, batch] {
+	return func(yield func(int, batch) bool) {
+		type item struct {
+			k  int
+			bt batch
+		}
+		ch := make(chan item) // unbuffered: one batch ahead
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer close(ch)
+			for k, bt := range seq {
+				if prep != nil {
+					prep(&bt)
+				}
+				select {
+				case ch <- item{k, bt}:
+				case <-done:
+					return
+				}
+			}
+		})
+		defer wg.Wait()
+		defer close(done)
+		for it := range ch {
+			if !yield(it.k, it.bt) {
+				return
+			}
+		}
+	}
 }
 
 // runStep trains on one batch of epoch e (0-based).

@@ -152,6 +152,38 @@ def test_loss_over_the_wire_matches_in_process(start: Any) -> None:
         assert (got.grad[~inp.valid] == 0).all()
 
 
+def test_loss_client_uses_shared_memory(start: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python loss client sends the matrices through a segment named after
+    its process (results equal to in-process over shapes that grow and
+    shrink), removes it on close, and stays inline with CROPS_LOSS_SHM=off."""
+    if sys.platform != "linux":
+        pytest.skip("shared memory is Linux only")
+    p = start(Kind.LOSS, "pysoftmax")
+    client = p.loss()
+    paths = set()
+    for inp in loss_inputs(11, 2, 5, 9) + loss_inputs(12, 1, 8, 16) + loss_inputs(14, 2, 2, 3):
+        got = client.compute(Context(), inp)
+        np.testing.assert_array_equal(got.grad, softmax_loss(inp).grad)
+        assert client._seg is not None and client._shm_ok
+        paths.add(client._seg.path)
+    assert all(os.path.basename(x).startswith(f"crops-loss-{os.getpid()}-") for x in paths)
+    last = client._seg.path
+    assert os.stat(last).st_mode & 0o777 == 0o600
+
+    class Channel:  # close() closes the client's channel: not the testkit's
+        def close(self) -> None:
+            pass
+
+    client._channel = Channel()
+    client.close()
+    assert not os.path.exists(last)
+    monkeypatch.setenv("CROPS_LOSS_SHM", "off")
+    inline = p.loss()
+    inp = loss_inputs(15, 1, 3, 4)[0]
+    np.testing.assert_array_equal(inline.compute(Context(), inp).grad, softmax_loss(inp).grad)
+    assert inline._seg is None and not inline._shm_ok
+
+
 def test_loss_wrong_shape_is_a_clear_error(start: Any) -> None:
     p = start(Kind.LOSS, "pysoftmax")
     inp = loss_inputs(1, 1, 2, 4)[0]

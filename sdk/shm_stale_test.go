@@ -1,0 +1,72 @@
+//go:build linux
+
+package sdk
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRemoveStaleShm: a segment whose owner (the pid in its name) has
+// exited is removed; this process's, a live process's, one with an older
+// name (no pid), a directory and a symlink are left alone.
+func TestRemoveStaleShm(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("no `true` to get a dead pid: %v", err)
+	}
+	dead := cmd.Process.Pid // exited and reaped
+	live := os.Getppid()
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := mk(fmt.Sprintf("crops-loss-%d-123.seg", dead))
+	keep := []string{
+		mk(fmt.Sprintf("crops-loss-%d-456.seg", os.Getpid())),
+		mk(fmt.Sprintf("crops-loss-%d-789.seg", live)),
+		mk("crops-loss-1234567.seg"),
+	}
+	d := filepath.Join(dir, fmt.Sprintf("crops-loss-%d-1.seg", dead))
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := filepath.Join(dir, fmt.Sprintf("crops-loss-%d-2.seg", dead))
+	if err := os.Symlink(keep[0], l); err != nil {
+		t.Fatal(err)
+	}
+	keep = append(keep, d, l)
+	if got := removeStaleShm(dir); !slices.Equal(got, []string{stale}) {
+		t.Errorf("removed %v, want only %s", got, stale)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("%s still there (%v)", stale, err)
+	}
+	for _, p := range keep {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s removed: %v", p, err)
+		}
+	}
+}
+
+// TestSegmentNameHasPid: a client's segment is named after its owner, so
+// that removeStaleShm can tell.
+func TestSegmentNameHasPid(t *testing.T) {
+	s, err := newShmSegment(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if want := fmt.Sprintf("crops-loss-%d-", os.Getpid()); !strings.HasPrefix(filepath.Base(s.path), want) {
+		t.Errorf("segment %s: want a name starting with %s", s.path, want)
+	}
+}
