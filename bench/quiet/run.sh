@@ -35,7 +35,7 @@ py=/usr/bin/python3           # Debian's python3-torch and python3-faiss
 if [ "${1:-}" = "--build" ]; then
 	set -e
 	export GOEXPERIMENT="${GOEXPERIMENT:-simd}"
-	mkdir -p "$bin"
+	mkdir -p "$bin" "$work"
 	go build -o "$bin/bench-search" ./bench/search
 	go build -o "$bin/bench-twotower" ./bench/twotower
 	go test -c -o "$bin/twotower.test" ./plugins/retriever/twotower # BenchmarkRealStepPhases
