@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/core/spark"
 	"github.com/cropsdev/crops/core/spark/sparktest"
 )
 
@@ -16,13 +15,8 @@ import (
 // DuckDB reads with the result's columns; the same query gives the same
 // bytes; an empty result gives a file with the schema and no rows.
 func TestQueryToParquetChunks(t *testing.T) {
-	remote := sparktest.Remote(t)
+	s := sparktest.Session(t)
 	ctx := context.Background()
-	s, err := spark.Connect(ctx, remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	dir := t.TempDir()
 	q := "SELECT CAST(id AS STRING) AS request_id, CAST(id % 7 AS INT) AS k FROM range(1000)"
 	check := func(name string, chunkRows, want int64) []byte {

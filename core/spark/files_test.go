@@ -17,13 +17,8 @@ import (
 // dataset is addressed) with lengths and modification times; a changed file
 // changes its entry; ReadFile brings one file's bytes back.
 func TestListAndReadFiles(t *testing.T) {
-	remote := sparktest.Remote(t)
+	s := sparktest.Session(t)
 	ctx := context.Background()
-	s, err := spark.Connect(ctx, remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	dir := t.TempDir()
 	write := func(name, body string) {
 		p := filepath.Join(dir, name)

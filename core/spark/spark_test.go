@@ -107,13 +107,8 @@ func TestTable(t *testing.T) {
 // On a real server: the version, a schema, a missing table, a query round
 // trip through Parquet, and a SQL error reduced to Spark's class and message.
 func TestSession(t *testing.T) {
-	remote := sparktest.Remote(t)
+	s := sparktest.Session(t)
 	ctx := context.Background()
-	s, err := spark.Connect(ctx, remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	if v := s.Version(); !strings.HasPrefix(v, "4.") {
 		t.Errorf("version %q", v)
 	}

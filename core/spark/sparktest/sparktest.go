@@ -6,11 +6,14 @@
 package sparktest
 
 import (
+	"context"
 	"net"
 	"net/url"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/cropsdev/crops/core/spark"
 )
 
 // DefaultRemote is where `make spark-up` starts the server.
@@ -42,4 +45,16 @@ func Remote(t testing.TB) string {
 	}
 	c.Close()
 	return remote
+}
+
+// Session connects to Remote's server (skipping or failing as Remote does)
+// and closes the session when the test ends.
+func Session(t testing.TB) *spark.Session {
+	t.Helper()
+	s, err := spark.Connect(context.Background(), Remote(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

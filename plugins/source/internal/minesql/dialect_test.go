@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cropsdev/crops/core/duck"
-	"github.com/cropsdev/crops/core/spark"
 	"github.com/cropsdev/crops/core/spark/sparktest"
 )
 
@@ -70,13 +69,8 @@ func TestDialectDuckDB(t *testing.T) {
 }
 
 func TestDialectSpark(t *testing.T) {
-	remote := sparktest.Remote(t)
+	s := sparktest.Session(t)
 	ctx := context.Background()
-	s, err := spark.Connect(ctx, remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	for name, q := range dialectCases(Spark, threeRows(t)) {
 		rows, err := s.Rows(ctx, q)
 		if err != nil {
