@@ -51,10 +51,11 @@ func (r *runner) remoteDataset(ctx context.Context, w *worldState) (datasetInfo,
 		return datasetInfo{}, fmt.Errorf("remote dataset %s: %w", root, err)
 	}
 	defer s.Close()
-	fp, err := remoteFingerprint(ctx, s, root)
+	l, err := listRemote(ctx, s, root)
 	if err != nil {
 		return datasetInfo{}, err
 	}
+	fp := l.fingerprint()
 	rows := r.remoteSearchRows()
 	window := r.spec.Evaluation.QRWindowS
 	in := cache.KeyInput{Stage: "materialize", Plugin: "crops:materialize", Version: version.Version, Digest: r.self, Protocol: version.ProtocolVersion,
@@ -66,7 +67,7 @@ func (r *runner) remoteDataset(ctx context.Context, w *worldState) (datasetInfo,
 			if rows == remoteSearchTrain {
 				r.logf("WARNING materialize: a retriever of this run (replay, or a third-party one) reads every train row of the search log: the local copy holds the whole train log")
 			}
-			n, err := materialize(ctx, s, root, filepath.Join(out, dirWorld), rows, int64(window*1000), materializeChunkRows)
+			n, err := materialize(ctx, s, l, filepath.Join(out, dirWorld), rows, int64(window*1000), materializeChunkRows)
 			if err != nil {
 				return nil, fmt.Errorf("materialize %s: %w", root, err)
 			}
@@ -78,31 +79,59 @@ func (r *runner) remoteDataset(ctx context.Context, w *worldState) (datasetInfo,
 	return datasetInfo{w: w, dir: filepath.Join(e.Dir, dirWorld), fingerprint: fp, remote: root, localDigest: e.Meta.OutputDigest}, nil
 }
 
-// remoteFingerprint is the sha256 of a remote dataset's listing (paths
-// relative to root, lengths, modification times) and of its dataset.yaml.
+// remoteListing is what one look at a remote dataset sees: its
+// dataset.yaml and every file under it (path, length, modification time).
+// The fingerprint and the materialize stage both use it, so the copy is
+// made from the listing its key names and Spark is asked once.
+type remoteListing struct {
+	root     string
+	manifest []byte
+	files    []spark.File
+}
+
+// listRemote reads root's dataset.yaml and lists its files through Spark.
 // Listing reads no file contents (spark.ListFiles), so it costs the same
-// at 100M rows as at 1k; a rewritten file changes its length or time.
-func remoteFingerprint(ctx context.Context, s *spark.Session, root string) (string, error) {
+// at 100M rows as at 1k.
+func listRemote(ctx context.Context, s *spark.Session, root string) (remoteListing, error) {
 	root = strings.TrimRight(root, "/")
 	manifest, err := s.ReadFile(ctx, root+"/"+dataset.ManifestFile)
 	if errors.Is(err, spark.ErrNoTable) {
-		return "", fmt.Errorf("remote dataset %s: no %s there (not a CroPS log format directory, or the Spark cluster cannot read it): check the URL and the cluster's credentials for it", root, dataset.ManifestFile)
+		return remoteListing{}, fmt.Errorf("remote dataset %s: no %s there (not a CroPS log format directory, or the Spark cluster cannot read it): check the URL and the cluster's credentials for it", root, dataset.ManifestFile)
 	}
 	if err != nil {
-		return "", fmt.Errorf("remote dataset %s: %w", root, err)
+		return remoteListing{}, fmt.Errorf("remote dataset %s: %w", root, err)
 	}
 	files, err := s.ListFiles(ctx, root)
 	if err != nil {
-		return "", fmt.Errorf("remote dataset %s: %w", root, err)
+		return remoteListing{}, fmt.Errorf("remote dataset %s: %w", root, err)
 	}
+	return remoteListing{root: root, manifest: manifest, files: files}, nil
+}
+
+// fingerprint is the sha256 of the listing (paths relative to the root,
+// lengths, modification times) and of dataset.yaml: a rewritten file
+// changes its length or time.
+func (l remoteListing) fingerprint() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "crops remote dataset listing v1\n")
-	for _, f := range files {
-		fmt.Fprintf(h, "%s\t%d\t%d\n", relativeTo(root, f.Path), f.Length, f.Modified)
+	for _, f := range l.files {
+		fmt.Fprintf(h, "%s\t%d\t%d\n", relativeTo(l.root, f.Path), f.Length, f.Modified)
 	}
-	fmt.Fprintf(h, "%s\t%d\n", dataset.ManifestFile, len(manifest))
-	h.Write(manifest)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	fmt.Fprintf(h, "%s\t%d\n", dataset.ManifestFile, len(l.manifest))
+	h.Write(l.manifest)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// bytesOf is the size of a table of the listing: the file rel, or the
+// files of the directory rel (a table may be either).
+func (l remoteListing) bytesOf(rel string) int64 {
+	var n int64
+	for _, f := range l.files {
+		if p := relativeTo(l.root, f.Path); p == rel || strings.HasPrefix(p, rel+"/") {
+			n += f.Length
+		}
+	}
+	return n
 }
 
 // relativeTo is a listed path relative to the dataset's root. Spark spells
@@ -165,7 +194,8 @@ var remoteTables = []remoteTable{
 // dataset.yaml, the small tables whole, feed's schema with no rows, and the
 // search rows rows names (windowMS is the QR test set's window). It returns
 // the rows written per table.
-func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, windowMS, chunkRows int64) (map[string]int64, error) {
+func materialize(ctx context.Context, s *spark.Session, l remoteListing, dir, rows string, windowMS, chunkRows int64) (map[string]int64, error) {
+	root := l.root
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -199,17 +229,13 @@ func materialize(ctx context.Context, s *spark.Session, root, dir, rows string, 
 		}
 		return nil, err
 	}
-	c, err := bringBackSearch(ctx, s, search, searchSubsetSQL(root, rows, windowMS, has[dataset.RequestsTable]), chunkRows, dataset.TablePath(dir, dataset.SearchTable))
+	c, err := bringBackSearch(ctx, s, l.bytesOf(filepath.Base(search)), searchSubsetSQL(root, rows, windowMS, has[dataset.RequestsTable]), chunkRows, dataset.TablePath(dir, dataset.SearchTable))
 	if err != nil {
 		return nil, fmt.Errorf("bring back the needed rows of %s: %w", search, err)
 	}
 	n[dataset.SearchTable] = c
-	manifest, err := s.ReadFile(ctx, root+"/"+dataset.ManifestFile)
-	if err != nil {
-		return nil, err
-	}
 	// dataset.yaml last: its presence marks a complete copy.
-	return n, writeFileAtomic(filepath.Join(dir, dataset.ManifestFile), manifest)
+	return n, writeFileAtomic(filepath.Join(dir, dataset.ManifestFile), l.manifest)
 }
 
 // searchSubsetSQL is the Spark SQL of the search rows a remote dataset's
@@ -259,20 +285,12 @@ WHERE k.request_id IS NOT NULL OR (tr.request_id IS NOT NULL AND %s)`, all, spli
 const minSearchBytesPerRow = 1
 
 // bringBackSearch writes the search subset to local path: in one piece when
-// the whole remote search log is small enough to hold at once (one Spark
-// query), else cached on Spark and brought back in chunks of about
-// chunkRows rows (spark.QueryToParquetChunks: two more passes on the
-// cluster, bounded memory here). Either way in (request_id, item_id)
-// order within a piece.
-func bringBackSearch(ctx context.Context, s *spark.Session, search, query string, chunkRows int64, path string) (int64, error) {
-	files, err := s.ListFiles(ctx, search)
-	if err != nil {
-		return 0, err
-	}
-	var size int64
-	for _, f := range files {
-		size += f.Length
-	}
+// the whole remote search log (size bytes) is small enough to hold at once
+// (one Spark query), else cached on Spark and brought back in chunks of
+// about chunkRows rows (spark.QueryToParquetChunks: two more passes on the
+// cluster, bounded memory here). Either way in (request_id, item_id) order
+// within a piece.
+func bringBackSearch(ctx context.Context, s *spark.Session, size int64, query string, chunkRows int64, path string) (int64, error) {
 	if size <= chunkRows*minSearchBytesPerRow {
 		return s.QueryToParquet(ctx, query+"\nORDER BY request_id, item_id", path)
 	}

@@ -58,7 +58,11 @@ func TestMaterializeGivesLocalStagesTheSame(t *testing.T) {
 			if rows == remoteSearchNeeded {
 				chunk = 8_000
 			}
-			n, err := materialize(ctx, s, url, dir, rows, 90_000, chunk)
+			l, err := listRemote(ctx, s, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := materialize(ctx, s, l, dir, rows, 90_000, chunk)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,4 +168,10 @@ func countRows(t *testing.T, dir, table string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// remoteFingerprint lists root and returns its fingerprint.
+func remoteFingerprint(ctx context.Context, s *spark.Session, root string) (string, error) {
+	l, err := listRemote(ctx, s, root)
+	return l.fingerprint(), err
 }
