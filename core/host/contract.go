@@ -131,6 +131,26 @@ func catalogView(paths []string) string {
 	return fmt.Sprintf("CREATE VIEW catalog AS SELECT DISTINCT item_id FROM read_parquet([%s], union_by_name=true)", strings.Join(lits, ", "))
 }
 
+// catalogKey carries a Mine call's catalog directory (WithCatalog).
+type catalogKey struct{}
+
+// WithCatalog returns ctx telling the contract check of a Mine call to read
+// the dataset's items table from dir instead of MineRequest.DatasetDir: a
+// source mining a remote dataset (s3a://..., read by Spark) gets its URL,
+// which the host cannot read, and dir is the dataset's local copy.
+func WithCatalog(ctx context.Context, dir string) context.Context {
+	return context.WithValue(ctx, catalogKey{}, dir)
+}
+
+// catalogDir is the directory whose items table a Mine call's candidates
+// are checked against: WithCatalog's, else the request's dataset.
+func catalogDir(ctx context.Context, req sdk.MineRequest) string {
+	if dir, ok := ctx.Value(catalogKey{}).(string); ok && dir != "" {
+		return dir
+	}
+	return req.DatasetDir
+}
+
 // checkCandidates checks a source's candidate table: ids in the dataset's
 // catalog or among the synthetic items the source wrote, tier hints in
 // range, finite confidence, no NULL keys.
@@ -138,8 +158,9 @@ func checkCandidates(ctx context.Context, ref Ref, req sdk.MineRequest) error {
 	if _, err := os.Stat(req.OutputPath); err != nil {
 		return nil // a missing output is the runner's to report (declared outputs)
 	}
+	dir := catalogDir(ctx, req)
 	var items []string
-	for _, p := range []string{dataset.TablePath(req.DatasetDir, dataset.ItemsTable), req.ItemsOutputPath} {
+	for _, p := range []string{dataset.TablePath(dir, dataset.ItemsTable), req.ItemsOutputPath} {
 		if _, err := os.Stat(p); p != "" && err == nil {
 			items = append(items, p)
 		}
@@ -151,13 +172,13 @@ func checkCandidates(ctx context.Context, ref Ref, req sdk.MineRequest) error {
 		{"query and item_id are not NULL", "SELECT query, item_id FROM c WHERE query IS NULL OR item_id IS NULL"},
 	}
 	// Without a dataset catalog (a bare request, as in unit tests) ids
-	// cannot be checked; the runner always passes one. A remote dataset
-	// (s3a://...) is not read here: the runner checks its ids against the
-	// local copy of its items (core/runner/remote_mine.go).
-	if req.DatasetDir != "" && !dataset.IsRemote(req.DatasetDir) {
+	// cannot be checked; the runner always passes one, and for a remote
+	// dataset the local copy's through WithCatalog. A URL itself is not
+	// read here.
+	if dir != "" && !dataset.IsRemote(dir) {
 		if len(items) == 0 {
 			return fmt.Errorf("%s: cannot check the candidates of Mine: dataset %s has no %s (every dataset needs its items table; crops data validate %s)",
-				ref, req.DatasetDir, filepath.Base(dataset.TablePath(req.DatasetDir, dataset.ItemsTable)), req.DatasetDir)
+				ref, dir, filepath.Base(dataset.TablePath(dir, dataset.ItemsTable)), dir)
 		}
 		setup = append(setup, catalogView(items))
 		rules = append(rules, rule{"item_id is in the dataset's items or among the synthetic items the source wrote", "SELECT query, item_id FROM c ANTI JOIN catalog USING (item_id) WHERE item_id IS NOT NULL"})

@@ -1,14 +1,9 @@
 package runner
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cropsdev/crops/core/config"
-	"github.com/cropsdev/crops/core/dataset"
-	"github.com/cropsdev/crops/core/duck"
 )
 
 // mineDatasetDir is the dataset a source's Mine reads: the remote URL for a
@@ -33,53 +28,4 @@ func pluginName(p config.Plugin) string {
 		return p.Path
 	}
 	return p.Plugin
-}
-
-// checkRemoteCatalog is, for a source that mined a remote dataset, the
-// catalog check the plugin host makes on a local one (core/host skips it
-// for a URL): every candidate item is in the dataset's items (its local
-// copy) or among the synthetic items the source wrote.
-func checkRemoteCatalog(ctx context.Context, source string, ds datasetInfo, out string) error {
-	if ds.remote == "" {
-		return nil
-	}
-	cands := filepath.Join(out, fileCandidates)
-	if _, err := os.Stat(cands); err != nil {
-		return nil // a missing output is reported as such (declared outputs)
-	}
-	items := []string{dataset.TablePath(ds.dir, dataset.ItemsTable)}
-	if _, err := os.Stat(filepath.Join(out, fileItems)); err == nil {
-		items = append(items, filepath.Join(out, fileItems))
-	}
-	db, err := duck.Open(ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	lits := ""
-	for i, p := range items {
-		if i > 0 {
-			lits += ", "
-		}
-		lits += duck.Lit(p)
-	}
-	var n int64
-	var q, it *string
-	err = db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), min(query), min(item_id) FROM read_parquet(%s) c
-		WHERE item_id IS NOT NULL AND item_id NOT IN (SELECT item_id FROM read_parquet([%s], union_by_name=true))`, duck.Lit(cands), lits)).Scan(&n, &q, &it)
-	if err != nil {
-		return fmt.Errorf("source %s: check its candidates against the catalog: %w", source, err)
-	}
-	if n > 0 {
-		return fmt.Errorf("source %s: Mine broke the contract: %d candidate(s) name an item_id that is in neither the dataset's items (%s) nor the synthetic items it wrote, e.g. (%q, %q)",
-			source, n, dataset.TablePath(ds.remote, dataset.ItemsTable), deref(q), deref(it))
-	}
-	return nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

@@ -1,16 +1,11 @@
 package runner
 
 import (
-	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cropsdev/crops/core/config"
-	"github.com/cropsdev/crops/core/dataset"
-	"github.com/cropsdev/crops/core/duck"
 )
 
 // On a remote dataset a Spark-mined source reads the URL; any other source
@@ -35,47 +30,6 @@ func TestMineDatasetDir(t *testing.T) {
 		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("mineDatasetDir(%+v, %v) = %q, %v; want %q, %q", tc.ds, tc.params, got, err, tc.want, tc.err)
 		}
-	}
-}
-
-// The catalog check of a remotely mined table: ids in the local copy's
-// items (or the synthetic items the source wrote) pass, others fail naming
-// the source, the remote items table and an example.
-func TestCheckRemoteCatalog(t *testing.T) {
-	ctx := context.Background()
-	dir, out := t.TempDir(), t.TempDir()
-	db, err := duck.Open(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	write := func(q, path string) {
-		if err := duck.CopyToParquet(ctx, db, q, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("SELECT * FROM (VALUES ('i1'), ('i2')) t(item_id)", dataset.TablePath(dir, dataset.ItemsTable))
-	ds := datasetInfo{dir: dir, remote: "hdfs://nn/w"}
-	cands := filepath.Join(out, fileCandidates)
-	write("SELECT * FROM (VALUES ('q', 'i1'), ('q', 'i2')) t(query, item_id)", cands)
-	if err := checkRemoteCatalog(ctx, "clicks", ds, out); err != nil {
-		t.Errorf("known ids: %v", err)
-	}
-	write("SELECT * FROM (VALUES ('q', 'i1'), ('q2', 'zz')) t(query, item_id)", cands)
-	err = checkRemoteCatalog(ctx, "feed", ds, out)
-	if err == nil || !strings.Contains(err.Error(), `source feed: Mine broke the contract: 1 candidate(s)`) || !strings.Contains(err.Error(), "hdfs://nn/w/items.parquet") || !strings.Contains(err.Error(), `("q2", "zz")`) {
-		t.Errorf("unknown id: %v", err)
-	}
-	write("SELECT * FROM (VALUES ('zz')) t(item_id)", filepath.Join(out, fileItems))
-	if err := checkRemoteCatalog(ctx, "llm", ds, out); err != nil {
-		t.Errorf("a synthetic item the source wrote: %v", err)
-	}
-	if err := checkRemoteCatalog(ctx, "x", datasetInfo{dir: dir}, out); err != nil {
-		t.Errorf("a local dataset is the host's to check: %v", err)
-	}
-	os.Remove(cands)
-	if err := checkRemoteCatalog(ctx, "x", ds, out); err != nil {
-		t.Errorf("no output: %v", err)
 	}
 }
 

@@ -182,13 +182,13 @@ func (r *runner) mine(ctx context.Context, unitName string, ds datasetInfo, src 
 				return nil, err
 			}
 			defer closeSource()
+			if ds.remote != "" {
+				ctx = host.WithCatalog(ctx, ds.dir) // the host checks ids against the local copy's items
+			}
 			res, err := s.Mine(ctx, sdk.MineRequest{DatasetDir: mineDir, Params: pj, OutputPath: filepath.Join(out, fileCandidates),
 				ItemsOutputPath: filepath.Join(out, fileItems), WorkDir: work, Seed: seed})
 			if err != nil {
 				return nil, r.budget.budgetError("mine/"+src.Name, ownLimit, err)
-			}
-			if err := checkRemoteCatalog(ctx, src.Name, ds, out); err != nil { // remote_mine.go
-				return nil, err
 			}
 			part, err := checkPartial(src.Name, src.AllowPartial, res.Stats)
 			if err != nil {
