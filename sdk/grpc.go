@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
@@ -406,6 +407,9 @@ type LossGRPCServer struct {
 	cropsv1.UnimplementedLossServiceServer
 	Impl Loss
 	shm  ShmMaps // the segment of the calls through shared memory, kept mapped
+	// NoDoorbell: answer doorbell requests as a server that predates them
+	// (the calls keep coming through gRPC); for tests and comparisons.
+	NoDoorbell bool
 }
 
 // Describe implements cropsv1.LossServiceServer.
@@ -430,9 +434,27 @@ func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeReques
 		return raw.ComputeRaw(ctx, req)
 	}
 	if req.GetShmPath() != "" && req.GetB() >= 0 && req.GetN() >= 0 {
-		return computeShmServer(ctx, s.Impl, req, &s.shm)
+		out, err = computeShmServer(ctx, s.Impl, req, &s.shm)
+		if err == nil && req.GetDoorbellReq() != "" && !s.NoDoorbell {
+			out.Doorbell = s.startDoorbell(req)
+		}
+		return out, err
 	}
 	return ComputePacked(ctx, s.Impl, req)
+}
+
+// startDoorbell serves the client's next calls through the doorbell its
+// setup call asked for (doorbell.go), in a goroutine that ends when the
+// client closes it. false: not served (the client keeps calling through
+// gRPC); why goes to the log.
+func (s *LossGRPCServer) startDoorbell(req *cropsv1.ComputeRequest) bool {
+	d, err := newDoorbellServer(s.Impl, req)
+	if err != nil {
+		slog.Warn("loss doorbell refused; the calls stay on gRPC", "err", err)
+		return false
+	}
+	go d.serve()
+	return true
 }
 
 // ComputePacked runs loss on a packed request: unpack, Compute, pack.
@@ -476,6 +498,16 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 type LossGRPCClient struct {
 	client cropsv1.LossServiceClient
 	shm    lossShm // the matrices' shared-memory segment (loss_shm.go)
+	// noDoorbell: CROPS_LOSS_DOORBELL=off when the client was made: it
+	// neither asks for a doorbell nor relays a request for one.
+	noDoorbell bool
+}
+
+// SetPluginName names the loss plugin behind the client in the contract
+// errors it raises (the host sets its reference, e.g. "loss plugin
+// h-infonce"); a name the host relays in a setup response wins.
+func (c *LossGRPCClient) SetPluginName(name string) {
+	c.shm.name.Store(&name)
 }
 
 // Close releases the client's shared-memory segment (the connection is the
@@ -488,10 +520,14 @@ func (c *LossGRPCClient) Close() error {
 // NewLossGRPCClient wraps a connection to a LossService. The environment
 // variable CROPS_LOSS_SHM=off makes it send the matrices inline, never
 // through shared memory (where /dev/shm is not shared with the plugins, and
-// for benchmarks comparing the two).
+// for benchmarks comparing the two); CROPS_LOSS_DOORBELL=off keeps every
+// call on gRPC (no doorbell, doorbell.go), and a host relaying calls
+// through such a client drops the retriever's doorbell requests.
 func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
 	l := &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
 	l.shm.off = os.Getenv("CROPS_LOSS_SHM") == "off"
+	l.noDoorbell = os.Getenv("CROPS_LOSS_DOORBELL") == "off"
+	l.shm.bellOff = l.noDoorbell
 	return l
 }
 
@@ -509,6 +545,9 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 	if !shm && (len(req.GetScores()) != 4*n || !(compact || wide)) {
 		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes, %d tiers8 bytes",
 			n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()), len(req.GetTiers8()))
+	}
+	if c.noDoorbell && req.GetDoorbellReq() != "" {
+		req.DoorbellReq, req.DoorbellResp = "", ""
 	}
 	resp, err := c.client.Compute(ctx, req)
 	if err != nil {
@@ -547,6 +586,11 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
 	if err != nil {
+		return LossOutput{}, err
+	}
+	// The client checks every answer it returns (the doorbell's, which the
+	// host does not see, and so, uniformly, the others).
+	if err := CheckGrad(c.shm.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), req.GetTiers8(), req.GetValid()); err != nil {
 		return LossOutput{}, err
 	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, nil

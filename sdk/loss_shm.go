@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -33,6 +34,14 @@ type lossShm struct {
 	// probeFailed: off because the first call failed (not yet confirmed
 	// by the inline call succeeding).
 	probeFailed atomic.Bool
+	// bell: the doorbell on seg (doorbell.go), nil when not (yet) set up.
+	bell *doorbellClient
+	// bellOff: never ask for a doorbell again (CROPS_LOSS_DOORBELL=off,
+	// a server that does not serve one, or one that failed).
+	bellOff bool
+	// name: the loss plugin, for contract errors (the setup response's
+	// loss_plugin, else what the client was told).
+	name atomic.Pointer[string]
 }
 
 // inlineDone records how the inline call after a failed probe went: if it
@@ -48,7 +57,9 @@ func (s *lossShm) inlineDone(err error) {
 	}
 }
 
-// compute makes the call through the segment. done is false when the
+// compute makes the call through the segment: by the doorbell when one is
+// set up and the call fits it, else by a gRPC call naming the segment
+// (which asks for a doorbell when there is none). done is false when the
 // caller should send the matrices inline instead: shared memory is off, the
 // segment is busy with a concurrent call, or the first call failed (a
 // server or relay that predates shm_path rejects it; shared memory is then
@@ -65,14 +76,19 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	if s.off {
 		return out, false, nil
 	}
-	if s.seg == nil || len(s.seg.mem) < shmSize(n) {
+	if s.bell != nil && shmSize(n) > s.bell.capacity {
+		s.closeBell() // a bigger segment below; its setup call asks again
+	}
+	if s.seg == nil || len(s.seg.mem)-doorbellHdrSize < shmSize(n) {
 		if s.seg == nil && !s.swept {
 			// A client's first segment: clear what crashed clients left.
 			s.swept = true
 			removeStaleShm(shmDir())
 		}
+		s.closeBell()
 		s.seg.close()
-		if s.seg, err = newShmSegment(shmSize(n)); err != nil {
+		// The doorbell's header lives after the data (doorbell.go).
+		if s.seg, err = newShmSegment(shmSize(n) + doorbellHdrSize); err != nil {
 			s.off = true
 			return out, false, nil
 		}
@@ -80,7 +96,36 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	mem := s.seg.mem
 	putFloat32s(mem[:4*n], in.Scores)
 	copy(mem[8*n:9*n], t8)
-	resp, err := c.Compute(ctx, &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Params: in.Params, ShmPath: s.seg.path})
+	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
+		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in)
+		if transport {
+			// Off for good; the segment goes too: an abandoned call's
+			// server may still write into it.
+			s.closeBell()
+			s.bellOff = true
+			s.seg.close()
+			s.seg = nil
+		}
+		return out, true, err
+	}
+	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Params: in.Params, ShmPath: s.seg.path}
+	var bell *doorbellClient
+	if s.bell == nil && !s.bellOff {
+		bell = s.askBell(req, in.Params)
+	}
+	resp, err := c.Compute(ctx, req)
+	if bell != nil {
+		removeFIFOs(req.GetDoorbellReq(), req.GetDoorbellResp()) // both ends are open (or never will be)
+		if err == nil && resp.GetDoorbell() {
+			s.bell = bell
+			if name := resp.GetLossPlugin(); name != "" {
+				s.name.Store(&name)
+			}
+		} else {
+			bell.close()
+			s.bellOff = err == nil // a server that answers without one does not serve it
+		}
+	}
 	if err != nil {
 		if !s.ok && ctx.Err() == nil {
 			s.off = true
@@ -93,16 +138,51 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	}
 	s.ok = true
 	if resp.GetGradInShm() {
-		return LossOutput{Loss: resp.GetLoss(), Grad: getFloat32s(mem[4*n : 8*n])}, true, nil
+		out = LossOutput{Loss: resp.GetLoss()}
+		if err := CheckGrad(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n], nil); err != nil {
+			return out, true, err
+		}
+		out.Grad = getFloat32s(mem[4*n : 8*n])
+		return out, true, nil
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
+	if err == nil {
+		err = CheckGrad(s.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), t8, nil)
+	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, true, err
 }
 
-// close releases the segment.
+// askBell makes the doorbell's FIFOs and names them in req; nil (and the
+// doorbell off) when they cannot be made.
+func (s *lossShm) askBell(req *cropsv1.ComputeRequest, params []byte) *doorbellClient {
+	reqPath, respPath, rf, wf, err := newDoorbellFIFOs(s.seg.path)
+	if err != nil {
+		s.bellOff = true
+		return nil
+	}
+	req.DoorbellReq, req.DoorbellResp = reqPath, respPath
+	return &doorbellClient{req: rf, resp: wf, params: append([]byte(nil), params...), capacity: len(s.seg.mem) - doorbellHdrSize}
+}
+
+// closeBell closes the doorbell (the server's goroutine ends).
+func (s *lossShm) closeBell() {
+	s.bell.close()
+	s.bell = nil
+}
+
+// pluginName names the loss plugin in contract errors.
+func (s *lossShm) pluginName() string {
+	if p := s.name.Load(); p != nil {
+		return *p
+	}
+	return "the loss plugin"
+}
+
+// close releases the doorbell and the segment.
 func (s *lossShm) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closeBell()
 	s.seg.close()
 	s.seg = nil
 }
