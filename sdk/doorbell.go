@@ -91,11 +91,8 @@ func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in L
 	}
 	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
 	// The host no longer sees this call: its contract check is made here.
-	if err := CheckGrad(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n], nil); err != nil {
-		return out, false, err
-	}
-	out.Grad = getFloat32s(mem[4*n : 8*n])
-	return out, false, nil
+	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+	return out, false, err
 }
 
 // wait reads the server's byte, or gives up when ctx ends (a FIFO is
@@ -130,10 +127,9 @@ type doorbellServer struct {
 	unmap     func()
 	params    []byte
 	// The unpacked inputs, reused from call to call (a loss must not keep
-	// its input slices after Compute).
-	scores []float32
-	tiers  []int32
-	valid  []bool
+	// its input slices after Compute); the scores are read in place.
+	tiers []int32
+	valid []bool
 }
 
 // serve answers calls until the client closes its end (EOF) or goes away.
@@ -182,10 +178,9 @@ func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
 		return 0, fmt.Errorf("doorbell: shape B=%d N=%d does not fit the segment's %d data bytes (9 x B*N)", b, n, data)
 	}
 	bn := b * n
-	s.scores, s.tiers, s.valid = growSlice(s.scores, bn), growSlice(s.tiers, bn), growSlice(s.valid, bn)
-	in := LossInput{B: b, N: n, Scores: s.scores, Tiers: s.tiers, Valid: s.valid, Params: s.params}
-	readFloat32s(in.Scores, s.mem[:4*bn])
-	if err := unpackTiers8Into(in.Tiers, in.Valid, s.mem[8*bn:9*bn]); err != nil {
+	s.tiers, s.valid = growSlice(s.tiers, bn), growSlice(s.valid, bn)
+	in := LossInput{B: b, N: n, Scores: floatsAt(s.mem, bn), Tiers: s.tiers, Valid: s.valid, Params: s.params}
+	if err := unpackTiers8Fast(in.Tiers, in.Valid, s.mem[8*bn:9*bn]); err != nil {
 		return 0, fmt.Errorf("doorbell: %w", err)
 	}
 	res, err := s.loss.Compute(context.Background(), in)

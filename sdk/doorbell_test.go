@@ -5,6 +5,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -312,4 +313,46 @@ func TestDoorbellServerChecksPaths(t *testing.T) {
 	if err != nil || resp.GetDoorbell() || !resp.GetGradInShm() {
 		t.Fatalf("refused doorbell: %v, %v", resp, err)
 	}
+}
+
+// BenchmarkLossCall: one loss call through the doorbell and through gRPC
+// naming the segment (the doorbell off), server in this process (the wake-up
+// path is the same as across processes; no TLS here), with a loss that does
+// almost nothing, so that the transport is what is timed.
+func BenchmarkLossCall(b *testing.B) {
+	for _, sh := range [][2]int{{1, 64}, {64, 512}, {256, 1024}} {
+		for _, bell := range []bool{true, false} {
+			name := fmt.Sprintf("B=%d,N=%d/doorbell=%v", sh[0], sh[1], bell)
+			b.Run(name, func(b *testing.B) {
+				if !bell {
+					b.Setenv("CROPS_LOSS_DOORBELL", "off")
+				}
+				client, _ := plugin.TestPluginGRPCConn(b, false, plugin.PluginSet{"loss": &LossPlugin{Impl: zeroLoss{}}})
+				defer client.Close()
+				raw, err := client.Dispense("loss")
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := raw.(*LossGRPCClient)
+				defer c.Close()
+				in := lossInput(sh[0], sh[1])
+				ctx := context.Background()
+				for b.Loop() {
+					if _, err := c.Compute(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if (c.shm.bell != nil) != bell {
+					b.Fatalf("doorbell on = %v", c.shm.bell != nil)
+				}
+			})
+		}
+	}
+}
+
+// zeroLoss answers a zero loss and gradient.
+type zeroLoss struct{ squareLoss }
+
+func (zeroLoss) Compute(_ context.Context, in LossInput) (LossOutput, error) {
+	return LossOutput{Grad: make([]float32, len(in.Scores))}, nil
 }

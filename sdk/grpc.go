@@ -565,12 +565,10 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 	if len(in.Scores) != n || len(in.Tiers) != n || len(in.Valid) != n {
 		return LossOutput{}, fmt.Errorf("loss input: B*N = %d but %d scores, %d tiers, %d valid flags", n, len(in.Scores), len(in.Tiers), len(in.Valid))
 	}
-	t8, compact := packTiers8(in.Tiers, in.Valid)
-	if compact {
-		if out, done, err := c.shm.compute(ctx, c.client, in, t8); done {
-			return out, err
-		}
+	if out, done, err := c.shm.compute(ctx, c.client, in); done {
+		return out, err
 	}
+	t8, compact := packTiers8(in.Tiers, in.Valid)
 	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Scores: PackFloat32(in.Scores), Params: in.Params}
 	if compact {
 		req.Tiers8 = t8
@@ -578,9 +576,7 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 		req.Tiers, req.Valid = PackInt32(in.Tiers), packBool(in.Valid)
 	}
 	resp, err := c.client.Compute(ctx, req)
-	if compact {
-		c.shm.inlineDone(err)
-	}
+	c.shm.inlineDone(err)
 	if err != nil {
 		return LossOutput{}, fromStatus(ctx, err)
 	}

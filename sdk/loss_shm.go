@@ -67,7 +67,7 @@ func (s *lossShm) inlineDone(err error) {
 // call). If that inline call fails too, the error was the loss's own, and
 // the caller calls inlineFailed so that the next call tries the segment
 // again.
-func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput, t8 []byte) (out LossOutput, done bool, err error) {
+func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput) (out LossOutput, done bool, err error) {
 	n := in.B * in.N
 	if !shmSupported || n == 0 || !s.mu.TryLock() {
 		return out, false, nil
@@ -94,8 +94,10 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		}
 	}
 	mem := s.seg.mem
+	if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
+		return out, false, nil // a tier above 127: inline, as int32
+	}
 	putFloat32s(mem[:4*n], in.Scores)
-	copy(mem[8*n:9*n], t8)
 	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
 		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in)
 		if transport {
@@ -138,16 +140,13 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	}
 	s.ok = true
 	if resp.GetGradInShm() {
-		out = LossOutput{Loss: resp.GetLoss()}
-		if err := CheckGrad(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n], nil); err != nil {
-			return out, true, err
-		}
-		out.Grad = getFloat32s(mem[4*n : 8*n])
-		return out, true, nil
+		out.Loss = resp.GetLoss()
+		out.Grad, err = gradCheckedCopy(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+		return out, true, err
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
 	if err == nil {
-		err = CheckGrad(s.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), t8, nil)
+		err = CheckGrad(s.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), mem[8*n:9*n], nil)
 	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, true, err
 }
@@ -222,7 +221,7 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 		in.Scores, in.Tiers, in.Valid = make([]float32, n), make([]int32, n), make([]bool, n)
 	}
 	readFloat32s(in.Scores, mem[:4*n])
-	if err = unpackTiers8Into(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
+	if err = unpackTiers8Fast(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
 		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
 	}
 	res, err := loss.Compute(ctx, in)
