@@ -40,8 +40,7 @@ func packTiers8Into(dst []byte, tiers []int32, valid []bool) (ok bool) {
 	dst, valid = dst[:n], valid[:n]
 	// Fast path: every tier (padding's too) in [0, 127], the usual case.
 	i := 0
-	if littleEndian {
-		k := n / 8
+	if k := n / 8; littleEndian && k > 0 {
 		t := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(tiers))), 4*k) // two tiers per word
 		vw, dw := words8(boolBytes(valid), k), words8(dst, k)
 		var or uint64
@@ -74,8 +73,7 @@ func unpackTiers8Fast(tiers []int32, valid []bool, b []byte) error {
 	n := len(b)
 	tiers, valid = tiers[:n], valid[:n]
 	i := 0
-	if littleEndian {
-		k := n / 8
+	if k := n / 8; littleEndian && k > 0 {
 		bw, vw := words8(b, k), words8(boolBytes(valid), k)
 		var bad uint64
 		for j, w := range bw {
@@ -124,8 +122,7 @@ func gradFloatsOK(g []float32, t8 []byte) bool {
 	t8 = t8[:len(g)]
 	var bad uint64
 	i := 0
-	if littleEndian {
-		k := len(g) / 4
+	if k := len(g) / 4; littleEndian && k > 0 {
 		w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(g))), 2*k)
 		tw := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(t8))), k) // four tiers per two words
 		var bad0, bad1 uint64
