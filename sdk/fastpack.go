@@ -75,14 +75,18 @@ func unpackTiers8Fast(tiers []int32, valid []bool, b []byte) error {
 	i := 0
 	if k := n / 8; littleEndian && k > 0 {
 		bw, vw := words8(b, k), words8(boolBytes(valid), k)
+		wide := widenTiersWide(tiers, b) / 8 // the tiers of the first words, with AVX2
 		var bad uint64
 		for j, w := range bw {
 			neg := w & high8
 			// A byte is 0xff exactly when this has its high bit set.
 			nw := ^w
 			zero := ^((nw&low7 + low7) | nw | low7)
-			bad |= neg &^ zero               // negative but not -1
-			vw[j] = (^w >> 7) & ones8        // 1 where the tier is >= 0
+			bad |= neg &^ zero        // negative but not -1
+			vw[j] = (^w >> 7) & ones8 // 1 where the tier is >= 0
+			if j < wide {
+				continue
+			}
 			keep := w &^ ((neg >> 7) * 0xff) // padding -> 0
 			t := tiers[8*j : 8*j+8 : 8*j+8]
 			t[0], t[1], t[2], t[3] = int32(keep&0xff), int32(keep>>8&0xff), int32(keep>>16&0xff), int32(keep>>24&0xff)
@@ -120,8 +124,13 @@ func gradCheckedCopy(plugin string, b, n int, loss float64, src, t8 []byte) ([]f
 func gradFloatsOK(g []float32, t8 []byte) bool {
 	const exp, abs = 0x7f800000_7f800000, 0x7fffffff_7fffffff
 	t8 = t8[:len(g)]
+	ok, i := gradFloatsOKWide(g, t8)
+	if !ok {
+		return false
+	}
+	g, t8 = g[i:], t8[i:]
 	var bad uint64
-	i := 0
+	i = 0
 	if k := len(g) / 4; littleEndian && k > 0 {
 		w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(g))), 2*k)
 		tw := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(t8))), k) // four tiers per two words
