@@ -1,9 +1,21 @@
 package sdk
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
+// BenchmarkPasses: the per-entry passes of a loss call through the
+// segment (pack on the client, unpack on the server, the client's check
+// and one copy of 4 bytes per entry), one B x N call.
 func BenchmarkPasses(b *testing.B) {
-	in := lossInput(64, 512)
+	for _, sh := range [][2]int{{64, 512}, {256, 1024}} {
+		b.Run(fmt.Sprintf("B=%d,N=%d", sh[0], sh[1]), func(b *testing.B) { benchPasses(b, sh[0], sh[1]) })
+	}
+}
+
+func benchPasses(b *testing.B, bq, nq int) {
+	in := lossInput(bq, nq)
 	n := len(in.Scores)
 	t8 := make([]byte, n)
 	g := make([]float32, n)
@@ -28,6 +40,11 @@ func BenchmarkPasses(b *testing.B) {
 	b.Run("copy", func(b *testing.B) {
 		for b.Loop() {
 			readFloat32s(g, src)
+		}
+	})
+	b.Run("alloc+copy", func(b *testing.B) {
+		for b.Loop() {
+			readFloat32s(make([]float32, n), src)
 		}
 	})
 }
