@@ -116,6 +116,9 @@ func TestLossThroughDoorbell(t *testing.T) {
 			t.Fatalf("call %d: no doorbell", i)
 		}
 	}
+	if got := c.shm.pluginName(); got != `loss plugin "square"` {
+		t.Errorf("the client names the loss %q, want the server's Describe name", got)
+	}
 	if n := p.calls.Load(); n != 2 {
 		t.Fatalf("%d gRPC calls reached the server, want 2 (the setups of the two segment sizes)", n)
 	}

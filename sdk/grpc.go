@@ -437,6 +437,11 @@ func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeReques
 		out, err = computeShmServer(ctx, s.Impl, req, &s.shm)
 		if err == nil && req.GetDoorbellReq() != "" && !s.NoDoorbell {
 			out.Doorbell = s.startDoorbell(req)
+			if info, derr := s.Impl.Describe(ctx); out.Doorbell && derr == nil {
+				// Who the client's contract errors name (a relaying host
+				// replaces it with the plugin's full reference).
+				out.LossPlugin = fmt.Sprintf("loss plugin %q", info.Name)
+			}
 		}
 		return out, err
 	}
@@ -505,7 +510,8 @@ type LossGRPCClient struct {
 
 // SetPluginName names the loss plugin behind the client in the contract
 // errors it raises (the host sets its reference, e.g. "loss plugin
-// h-infonce"); a name the host relays in a setup response wins.
+// h-infonce"); without it, the name the doorbell's setup response gives
+// (the relaying host's reference of the plugin, else the server's own).
 func (c *LossGRPCClient) SetPluginName(name string) {
 	c.shm.name.Store(&name)
 }

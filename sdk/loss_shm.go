@@ -39,8 +39,8 @@ type lossShm struct {
 	// bellOff: never ask for a doorbell again (CROPS_LOSS_DOORBELL=off,
 	// a server that does not serve one, or one that failed).
 	bellOff bool
-	// name: the loss plugin, for contract errors (the setup response's
-	// loss_plugin, else what the client was told).
+	// name: the loss plugin, for contract errors (what the client was
+	// told, SetPluginName, else the setup response's loss_plugin).
 	name atomic.Pointer[string]
 }
 
@@ -121,7 +121,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		if err == nil && resp.GetDoorbell() {
 			s.bell = bell
 			if name := resp.GetLossPlugin(); name != "" {
-				s.name.Store(&name)
+				s.name.CompareAndSwap(nil, &name) // SetPluginName's wins
 			}
 		} else {
 			bell.close()
