@@ -1,6 +1,9 @@
 package sdk
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // The loss call's per-entry passes, eight entries per step as 64-bit
 // words (SWAR): on the doorbell path (doorbell.go) they are most of what a
@@ -111,8 +114,15 @@ func gradCheckedCopy(plugin string, b, n int, loss float64, src, t8 []byte) ([]f
 	if err := CheckGrad(plugin, b, n, loss, nil, nil, nil); err != nil {
 		return nil, err // the loss alone
 	}
-	g := make([]float32, bn)
-	readFloat32s(g, src[:4*bn])
+	var g []float32
+	if littleEndian {
+		// A clone is not zeroed first, as make would be: at B*N = 262,144
+		// that is a third of the time (70 vs 210 us with a 200 MB heap).
+		g = slices.Clone(floatsAt(src, bn))
+	} else {
+		g = make([]float32, bn)
+		readFloat32s(g, src[:4*bn])
+	}
 	if !gradFloatsOK(g, t8[:bn]) {
 		return nil, CheckGrad(plugin, b, n, loss, src[:4*bn], t8[:bn], nil)
 	}
@@ -159,9 +169,10 @@ func gradFloatsOK(g []float32, t8 []byte) bool {
 	return bad&0x80000000_80000000 == 0
 }
 
-// floatsAt is the first n float32s of the (page-aligned) mapped segment
-// mem, in place: the doorbell server hands the caller's scores to the loss
-// without a copy (the client does not touch them during the call).
+// floatsAt is the first n float32s of mem (4-byte aligned: a mapped
+// segment or an offset of 4n into one), in place: the doorbell server hands
+// the caller's scores to the loss without a copy (the client does not touch
+// them during the call).
 func floatsAt(mem []byte, n int) []float32 {
 	if n == 0 {
 		return nil
