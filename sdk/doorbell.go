@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -47,6 +49,28 @@ const (
 	dbLoss          = 32
 	dbErrText       = 40
 )
+
+// gcOnce: loosenGC runs once per process.
+var gcOnce sync.Once
+
+// loosenGC raises the garbage collector's target from the default GOGC=100
+// to 400 in a loss plugin process that serves a doorbell (plugins get no
+// GOGC unless they declare it; a host serving a loss to a retriever keeps
+// its own). Such a process keeps a few MB live, and
+// a loss allocates its gradient (1 MB at B*N = 262,144, plus h-infonce's
+// float64 buffer) on every call: at the default target it collected every
+// call or two, emptying the loss's buffer pool and faulting freshly
+// scavenged pages back in, a cost the same loss in the retriever's big heap
+// does not pay. At 400 the heap may grow to 5x the live data (tens of MB
+// for the built-in losses). A target set otherwise (GOGC declared and
+// allowed) is kept.
+func loosenGC() {
+	gcOnce.Do(func() {
+		if old := debug.SetGCPercent(400); old != 100 {
+			debug.SetGCPercent(old)
+		}
+	})
+}
 
 // errDoorbellGone: the peer closed its end of a FIFO (EOF).
 var errDoorbellGone = errors.New("the loss plugin closed its end of the doorbell (it exited or crashed)")

@@ -392,7 +392,7 @@ type LossPlugin struct {
 
 // GRPCServer registers the loss service (plugin side).
 func (p *LossPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	cropsv1.RegisterLossServiceServer(s, &LossGRPCServer{Impl: p.Impl})
+	cropsv1.RegisterLossServiceServer(s, &LossGRPCServer{Impl: p.Impl, process: true})
 	return nil
 }
 
@@ -410,6 +410,9 @@ type LossGRPCServer struct {
 	// NoDoorbell: answer doorbell requests as a server that predates them
 	// (the calls keep coming through gRPC); for tests and comparisons.
 	NoDoorbell bool
+	// process: the server is its plugin process's (LossPlugin), not a
+	// host's serving a loss on a broker connection (see loosenGC).
+	process bool
 }
 
 // Describe implements cropsv1.LossServiceServer.
@@ -457,6 +460,9 @@ func (s *LossGRPCServer) startDoorbell(req *cropsv1.ComputeRequest) bool {
 	if err != nil {
 		slog.Warn("loss doorbell refused; the calls stay on gRPC", "err", err)
 		return false
+	}
+	if s.process {
+		loosenGC()
 	}
 	go d.serve()
 	return true
