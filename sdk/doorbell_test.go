@@ -82,16 +82,6 @@ func (m misbehave) Compute(ctx context.Context, in LossInput) (LossOutput, error
 	return out, err
 }
 
-func lossInput(b, n int) LossInput {
-	in := LossInput{B: b, N: n, Scores: make([]float32, b*n), Tiers: make([]int32, b*n), Valid: make([]bool, b*n)}
-	for i := range in.Scores {
-		in.Scores[i] = float32(math.Cos(float64(i*b))) * 2
-		in.Tiers[i] = int32(i % 4)
-		in.Valid[i] = i%5 != 2
-	}
-	return in
-}
-
 // TestLossThroughDoorbell: after the setup call, calls of any shape that
 // fits the segment go through the doorbell (no gRPC call reaches the
 // server), a bigger one sets up a bigger segment and doorbell, and every

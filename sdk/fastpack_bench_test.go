@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -47,4 +48,15 @@ func benchPasses(b *testing.B, bq, nq int) {
 			readFloat32s(make([]float32, n), src)
 		}
 	})
+}
+
+// lossInput is a B x N loss input with padding and tiers 0-3.
+func lossInput(b, n int) LossInput {
+	in := LossInput{B: b, N: n, Scores: make([]float32, b*n), Tiers: make([]int32, b*n), Valid: make([]bool, b*n)}
+	for i := range in.Scores {
+		in.Scores[i] = float32(math.Cos(float64(i*b))) * 2
+		in.Tiers[i] = int32(i % 4)
+		in.Valid[i] = i%5 != 2
+	}
+	return in
 }
