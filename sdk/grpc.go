@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
@@ -391,7 +392,7 @@ type LossPlugin struct {
 
 // GRPCServer registers the loss service (plugin side).
 func (p *LossPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	cropsv1.RegisterLossServiceServer(s, &LossGRPCServer{Impl: p.Impl})
+	cropsv1.RegisterLossServiceServer(s, &LossGRPCServer{Impl: p.Impl, process: true})
 	return nil
 }
 
@@ -406,6 +407,12 @@ type LossGRPCServer struct {
 	cropsv1.UnimplementedLossServiceServer
 	Impl Loss
 	shm  ShmMaps // the segment of the calls through shared memory, kept mapped
+	// NoDoorbell: answer doorbell requests as a server that predates them
+	// (the calls keep coming through gRPC); for tests and comparisons.
+	NoDoorbell bool
+	// process: the server is its plugin process's (LossPlugin), not a
+	// host's serving a loss on a broker connection (see loosenGC).
+	process bool
 }
 
 // Describe implements cropsv1.LossServiceServer.
@@ -430,9 +437,35 @@ func (s *LossGRPCServer) Compute(ctx context.Context, req *cropsv1.ComputeReques
 		return raw.ComputeRaw(ctx, req)
 	}
 	if req.GetShmPath() != "" && req.GetB() >= 0 && req.GetN() >= 0 {
-		return computeShmServer(ctx, s.Impl, req, &s.shm)
+		out, err = computeShmServer(ctx, s.Impl, req, &s.shm)
+		if err == nil && req.GetDoorbellReq() != "" && !s.NoDoorbell {
+			out.Doorbell = s.startDoorbell(req)
+			if info, derr := s.Impl.Describe(ctx); out.Doorbell && derr == nil {
+				// Who the client's contract errors name (a relaying host
+				// replaces it with the plugin's full reference).
+				out.LossPlugin = fmt.Sprintf("loss plugin %q", info.Name)
+			}
+		}
+		return out, err
 	}
 	return ComputePacked(ctx, s.Impl, req)
+}
+
+// startDoorbell serves the client's next calls through the doorbell its
+// setup call asked for (doorbell.go), in a goroutine that ends when the
+// client closes it. false: not served (the client keeps calling through
+// gRPC); why goes to the log.
+func (s *LossGRPCServer) startDoorbell(req *cropsv1.ComputeRequest) bool {
+	d, err := newDoorbellServer(s.Impl, req)
+	if err != nil {
+		slog.Warn("loss doorbell refused; the calls stay on gRPC", "err", err)
+		return false
+	}
+	if s.process {
+		loosenGC()
+	}
+	go d.serve()
+	return true
 }
 
 // ComputePacked runs loss on a packed request: unpack, Compute, pack.
@@ -476,6 +509,17 @@ func ComputePacked(ctx context.Context, loss Loss, req *cropsv1.ComputeRequest) 
 type LossGRPCClient struct {
 	client cropsv1.LossServiceClient
 	shm    lossShm // the matrices' shared-memory segment (loss_shm.go)
+	// noDoorbell: CROPS_LOSS_DOORBELL=off when the client was made: it
+	// neither asks for a doorbell nor relays a request for one.
+	noDoorbell bool
+}
+
+// SetPluginName names the loss plugin behind the client in the contract
+// errors it raises (the host sets its reference, e.g. "loss plugin
+// h-infonce"); without it, the name the doorbell's setup response gives
+// (the relaying host's reference of the plugin, else the server's own).
+func (c *LossGRPCClient) SetPluginName(name string) {
+	c.shm.name.Store(&name)
 }
 
 // Close releases the client's shared-memory segment (the connection is the
@@ -488,10 +532,14 @@ func (c *LossGRPCClient) Close() error {
 // NewLossGRPCClient wraps a connection to a LossService. The environment
 // variable CROPS_LOSS_SHM=off makes it send the matrices inline, never
 // through shared memory (where /dev/shm is not shared with the plugins, and
-// for benchmarks comparing the two).
+// for benchmarks comparing the two); CROPS_LOSS_DOORBELL=off keeps every
+// call on gRPC (no doorbell, doorbell.go), and a host relaying calls
+// through such a client drops the retriever's doorbell requests.
 func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
 	l := &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
 	l.shm.off = os.Getenv("CROPS_LOSS_SHM") == "off"
+	l.noDoorbell = os.Getenv("CROPS_LOSS_DOORBELL") == "off"
+	l.shm.bellOff = l.noDoorbell
 	return l
 }
 
@@ -510,6 +558,9 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 		return nil, fmt.Errorf("loss input: B*N = %d but %d score bytes, %d tier bytes, %d valid bytes, %d tiers8 bytes",
 			n, len(req.GetScores()), len(req.GetTiers()), len(req.GetValid()), len(req.GetTiers8()))
 	}
+	if c.noDoorbell && req.GetDoorbellReq() != "" {
+		req.DoorbellReq, req.DoorbellResp = "", ""
+	}
 	resp, err := c.client.Compute(ctx, req)
 	if err != nil {
 		return nil, fromStatus(ctx, err)
@@ -526,12 +577,10 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 	if len(in.Scores) != n || len(in.Tiers) != n || len(in.Valid) != n {
 		return LossOutput{}, fmt.Errorf("loss input: B*N = %d but %d scores, %d tiers, %d valid flags", n, len(in.Scores), len(in.Tiers), len(in.Valid))
 	}
-	t8, compact := packTiers8(in.Tiers, in.Valid)
-	if compact {
-		if out, done, err := c.shm.compute(ctx, c.client, in, t8); done {
-			return out, err
-		}
+	if out, done, err := c.shm.compute(ctx, c.client, in); done {
+		return out, err
 	}
+	t8, compact := packTiers8(in.Tiers, in.Valid)
 	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Scores: PackFloat32(in.Scores), Params: in.Params}
 	if compact {
 		req.Tiers8 = t8
@@ -539,14 +588,17 @@ func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput,
 		req.Tiers, req.Valid = PackInt32(in.Tiers), packBool(in.Valid)
 	}
 	resp, err := c.client.Compute(ctx, req)
-	if compact {
-		c.shm.inlineDone(err)
-	}
+	c.shm.inlineDone(err)
 	if err != nil {
 		return LossOutput{}, fromStatus(ctx, err)
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
 	if err != nil {
+		return LossOutput{}, err
+	}
+	// The client checks every answer it returns (the doorbell's, which the
+	// host does not see, and so, uniformly, the others).
+	if err := CheckGrad(c.shm.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), req.GetTiers8(), req.GetValid()); err != nil {
 		return LossOutput{}, err
 	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, nil

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -33,6 +34,14 @@ type lossShm struct {
 	// probeFailed: off because the first call failed (not yet confirmed
 	// by the inline call succeeding).
 	probeFailed atomic.Bool
+	// bell: the doorbell on seg (doorbell.go), nil when not (yet) set up.
+	bell *doorbellClient
+	// bellOff: never ask for a doorbell again (CROPS_LOSS_DOORBELL=off,
+	// a server that does not serve one, or one that failed).
+	bellOff bool
+	// name: the loss plugin, for contract errors (what the client was
+	// told, SetPluginName, else the setup response's loss_plugin).
+	name atomic.Pointer[string]
 }
 
 // inlineDone records how the inline call after a failed probe went: if it
@@ -48,7 +57,9 @@ func (s *lossShm) inlineDone(err error) {
 	}
 }
 
-// compute makes the call through the segment. done is false when the
+// compute makes the call through the segment: by the doorbell when one is
+// set up and the call fits it, else by a gRPC call naming the segment
+// (which asks for a doorbell when there is none). done is false when the
 // caller should send the matrices inline instead: shared memory is off, the
 // segment is busy with a concurrent call, or the first call failed (a
 // server or relay that predates shm_path rejects it; shared memory is then
@@ -56,7 +67,7 @@ func (s *lossShm) inlineDone(err error) {
 // call). If that inline call fails too, the error was the loss's own, and
 // the caller calls inlineFailed so that the next call tries the segment
 // again.
-func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput, t8 []byte) (out LossOutput, done bool, err error) {
+func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput) (out LossOutput, done bool, err error) {
 	n := in.B * in.N
 	if !shmSupported || n == 0 || !s.mu.TryLock() {
 		return out, false, nil
@@ -65,22 +76,58 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	if s.off {
 		return out, false, nil
 	}
-	if s.seg == nil || len(s.seg.mem) < shmSize(n) {
+	if s.bell != nil && shmSize(n) > s.bell.capacity {
+		s.closeBell() // a bigger segment below; its setup call asks again
+	}
+	if s.seg == nil || len(s.seg.mem)-doorbellHdrSize < shmSize(n) {
 		if s.seg == nil && !s.swept {
 			// A client's first segment: clear what crashed clients left.
 			s.swept = true
 			removeStaleShm(shmDir())
 		}
+		s.closeBell()
 		s.seg.close()
-		if s.seg, err = newShmSegment(shmSize(n)); err != nil {
+		// The doorbell's header lives after the data (doorbell.go).
+		if s.seg, err = newShmSegment(shmSize(n) + doorbellHdrSize); err != nil {
 			s.off = true
 			return out, false, nil
 		}
 	}
 	mem := s.seg.mem
+	if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
+		return out, false, nil // a tier above 127: inline, as int32
+	}
 	putFloat32s(mem[:4*n], in.Scores)
-	copy(mem[8*n:9*n], t8)
-	resp, err := c.Compute(ctx, &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Params: in.Params, ShmPath: s.seg.path})
+	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
+		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in)
+		if transport {
+			// Off for good; the segment goes too: an abandoned call's
+			// server may still write into it.
+			s.closeBell()
+			s.bellOff = true
+			s.seg.close()
+			s.seg = nil
+		}
+		return out, true, err
+	}
+	req := &cropsv1.ComputeRequest{B: int32(in.B), N: int32(in.N), Params: in.Params, ShmPath: s.seg.path}
+	var bell *doorbellClient
+	if s.bell == nil && !s.bellOff {
+		bell = s.askBell(req, in.Params)
+	}
+	resp, err := c.Compute(ctx, req)
+	if bell != nil {
+		removeFIFOs(req.GetDoorbellReq(), req.GetDoorbellResp()) // both ends are open (or never will be)
+		if err == nil && resp.GetDoorbell() {
+			s.bell = bell
+			if name := resp.GetLossPlugin(); name != "" {
+				s.name.CompareAndSwap(nil, &name) // SetPluginName's wins
+			}
+		} else {
+			bell.close()
+			s.bellOff = err == nil // a server that answers without one does not serve it
+		}
+	}
 	if err != nil {
 		if !s.ok && ctx.Err() == nil {
 			s.off = true
@@ -93,16 +140,48 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	}
 	s.ok = true
 	if resp.GetGradInShm() {
-		return LossOutput{Loss: resp.GetLoss(), Grad: getFloat32s(mem[4*n : 8*n])}, true, nil
+		out.Loss = resp.GetLoss()
+		out.Grad, err = gradCheckedCopy(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+		return out, true, err
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")
+	if err == nil {
+		err = CheckGrad(s.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), mem[8*n:9*n], nil)
+	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, true, err
 }
 
-// close releases the segment.
+// askBell makes the doorbell's FIFOs and names them in req; nil (and the
+// doorbell off) when they cannot be made.
+func (s *lossShm) askBell(req *cropsv1.ComputeRequest, params []byte) *doorbellClient {
+	reqPath, respPath, rf, wf, err := newDoorbellFIFOs(s.seg.path)
+	if err != nil {
+		s.bellOff = true
+		return nil
+	}
+	req.DoorbellReq, req.DoorbellResp = reqPath, respPath
+	return &doorbellClient{req: rf, resp: wf, params: append([]byte(nil), params...), capacity: len(s.seg.mem) - doorbellHdrSize}
+}
+
+// closeBell closes the doorbell (the server's goroutine ends).
+func (s *lossShm) closeBell() {
+	s.bell.close()
+	s.bell = nil
+}
+
+// pluginName names the loss plugin in contract errors.
+func (s *lossShm) pluginName() string {
+	if p := s.name.Load(); p != nil {
+		return *p
+	}
+	return "the loss plugin"
+}
+
+// close releases the doorbell and the segment.
 func (s *lossShm) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closeBell()
 	s.seg.close()
 	s.seg = nil
 }
@@ -142,7 +221,7 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 		in.Scores, in.Tiers, in.Valid = make([]float32, n), make([]int32, n), make([]bool, n)
 	}
 	readFloat32s(in.Scores, mem[:4*n])
-	if err = unpackTiers8Into(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
+	if err = unpackTiers8Fast(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
 		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
 	}
 	res, err := loss.Compute(ctx, in)

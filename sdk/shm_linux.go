@@ -66,20 +66,27 @@ func newShmSegment(size int) (*shmSegment, error) {
 // removeStaleShm removes the segments in dir whose owner process (the pid
 // in the name) no longer exists: a loss client that crashed or was killed
 // before Close left its file in /dev/shm, memory no one frees. Only this
-// user's regular files named crops-loss-<pid>-<random>.seg are considered
-// (older names carry no pid and are left alone); a live owner, or a pid
-// taken over by another process, keeps its file.
+// user's regular files named crops-loss-<pid>-<random>.seg, and FIFOs named
+// crops-loss-<pid>-<random>.req or .resp (a doorbell's, doorbell.go) are
+// considered (older names carry no pid and are left alone); a live owner,
+// or a pid taken over by another process, keeps its files.
 func removeStaleShm(dir string) (removed []string) {
-	names, _ := filepath.Glob(filepath.Join(dir, "crops-loss-*-*.seg"))
+	names, _ := filepath.Glob(filepath.Join(dir, "crops-loss-*-*"))
 	for _, p := range names {
-		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "crops-loss-"), ".seg")
+		base := filepath.Base(p)
+		ext := filepath.Ext(base)
+		want := map[string]uint32{".seg": syscall.S_IFREG, ".req": syscall.S_IFIFO, ".resp": syscall.S_IFIFO}[ext]
+		if want == 0 {
+			continue
+		}
+		rest := strings.TrimSuffix(strings.TrimPrefix(base, "crops-loss-"), ext)
 		pidText, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
 		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
 		var st syscall.Stat_t
-		if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != os.Getuid() {
+		if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != want || int(st.Uid) != os.Getuid() {
 			continue
 		}
 		if syscall.Kill(pid, 0) == syscall.ESRCH && os.Remove(p) == nil {

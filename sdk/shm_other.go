@@ -2,7 +2,10 @@
 
 package sdk
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // Elsewhere loss matrices always travel inline (see shm_linux.go).
 const shmSupported = false
@@ -39,3 +42,5 @@ func (c *ShmMaps) acquire(path string, size int) ([]byte, bool, func(), error) {
 func (c *ShmMaps) Close() error { return nil }
 
 func removeStaleShm(string) []string { return nil }
+
+func shmDir() string { return os.TempDir() }

@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
-// TestRemoveStaleShm: a segment whose owner (the pid in its name) has
+// TestRemoveStaleShm: a segment (and doorbell FIFOs) whose owner (the pid in its name) has
 // exited is removed; this process's, a live process's, one with an older
 // name (no pid), a directory and a symlink are left alone.
 func TestRemoveStaleShm(t *testing.T) {
@@ -30,11 +31,26 @@ func TestRemoveStaleShm(t *testing.T) {
 		}
 		return p
 	}
-	stale := mk(fmt.Sprintf("crops-loss-%d-123.seg", dead))
+	fifo := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := []string{
+		mk(fmt.Sprintf("crops-loss-%d-123.seg", dead)),
+		fifo(fmt.Sprintf("crops-loss-%d-123.req", dead)),
+		fifo(fmt.Sprintf("crops-loss-%d-123.resp", dead)),
+	}
 	keep := []string{
 		mk(fmt.Sprintf("crops-loss-%d-456.seg", os.Getpid())),
 		mk(fmt.Sprintf("crops-loss-%d-789.seg", live)),
 		mk("crops-loss-1234567.seg"),
+		fifo(fmt.Sprintf("crops-loss-%d-789.req", live)),
+		mk(fmt.Sprintf("crops-loss-%d-124.req", dead)),   // a regular file named like a FIFO
+		fifo(fmt.Sprintf("crops-loss-%d-125.seg", dead)), // a FIFO named like a segment
+		fifo(fmt.Sprintf("crops-loss-%d-126.fifo", dead)),
 	}
 	d := filepath.Join(dir, fmt.Sprintf("crops-loss-%d-1.seg", dead))
 	if err := os.Mkdir(d, 0o700); err != nil {
@@ -45,11 +61,16 @@ func TestRemoveStaleShm(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep = append(keep, d, l)
-	if got := removeStaleShm(dir); !slices.Equal(got, []string{stale}) {
-		t.Errorf("removed %v, want only %s", got, stale)
+	got := removeStaleShm(dir)
+	slices.Sort(got)
+	slices.Sort(stale)
+	if !slices.Equal(got, stale) {
+		t.Errorf("removed %v, want only %v", got, stale)
 	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Errorf("%s still there (%v)", stale, err)
+	for _, p := range stale {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there (%v)", p, err)
+		}
 	}
 	for _, p := range keep {
 		if _, err := os.Lstat(p); err != nil {

@@ -80,6 +80,20 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	if err != nil {
 		return err
 	}
+	// The same loss plugin without the doorbell (every call a gRPC call
+	// naming the segment, the transport before the doorbell): the host-side
+	// client reads CROPS_LOSS_DOORBELL when it is made, and the host relaying
+	// a retriever's calls through it drops the retriever's doorbell requests.
+	os.Setenv("CROPS_LOSS_DOORBELL", "off")
+	lpGRPC, err := start(sdk.KindLoss, "h-infonce")
+	os.Unsetenv("CROPS_LOSS_DOORBELL")
+	if err != nil {
+		return err
+	}
+	remoteGRPC, err := lpGRPC.Loss()
+	if err != nil {
+		return err
+	}
 	retPlugin, err := start(sdk.KindRetriever, "two-tower")
 	if err != nil {
 		return err
@@ -98,12 +112,12 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	}
 	items := []string{filepath.Join(world, "items.parquet")}
 	total := warmup + steps
-	timeRun := func(r sdk.Retriever, p map[string]any, dir string) (float64, error) {
+	timeRun := func(r sdk.Retriever, l sdk.Loss, p map[string]any, dir string) (float64, error) {
 		os.RemoveAll(dir)
 		defer os.RemoveAll(dir)
 		pj, _ := json.Marshal(p)
 		times := map[int64]time.Time{}
-		err := r.Train(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Params: pj, Seed: seed, ModelDir: dir, Loss: remote},
+		err := r.Train(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Params: pj, Seed: seed, ModelDir: dir, Loss: l},
 			func(e sdk.Progress) {
 				if e.Message == "" {
 					times[e.Step] = time.Now()
@@ -130,12 +144,13 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 			"world":          worldNote,
 			"params":         params,
 			"warmup_steps":   warmup, "steps": steps, "rounds": rounds,
-			"order": "in-process first in even rounds, plugin first in odd rounds",
+			"order": "rotating per round: (in-process, plugin, plugin without doorbell), (plugin, plugin without doorbell, in-process), ...",
 			"retriever_in_bench_process": "the two-tower retriever in this process (as with runtime.inprocess_builtins) calling h-infonce in this process or as the plugin process (host client, mTLS); " +
 				"loss_ms_per_step is the time inside Compute: its difference is the boundary's cost per step, measured on the real step",
-			"shapes":         shapes,
-			"loss_transport": "the loss plugin's score matrix and gradient go through a shared-memory segment (ComputeRequest.shm_path, /dev/shm); only the control message crosses the mTLS connections (retriever -> host broker -> loss plugin)",
-			"target":         "ratio <= 1.03",
+			"shapes": shapes,
+			"loss_transport": "the loss plugin's score matrix and gradient go through a shared-memory segment (ComputeRequest.shm_path, /dev/shm); after the first call of a run the retriever's loss client rings the loss plugin directly through the segment's doorbell (two FIFOs, sdk/doorbell.go), no gRPC; " +
+				"grpc_shm_transport is the same loss plugin with the doorbell off (CROPS_LOSS_DOORBELL=off in this process: every call crosses the mTLS connections retriever -> host broker -> loss plugin, the matrices still in the segment)",
+			"target": "ratio <= 1.03",
 		}
 		b, _ := json.MarshalIndent(doc, "", "  ")
 		if err := duck.WriteFileAtomic(out, append(b, '\n'), 0o644); err != nil {
@@ -147,37 +162,39 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		p := maps.Clone(params)
 		p["batch_queries"], p["max_candidates_per_query"] = sh[0], sh[1]
 		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
-		var in, outp, ratios []float64
+		var in, outp, ratios, grpcOut, grpcRatios []float64
 		var loads []string
-		// Four loops share the budget, two per shape: 17% (2 runs a round)
-		// + 25% (3 runs) for B=64, 24% + 34% for B=256 (its steps cost more).
+		// Four loops share the budget, two per shape: 17% (3 runs a round)
+		// + 25% (4 runs) for B=64, 24% + 34% for B=256 (its steps cost more).
 		// Each share is of what is left when the loop starts.
 		bud := newRoundBudget(end, []float64{0.17, 0.41}[i])
 		for r := 0; r < rounds && bud.next(); r++ {
 			loads = append(loads, machine.LoadAvg())
-			// A B in even rounds, B A in odd ones: the first run of a round
-			// may find colder caches.
-			var a, b float64
-			for _, first := range []bool{r%2 == 0, r%2 == 1} {
-				if first {
-					if a, err = timeRun(retIn, p, filepath.Join(work, "boundary-in")); err != nil {
-						return fmt.Errorf("in-process loss: %w", err)
-					}
-				} else if b, err = timeRun(ret, p, filepath.Join(work, "boundary-out")); err != nil {
-					return fmt.Errorf("loss plugin: %w", err)
+			// The order rotates: the first run of a round may find colder
+			// caches.
+			var got [3]float64
+			for k := range 3 {
+				j := (k + r) % 3
+				rt, l, what := []sdk.Retriever{retIn, ret, ret}[j], []sdk.Loss{remote, remote, remoteGRPC}[j], []string{"in-process loss", "loss plugin", "loss plugin without doorbell"}[j]
+				if got[j], err = timeRun(rt, l, p, filepath.Join(work, "boundary-run")); err != nil {
+					return fmt.Errorf("%s: %w", what, err)
 				}
 			}
+			a, b, c := got[0], got[1], got[2]
 			in, outp, ratios = append(in, a), append(outp, b), append(ratios, b/a)
-			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a)
+			grpcOut, grpcRatios = append(grpcOut, c), append(grpcRatios, c/a)
+			slog.Info("boundary", "B", sh[0], "N", sh[2], "round", r, "in_ms", a, "out_ms", b, "ratio", b/a, "no_doorbell_ms", c, "no_doorbell_ratio", c/a)
 		}
-		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, remote, remoteInline, work, warmup, total, rounds,
+		same, err := sameProcessBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, p, []sdk.Loss{remote, remoteGRPC, remoteInline}, work, warmup, total, rounds,
 			newRoundBudget(end, []float64{0.30, 0.95}[i]))
 		if err != nil {
 			return err
 		}
 		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "step_ms_in_process_loss": stat(in),
 			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads,
-			"retriever_in_bench_process": same})
+			"retriever_in_bench_process": same,
+			"grpc_shm_transport": map[string]any{"note": "the same retriever and loss plugin processes, the doorbell off: every loss call a gRPC call through the host's relay",
+				"step_ms_loss_plugin": stat(grpcOut), "ratio_plugin_over_in_process": stat(grpcRatios)}})
 		if err := write(); err != nil {
 			return err
 		}
@@ -186,21 +203,23 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 }
 
 // sameProcessBoundary trains in this process with the loss in this process,
-// with the loss plugin process (matrices through shared memory) and with the
-// loss plugin taking them inline in the messages (remoteInline: the transport
-// before shm_path), the order rotating per round, and reports the step
-// times, the time per step inside the loss call, and per round the step-time
-// ratios and the loss-call differences over the in-process step.
-func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote, remoteInline sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
-	losses := []sdk.Loss{nil, remote, remoteInline}
-	names := []string{"in_process", "plugin", "plugin_inline"}
+// with the loss plugin process (remote[0]: matrices in shared memory, calls
+// through the doorbell), the loss plugin without the doorbell (remote[1]:
+// a gRPC call per step naming the segment) and the loss plugin taking the
+// matrices inline in the messages (remote[2]: the transport before
+// shm_path), the order rotating per round, and reports the step times, the
+// time per step inside the loss call, and per round the step-time ratios and
+// the loss-call differences over the in-process step.
+func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote []sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
+	losses := append([]sdk.Loss{nil}, remote...)
+	names := []string{"in_process", "plugin", "plugin_grpc_shm", "plugin_inline"}
 	step, lossMs := map[string][]float64{}, map[string][]float64{}
 	ratio, share := map[string][]float64{}, map[string][]float64{}
 	outside := map[string][]float64{} // step time the plugin adds outside the loss call, ms
 	for r := 0; r < rounds && bud.next(); r++ {
-		got := make([]map[string]any, 3)
-		for k := range 3 {
-			i := (k + r) % 3 // in, shm, inline; then shm, inline, in; ...
+		got := make([]map[string]any, len(names))
+		for k := range names {
+			i := (k + r) % len(names) // in, doorbell, grpc+shm, inline; then doorbell, grpc+shm, inline, in; ...
 			rq := req
 			rq.Loss = losses[i]
 			d, err := goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-"+names[i]), warmup, total, 0)
@@ -218,16 +237,20 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 				outside[n] = append(outside[n], (step[n][r]-lossMs[n][r])-(step["in_process"][r]-lossMs["in_process"][r]))
 			}
 		}
-		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r]},
-			"loss_ms", []float64{lossMs[names[0]][r], lossMs[names[1]][r], lossMs[names[2]][r]})
+		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r], step[names[3]][r]},
+			"loss_ms", []float64{lossMs[names[0]][r], lossMs[names[1]][r], lossMs[names[2]][r], lossMs[names[3]][r]})
 	}
 	return map[string]any{"step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
 		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
 		"ratio_plugin_over_in_process": stat(ratio["plugin"]), "loss_call_difference_over_in_process_step": stat(share["plugin"]),
 		"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin"]),
+		"grpc_shm_transport": map[string]any{"note": "the same loss plugin process with CROPS_LOSS_DOORBELL=off in this process: a gRPC call per step naming the segment, as before the doorbell",
+			"step_ms_loss_plugin": stat(step["plugin_grpc_shm"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_grpc_shm"]),
+			"ratio_plugin_over_in_process": stat(ratio["plugin_grpc_shm"]), "loss_call_difference_over_in_process_step": stat(share["plugin_grpc_shm"]),
+			"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin_grpc_shm"])},
 		"inline_transport": map[string]any{"note": "the same loss plugin process with CROPS_LOSS_SHM=off in this process: the matrices inline in the gRPC messages, as before shm_path",
 			"step_ms_loss_plugin": stat(step["plugin_inline"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_inline"]),
 			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"]),
 			"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin_inline"])},
-		"order": "rotating per round: (in-process, plugin, plugin inline), (plugin, plugin inline, in-process), ..."}, nil
+		"order": "rotating per round: (in-process, plugin, plugin gRPC+shm, plugin inline), (plugin, plugin gRPC+shm, plugin inline, in-process), ..."}, nil
 }

@@ -32,7 +32,11 @@ func (h *Host) callContext(ctx context.Context) (context.Context, context.Cancel
 // timeout as such, and anything else as a crash when the process is gone.
 func explain(ctx context.Context, ref Ref, proc *process, call string, err error) error {
 	var pe *sdk.PluginError
+	var ce *sdk.ContractError
 	switch {
+	case errors.As(err, &ce):
+		// A loss client's check of a doorbell call: it names the plugin.
+		return err
 	case errors.As(err, &pe):
 		return fmt.Errorf("%s: %s: %w", ref, call, err)
 	case (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && !proc.client.Exited():
@@ -217,6 +221,9 @@ func (p *Plugin) Loss() (sdk.Loss, error) {
 	if !ok || p.ref.Kind != sdk.KindLoss {
 		return nil, p.kindErr(sdk.KindLoss)
 	}
+	if c, ok := impl.(interface{ SetPluginName(string) }); ok {
+		c.SetPluginName(p.ref.String()) // for the contract errors it raises
+	}
 	return &loss{p: p, impl: impl}, nil
 }
 
@@ -274,7 +281,9 @@ func (l *loss) Describe(ctx context.Context) (info sdk.Info, err error) {
 
 func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutput, err error) {
 	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { out, err = l.impl.Compute(ctx, in); return })
-	if err == nil {
+	if _, checked := l.impl.(*sdk.LossGRPCClient); err == nil && !checked {
+		// (The SDK's client checks what it returns, doorbell calls
+		// included, with the same rules: sdk.CheckGrad.)
 		err = checkGradPlain(l.p.ref, in, out)
 	}
 	return
@@ -292,6 +301,11 @@ func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out
 		err = checkGradShm(l.p.ref, &l.p.shmMaps, req, out)
 	} else if err == nil {
 		err = checkGrad(l.p.ref, req, out)
+	}
+	if err == nil && out.GetDoorbell() {
+		// The next calls go through the doorbell and not through here: the
+		// caller checks them, naming this plugin.
+		out.LossPlugin = l.p.ref.String()
 	}
 	return
 }

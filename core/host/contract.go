@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -27,22 +26,10 @@ const (
 const contractExamples = 3
 
 // ContractError is a plugin output that breaks its contract. The arm fails
-// with it: the plugin, the call, the rule and the first offending rows.
-type ContractError struct {
-	Plugin   string // Ref.String()
-	Call     string
-	Rule     string
-	Count    int64
-	Examples []string
-}
-
-func (e *ContractError) Error() string {
-	s := fmt.Sprintf("%s broke its output contract in %s: %s (%d offending rows)", e.Plugin, e.Call, e.Rule, e.Count)
-	if len(e.Examples) > 0 {
-		s += "; first: " + strings.Join(e.Examples, "; ")
-	}
-	return s
-}
+// with it: the plugin, the call, the rule and the first offending rows. It is
+// the SDK's type: a loss client checks the doorbell calls the host no longer
+// sees (sdk/doorbell.go) and raises the same error.
+type ContractError = sdk.ContractError
 
 // rule is one contract check: a query returning the offending rows.
 type rule struct {
@@ -213,54 +200,10 @@ func checkResults(ctx context.Context, ref Ref, req sdk.SearchRequest) error {
 // checkGrad checks one loss step: a finite loss, a finite gradient, and a
 // zero gradient on padding entries (padding takes no part in the loss).
 // It reads the packed request and response as they cross the host, one
-// pass over B*N entries, no allocation.
+// pass over B*N entries, no allocation (sdk.CheckGrad, which the loss
+// client also runs on the calls that do not cross the host).
 func checkGrad(ref Ref, req *cropsv1.ComputeRequest, resp *cropsv1.ComputeResponse) error {
-	if math.IsNaN(resp.GetLoss()) || math.IsInf(resp.GetLoss(), 0) {
-		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the loss is a finite number", Count: 1, Examples: []string{fmt.Sprintf("loss=%v", resp.GetLoss())}}
-	}
-	n := int(req.GetB()) * int(req.GetN())
-	g := resp.GetGrad()
-	if len(g) != 4*n {
-		return nil // a length mismatch is reported by the SDK with its own message
-	}
-	t8, valid := req.GetTiers8(), req.GetValid()
-	compact := len(t8) == n
-	if !compact && len(valid) != n {
-		valid = nil
-	}
-	if gradOK(g[:4*n], t8, valid, compact) {
-		return nil // the hot path: one branch-light pass, nothing to report
-	}
-	var nonFinite, padded int64
-	var exNF, exPad []string
-	for i := 0; i < n; i++ {
-		bits := binary.LittleEndian.Uint32(g[4*i:])
-		pad := (compact && int8(t8[i]) < 0) || (!compact && valid != nil && valid[i] == 0)
-		switch {
-		case bits&0x7f800000 == 0x7f800000:
-			nonFinite++
-			if len(exNF) < contractExamples {
-				exNF = append(exNF, gradAt(req, i, bits))
-			}
-		case pad && bits&0x7fffffff != 0:
-			padded++
-			if len(exPad) < contractExamples {
-				exPad = append(exPad, gradAt(req, i, bits))
-			}
-		}
-	}
-	if nonFinite > 0 {
-		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is finite", Count: nonFinite, Examples: exNF}
-	}
-	if padded > 0 {
-		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is zero on padding entries (valid = false)", Count: padded, Examples: exPad}
-	}
-	return nil
-}
-
-func gradAt(req *cropsv1.ComputeRequest, i int, bits uint32) string {
-	n := int(req.GetN())
-	return fmt.Sprintf("row=%d col=%d grad=%v", i/n, i%n, math.Float32frombits(bits))
+	return sdk.CheckGrad(ref.String(), int(req.GetB()), int(req.GetN()), resp.GetLoss(), resp.GetGrad(), req.GetTiers8(), req.GetValid())
 }
 
 // checkGradPlain is checkGrad for an unpacked step (in-process callers).
@@ -305,33 +248,4 @@ func checkGradPlain(ref Ref, in sdk.LossInput, out sdk.LossOutput) error {
 		return &ContractError{Plugin: ref.String(), Call: "Compute", Rule: "the gradient is zero on padding entries (valid = false)", Count: padded, Examples: exPad}
 	}
 	return nil
-}
-
-// gradOK is checkGrad's fast pass: true when every entry is finite and
-// every padding entry is (±)0.
-func gradOK(g []byte, t8, valid []byte, compact bool) bool {
-	const exp, abs = 0x7f800000, 0x7fffffff
-	switch {
-	case compact:
-		for i, t := range t8 {
-			bits := binary.LittleEndian.Uint32(g[4*i:])
-			if bits&exp == exp || (int8(t) < 0 && bits&abs != 0) {
-				return false
-			}
-		}
-	case valid != nil:
-		for i, v := range valid {
-			bits := binary.LittleEndian.Uint32(g[4*i:])
-			if bits&exp == exp || (v == 0 && bits&abs != 0) {
-				return false
-			}
-		}
-	default:
-		for i := 0; i+4 <= len(g); i += 4 {
-			if binary.LittleEndian.Uint32(g[i:])&exp == exp {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) >= 2 {
 		switch os.Args[1] {
 		case "plugin": // crops plugin serve KIND NAME
-			os.Exit(sdk.Main(sdktest.Set(), os.Args[2:], os.Stdout, os.Stderr))
+			set := sdktest.Set()
+			set.RegisterLoss(misbehaveName, func() sdk.Loss { return &misbehave{} })
+			os.Exit(sdk.Main(set, os.Args[2:], os.Stdout, os.Stderr))
 		case "serve", "describe": // an external plugin binary
 			set := sdktest.Set()
 			set.RegisterSource(snoopName, func() sdk.PositiveSource { return snoop{} })

@@ -485,7 +485,17 @@ type ComputeRequest struct {
 	// gradient into the segment and sets grad_in_shm. Only the control message
 	// crosses the (mTLS) connection. A server that predates it rejects the call
 	// (0 score bytes), and the caller falls back to the inline fields for good.
-	ShmPath       string `protobuf:"bytes,8,opt,name=shm_path,json=shmPath,proto3" json:"shm_path,omitempty"`
+	ShmPath string `protobuf:"bytes,8,opt,name=shm_path,json=shmPath,proto3" json:"shm_path,omitempty"`
+	// doorbell_req, doorbell_resp: with shm_path, the absolute paths of two
+	// FIFOs (mode 0600, in the segment's directory) the caller created to
+	// ring the server for the next calls on this segment without gRPC: the
+	// caller writes a small header at the end of the segment and one byte to
+	// doorbell_req, the server computes and answers in the segment and with
+	// one byte on doorbell_resp (sdk/doorbell.go has the layout). A server
+	// that serves them says so in ComputeResponse.doorbell; one that predates
+	// them ignores them, and the caller keeps calling through gRPC.
+	DoorbellReq   string `protobuf:"bytes,9,opt,name=doorbell_req,json=doorbellReq,proto3" json:"doorbell_req,omitempty"`
+	DoorbellResp  string `protobuf:"bytes,10,opt,name=doorbell_resp,json=doorbellResp,proto3" json:"doorbell_resp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -576,13 +586,34 @@ func (x *ComputeRequest) GetShmPath() string {
 	return ""
 }
 
+func (x *ComputeRequest) GetDoorbellReq() string {
+	if x != nil {
+		return x.DoorbellReq
+	}
+	return ""
+}
+
+func (x *ComputeRequest) GetDoorbellResp() string {
+	if x != nil {
+		return x.DoorbellResp
+	}
+	return ""
+}
+
 type ComputeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Loss  float64                `protobuf:"fixed64,1,opt,name=loss,proto3" json:"loss,omitempty"`
 	Grad  []byte                 `protobuf:"bytes,2,opt,name=grad,proto3" json:"grad,omitempty"` // B*N float32 dLoss/dScores, packed little-endian
 	// grad_in_shm: the gradient is in the request's shared-memory segment
 	// (grad is then empty).
-	GradInShm     bool `protobuf:"varint,3,opt,name=grad_in_shm,json=gradInShm,proto3" json:"grad_in_shm,omitempty"`
+	GradInShm bool `protobuf:"varint,3,opt,name=grad_in_shm,json=gradInShm,proto3" json:"grad_in_shm,omitempty"`
+	// doorbell: the server answered the request's doorbell and serves the
+	// caller's next calls on that segment through it.
+	Doorbell bool `protobuf:"varint,4,opt,name=doorbell,proto3" json:"doorbell,omitempty"`
+	// loss_plugin: who computed the loss (the host relaying a loss plugin's
+	// answer sets it to the plugin's reference), for the caller's contract
+	// errors about doorbell calls, which the host no longer sees.
+	LossPlugin    string `protobuf:"bytes,5,opt,name=loss_plugin,json=lossPlugin,proto3" json:"loss_plugin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -636,6 +667,20 @@ func (x *ComputeResponse) GetGradInShm() bool {
 		return x.GradInShm
 	}
 	return false
+}
+
+func (x *ComputeResponse) GetDoorbell() bool {
+	if x != nil {
+		return x.Doorbell
+	}
+	return false
+}
+
+func (x *ComputeResponse) GetLossPlugin() string {
+	if x != nil {
+		return x.LossPlugin
+	}
+	return ""
 }
 
 type TrainRequest struct {
@@ -1247,7 +1292,7 @@ const file_crops_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"StatsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x83\x02\n" +
 	"\x0eComputeRequest\x12\f\n" +
 	"\x01b\x18\x01 \x01(\x05R\x01b\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x05R\x01n\x12\x16\n" +
@@ -1256,11 +1301,17 @@ const file_crops_v1_plugin_proto_rawDesc = "" +
 	"\x05valid\x18\x05 \x01(\fR\x05valid\x12\x16\n" +
 	"\x06params\x18\x06 \x01(\fR\x06params\x12\x16\n" +
 	"\x06tiers8\x18\a \x01(\fR\x06tiers8\x12\x19\n" +
-	"\bshm_path\x18\b \x01(\tR\ashmPath\"Y\n" +
+	"\bshm_path\x18\b \x01(\tR\ashmPath\x12!\n" +
+	"\fdoorbell_req\x18\t \x01(\tR\vdoorbellReq\x12#\n" +
+	"\rdoorbell_resp\x18\n" +
+	" \x01(\tR\fdoorbellResp\"\x96\x01\n" +
 	"\x0fComputeResponse\x12\x12\n" +
 	"\x04loss\x18\x01 \x01(\x01R\x04loss\x12\x12\n" +
 	"\x04grad\x18\x02 \x01(\fR\x04grad\x12\x1e\n" +
-	"\vgrad_in_shm\x18\x03 \x01(\bR\tgradInShm\"\x81\x02\n" +
+	"\vgrad_in_shm\x18\x03 \x01(\bR\tgradInShm\x12\x1a\n" +
+	"\bdoorbell\x18\x04 \x01(\bR\bdoorbell\x12\x1f\n" +
+	"\vloss_plugin\x18\x05 \x01(\tR\n" +
+	"lossPlugin\"\x81\x02\n" +
 	"\fTrainRequest\x12\x1f\n" +
 	"\vtrain_table\x18\x01 \x01(\tR\n" +
 	"trainTable\x12\x1f\n" +

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$crops_sdk/_gen/crops/v1/plugin.proto\x12\x08\x63rops.v1\"\x11\n\x0f\x44\x65scribeRequest\"\x82\x01\n\x04Info\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x15\n\rparams_schema\x18\x05 \x01(\x0c\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x0b\n\x03\x65nv\x18\x07 \x03(\t\"\x82\x01\n\x0bMineRequest\x12\x13\n\x0b\x64\x61taset_dir\x18\x01 \x01(\t\x12\x0e\n\x06params\x18\x02 \x01(\x0c\x12\x13\n\x0boutput_path\x18\x03 \x01(\t\x12\x19\n\x11items_output_path\x18\x04 \x01(\t\x12\x10\n\x08work_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\"~\n\x0cMineResponse\x12\x30\n\x05stats\x18\x01 \x03(\x0b\x32!.crops.v1.MineResponse.StatsEntry\x12\x0e\n\x06report\x18\x02 \x01(\x0c\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\x0e\x43\x61ndidateTable\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x84\x01\n\x0cLabelRequest\x12\x13\n\x0b\x64\x61taset_dir\x18\x01 \x01(\t\x12,\n\ncandidates\x18\x02 \x03(\x0b\x32\x18.crops.v1.CandidateTable\x12\x0e\n\x06params\x18\x03 \x01(\x0c\x12\x13\n\x0boutput_path\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"p\n\rLabelResponse\x12\x31\n\x05stats\x18\x01 \x03(\x0b\x32\".crops.v1.LabelResponse.StatsEntry\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x86\x01\n\x0e\x43omputeRequest\x12\t\n\x01\x62\x18\x01 \x01(\x05\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x0e\n\x06scores\x18\x03 \x01(\x0c\x12\r\n\x05tiers\x18\x04 \x01(\x0c\x12\r\n\x05valid\x18\x05 \x01(\x0c\x12\x0e\n\x06params\x18\x06 \x01(\x0c\x12\x0e\n\x06tiers8\x18\x07 \x01(\x0c\x12\x10\n\x08shm_path\x18\x08 \x01(\t\"B\n\x0f\x43omputeResponse\x12\x0c\n\x04loss\x18\x01 \x01(\x01\x12\x0c\n\x04grad\x18\x02 \x01(\x0c\x12\x13\n\x0bgrad_in_shm\x18\x03 \x01(\x08\"\xab\x01\n\x0cTrainRequest\x12\x13\n\x0btrain_table\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x61taset_dir\x18\x03 \x01(\t\x12\x0e\n\x06params\x18\x04 \x01(\x0c\x12\x11\n\tmodel_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x16\n\x0eloss_broker_id\x18\x07 \x01(\r\x12\x13\n\x0bloss_params\x18\x08 \x01(\x0c\"u\n\x08Progress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x03\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x18\n\x10\x65xamples_per_sec\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"&\n\tTrainDone\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"b\n\nTrainEvent\x12&\n\x08progress\x18\x01 \x01(\x0b\x32\x12.crops.v1.ProgressH\x00\x12#\n\x04\x64one\x18\x02 \x01(\x0b\x32\x13.crops.v1.TrainDoneH\x00\x42\x07\n\x05\x65vent\"\x98\x01\n\rSearchRequest\x12\x11\n\tmodel_dir\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x14\n\x0cqueries_path\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x13\n\x0boutput_path\x18\x05 \x01(\t\x12\x0e\n\x06params\x18\x06 \x01(\x0c\x12\x19\n\x11include_synthetic\x18\x07 \x01(\x08\"\x10\n\x0eSearchResponse\"o\n\x0cScoreRequest\x12\x11\n\tmodel_dir\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x12\n\npairs_path\x18\x03 \x01(\t\x12\x13\n\x0boutput_path\x18\x04 \x01(\t\x12\x0e\n\x06params\x18\x05 \x01(\x0c\"\x0f\n\rScoreResponse2}\n\rSourceService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x35\n\x04Mine\x12\x15.crops.v1.MineRequest\x1a\x16.crops.v1.MineResponse2\x81\x01\n\x0eLabelerService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x38\n\x05Label\x12\x16.crops.v1.LabelRequest\x1a\x17.crops.v1.LabelResponse2\x84\x01\n\x0bLossService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12>\n\x07\x43ompute\x12\x18.crops.v1.ComputeRequest\x1a\x19.crops.v1.ComputeResponse2\xf9\x01\n\x10RetrieverService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x37\n\x05Train\x12\x16.crops.v1.TrainRequest\x1a\x14.crops.v1.TrainEvent0\x01\x12;\n\x06Search\x12\x17.crops.v1.SearchRequest\x1a\x18.crops.v1.SearchResponse\x12\x38\n\x05Score\x12\x16.crops.v1.ScoreRequest\x1a\x17.crops.v1.ScoreResponseB2Z0github.com/cropsdev/crops/proto/crops/v1;cropsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$crops_sdk/_gen/crops/v1/plugin.proto\x12\x08\x63rops.v1\"\x11\n\x0f\x44\x65scribeRequest\"\x82\x01\n\x04Info\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x15\n\rparams_schema\x18\x05 \x01(\x0c\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x0b\n\x03\x65nv\x18\x07 \x03(\t\"\x82\x01\n\x0bMineRequest\x12\x13\n\x0b\x64\x61taset_dir\x18\x01 \x01(\t\x12\x0e\n\x06params\x18\x02 \x01(\x0c\x12\x13\n\x0boutput_path\x18\x03 \x01(\t\x12\x19\n\x11items_output_path\x18\x04 \x01(\t\x12\x10\n\x08work_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\"~\n\x0cMineResponse\x12\x30\n\x05stats\x18\x01 \x03(\x0b\x32!.crops.v1.MineResponse.StatsEntry\x12\x0e\n\x06report\x18\x02 \x01(\x0c\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\x0e\x43\x61ndidateTable\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x84\x01\n\x0cLabelRequest\x12\x13\n\x0b\x64\x61taset_dir\x18\x01 \x01(\t\x12,\n\ncandidates\x18\x02 \x03(\x0b\x32\x18.crops.v1.CandidateTable\x12\x0e\n\x06params\x18\x03 \x01(\x0c\x12\x13\n\x0boutput_path\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"p\n\rLabelResponse\x12\x31\n\x05stats\x18\x01 \x03(\x0b\x32\".crops.v1.LabelResponse.StatsEntry\x1a,\n\nStatsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb3\x01\n\x0e\x43omputeRequest\x12\t\n\x01\x62\x18\x01 \x01(\x05\x12\t\n\x01n\x18\x02 \x01(\x05\x12\x0e\n\x06scores\x18\x03 \x01(\x0c\x12\r\n\x05tiers\x18\x04 \x01(\x0c\x12\r\n\x05valid\x18\x05 \x01(\x0c\x12\x0e\n\x06params\x18\x06 \x01(\x0c\x12\x0e\n\x06tiers8\x18\x07 \x01(\x0c\x12\x10\n\x08shm_path\x18\x08 \x01(\t\x12\x14\n\x0c\x64oorbell_req\x18\t \x01(\t\x12\x15\n\rdoorbell_resp\x18\n \x01(\t\"i\n\x0f\x43omputeResponse\x12\x0c\n\x04loss\x18\x01 \x01(\x01\x12\x0c\n\x04grad\x18\x02 \x01(\x0c\x12\x13\n\x0bgrad_in_shm\x18\x03 \x01(\x08\x12\x10\n\x08\x64oorbell\x18\x04 \x01(\x08\x12\x13\n\x0bloss_plugin\x18\x05 \x01(\t\"\xab\x01\n\x0cTrainRequest\x12\x13\n\x0btrain_table\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x61taset_dir\x18\x03 \x01(\t\x12\x0e\n\x06params\x18\x04 \x01(\x0c\x12\x11\n\tmodel_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x16\n\x0eloss_broker_id\x18\x07 \x01(\r\x12\x13\n\x0bloss_params\x18\x08 \x01(\x0c\"u\n\x08Progress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x0c\n\x04step\x18\x02 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x03 \x01(\x03\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x18\n\x10\x65xamples_per_sec\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"&\n\tTrainDone\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"b\n\nTrainEvent\x12&\n\x08progress\x18\x01 \x01(\x0b\x32\x12.crops.v1.ProgressH\x00\x12#\n\x04\x64one\x18\x02 \x01(\x0b\x32\x13.crops.v1.TrainDoneH\x00\x42\x07\n\x05\x65vent\"\x98\x01\n\rSearchRequest\x12\x11\n\tmodel_dir\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x14\n\x0cqueries_path\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x13\n\x0boutput_path\x18\x05 \x01(\t\x12\x0e\n\x06params\x18\x06 \x01(\x0c\x12\x19\n\x11include_synthetic\x18\x07 \x01(\x08\"\x10\n\x0eSearchResponse\"o\n\x0cScoreRequest\x12\x11\n\tmodel_dir\x18\x01 \x01(\t\x12\x13\n\x0bitems_paths\x18\x02 \x03(\t\x12\x12\n\npairs_path\x18\x03 \x01(\t\x12\x13\n\x0boutput_path\x18\x04 \x01(\t\x12\x0e\n\x06params\x18\x05 \x01(\x0c\"\x0f\n\rScoreResponse2}\n\rSourceService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x35\n\x04Mine\x12\x15.crops.v1.MineRequest\x1a\x16.crops.v1.MineResponse2\x81\x01\n\x0eLabelerService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x38\n\x05Label\x12\x16.crops.v1.LabelRequest\x1a\x17.crops.v1.LabelResponse2\x84\x01\n\x0bLossService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12>\n\x07\x43ompute\x12\x18.crops.v1.ComputeRequest\x1a\x19.crops.v1.ComputeResponse2\xf9\x01\n\x10RetrieverService\x12\x35\n\x08\x44\x65scribe\x12\x19.crops.v1.DescribeRequest\x1a\x0e.crops.v1.Info\x12\x37\n\x05Train\x12\x16.crops.v1.TrainRequest\x1a\x14.crops.v1.TrainEvent0\x01\x12;\n\x06Search\x12\x17.crops.v1.SearchRequest\x1a\x18.crops.v1.SearchResponse\x12\x38\n\x05Score\x12\x16.crops.v1.ScoreRequest\x1a\x17.crops.v1.ScoreResponseB2Z0github.com/cropsdev/crops/proto/crops/v1;cropsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,31 +55,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LABELRESPONSE_STATSENTRY']._serialized_start=417
   _globals['_LABELRESPONSE_STATSENTRY']._serialized_end=461
   _globals['_COMPUTEREQUEST']._serialized_start=761
-  _globals['_COMPUTEREQUEST']._serialized_end=895
-  _globals['_COMPUTERESPONSE']._serialized_start=897
-  _globals['_COMPUTERESPONSE']._serialized_end=963
-  _globals['_TRAINREQUEST']._serialized_start=966
-  _globals['_TRAINREQUEST']._serialized_end=1137
-  _globals['_PROGRESS']._serialized_start=1139
-  _globals['_PROGRESS']._serialized_end=1256
-  _globals['_TRAINDONE']._serialized_start=1258
-  _globals['_TRAINDONE']._serialized_end=1296
-  _globals['_TRAINEVENT']._serialized_start=1298
-  _globals['_TRAINEVENT']._serialized_end=1396
-  _globals['_SEARCHREQUEST']._serialized_start=1399
-  _globals['_SEARCHREQUEST']._serialized_end=1551
-  _globals['_SEARCHRESPONSE']._serialized_start=1553
-  _globals['_SEARCHRESPONSE']._serialized_end=1569
-  _globals['_SCOREREQUEST']._serialized_start=1571
-  _globals['_SCOREREQUEST']._serialized_end=1682
-  _globals['_SCORERESPONSE']._serialized_start=1684
-  _globals['_SCORERESPONSE']._serialized_end=1699
-  _globals['_SOURCESERVICE']._serialized_start=1701
-  _globals['_SOURCESERVICE']._serialized_end=1826
-  _globals['_LABELERSERVICE']._serialized_start=1829
-  _globals['_LABELERSERVICE']._serialized_end=1958
-  _globals['_LOSSSERVICE']._serialized_start=1961
-  _globals['_LOSSSERVICE']._serialized_end=2093
-  _globals['_RETRIEVERSERVICE']._serialized_start=2096
-  _globals['_RETRIEVERSERVICE']._serialized_end=2345
+  _globals['_COMPUTEREQUEST']._serialized_end=940
+  _globals['_COMPUTERESPONSE']._serialized_start=942
+  _globals['_COMPUTERESPONSE']._serialized_end=1047
+  _globals['_TRAINREQUEST']._serialized_start=1050
+  _globals['_TRAINREQUEST']._serialized_end=1221
+  _globals['_PROGRESS']._serialized_start=1223
+  _globals['_PROGRESS']._serialized_end=1340
+  _globals['_TRAINDONE']._serialized_start=1342
+  _globals['_TRAINDONE']._serialized_end=1380
+  _globals['_TRAINEVENT']._serialized_start=1382
+  _globals['_TRAINEVENT']._serialized_end=1480
+  _globals['_SEARCHREQUEST']._serialized_start=1483
+  _globals['_SEARCHREQUEST']._serialized_end=1635
+  _globals['_SEARCHRESPONSE']._serialized_start=1637
+  _globals['_SEARCHRESPONSE']._serialized_end=1653
+  _globals['_SCOREREQUEST']._serialized_start=1655
+  _globals['_SCOREREQUEST']._serialized_end=1766
+  _globals['_SCORERESPONSE']._serialized_start=1768
+  _globals['_SCORERESPONSE']._serialized_end=1783
+  _globals['_SOURCESERVICE']._serialized_start=1785
+  _globals['_SOURCESERVICE']._serialized_end=1910
+  _globals['_LABELERSERVICE']._serialized_start=1913
+  _globals['_LABELERSERVICE']._serialized_end=2042
+  _globals['_LOSSSERVICE']._serialized_start=2045
+  _globals['_LOSSSERVICE']._serialized_end=2177
+  _globals['_RETRIEVERSERVICE']._serialized_start=2180
+  _globals['_RETRIEVERSERVICE']._serialized_end=2429
 # @@protoc_insertion_point(module_scope)

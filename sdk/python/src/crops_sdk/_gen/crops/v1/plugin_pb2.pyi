@@ -95,7 +95,7 @@ class LabelResponse(_message.Message):
     def __init__(self, stats: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ComputeRequest(_message.Message):
-    __slots__ = ("b", "n", "scores", "tiers", "valid", "params", "tiers8", "shm_path")
+    __slots__ = ("b", "n", "scores", "tiers", "valid", "params", "tiers8", "shm_path", "doorbell_req", "doorbell_resp")
     B_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,8 @@ class ComputeRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TIERS8_FIELD_NUMBER: _ClassVar[int]
     SHM_PATH_FIELD_NUMBER: _ClassVar[int]
+    DOORBELL_REQ_FIELD_NUMBER: _ClassVar[int]
+    DOORBELL_RESP_FIELD_NUMBER: _ClassVar[int]
     b: int
     n: int
     scores: bytes
@@ -112,17 +114,23 @@ class ComputeRequest(_message.Message):
     params: bytes
     tiers8: bytes
     shm_path: str
-    def __init__(self, b: _Optional[int] = ..., n: _Optional[int] = ..., scores: _Optional[bytes] = ..., tiers: _Optional[bytes] = ..., valid: _Optional[bytes] = ..., params: _Optional[bytes] = ..., tiers8: _Optional[bytes] = ..., shm_path: _Optional[str] = ...) -> None: ...
+    doorbell_req: str
+    doorbell_resp: str
+    def __init__(self, b: _Optional[int] = ..., n: _Optional[int] = ..., scores: _Optional[bytes] = ..., tiers: _Optional[bytes] = ..., valid: _Optional[bytes] = ..., params: _Optional[bytes] = ..., tiers8: _Optional[bytes] = ..., shm_path: _Optional[str] = ..., doorbell_req: _Optional[str] = ..., doorbell_resp: _Optional[str] = ...) -> None: ...
 
 class ComputeResponse(_message.Message):
-    __slots__ = ("loss", "grad", "grad_in_shm")
+    __slots__ = ("loss", "grad", "grad_in_shm", "doorbell", "loss_plugin")
     LOSS_FIELD_NUMBER: _ClassVar[int]
     GRAD_FIELD_NUMBER: _ClassVar[int]
     GRAD_IN_SHM_FIELD_NUMBER: _ClassVar[int]
+    DOORBELL_FIELD_NUMBER: _ClassVar[int]
+    LOSS_PLUGIN_FIELD_NUMBER: _ClassVar[int]
     loss: float
     grad: bytes
     grad_in_shm: bool
-    def __init__(self, loss: _Optional[float] = ..., grad: _Optional[bytes] = ..., grad_in_shm: _Optional[bool] = ...) -> None: ...
+    doorbell: bool
+    loss_plugin: str
+    def __init__(self, loss: _Optional[float] = ..., grad: _Optional[bytes] = ..., grad_in_shm: _Optional[bool] = ..., doorbell: _Optional[bool] = ..., loss_plugin: _Optional[str] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
     __slots__ = ("train_table", "items_paths", "dataset_dir", "params", "model_dir", "seed", "loss_broker_id", "loss_params")

@@ -1,0 +1,219 @@
+package sdk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// The doorbell: after a loss client's first call through its shared-memory
+// segment, the next calls on that segment need no gRPC at all. The client
+// rings the server through a pair of FIFOs it made next to the segment
+// (ComputeRequest.doorbell_req/doorbell_resp), the server answers in the
+// segment and rings back. The gRPC (mTLS) connection stays the control
+// channel: the setup call, calls the doorbell cannot carry (other params, a
+// bigger shape, a concurrent call), and everything after the doorbell
+// failed. A call costs two one-byte FIFO writes and two wake-ups instead of
+// two gRPC round trips (client -> host relay -> loss plugin) with TLS.
+//
+// The segment's layout is the shm_path one (loss_shm.go) plus a header in
+// its last doorbellHdrSize bytes (the server finds it from the file's size
+// at setup; the data area, before it, holds calls of up to its size / 9
+// scores):
+//
+//	[0, 8)    seq: the call's sequence number (client)
+//	[8, 12)   B, [12, 16) N: the call's shape (client)
+//	[16, 24)  ack: the seq the server answered (server)
+//	[24, 28)  status: 0 = done, 1 = the loss (or the request) failed (server)
+//	[28, 32)  length of the error text (server)
+//	[32, 40)  loss, float64 bits (server)
+//	[40, 4096) error text, truncated to fit (server)
+//
+// All little-endian. The one-byte FIFO writes and reads order the segment's
+// writes: a side reads the header only after the other side's byte arrived.
+const (
+	doorbellHdrSize = 4096
+	dbSeq           = 0
+	dbB             = 8
+	dbN             = 12
+	dbAck           = 16
+	dbStatus        = 24
+	dbErrLen        = 28
+	dbLoss          = 32
+	dbErrText       = 40
+)
+
+// gcOnce: loosenGC runs once per process.
+var gcOnce sync.Once
+
+// loosenGC raises the garbage collector's target from the default GOGC=100
+// to 400 in a loss plugin process that serves a doorbell (plugins get no
+// GOGC unless they declare it; a host serving a loss to a retriever keeps
+// its own). Such a process keeps a few MB live, and
+// a loss allocates its gradient (1 MB at B*N = 262,144, plus h-infonce's
+// float64 buffer) on every call: at the default target it collected every
+// call or two, emptying the loss's buffer pool and faulting freshly
+// scavenged pages back in, a cost the same loss in the retriever's big heap
+// does not pay. At 400 the heap may grow to 5x the live data (tens of MB
+// for the built-in losses). A target set otherwise (GOGC declared and
+// allowed) is kept.
+func loosenGC() {
+	gcOnce.Do(func() {
+		if old := debug.SetGCPercent(400); old != 100 {
+			debug.SetGCPercent(old)
+		}
+	})
+}
+
+// errDoorbellGone: the peer closed its end of a FIFO (EOF).
+var errDoorbellGone = errors.New("the loss plugin closed its end of the doorbell (it exited or crashed)")
+
+// doorbellClient is a loss client's side of a doorbell: its FIFO ends and
+// what the server took from the setup call.
+type doorbellClient struct {
+	req, resp *os.File // req: written (opened read-write, so that the server never sees EOF before the client closes); resp: read
+	params    []byte   // the setup call's params: the doorbell carries only calls with the same
+	capacity  int      // data bytes before the header (9 per score)
+	seq       uint64
+}
+
+// call makes one call through the doorbell. The segment already holds the
+// scores and tiers8 of in (n = B*N, 9*n <= capacity). transport is true
+// when the error is the doorbell's (the peer is gone, the call was
+// abandoned): the caller turns the doorbell off and drops the segment, which
+// the server may still write into.
+func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput) (out LossOutput, transport bool, err error) {
+	n := in.B * in.N
+	hdr := mem[len(mem)-doorbellHdrSize:]
+	d.seq++
+	binary.LittleEndian.PutUint64(hdr[dbSeq:], d.seq)
+	binary.LittleEndian.PutUint32(hdr[dbB:], uint32(in.B))
+	binary.LittleEndian.PutUint32(hdr[dbN:], uint32(in.N))
+	var one [1]byte
+	if _, err := d.req.Write(one[:]); err != nil {
+		return out, true, fmt.Errorf("%s: Compute: ring the doorbell: %w", name, err)
+	}
+	if err := d.wait(ctx, one[:]); err != nil {
+		if ctx.Err() != nil {
+			return out, true, fmt.Errorf("%s: Compute: %w (waiting for the doorbell's answer)", name, ctx.Err())
+		}
+		return out, true, fmt.Errorf("%s: Compute: %w", name, err)
+	}
+	if ack := binary.LittleEndian.Uint64(hdr[dbAck:]); ack != d.seq {
+		return out, true, fmt.Errorf("%s: Compute: the doorbell's answer is for call %d, expected %d", name, ack, d.seq)
+	}
+	if binary.LittleEndian.Uint32(hdr[dbStatus:]) != 0 {
+		l := min(int(binary.LittleEndian.Uint32(hdr[dbErrLen:])), doorbellHdrSize-dbErrText)
+		return out, false, &PluginError{Msg: name + ": Compute: " + string(hdr[dbErrText:dbErrText+l])}
+	}
+	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
+	// The host no longer sees this call: its contract check is made here.
+	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+	return out, false, err
+}
+
+// wait reads the server's byte, or gives up when ctx ends (a FIFO is
+// pollable: the read's deadline interrupts it).
+func (d *doorbellClient) wait(ctx context.Context, b []byte) error {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { _ = d.resp.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	_, err := d.resp.Read(b)
+	if errors.Is(err, io.EOF) {
+		return errDoorbellGone
+	}
+	return err
+}
+
+// close closes the client's FIFO ends: the server's reader sees EOF and
+// its goroutine ends.
+func (d *doorbellClient) close() {
+	if d == nil {
+		return
+	}
+	_ = d.req.Close()
+	_ = d.resp.Close()
+}
+
+// doorbellServer is a loss server's side of one client's doorbell.
+type doorbellServer struct {
+	loss      Loss
+	req, resp *os.File
+	mem       []byte // the whole segment, mapped for the doorbell's life
+	unmap     func()
+	params    []byte
+	// The unpacked inputs, reused from call to call (a loss must not keep
+	// its input slices after Compute); the scores are read in place.
+	tiers []int32
+	valid []bool
+}
+
+// serve answers calls until the client closes its end (EOF) or goes away.
+func (s *doorbellServer) serve() {
+	defer func() {
+		_ = s.req.Close()
+		_ = s.resp.Close()
+		s.unmap()
+	}()
+	var one [1]byte
+	for {
+		if _, err := s.req.Read(one[:]); err != nil {
+			return // EOF: the client closed the doorbell or exited
+		}
+		s.answer()
+		if _, err := s.resp.Write(one[:]); err != nil {
+			return // EPIPE: the client is gone
+		}
+	}
+}
+
+// answer serves the call described by the header.
+func (s *doorbellServer) answer() {
+	hdr := s.mem[len(s.mem)-doorbellHdrSize:]
+	seq := binary.LittleEndian.Uint64(hdr[dbSeq:])
+	loss, err := s.compute(int(int32(binary.LittleEndian.Uint32(hdr[dbB:]))), int(int32(binary.LittleEndian.Uint32(hdr[dbN:]))))
+	status, text := uint32(0), ""
+	if err != nil {
+		status, text = 1, err.Error()
+		if len(text) > doorbellHdrSize-dbErrText {
+			text = text[:doorbellHdrSize-dbErrText]
+		}
+	}
+	binary.LittleEndian.PutUint64(hdr[dbLoss:], math.Float64bits(loss))
+	binary.LittleEndian.PutUint32(hdr[dbStatus:], status)
+	binary.LittleEndian.PutUint32(hdr[dbErrLen:], uint32(copy(hdr[dbErrText:], text)))
+	binary.LittleEndian.PutUint64(hdr[dbAck:], seq)
+}
+
+// compute reads the call's inputs from the segment, runs the loss and
+// writes the gradient back.
+func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
+	defer recoverPanic("Compute", &err)
+	data := len(s.mem) - doorbellHdrSize
+	if b <= 0 || n <= 0 || int64(b)*int64(n) > int64(data/9) {
+		return 0, fmt.Errorf("doorbell: shape B=%d N=%d does not fit the segment's %d data bytes (9 x B*N)", b, n, data)
+	}
+	bn := b * n
+	s.tiers, s.valid = growSlice(s.tiers, bn), growSlice(s.valid, bn)
+	in := LossInput{B: b, N: n, Scores: floatsAt(s.mem, bn), Tiers: s.tiers, Valid: s.valid, Params: s.params}
+	if err := unpackTiers8Fast(in.Tiers, in.Valid, s.mem[8*bn:9*bn]); err != nil {
+		return 0, fmt.Errorf("doorbell: %w", err)
+	}
+	res, err := s.loss.Compute(context.Background(), in)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Grad) != bn {
+		return 0, fmt.Errorf("loss returned a gradient of %d values, expected B*N = %d", len(res.Grad), bn)
+	}
+	putFloat32s(s.mem[4*bn:8*bn], res.Grad)
+	return res.Loss, nil
+}

@@ -1,0 +1,22 @@
+//go:build !linux
+
+package sdk
+
+import (
+	"errors"
+	"os"
+
+	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
+)
+
+// Elsewhere there is no shared memory, hence no doorbell (doorbell.go).
+
+func newDoorbellFIFOs(string) (string, string, *os.File, *os.File, error) {
+	return "", "", nil, nil, errors.New("loss doorbell: only on Linux")
+}
+
+func removeFIFOs(...string) {}
+
+func newDoorbellServer(Loss, *cropsv1.ComputeRequest) (*doorbellServer, error) {
+	return nil, errors.New("loss doorbell: only on Linux")
+}
