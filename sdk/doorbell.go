@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 )
 
@@ -50,9 +49,6 @@ const (
 	dbErrText       = 40
 )
 
-// gcOnce: loosenGC runs once per process.
-var gcOnce sync.Once
-
 // loosenGC raises the garbage collector's target from the default GOGC=100
 // to 400 in a loss plugin process that serves a doorbell (plugins get no
 // GOGC unless they declare it; a host serving a loss to a retriever keeps
@@ -63,13 +59,12 @@ var gcOnce sync.Once
 // scavenged pages back in, a cost the same loss in the retriever's big heap
 // does not pay. At 400 the heap may grow to 5x the live data (tens of MB
 // for the built-in losses). A target set otherwise (GOGC declared and
-// allowed) is kept.
+// allowed) is kept. Idempotent (a second call finds 400 and keeps it), so
+// it needs no once-per-process guard.
 func loosenGC() {
-	gcOnce.Do(func() {
-		if old := debug.SetGCPercent(400); old != 100 {
-			debug.SetGCPercent(old)
-		}
-	})
+	if old := debug.SetGCPercent(400); old != 100 {
+		debug.SetGCPercent(old)
+	}
 }
 
 // errDoorbellGone: the peer closed its end of a FIFO (EOF).
