@@ -2,6 +2,7 @@ package twotower
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"sync"
@@ -164,6 +165,12 @@ func (n *goNet) initTrain() error {
 		ts := tableState{p: pv, m1: m1, m2: m2}
 		if n.p.Optimizer == "adamw" { // the lazy optimizers need no dense gradient (sparse.go)
 			ts.grad, ts.touched, ts.active = make([]float32, rows*E), make([]bool, rows), activeRows(m1, m2, E)
+		}
+		for _, s := range [][]float32{ts.p, ts.m1, ts.m2, ts.grad} {
+			if err := adviseHuge(s); err != nil {
+				slog.Debug("two-tower: no transparent huge pages for an embedding table (training goes on with small pages)", "err", err)
+				break
+			}
 		}
 		n.tables = append(n.tables, ts)
 	}
@@ -503,7 +510,11 @@ func (n *goNet) prepare(bt *batch) {
 		return
 	}
 	inputs, bases := n.tableInputs(bt, nil, nil)
-	bt.slots = make([]slotIndex, len(inputs))
+	if cap(bt.slots) >= len(inputs) {
+		bt.slots = bt.slots[:len(inputs)] // a recycled batch's indexes: their buffers are reused
+	} else {
+		bt.slots = make([]slotIndex, len(inputs))
+	}
 	for k := range inputs {
 		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
 	}
