@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -57,6 +58,7 @@ type goNet struct {
 	// Training state, set up by initTrain.
 	trained bool
 	timer   *phaseTimer  // nil except in BenchmarkRealStepPhases
+	active  atomic.Pointer[region] // the step's running parallel region (region.go)
 	scratch slotScratch  // step's slot indexes (batches not prepared)
 	prepSc  slotScratch  // prepare's (another goroutine)
 	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
@@ -355,7 +357,7 @@ func (n *goNet) towerForward(tn *towerNet, table []float32, ids []int32, w []flo
 	if len(tn.pieces) < pieces {
 		tn.pieces = make([]search.GEMM, pieces)
 	}
-	parallelFor(pieces, workers, func(k0, k1 int) {
+	n.parallel(pieces, workers, func(k0, k1 int) {
 		for k := k0; k < k1; k++ {
 			lo, hi := k*rows/pieces, (k+1)*rows/pieces
 			for r := lo; r < hi; r++ {
@@ -479,7 +481,7 @@ func (n *goNet) step(bt *batch, g []float32) error {
 			if n.p.Optimizer == "sparse-adam" {
 				twd = 0
 			}
-			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
+			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t, n.parallel)
 		default:
 			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
 		}
@@ -515,6 +517,7 @@ func (n *goNet) prepare(bt *batch) {
 	} else {
 		bt.slots = make([]slotIndex, len(inputs))
 	}
+	n.prepSc.yield = n.help // the builder's goroutine: take the step's pieces between chunks
 	for k := range inputs {
 		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
 	}

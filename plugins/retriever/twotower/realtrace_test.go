@@ -74,6 +74,7 @@ func TestTraceRealTraining(t *testing.T) {
 			t.Fatalf("CROPS_TWOTOWER_TRACE_STEPS=%q: want a number of steps", v)
 		}
 	}
+	tr.yield = s.net.help
 	k := 0
 	var t0 time.Time
 	for _, bt := range prefetch(tr.epochSeq(0), s.net.prepare, tr.recycle) {

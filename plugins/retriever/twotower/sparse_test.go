@@ -86,7 +86,7 @@ func TestSparseAdamMatchesDense(t *testing.T) {
 				bagBackward(grad, dim, rows, []bagInput{q, it}, touched)
 				lazyAdam(pd, md, vd, grad, touched, dim, 1e-2, 1e-3, step)
 				idx.build(&sc, rows, []bagInput{q, it}, []int{0, q.n})
-				sparseAdam(&idx, dBags, ps, ms, vs, dim, 1e-2, 1e-3, step)
+				sparseAdam(&idx, dBags, ps, ms, vs, dim, 1e-2, 1e-3, step, parallelFor)
 			}
 			for _, c := range []struct {
 				name      string

@@ -120,6 +120,9 @@ type trainer struct {
 	// spare holds batches the training loop is done with (recycle), whose
 	// buffers the next buildBatch calls reuse.
 	spare chan batch
+	// yield, when not nil, is called between the rows of a batch being
+	// built (goNet.help: the builder goroutine takes pieces of the step).
+	yield func()
 }
 
 // instance is one row of a batch: a query and the chunk of its labelled

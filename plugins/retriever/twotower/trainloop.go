@@ -65,6 +65,8 @@ func (l *trainLoop) run() error {
 	var prep func(*batch)
 	if l.sess.net != nil {
 		prep = l.sess.net.prepare
+		l.t.yield = l.sess.net.help
+		defer func() { l.t.yield = nil }()
 	}
 	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
 		for _, bt := range prefetch(l.t.epochSeq(e), prep, l.t.recycle) {
