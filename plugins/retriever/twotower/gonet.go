@@ -247,21 +247,22 @@ func (n *goNet) backward(tn *towerNet) {
 		// of whole products, one per core, instead of four fork/joins
 		// each preceded by its serial operand packing (the weight
 		// gradients' transposes of h and bag are the largest): a
-		// product's values do not depend on its worker count.
-		var wg sync.WaitGroup
-		wg.Go(func() {
+		// product's values do not depend on its worker count. Each
+		// pair is a region of two tasks (tasks), so that the batch
+		// builder can take one.
+		n.tasks(func() {
 			tn.gemmW.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
 			colSum(tn.grad[3], tn.dout, rows, O)
+		}, func() {
+			tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
+			reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
 		})
-		tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
-		reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
-		wg.Wait()
-		wg.Go(func() {
+		n.tasks(func() {
 			tn.gemmW.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
 			colSum(tn.grad[1], tn.dpre, rows, H)
+		}, func() {
+			tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
 		})
-		tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
-		wg.Wait()
 		return
 	}
 	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)

@@ -60,6 +60,15 @@ func (n *goNet) parallel(items, workers int, fn func(lo, hi int)) {
 	<-r.finished
 }
 
+// tasks runs the independent fns as one region of one piece each.
+func (n *goNet) tasks(fns ...func()) {
+	n.parallel(len(fns), n.workers, func(lo, hi int) {
+		for _, f := range fns[lo:hi] {
+			f()
+		}
+	})
+}
+
 // help runs pieces of the step's running region, if there is one. The
 // batch builder calls it between chunks of its own work; a nil goNet (no
 // Go path) has nothing to share.
