@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -61,11 +62,14 @@ type goNet struct {
 	active  atomic.Pointer[region] // the step's running parallel region (region.go)
 	busy    atomic.Bool            // a Go compute phase of a step is running (compute)
 	wake    chan struct{}          // compute(true) signals a parked builder
-	scratch slotScratch            // step's slot indexes (batches not prepared)
-	prepSc  slotScratch            // prepare's (another goroutine)
-	dense   []denseParam           // MLP weights and biases (and log tau): dense AdamW
-	tables  []tableState
-	optStep []int64 // view of the optimizer step counter
+	// idleSince is when the builder's active wait last found no region
+	// (zero: it did); only the builder's goroutine touches it.
+	idleSince time.Time
+	scratch   slotScratch  // step's slot indexes (batches not prepared)
+	prepSc    slotScratch  // prepare's (another goroutine)
+	dense     []denseParam // MLP weights and biases (and log tau): dense AdamW
+	tables    []tableState
+	optStep   []int64 // view of the optimizer step counter
 }
 
 // denseParam is a parameter updated by dense AdamW (as gomlx's Adam).

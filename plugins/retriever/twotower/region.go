@@ -3,6 +3,7 @@ package twotower
 import (
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // A step's parallel loops run as regions that the batch builder can join.
@@ -104,17 +105,36 @@ func (n *goNet) compute(on bool) {
 	}
 }
 
+// spinIdle bounds how long the builder waits actively without finding a
+// region: longer than the gaps between a step's regions (tens of us, ~150
+// at most on the medium world), short enough that on a machine where
+// another process holds the other core (the builder then shares a core
+// with the step) it costs the step little.
+const spinIdle = 200 * time.Microsecond
+
 // assist runs pieces of the running region while a compute phase lasts and
-// reports whether the builder should go on waiting actively.
+// reports whether the builder should go on waiting actively: not after
+// spinIdle without a region to help.
 func (n *goNet) assist() bool {
 	if n.workers < 2 || !n.busy.Load() {
+		n.idleSince = time.Time{}
 		return false
 	}
 	if r := n.active.Load(); r != nil {
 		r.work()
+		n.idleSince = time.Time{}
 		// The step's goroutine may have been readied on this core by the
 		// last piece: let it run here rather than wait for the other core.
 		runtime.Gosched()
+		return true
+	}
+	now := time.Now()
+	if n.idleSince.IsZero() {
+		n.idleSince = now
+	}
+	if now.Sub(n.idleSince) > spinIdle {
+		n.idleSince = time.Time{}
+		return false
 	}
 	return true
 }
