@@ -62,8 +62,8 @@ type goNet struct {
 	active  atomic.Pointer[region] // the step's running parallel region (region.go)
 	busy    atomic.Bool            // a Go compute phase of a step is running (compute)
 	wake    chan struct{}          // compute(true) signals a parked builder
-	// idleSince is when the builder's active wait last found no region
-	// (zero: it did); only the builder's goroutine touches it.
+	// idleSince is when the builder's active wait started finding no
+	// piece to run (zero: it just ran one); only the builder touches it.
 	idleSince time.Time
 	scratch   slotScratch  // step's slot indexes (batches not prepared)
 	prepSc    slotScratch  // prepare's (another goroutine)
