@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -60,16 +59,11 @@ type goNet struct {
 	trained bool
 	timer   *phaseTimer            // nil except in BenchmarkRealStepPhases
 	active  atomic.Pointer[region] // the step's running parallel region (region.go)
-	busy    atomic.Bool            // a Go compute phase of a step is running (compute)
-	wake    chan struct{}          // compute(true) signals a parked builder
-	// idleSince is when the builder's active wait started finding no
-	// piece to run (zero: it just ran one); only the builder touches it.
-	idleSince time.Time
-	scratch   slotScratch  // step's slot indexes (batches not prepared)
-	prepSc    slotScratch  // prepare's (another goroutine)
-	dense     []denseParam // MLP weights and biases (and log tau): dense AdamW
-	tables    []tableState
-	optStep   []int64 // view of the optimizer step counter
+	scratch slotScratch            // step's slot indexes (batches not prepared)
+	prepSc  slotScratch            // prepare's (another goroutine)
+	dense   []denseParam           // MLP weights and biases (and log tau): dense AdamW
+	tables  []tableState
+	optStep []int64 // view of the optimizer step counter
 }
 
 // denseParam is a parameter updated by dense AdamW (as gomlx's Adam).
@@ -87,7 +81,7 @@ type tableState struct {
 }
 
 func newGoNet(p Params, m *model) (*goNet, error) {
-	n := &goNet{p: p, m: m, workers: runtime.GOMAXPROCS(0), wake: make(chan struct{}, 1)}
+	n := &goNet{p: p, m: m, workers: runtime.GOMAXPROCS(0)}
 	for _, tw := range []struct {
 		t  tower
 		tn *towerNet
@@ -314,8 +308,6 @@ func (n *goNet) tauValue() (float32, bool) {
 // activations stay for the step's backward pass. The returned slice is
 // reused by the next call.
 func (n *goNet) scores(bt *batch) ([]float32, error) {
-	n.compute(true)
-	defer n.compute(false)
 	qTable, err := flat(n.m.q.emb)
 	if err != nil {
 		return nil, err
@@ -418,8 +410,6 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	if err := n.initTrain(); err != nil {
 		return err
 	}
-	n.compute(true)
-	defer n.compute(false)
 	B, N, O := bt.B, bt.N, n.p.OutputDim
 	tau := n.tau
 	// S = Qy Iy^T / tau: dQy = G Iy / tau, dIy = G^T Qy / tau.

@@ -100,7 +100,7 @@ func BenchmarkRealStepPhases(b *testing.B) {
 				}
 			}
 		}
-		for _, bt := range prefetch(seq, s.net.prepare, nil, s.net) {
+		for _, bt := range prefetch(seq, s.net.prepare, nil) {
 			bt := &bt
 			timer.start()
 			S, err := s.scores(bt)

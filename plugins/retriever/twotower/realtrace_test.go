@@ -77,7 +77,7 @@ func TestTraceRealTraining(t *testing.T) {
 	tr.yield = s.net.help
 	k := 0
 	var t0 time.Time
-	for _, bt := range prefetch(tr.epochSeq(0), s.net.prepare, tr.recycle, s.net) {
+	for _, bt := range prefetch(tr.epochSeq(0), s.net.prepare, tr.recycle) {
 		if k == warm {
 			if err := startTrace(f, out); err != nil {
 				t.Fatal(err)

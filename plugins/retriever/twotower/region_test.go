@@ -1,7 +1,6 @@
 package twotower
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,49 +41,5 @@ func TestRegionHelp(t *testing.T) {
 		}
 		var nilNet *goNet
 		nilNet.help() // no Go path: nothing to do, no panic
-	}
-}
-
-// fakeAssistant helps (returns true) helps times, then waits parked until
-// woken, then helps again.
-type fakeAssistant struct {
-	helps   atomic.Int32
-	assists atomic.Int32
-	wake    chan struct{}
-}
-
-func (f *fakeAssistant) assist() bool {
-	f.assists.Add(1)
-	return f.helps.Add(-1) >= 0
-}
-func (f *fakeAssistant) woken() <-chan struct{} { return f.wake }
-
-// TestOfferAssists: offer helps while its item waits, parks when the
-// assistant has nothing, resumes helping when woken, delivers the item, and
-// gives up when done closes.
-func TestOfferAssists(t *testing.T) {
-	f := &fakeAssistant{wake: make(chan struct{}, 1)}
-	f.helps.Store(5)
-	ch, done := make(chan int), make(chan struct{})
-	res := make(chan bool)
-	go func() { res <- offer(ch, 7, done, f) }()
-	for f.assists.Load() < 6 { // 5 helps, then parked
-		runtime.Gosched()
-	}
-	f.helps.Store(3)
-	f.wake <- struct{}{}
-	for f.assists.Load() < 10 { // woken: 3 more helps, then parked again
-		runtime.Gosched()
-	}
-	if got := <-ch; got != 7 {
-		t.Fatalf("got %d", got)
-	}
-	if !<-res {
-		t.Fatal("offer reported not sent")
-	}
-	go func() { res <- offer(ch, 8, done, f) }()
-	close(done)
-	if <-res {
-		t.Fatal("offer reported sent after done closed")
 	}
 }

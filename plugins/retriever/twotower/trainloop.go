@@ -63,15 +63,13 @@ func (l *trainLoop) run() error {
 	l.step = l.meta.Step
 	l.winStart = time.Now()
 	var prep func(*batch)
-	var as assistant
 	if l.sess.net != nil {
 		prep = l.sess.net.prepare
 		l.t.yield = l.sess.net.help
 		defer func() { l.t.yield = nil }()
-		as = l.sess.net
 	}
 	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
-		for _, bt := range prefetch(l.t.epochSeq(e), prep, l.t.recycle, as) {
+		for _, bt := range prefetch(l.t.epochSeq(e), prep, l.t.recycle) {
 			if l.step >= l.total {
 				return nil
 			}
@@ -92,10 +90,8 @@ func (l *trainLoop) run() error {
 // a fifth of a one-core step) leaves the step's critical path. The batches
 // and their order are seq's whatever the timing; stopping early stops the
 // builder after the batch it is on. release, when not nil, gets each batch
-// back once the caller's loop body has returned (trainer.recycle). as,
-// when not nil, is what the builder does while its batch waits (goNet:
-// help the running step).
-func prefetch(seq iter.Seq2[int, batch], prep, release func(*batch), as assistant) iter.Seq2[int, batch] {
+// back once the caller's loop body has returned (trainer.recycle).
+func prefetch(seq iter.Seq2[int, batch], prep, release func(*batch)) iter.Seq2[int, batch] {
 	return func(yield func(int, batch) bool) {
 		type item struct {
 			k  int
@@ -110,7 +106,9 @@ func prefetch(seq iter.Seq2[int, batch], prep, release func(*batch), as assistan
 				if prep != nil {
 					prep(&bt)
 				}
-				if !offer(ch, item{k, bt}, done, as) {
+				select {
+				case ch <- item{k, bt}:
+				case <-done:
 					return
 				}
 			}
@@ -125,43 +123,6 @@ func prefetch(seq iter.Seq2[int, batch], prep, release func(*batch), as assistan
 			if !more {
 				return
 			}
-		}
-	}
-}
-
-// assistant is what prefetch's builder does while its batch waits.
-type assistant interface {
-	assist() bool           // help; false: nothing to help with, wait parked
-	woken() <-chan struct{} // signalled when there may be again
-}
-
-// offer sends it on ch, helping as meanwhile; false when done closed first.
-func offer[T any](ch chan<- T, it T, done <-chan struct{}, as assistant) bool {
-	var wake <-chan struct{}
-	if as != nil {
-		wake = as.woken()
-	}
-	for {
-		// Two one-case selects: the runtime's lock-free fast paths.
-		select {
-		case ch <- it:
-			return true
-		default:
-		}
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		if as != nil && as.assist() {
-			continue
-		}
-		select {
-		case ch <- it:
-			return true
-		case <-done:
-			return false
-		case <-wake:
 		}
 	}
 }
