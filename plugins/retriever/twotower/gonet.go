@@ -420,19 +420,19 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	n.q.dBag, n.i.dBag = n.dBags[:B*E:B*E], n.dBags[B*E:]
 	n.q.dy = grow(n.q.dy, B*O)
 	n.i.dy = grow(n.i.dy, N*O)
-	// The two products side by side (each tower's own GEMM buffers), as
-	// a region of two tasks that the batch builder can join.
-	n.tasks(func() {
+	// The two products side by side (each tower's own GEMM buffers).
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		n.q.gemm.Mul(n.q.dy, g, n.i.out, B, N, O, false, false, n.mulWorkers(B, N, O))
 		for i := range n.q.dy {
 			n.q.dy[i] /= tau
 		}
-	}, func() {
-		n.i.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
-		for i := range n.i.dy {
-			n.i.dy[i] /= tau
-		}
 	})
+	n.i.gemm.Mul(n.i.dy, g, n.q.out, N, B, O, true, false, n.mulWorkers(N, B, O))
+	for i := range n.i.dy {
+		n.i.dy[i] /= tau
+	}
+	wg.Wait()
 	// dL/dlog tau = -sum(S G) while exp(log tau) is above the floor.
 	if n.p.LearnTau {
 		var sg float32
@@ -449,7 +449,6 @@ func (n *goNet) step(bt *batch, g []float32) error {
 	n.timer.mark("d-towers")
 	// Side by side, as in scores (disjoint buffers: each tower's
 	// gradients and its rows of n.dBags).
-	var wg sync.WaitGroup
 	wg.Go(func() { n.backward(&n.q) })
 	n.backward(&n.i)
 	wg.Wait()

@@ -30,9 +30,6 @@ type region struct {
 // work runs pieces until none is left to take.
 func (r *region) work() {
 	for {
-		if r.next.Load() >= r.pieces { // all taken: no write to the shared counter
-			return
-		}
 		k := r.next.Add(1) - 1
 		if k >= r.pieces {
 			return
