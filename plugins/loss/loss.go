@@ -144,18 +144,22 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	// its own slots, and the reduction below runs in row order, so the result
 	// does not depend on scheduling.
 	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for b := w; b < in.B; b += workers {
-				if b%64 == w && ctx.Err() != nil {
-					return
-				}
-				lo, hi := b*in.N, (b+1)*in.N
-				rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
+	work := func(w int) {
+		for b := w; b < in.B; b += workers {
+			if b%64 == w && ctx.Err() != nil {
+				return
 			}
-		})
+			lo, hi := b*in.N, (b+1)*in.N
+			rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
+		}
 	}
+	// The caller takes worker 0's rows: one goroutine fewer to start and
+	// wake per call (the training step waits on this call).
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() { work(w) })
+	}
+	work(0)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return sdk.LossOutput{}, err

@@ -2,9 +2,11 @@ package twotower
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cropsdev/crops/core/search"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -55,10 +57,11 @@ type goNet struct {
 
 	// Training state, set up by initTrain.
 	trained bool
-	timer   *phaseTimer  // nil except in BenchmarkRealStepPhases
-	scratch slotScratch  // step's slot indexes (batches not prepared)
-	prepSc  slotScratch  // prepare's (another goroutine)
-	dense   []denseParam // MLP weights and biases (and log tau): dense AdamW
+	timer   *phaseTimer            // nil except in BenchmarkRealStepPhases
+	active  atomic.Pointer[region] // the step's running parallel region (region.go)
+	scratch slotScratch            // step's slot indexes (batches not prepared)
+	prepSc  slotScratch            // prepare's (another goroutine)
+	dense   []denseParam           // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
 }
@@ -165,6 +168,12 @@ func (n *goNet) initTrain() error {
 		if n.p.Optimizer == "adamw" { // the lazy optimizers need no dense gradient (sparse.go)
 			ts.grad, ts.touched, ts.active = make([]float32, rows*E), make([]bool, rows), activeRows(m1, m2, E)
 		}
+		for _, s := range [][]float32{ts.p, ts.m1, ts.m2, ts.grad} {
+			if err := adviseHuge(s); err != nil {
+				slog.Debug("two-tower: no transparent huge pages for an embedding table (training goes on with small pages)", "err", err)
+				break
+			}
+		}
 		n.tables = append(n.tables, ts)
 	}
 	stepT, err := n.m.embAdamStep.Value()
@@ -238,21 +247,22 @@ func (n *goNet) backward(tn *towerNet) {
 		// of whole products, one per core, instead of four fork/joins
 		// each preceded by its serial operand packing (the weight
 		// gradients' transposes of h and bag are the largest): a
-		// product's values do not depend on its worker count.
-		var wg sync.WaitGroup
-		wg.Go(func() {
+		// product's values do not depend on its worker count. Each
+		// pair is a region of two tasks (tasks), so that the batch
+		// builder can take one.
+		n.tasks(func() {
 			tn.gemmW.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
 			colSum(tn.grad[3], tn.dout, rows, O)
+		}, func() {
+			tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
+			reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
 		})
-		tn.gemm.Mul(tn.dh, tn.dout, tn.param[2], rows, O, H, false, true, 1)
-		reluGrad(tn.dpre, tn.pre[:rows*H], tn.dh)
-		wg.Wait()
-		wg.Go(func() {
+		n.tasks(func() {
 			tn.gemmW.Mul(tn.grad[0], tn.bag, tn.dpre, E, rows, H, true, false, 1)
 			colSum(tn.grad[1], tn.dpre, rows, H)
+		}, func() {
+			tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
 		})
-		tn.gemm.Mul(tn.dBag, tn.dpre, tn.param[0], rows, H, E, false, true, 1)
-		wg.Wait()
 		return
 	}
 	tn.gemm.Mul(tn.grad[2], tn.h, tn.dout, H, rows, O, true, false, 1)
@@ -348,7 +358,7 @@ func (n *goNet) towerForward(tn *towerNet, table []float32, ids []int32, w []flo
 	if len(tn.pieces) < pieces {
 		tn.pieces = make([]search.GEMM, pieces)
 	}
-	parallelFor(pieces, workers, func(k0, k1 int) {
+	n.parallel(pieces, workers, func(k0, k1 int) {
 		for k := k0; k < k1; k++ {
 			lo, hi := k*rows/pieces, (k+1)*rows/pieces
 			for r := lo; r < hi; r++ {
@@ -472,7 +482,7 @@ func (n *goNet) step(bt *batch, g []float32) error {
 			if n.p.Optimizer == "sparse-adam" {
 				twd = 0
 			}
-			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t)
+			sparseAdam(idx, n.dBags, ts.p, ts.m1, ts.m2, E, lr, twd, t, n.parallel)
 		default:
 			return fmt.Errorf("two-tower: unknown optimizer %q", n.p.Optimizer)
 		}
@@ -503,7 +513,12 @@ func (n *goNet) prepare(bt *batch) {
 		return
 	}
 	inputs, bases := n.tableInputs(bt, nil, nil)
-	bt.slots = make([]slotIndex, len(inputs))
+	if cap(bt.slots) >= len(inputs) {
+		bt.slots = bt.slots[:len(inputs)] // a recycled batch's indexes: their buffers are reused
+	} else {
+		bt.slots = make([]slotIndex, len(inputs))
+	}
+	n.prepSc.yield = n.help // the builder's goroutine: take the step's pieces between chunks
 	for k := range inputs {
 		bt.slots[k].build(&n.prepSc, n.p.HashBuckets, inputs[k], bases[k])
 	}

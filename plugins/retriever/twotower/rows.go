@@ -309,10 +309,7 @@ func (t *trainer) buildBatch(inst []instance, B int) batch {
 	p := t.p
 	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
 	off, N := t.columnOffsets(inst, B)
-	bt := batch{B: B, N: N, Lq: Lq, Li: Li,
-		qIds: make([]int32, B*Lq), qW: make([]float32, B*Lq),
-		iIds: make([]int32, N*Li), iW: make([]float32, N*Li),
-		tiers: make([]int32, B*N), valid: make([]bool, B*N)}
+	bt := t.newBatch(B, N, Lq, Li)
 	colItem := make([]int32, N)
 	colOwner := make([]int, N)
 	for c := range colItem {
@@ -330,6 +327,9 @@ func (t *trainer) buildBatch(inst []instance, B int) batch {
 		}
 	}
 	for b, in := range inst {
+		if t.yield != nil {
+			t.yield() // ~60 us per row on the medium world
+		}
 		qi := in.query
 		labels := make(map[int32]int32, len(t.ts.cands[qi]))
 		for _, c := range t.ts.cands[qi] {
@@ -363,4 +363,48 @@ func (t *trainer) buildBatch(inst []instance, B int) batch {
 		}
 	}
 	return bt
+}
+
+// spareBatches is how many recycled batches a trainer keeps: the training
+// loop holds one, the builder goroutine one ahead and one in hand.
+const spareBatches = 3
+
+// newBatch returns a zeroed batch of these sizes, on the buffers of a
+// recycled one when there is one. Why: a medium batch is ~1.3 MiB of large
+// allocations (ids, weights, tiers, slot index); fresh each step, the
+// runtime cleared freshly mapped pages for them, which on two cores cost
+// more than the step's bag gathers (page faults and the scavenger's TLB
+// shootdowns reach the other core).
+func (t *trainer) newBatch(B, N, Lq, Li int) batch {
+	var bt batch
+	select {
+	case bt = <-t.spare:
+	default:
+	}
+	bt.B, bt.N, bt.Lq, bt.Li, bt.examples = B, N, Lq, Li, 0
+	bt.qIds, bt.qW = zeroed(bt.qIds, B*Lq), zeroed(bt.qW, B*Lq)
+	bt.iIds, bt.iW = zeroed(bt.iIds, N*Li), zeroed(bt.iW, N*Li)
+	bt.tiers, bt.valid = zeroed(bt.tiers, B*N), zeroed(bt.valid, B*N)
+	bt.slots = bt.slots[:0] // prepare rebuilds them on the kept buffers
+	return bt
+}
+
+// recycle hands bt's buffers to the next newBatch; the caller must not use
+// bt afterwards. A full spare list drops it (the GC takes it).
+func (t *trainer) recycle(bt *batch) {
+	select {
+	case t.spare <- *bt:
+	default:
+	}
+}
+
+// zeroed returns s resized to n and cleared, reallocating only when it is
+// too small.
+func zeroed[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }

@@ -32,7 +32,11 @@ type slotIndex struct {
 type slotScratch struct {
 	count []int32 // per table row: slots of this batch
 	next  []int32 // per table row: next write position in refs
+	yield func()  // when not nil, called every yieldSlots slots (goNet.help)
 }
+
+// yieldSlots is how many slots build indexes between yield calls (~40 us).
+const yieldSlots = 4096
 
 // build indexes the nonzero slots of inputs, whose bags are the rows
 // base[k], base[k]+1, ... of the concatenated gradient buffer. x's buffers
@@ -45,6 +49,9 @@ func (x *slotIndex) build(sc *slotScratch, tableRows int, inputs []bagInput, bas
 	total := 0
 	for _, in := range inputs {
 		for s, id := range in.ids[:in.n*in.L] {
+			if sc.yield != nil && s%yieldSlots == yieldSlots-1 {
+				sc.yield()
+			}
 			if in.w[s] == 0 {
 				continue
 			}
@@ -67,6 +74,9 @@ func (x *slotIndex) build(sc *slotScratch, tableRows int, inputs []bagInput, bas
 	x.w = grow(x.w, total)
 	for k, in := range inputs {
 		for s, id := range in.ids[:in.n*in.L] {
+			if sc.yield != nil && s%yieldSlots == yieldSlots-1 {
+				sc.yield()
+			}
 			wt := in.w[s]
 			if wt == 0 {
 				continue
@@ -81,9 +91,11 @@ func (x *slotIndex) build(sc *slotScratch, tableRows int, inputs []bagInput, bas
 // sparseAdam applies one lazy Adam step to the rows of x: g = the row's
 // gradient (sum of w * dBags[ref] over its slots), then the update of
 // lazyAdam (wd = 0 for sparse-adam). dBags is [bags, dim].
-func sparseAdam(x *slotIndex, dBags []float32, p, m, v []float32, dim int, lr, wd float64, step int64) {
+// par runs the rows' loop (goNet.parallel; parallelFor in tests).
+func sparseAdam(x *slotIndex, dBags []float32, p, m, v []float32, dim int, lr, wd float64, step int64,
+	par func(items, workers int, fn func(lo, hi int))) {
 	k := newAdamStep(lr, wd, step)
-	parallelFor(len(x.rows), runtime.GOMAXPROCS(0), func(lo, hi int) {
+	par(len(x.rows), runtime.GOMAXPROCS(0), func(lo, hi int) {
 		g := make([]float32, dim)
 		for j := lo; j < hi; j++ {
 			a, b := x.start[j], x.start[j+1]

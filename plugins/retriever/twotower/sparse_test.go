@@ -86,7 +86,7 @@ func TestSparseAdamMatchesDense(t *testing.T) {
 				bagBackward(grad, dim, rows, []bagInput{q, it}, touched)
 				lazyAdam(pd, md, vd, grad, touched, dim, 1e-2, 1e-3, step)
 				idx.build(&sc, rows, []bagInput{q, it}, []int{0, q.n})
-				sparseAdam(&idx, dBags, ps, ms, vs, dim, 1e-2, 1e-3, step)
+				sparseAdam(&idx, dBags, ps, ms, vs, dim, 1e-2, 1e-3, step, parallelFor)
 			}
 			for _, c := range []struct {
 				name      string
@@ -155,7 +155,7 @@ func TestPrefetch(t *testing.T) {
 	}
 	prep := func(bt *batch) { prepared.Add(1); bt.N = 10 * bt.B }
 	var got []int
-	for k, bt := range prefetch(seq, prep) {
+	for k, bt := range prefetch(seq, prep, nil) {
 		if bt.B != k || bt.N != 10*k {
 			t.Fatalf("batch %d: %+v", k, bt)
 		}
@@ -171,7 +171,7 @@ func TestPrefetch(t *testing.T) {
 		t.Errorf("got %v, sequence finished %v, built %d, prepared %d", got, finished.Load(), built.Load(), prepared.Load())
 	}
 	got = got[:0]
-	for k := range prefetch(seq, nil) {
+	for k := range prefetch(seq, nil, nil) {
 		got = append(got, k)
 	}
 	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5}) {

@@ -117,6 +117,12 @@ type trainer struct {
 	itemIds  map[int32][]int32 // catalog index -> [Li] (training items only)
 	itemW    map[int32][]float32
 	itemText []string
+	// spare holds batches the training loop is done with (recycle), whose
+	// buffers the next buildBatch calls reuse.
+	spare chan batch
+	// yield, when not nil, is called between the rows of a batch being
+	// built (goNet.help: the builder goroutine takes pieces of the step).
+	yield func()
 }
 
 // instance is one row of a batch: a query and the chunk of its labelled
@@ -451,7 +457,7 @@ func newTrainer(p Params, seed int64, rm rowMode, ts *trainingSet, cat *catalog)
 	f := featurizer{buckets: uint64(p.HashBuckets), ngram: p.CharNgram}
 	t := &trainer{p: p, seed: seed, rm: rm, ts: ts, feat: f,
 		qIds: make([]int32, len(ts.queries)*p.MaxQueryFeatures), qW: make([]float32, len(ts.queries)*p.MaxQueryFeatures),
-		itemIds: map[int32][]int32{}, itemW: map[int32][]float32{}}
+		itemIds: map[int32][]int32{}, itemW: map[int32][]float32{}, spare: make(chan batch, spareBatches)}
 	Lq, Li := p.MaxQueryFeatures, p.MaxItemFeatures
 	for i, q := range ts.queries {
 		f.bag(q, t.qIds[i*Lq:(i+1)*Lq], t.qW[i*Lq:(i+1)*Lq])

@@ -65,9 +65,11 @@ func (l *trainLoop) run() error {
 	var prep func(*batch)
 	if l.sess.net != nil {
 		prep = l.sess.net.prepare
+		l.t.yield = l.sess.net.help
+		defer func() { l.t.yield = nil }()
 	}
 	for e := l.meta.Epoch; e < l.p.Epochs; e++ {
-		for _, bt := range prefetch(l.t.epochSeq(e), prep) {
+		for _, bt := range prefetch(l.t.epochSeq(e), prep, l.t.recycle) {
 			if l.step >= l.total {
 				return nil
 			}
@@ -87,8 +89,9 @@ func (l *trainLoop) run() error {
 // current one: on two cores, building a batch (~0.9 ms on the medium world,
 // a fifth of a one-core step) leaves the step's critical path. The batches
 // and their order are seq's whatever the timing; stopping early stops the
-// builder after the batch it is on.
-func prefetch(seq iter.Seq2[int, batch], prep func(*batch)) iter.Seq2[int, batch] {
+// builder after the batch it is on. release, when not nil, gets each batch
+// back once the caller's loop body has returned (trainer.recycle).
+func prefetch(seq iter.Seq2[int, batch], prep, release func(*batch)) iter.Seq2[int, batch] {
 	return func(yield func(int, batch) bool) {
 		type item struct {
 			k  int
@@ -113,7 +116,11 @@ func prefetch(seq iter.Seq2[int, batch], prep func(*batch)) iter.Seq2[int, batch
 		defer wg.Wait()
 		defer close(done)
 		for it := range ch {
-			if !yield(it.k, it.bt) {
+			more := yield(it.k, it.bt)
+			if release != nil {
+				release(&it.bt)
+			}
+			if !more {
 				return
 			}
 		}
