@@ -197,10 +197,15 @@ func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
 		return 0, fmt.Errorf("doorbell: shape B=%d N=%d does not fit the segment's %d data bytes (9 x B*N)", b, n, data)
 	}
 	bn := b * n
-	s.tiers, s.valid = growSlice(s.tiers, bn), growSlice(s.valid, bn)
-	in := LossInput{B: b, N: n, Scores: floatsAt(s.mem, bn), Tiers: s.tiers, Valid: s.valid, Params: s.params}
-	if err := unpackTiers8Fast(in.Tiers, in.Valid, s.mem[8*bn:9*bn]); err != nil {
-		return 0, fmt.Errorf("doorbell: %w", err)
+	in := LossInput{B: b, N: n, Scores: floatsAt(s.mem, bn), Params: s.params}
+	if _, ok := s.loss.(Tiers8Loss); ok {
+		in.Tiers8 = bytesInt8(s.mem[8*bn : 9*bn]) // the loss reads them itself
+	} else {
+		s.tiers, s.valid = growSlice(s.tiers, bn), growSlice(s.valid, bn)
+		in.Tiers, in.Valid = s.tiers, s.valid
+		if err := unpackTiers8Fast(in.Tiers, in.Valid, s.mem[8*bn:9*bn]); err != nil {
+			return 0, fmt.Errorf("doorbell: %w", err)
+		}
 	}
 	res, err := s.loss.Compute(context.Background(), in)
 	if err != nil {

@@ -28,6 +28,22 @@ func words8(b []byte, k int) []uint64 {
 	return unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), k)
 }
 
+// int8Bytes views a []int8 as its bytes.
+func int8Bytes(v []int8) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v))
+}
+
+// bytesInt8 views bytes as a []int8.
+func bytesInt8(b []byte) []int8 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int8)(unsafe.Pointer(&b[0])), len(b))
+}
+
 // boolBytes views a []bool as its bytes (0 or 1 each).
 func boolBytes(v []bool) []byte {
 	if len(v) == 0 {

@@ -94,7 +94,9 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		}
 	}
 	mem := s.seg.mem
-	if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
+	if len(in.Tiers8) == n {
+		copy(mem[8*n:9*n], int8Bytes(in.Tiers8)) // the caller's own packing (LossInput.Tiers8)
+	} else if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
 		return out, false, nil // a tier above 127: inline, as int32
 	}
 	putFloat32s(mem[:4*n], in.Scores)
@@ -212,6 +214,18 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 	}
 	defer release()
 	in := LossInput{B: b, N: int(req.GetN()), Params: req.GetParams()}
+	if _, ok := loss.(Tiers8Loss); ok {
+		// The loss reads the segment's tiers8 itself (no unpacking).
+		in.Tiers8 = bytesInt8(mem[8*n : 9*n])
+		if cached {
+			maps.scores = growSlice(maps.scores, n)
+			in.Scores = maps.scores
+		} else {
+			in.Scores = make([]float32, n)
+		}
+		readFloat32s(in.Scores, mem[:4*n])
+		return computeShmOut(ctx, loss, in, mem, n)
+	}
 	if cached {
 		maps.scores = growSlice(maps.scores, n)
 		maps.tiers = growSlice(maps.tiers, n)
@@ -224,6 +238,11 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 	if err = unpackTiers8Fast(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
 		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
 	}
+	return computeShmOut(ctx, loss, in, mem, n)
+}
+
+// computeShmOut runs the loss and writes its gradient into the segment.
+func computeShmOut(ctx context.Context, loss Loss, in LossInput, mem []byte, n int) (*cropsv1.ComputeResponse, error) {
 	res, err := loss.Compute(ctx, in)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -201,5 +202,96 @@ func TestLossSharedMemoryOff(t *testing.T) {
 	}
 	if c.shm.ok || c.shm.seg != nil {
 		t.Fatal("CROPS_LOSS_SHM=off: the segment was used")
+	}
+}
+
+// packedSquare is squareLoss reading LossInput.Tiers8 when Tiers is nil
+// (a Tiers8Loss); it counts the calls that came packed.
+type packedSquare struct{ packed *atomic.Int64 }
+
+func (packedSquare) Describe(ctx context.Context) (Info, error) { return squareLoss{}.Describe(ctx) }
+func (packedSquare) ReadsTiers8()                               {}
+func (l packedSquare) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	if in.Tiers == nil && in.Tiers8 != nil {
+		l.packed.Add(1)
+		in.Tiers, in.Valid = make([]int32, len(in.Tiers8)), make([]bool, len(in.Tiers8))
+		for i, t := range in.Tiers8 {
+			in.Tiers[i], in.Valid[i] = int32(max(t, 0)), t >= 0
+		}
+	}
+	return squareLoss{}.Compute(ctx, in)
+}
+
+// TestTiers8: a Tiers8Loss served through shared memory gets the segment's
+// tiers8 bytes and no Tiers/Valid, through the setup call and through the
+// doorbell; any other loss gets Tiers and Valid; a caller's own
+// LossInput.Tiers8 reaches the server as its packing of Tiers and Valid
+// would. Every answer equals the in-process loss's.
+func TestTiers8(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		env        string // CROPS_LOSS_DOORBELL
+		packedLoss bool
+		callerT8   bool
+	}{
+		{"packed loss, doorbell", "", true, false},
+		{"packed loss, doorbell, caller's tiers8", "", true, true},
+		{"packed loss, gRPC per call", "off", true, true},
+		{"plain loss, caller's tiers8", "", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CROPS_LOSS_DOORBELL", tc.env)
+			var packed atomic.Int64
+			var impl Loss = squareLoss{}
+			if tc.packedLoss {
+				impl = packedSquare{&packed}
+			}
+			c := lossClient(t, &LossPlugin{Impl: impl})
+			const calls = 5
+			for i := range calls {
+				in := lossInput(16, 32)
+				in.Valid[i] = false // padding moves from call to call
+				if tc.callerT8 {
+					in.Tiers8 = make([]int8, len(in.Tiers))
+					if !PackTiers8(in.Tiers8, in.Tiers, in.Valid) {
+						t.Fatal("PackTiers8 refused")
+					}
+				}
+				want, _ := squareLoss{}.Compute(ctx, in)
+				got, err := c.Compute(ctx, in)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+					t.Fatalf("call %d: loss %v, want %v", i, got.Loss, want.Loss)
+				}
+			}
+			if tc.callerT8 {
+				// The client copies the caller's Tiers8, it does not pack
+				// Tiers and Valid again: a Tiers8 marking entry 0 as padding
+				// is what the server sees.
+				in := lossInput(16, 32)
+				in.Tiers8 = make([]int8, len(in.Tiers))
+				PackTiers8(in.Tiers8, in.Tiers, in.Valid)
+				in.Tiers8[0] = -1
+				got, err := c.Compute(ctx, in)
+				in.Valid[0] = false
+				want, _ := squareLoss{}.Compute(ctx, in)
+				if err != nil || got.Loss != want.Loss {
+					t.Fatalf("caller's Tiers8 not used: %v, loss %v, want %v", err, got.Loss, want.Loss)
+				}
+			}
+			want := int64(0)
+			if tc.packedLoss {
+				want = calls
+				if tc.callerT8 {
+					want++
+				}
+			}
+			if n := packed.Load(); n != want {
+				t.Fatalf("%d of %d calls reached the loss packed, want %d", n, calls, want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 )
 
 // Kind is a plugin kind.
@@ -107,7 +108,48 @@ type LossInput struct {
 	Scores []float32 // len B*N
 	Tiers  []int32   // len B*N; higher = more relevant; 0 = in-batch negative
 	Valid  []bool    // len B*N; false entries are padding and take no part
+	// Tiers8 is optional: Tiers and Valid in one byte per entry, the tier
+	// (0..127) where Valid and -1 where padding (PackTiers8 makes it). A
+	// caller that keeps it anyway sets it beside Tiers and Valid (they
+	// must say the same): the Go loss client then copies it into the
+	// shared-memory segment instead of packing Tiers and Valid. A loss that
+	// implements Tiers8Loss may receive it instead of Tiers and Valid (both
+	// nil); any other loss always gets Tiers and Valid.
+	Tiers8 []int8
 	Params json.RawMessage
+}
+
+// Tiers8Loss is a Loss whose Compute reads LossInput.Tiers8 when Tiers is
+// nil (and Valid then nil too). A Go loss server (the shared-memory call's,
+// the doorbell's) hands such a loss the tiers8 bytes of the segment as they
+// are instead of unpacking them into Tiers and Valid first: at B*N =
+// 262,144 that unpacking was a third of what the boundary added to a loss
+// call (docs/architecture.md, Cost of the boundary). The loss must refuse a
+// byte below -1 as an error, as the unpacking does.
+type Tiers8Loss interface {
+	Loss
+	// ReadsTiers8 is a marker: it is never called.
+	ReadsTiers8()
+}
+
+// UnpackTiers8 is PackTiers8's inverse: tiers and valid (len(t8) entries
+// each) from t8; padding's tier is 0. An error names the first byte below
+// -1. A Tiers8Loss can use it row by row.
+func UnpackTiers8(tiers []int32, valid []bool, t8 []int8) error {
+	if len(tiers) < len(t8) || len(valid) < len(t8) {
+		return fmt.Errorf("tiers8: %d bytes into %d tiers and %d valid flags", len(t8), len(tiers), len(valid))
+	}
+	return unpackTiers8Fast(tiers, valid, int8Bytes(t8))
+}
+
+// PackTiers8 writes tiers and valid into dst (len(tiers) entries) as
+// LossInput.Tiers8 holds them; false when a valid tier is outside [0, 127]
+// (dst is then partly written and must not be used).
+func PackTiers8(dst []int8, tiers []int32, valid []bool) bool {
+	if len(dst) < len(tiers) || len(valid) < len(tiers) {
+		return false
+	}
+	return packTiers8Into(int8Bytes(dst), tiers, valid)
 }
 
 // LossOutput is the loss value and its gradient with respect to the scores.

@@ -96,6 +96,11 @@ func (f *fn) Describe(context.Context) (sdk.Info, error) {
 	}, nil
 }
 
+// ReadsTiers8 implements sdk.Tiers8Loss: Compute reads LossInput.Tiers8
+// when Tiers is nil, so a loss server hands it the segment's bytes as they
+// are.
+func (f *fn) ReadsTiers8() {}
+
 // Compute implements sdk.Loss.
 func (f *fn) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
 	p := defaultParams()
@@ -110,24 +115,32 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 		return sdk.LossOutput{}, fmt.Errorf("%s: negative shape %d x %d", name, in.B, in.N)
 	}
 	n := in.B * in.N
-	if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
-		return sdk.LossOutput{}, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
-			name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
-	}
+	// packed: the labels come as LossInput.Tiers8 (sdk.Tiers8Loss), each
+	// row unpacked by the worker that computes it.
+	packed := in.Tiers == nil && in.Tiers8 != nil
 	valid := in.Valid
-	if valid == nil {
-		valid = make([]bool, n)
-		for i := range valid {
-			valid[i] = true
+	if packed {
+		if err := checkPacked(name, in); err != nil {
+			return sdk.LossOutput{}, err
 		}
-	}
-	for i, s := range in.Scores {
-		if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
-			return sdk.LossOutput{}, fmt.Errorf("%s: score[%d][%d] is %v: scores must be finite (check the retriever's temperature and learning rate)",
-				name, i/in.N, i%in.N, s)
+	} else {
+		if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
+			return sdk.LossOutput{}, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
+				name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
 		}
-		if valid[i] && in.Tiers[i] < 0 {
-			return sdk.LossOutput{}, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
+		if valid == nil {
+			valid = make([]bool, n)
+			for i := range valid {
+				valid[i] = true
+			}
+		}
+		for i, s := range in.Scores {
+			if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
+				return sdk.LossOutput{}, badScore(name, in, i)
+			}
+			if valid[i] && in.Tiers[i] < 0 {
+				return sdk.LossOutput{}, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
+			}
 		}
 	}
 	var grad []float64
@@ -145,11 +158,21 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	// does not depend on scheduling.
 	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
 	work := func(w int) {
+		var tiers []int32
+		var ok []bool
+		if packed {
+			tiers, ok = make([]int32, in.N), make([]bool, in.N)
+		}
 		for b := w; b < in.B; b += workers {
 			if b%64 == w && ctx.Err() != nil {
 				return
 			}
 			lo, hi := b*in.N, (b+1)*in.N
+			if packed {
+				_ = sdk.UnpackTiers8(tiers, ok, in.Tiers8[lo:hi]) // checked by checkPacked
+				rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], tiers, ok, grad[lo:hi])
+				continue
+			}
 			rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
 		}
 	}
@@ -189,6 +212,32 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 		out.Grad[i] = float32(g * scale)
 	}
 	return out, nil
+}
+
+// checkPacked checks the shape, the scores and the tiers8 bytes of a
+// packed input (LossInput.Tiers8 without Tiers), as the unpacked path
+// checks its own.
+func checkPacked(name string, in sdk.LossInput) error {
+	n := in.B * in.N
+	if len(in.Scores) != n || len(in.Tiers8) != n {
+		return fmt.Errorf("%s: shape %d x %d needs %d scores and tiers8 bytes; got %d, %d", name, in.B, in.N, n, len(in.Scores), len(in.Tiers8))
+	}
+	for i, s := range in.Scores {
+		t := in.Tiers8[i]
+		if t < -1 {
+			return fmt.Errorf("%s: tiers8[%d][%d] is %d: expected -1 (padding) or a tier in 0..127", name, i/in.N, i%in.N, t)
+		}
+		if t >= 0 && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
+			return badScore(name, in, i)
+		}
+	}
+	return nil
+}
+
+// badScore is the error of a non-finite valid score at flat index i.
+func badScore(name string, in sdk.LossInput, i int) error {
+	return fmt.Errorf("%s: score[%d][%d] is %v: scores must be finite (check the retriever's temperature and learning rate)",
+		name, i/in.N, i%in.N, in.Scores[i])
 }
 
 // logAddExp returns log(exp(a) + exp(b)) without overflow; -Inf is the identity.

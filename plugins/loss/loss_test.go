@@ -273,3 +273,106 @@ func TestLargeTiers(t *testing.T) {
 		t.Fatalf("loss %v", out.Loss)
 	}
 }
+
+// TestPackedTiers: every loss gives the same bytes (loss and gradient)
+// from LossInput.Tiers8 alone as from Tiers and Valid, on one core's worth
+// of rows and on shapes split over workers; bad bytes and non-finite
+// scores are refused as on the unpacked path.
+func TestPackedTiers(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	for name, l := range all() {
+		if _, ok := l.(sdk.Tiers8Loss); !ok {
+			t.Fatalf("%s does not implement sdk.Tiers8Loss", name)
+		}
+		for _, sh := range [][2]int{{1, 5}, {3, 17}, {64, 512}} {
+			b, n := sh[0], sh[1]
+			in := sdk.LossInput{B: b, N: n, Scores: make([]float32, b*n), Tiers: make([]int32, b*n), Valid: make([]bool, b*n)}
+			for i := range in.Scores {
+				in.Scores[i] = float32(rng.NormFloat64() * 3)
+				in.Tiers[i] = int32(rng.IntN(6))
+				in.Valid[i] = rng.IntN(7) != 0
+			}
+			in.Scores[0] = float32(math.NaN()) // on padding: ignored by both
+			in.Valid[0] = false
+			packed := in
+			packed.Tiers, packed.Valid, packed.Tiers8 = nil, nil, make([]int8, b*n)
+			if !sdk.PackTiers8(packed.Tiers8, in.Tiers, in.Valid) {
+				t.Fatal("PackTiers8 refused tiers 0..5")
+			}
+			want, err := l.Compute(ctx, in)
+			if err != nil {
+				t.Fatalf("%s %dx%d: %v", name, b, n, err)
+			}
+			got, err := l.Compute(ctx, packed)
+			if err != nil {
+				t.Fatalf("%s %dx%d packed: %v", name, b, n, err)
+			}
+			if math.Float64bits(got.Loss) != math.Float64bits(want.Loss) {
+				t.Fatalf("%s %dx%d: packed loss %v, unpacked %v", name, b, n, got.Loss, want.Loss)
+			}
+			for i := range want.Grad {
+				if math.Float32bits(got.Grad[i]) != math.Float32bits(want.Grad[i]) {
+					t.Fatalf("%s %dx%d: grad[%d] packed %v, unpacked %v", name, b, n, i, got.Grad[i], want.Grad[i])
+				}
+			}
+			bad := packed
+			bad.Tiers8 = append([]int8(nil), packed.Tiers8...)
+			bad.Tiers8[b*n-1] = -2
+			if _, err := l.Compute(ctx, bad); err == nil || !strings.Contains(err.Error(), "tiers8[") {
+				t.Fatalf("%s: tiers8 byte -2: err %v, want one naming tiers8[...]", name, err)
+			}
+			bad.Tiers8[b*n-1] = 1
+			bad.Scores = append([]float32(nil), packed.Scores...)
+			bad.Scores[b*n-1] = float32(math.Inf(1))
+			if _, err := l.Compute(ctx, bad); err == nil || !strings.Contains(err.Error(), "must be finite") {
+				t.Fatalf("%s: infinite valid score: err %v", name, err)
+			}
+		}
+	}
+}
+
+// BenchmarkPackedTiers: what a loss server does per call at B x N, before
+// (unpack the whole tiers8 matrix, then Compute) and with sdk.Tiers8Loss
+// (Compute reading Tiers8, each row unpacked by its worker).
+func BenchmarkPackedTiers(b *testing.B) {
+	ctx := context.Background()
+	l := NewHInfoNCE()
+	for _, sh := range [][2]int{{64, 512}, {256, 1024}} {
+		bb, n := sh[0], sh[1]
+		rng := rand.New(rand.NewPCG(1, 2))
+		in := sdk.LossInput{B: bb, N: n, Scores: make([]float32, bb*n), Tiers: make([]int32, bb*n), Valid: make([]bool, bb*n), Tiers8: make([]int8, bb*n)}
+		for i := range in.Scores {
+			// As a two-tower batch: mostly in-batch negatives (tier 0), a
+			// row's own few candidates labelled.
+			in.Scores[i], in.Valid[i] = float32(rng.NormFloat64()), rng.IntN(9) != 0
+			if rng.IntN(64) == 0 {
+				in.Tiers[i] = int32(1 + rng.IntN(4))
+			}
+		}
+		sdk.PackTiers8(in.Tiers8, in.Tiers, in.Valid)
+		name := strconv.Itoa(bb) + "x" + strconv.Itoa(n)
+		b.Run(name+"/unpack+compute", func(b *testing.B) {
+			tiers, valid := make([]int32, bb*n), make([]bool, bb*n)
+			for b.Loop() {
+				if err := sdk.UnpackTiers8(tiers, valid, in.Tiers8); err != nil {
+					b.Fatal(err)
+				}
+				x := in
+				x.Tiers, x.Valid, x.Tiers8 = tiers, valid, nil
+				if _, err := l.Compute(ctx, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/packed", func(b *testing.B) {
+			x := in
+			x.Tiers, x.Valid = nil, nil
+			for b.Loop() {
+				if _, err := l.Compute(ctx, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

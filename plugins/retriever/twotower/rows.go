@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"iter"
 	"math/rand/v2"
+
+	"github.com/cropsdev/crops/sdk"
 )
 
 // Row construction (issue 17, item 3). The paper's H-InfoNCE treats each
@@ -361,6 +363,17 @@ func (t *trainer) buildBatch(inst []instance, B int) batch {
 			bt.valid[row+col] = true
 			bt.tiers[row+col] = labels[it] // 0 when not labelled for this query
 		}
+	}
+	// The loss client copies these into its shared-memory segment instead
+	// of packing tiers and valid on the step's critical path (a third of
+	// what an out-of-process loss call added at B*N = 262,144); this runs
+	// in the batch builder, beside the step.
+	if cap(bt.tiers8) < B*N {
+		bt.tiers8 = make([]int8, B*N)
+	}
+	bt.tiers8 = bt.tiers8[:B*N]
+	if !sdk.PackTiers8(bt.tiers8, bt.tiers, bt.valid) {
+		bt.tiers8 = bt.tiers8[:0] // a tier above 127: the loss gets tiers and valid only
 	}
 	return bt
 }

@@ -154,6 +154,15 @@ func TestFullRows(t *testing.T) {
 			if bt.N%fullColumnAlign != 0 || len(bt.tiers) != bt.B*bt.N || len(bt.iIds) != bt.N*bt.Li {
 				t.Fatalf("%s: batch shape B=%d N=%d (tiers %d, iIds %d)", name, bt.B, bt.N, len(bt.tiers), len(bt.iIds))
 			}
+			// The packed labels the loss client copies (LossInput.Tiers8).
+			if len(bt.tiers8) != len(bt.tiers) {
+				t.Fatalf("%s: %d tiers8 bytes for %d tiers", name, len(bt.tiers8), len(bt.tiers))
+			}
+			for i, t8 := range bt.tiers8 {
+				if want := map[bool]int8{true: int8(bt.tiers[i]), false: -1}[bt.valid[i]]; t8 != want {
+					t.Fatalf("%s: tiers8[%d] = %d, want %d (tier %d, valid %v)", name, i, t8, want, bt.tiers[i], bt.valid[i])
+				}
+			}
 		}
 	}
 	// Full batches are sized by columns: 8 rows of mean width 62/8 (the wide

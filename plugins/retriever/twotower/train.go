@@ -101,6 +101,7 @@ type batch struct {
 	iW           []float32   // [N, Li]
 	tiers        []int32     // [B, N]
 	valid        []bool      // [B, N]
+	tiers8       []int8      // tiers and valid packed (sdk.PackTiers8); nil when a tier is above 127
 	examples     int         // labelled (query, own candidate) pairs in the batch
 	slots        []slotIndex // per table, built ahead by goNet.prepare (nil: step builds them)
 }

@@ -136,7 +136,7 @@ func (l *trainLoop) runStep(e int, bt *batch) error {
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, l.step+1, err)
 	}
-	out, err := l.req.Loss.Compute(l.ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Params: l.req.LossParams})
+	out, err := l.req.Loss.Compute(l.ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Tiers8: bt.tiers8, Params: l.req.LossParams})
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, l.step+1, err)
 	}
