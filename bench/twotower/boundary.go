@@ -160,7 +160,12 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	}
 	for i, sh := range [][3]int{{64, 8, 512}, {256, 4, 1024}} {
 		p := maps.Clone(params)
-		p["batch_queries"], p["max_candidates_per_query"] = sh[0], sh[1]
+		// Chunked rows: the score matrix is then B x N = batch_queries x
+		// (batch_queries * max_candidates_per_query), the shapes the
+		// issue's target names. (With the default full rows a batch is
+		// sized by its columns: at these params a few rows of 512 or 1024
+		// columns, which windows Q and R measured.)
+		p["batch_queries"], p["max_candidates_per_query"], p["rows"] = sh[0], sh[1], "chunked"
 		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
 		var in, outp, ratios, grpcOut, grpcRatios []float64
 		var loads []string
@@ -190,7 +195,7 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		if err != nil {
 			return err
 		}
-		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "step_ms_in_process_loss": stat(in),
+		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "rows": "chunked", "step_ms_in_process_loss": stat(in),
 			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads,
 			"retriever_in_bench_process": same,
 			"grpc_shm_transport": map[string]any{"note": "the same retriever and loss plugin processes, the doorbell off: every loss call a gRPC call through the host's relay",
@@ -216,6 +221,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 	step, lossMs := map[string][]float64{}, map[string][]float64{}
 	ratio, share := map[string][]float64{}, map[string][]float64{}
 	outside := map[string][]float64{} // step time the plugin adds outside the loss call, ms
+	matrix := map[string]any{}        // the score matrices the loss got (in-process run)
 	for r := 0; r < rounds && bud.next(); r++ {
 		got := make([]map[string]any, len(names))
 		for k := range names {
@@ -227,6 +233,9 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 				return nil, fmt.Errorf("%s: %w", names[i], err)
 			}
 			got[i] = d
+		}
+		for _, k := range []string{"score_matrix_max_B", "score_matrix_max_N", "score_matrix_mean_entries"} {
+			matrix[k] = got[0][k]
 		}
 		for i, n := range names {
 			step[n] = append(step[n], got[i]["step_ms"].(float64))
@@ -240,7 +249,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r], step[names[3]][r]},
 			"loss_ms", []float64{lossMs[names[0]][r], lossMs[names[1]][r], lossMs[names[2]][r], lossMs[names[3]][r]})
 	}
-	return map[string]any{"step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
+	return map[string]any{"score_matrix": matrix, "step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
 		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
 		"ratio_plugin_over_in_process": stat(ratio["plugin"]), "loss_call_difference_over_in_process_step": stat(share["plugin"]),
 		"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin"]),

@@ -52,6 +52,8 @@ type timedLoss struct {
 	mu           sync.Mutex
 	dur          time.Duration
 	starts, ends []time.Time // per call
+	entries      int64       // B*N summed over the calls
+	maxB, maxN   int
 }
 
 func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
@@ -62,6 +64,8 @@ func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutp
 	l.dur += t1.Sub(t0)
 	l.starts = append(l.starts, t0)
 	l.ends = append(l.ends, t1)
+	l.entries += int64(in.B * in.N)
+	l.maxB, l.maxN = max(l.maxB, in.B), max(l.maxN, in.N)
 	l.mu.Unlock()
 	return out, err
 }
@@ -491,6 +495,10 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 		"loss_plugin_share_of_step": (tl.dur - lossAtWarmup).Seconds() / secs,
 		"loss_ms_per_step":          1000 * (tl.dur - lossAtWarmup).Seconds() / float64(steps),
 		"optimizer":                 p["optimizer"],
+		// The score matrices the loss got (rows "full" sizes a batch by
+		// its columns, so B differs from batch_queries).
+		"score_matrix_max_B": tl.maxB, "score_matrix_max_N": tl.maxN,
+		"score_matrix_mean_entries": float64(tl.entries) / float64(max(1, len(tl.starts))),
 	}, nil
 }
 
