@@ -118,30 +118,15 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	// packed: the labels come as LossInput.Tiers8 (sdk.Tiers8Loss), each
 	// row unpacked by the worker that computes it.
 	packed := in.Tiers == nil && in.Tiers8 != nil
-	valid := in.Valid
+	var valid []bool
+	var err error
 	if packed {
-		if err := checkPacked(name, in); err != nil {
-			return sdk.LossOutput{}, err
-		}
+		err = checkPacked(name, in)
 	} else {
-		if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
-			return sdk.LossOutput{}, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
-				name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
-		}
-		if valid == nil {
-			valid = make([]bool, n)
-			for i := range valid {
-				valid[i] = true
-			}
-		}
-		for i, s := range in.Scores {
-			if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
-				return sdk.LossOutput{}, badScore(name, in, i)
-			}
-			if valid[i] && in.Tiers[i] < 0 {
-				return sdk.LossOutput{}, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
-			}
-		}
+		valid, err = checkUnpacked(name, in)
+	}
+	if err != nil {
+		return sdk.LossOutput{}, err
 	}
 	var grad []float64
 	if b, ok := grads.Get().(*[]float64); ok && cap(*b) >= n {
@@ -212,6 +197,32 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 		out.Grad[i] = float32(g * scale)
 	}
 	return out, nil
+}
+
+// checkUnpacked checks the shape, the scores and the tiers of an input
+// with Tiers and Valid, and returns Valid (all true when nil).
+func checkUnpacked(name string, in sdk.LossInput) ([]bool, error) {
+	n := in.B * in.N
+	if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
+		return nil, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
+			name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
+	}
+	valid := in.Valid
+	if valid == nil {
+		valid = make([]bool, n)
+		for i := range valid {
+			valid[i] = true
+		}
+	}
+	for i, s := range in.Scores {
+		if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
+			return nil, badScore(name, in, i)
+		}
+		if valid[i] && in.Tiers[i] < 0 {
+			return nil, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
+		}
+	}
+	return valid, nil
 }
 
 // checkPacked checks the shape, the scores and the tiers8 bytes of a
