@@ -214,35 +214,27 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 	}
 	defer release()
 	in := LossInput{B: b, N: int(req.GetN()), Params: req.GetParams()}
-	if _, ok := loss.(Tiers8Loss); ok {
-		// The loss reads the segment's tiers8 itself (no unpacking).
-		in.Tiers8 = bytesInt8(mem[8*n : 9*n])
-		if cached {
-			maps.scores = growSlice(maps.scores, n)
-			in.Scores = maps.scores
-		} else {
-			in.Scores = make([]float32, n)
-		}
-		readFloat32s(in.Scores, mem[:4*n])
-		return computeShmOut(ctx, loss, in, mem, n)
-	}
+	_, packed := loss.(Tiers8Loss) // reads the segment's tiers8 itself (no unpacking)
 	if cached {
 		maps.scores = growSlice(maps.scores, n)
-		maps.tiers = growSlice(maps.tiers, n)
-		maps.valid = growSlice(maps.valid, n)
-		in.Scores, in.Tiers, in.Valid = maps.scores, maps.tiers, maps.valid
+		in.Scores = maps.scores
 	} else {
-		in.Scores, in.Tiers, in.Valid = make([]float32, n), make([]int32, n), make([]bool, n)
+		in.Scores = make([]float32, n)
 	}
 	readFloat32s(in.Scores, mem[:4*n])
-	if err = unpackTiers8Fast(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
-		return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
+	if packed {
+		in.Tiers8 = bytesInt8(mem[8*n : 9*n])
+	} else {
+		if cached {
+			maps.tiers, maps.valid = growSlice(maps.tiers, n), growSlice(maps.valid, n)
+			in.Tiers, in.Valid = maps.tiers, maps.valid
+		} else {
+			in.Tiers, in.Valid = make([]int32, n), make([]bool, n)
+		}
+		if err = unpackTiers8Fast(in.Tiers, in.Valid, mem[8*n:9*n]); err != nil {
+			return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
+		}
 	}
-	return computeShmOut(ctx, loss, in, mem, n)
-}
-
-// computeShmOut runs the loss and writes its gradient into the segment.
-func computeShmOut(ctx context.Context, loss Loss, in LossInput, mem []byte, n int) (*cropsv1.ComputeResponse, error) {
 	res, err := loss.Compute(ctx, in)
 	if err != nil {
 		return nil, err

@@ -59,38 +59,33 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	start := func(kind sdk.Kind, name string) (*host.Plugin, error) {
 		return h.Start(ctx, host.Ref{Kind: kind, Name: name})
 	}
-	lp, err := start(sdk.KindLoss, "h-infonce")
+	// startLoss starts h-infonce as a plugin with env (a switch of the
+	// SDK's loss client, read when the host-side client is made at Start)
+	// set in this process meanwhile.
+	startLoss := func(env, value string) (sdk.Loss, error) {
+		if env != "" {
+			os.Setenv(env, value)
+			defer os.Unsetenv(env)
+		}
+		lp, err := start(sdk.KindLoss, "h-infonce")
+		if err != nil {
+			return nil, err
+		}
+		return lp.Loss()
+	}
+	remote, err := startLoss("", "")
 	if err != nil {
 		return err
 	}
-	remote, err := lp.Loss()
+	// The matrices inline in the messages (the transport before shm_path).
+	remoteInline, err := startLoss("CROPS_LOSS_SHM", "off")
 	if err != nil {
 		return err
 	}
-	// The same loss plugin with the matrices inline in the messages (the
-	// transport before shm_path): the host-side client reads the switch
-	// when it is made, at Start.
-	os.Setenv("CROPS_LOSS_SHM", "off")
-	lpInline, err := start(sdk.KindLoss, "h-infonce")
-	os.Unsetenv("CROPS_LOSS_SHM")
-	if err != nil {
-		return err
-	}
-	remoteInline, err := lpInline.Loss()
-	if err != nil {
-		return err
-	}
-	// The same loss plugin without the doorbell (every call a gRPC call
-	// naming the segment, the transport before the doorbell): the host-side
-	// client reads CROPS_LOSS_DOORBELL when it is made, and the host relaying
-	// a retriever's calls through it drops the retriever's doorbell requests.
-	os.Setenv("CROPS_LOSS_DOORBELL", "off")
-	lpGRPC, err := start(sdk.KindLoss, "h-infonce")
-	os.Unsetenv("CROPS_LOSS_DOORBELL")
-	if err != nil {
-		return err
-	}
-	remoteGRPC, err := lpGRPC.Loss()
+	// Without the doorbell (every call a gRPC call naming the segment, the
+	// transport before the doorbell): the host relaying a retriever's calls
+	// through such a client drops the retriever's doorbell requests.
+	remoteGRPC, err := startLoss("CROPS_LOSS_DOORBELL", "off")
 	if err != nil {
 		return err
 	}
