@@ -100,10 +100,12 @@ func TestStratifiedSample(t *testing.T) {
 	}
 }
 
-// TestFullRows checks the "full" layout on a labelled set with one query over
-// the cap: rows own contiguous column ranges, N is aligned, every label is
-// carried, and per-positive rows use the h-infonce row's candidate set.
-func TestFullRows(t *testing.T) {
+// rowsSet is the labelled set of TestFullRows: 60 items; a "wide" query
+// labelling all of them with tiers 4..1; seven small queries whose items
+// overlap the wide query's (so a row meets items labelled for its query in
+// other rows' columns).
+func rowsSet(t *testing.T) (*trainingSet, *catalog) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	items, labels := filepath.Join(dir, "items.parquet"), filepath.Join(dir, "labels.parquet")
@@ -136,6 +138,14 @@ func TestFullRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ts, cat
+}
+
+// TestFullRows checks the "full" layout on a labelled set with one query over
+// the cap: rows own contiguous column ranges, N is aligned, every label is
+// carried, and per-positive rows use the h-infonce row's candidate set.
+func TestFullRows(t *testing.T) {
+	ts, cat := rowsSet(t)
 	p := defaultParams()
 	p.HashBuckets, p.BatchQueries, p.MaxCandidatesPerQuery, p.MaxRowCandidates = 1024, 3, 8, 20
 	wide := slices.Index(ts.queries, "wide")
@@ -226,5 +236,113 @@ func TestFullRows(t *testing.T) {
 		if !slices.Contains(wideRow, r[0]) {
 			t.Fatalf("per-positive row %d positive %v is not in the h-infonce row", k, r[0])
 		}
+	}
+}
+
+// TestBuildBatchLabels checks buildBatch's per-row labels (rowMarks) against
+// the rule written with maps, as buildBatch had it: a row's own columns
+// first, then the other rows' columns as in-batch negatives carrying the
+// row's label for their item, each item valid once per row; per-positive
+// rows keep the query's other positives out.
+func TestBuildBatchLabels(t *testing.T) {
+	ts, cat := rowsSet(t)
+	for _, tc := range []struct {
+		name string
+		rows string
+		rm   rowMode
+	}{
+		{"full", "full", rowMode{}},
+		{"chunked", "chunked", rowMode{}},
+		{"full per-positive", "full", rowMode{perPositive: true, positiveMinTier: 3}},
+		{"chunked per-positive", "chunked", rowMode{perPositive: true, positiveMinTier: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := defaultParams()
+			p.HashBuckets, p.BatchQueries, p.MaxCandidatesPerQuery, p.MaxRowCandidates, p.Rows = 1024, 3, 4, 20, tc.rows
+			tr := newTrainer(p, 5, tc.rm, ts, cat)
+			inst, B := tr.epochInstances(1), tr.batchRows()
+			bs := tr.epochBatches(1)
+			crossed := 0 // labelled in-batch negatives: the case the marks must carry
+			for k, bt := range bs {
+				chunk := inst[k*B : min((k+1)*B, len(inst))]
+				valid, tiers, examples := mapLabels(tr, chunk, B)
+				if examples != bt.examples || !slices.Equal(valid, bt.valid) || !slices.Equal(tiers, bt.tiers) {
+					t.Fatalf("batch %d: examples %d valid %v tiers %v; the map rule gives %d %v %v", k, bt.examples, bt.valid, bt.tiers, examples, valid, tiers)
+				}
+				off, _ := tr.columnOffsets(chunk, B)
+				for b := range chunk {
+					for col := range bt.N {
+						if (col < off[b] || col >= off[b+1]) && bt.valid[b*bt.N+col] && bt.tiers[b*bt.N+col] > 0 {
+							crossed++
+						}
+					}
+				}
+			}
+			if crossed == 0 {
+				t.Fatal("no batch has a labelled in-batch negative: the fixture does not test the labels map")
+			}
+		})
+	}
+}
+
+// mapLabels is buildBatch's labelling with a map per row.
+func mapLabels(t *trainer, inst []instance, B int) (valid []bool, tiers []int32, examples int) {
+	off, N := t.columnOffsets(inst, B)
+	colItem, colOwner := make([]int32, N), make([]int, N)
+	for c := range colItem {
+		colItem[c], colOwner[c] = -1, -1
+	}
+	for b, in := range inst {
+		for j, c := range in.cands {
+			colItem[off[b]+j], colOwner[off[b]+j] = c.item, b
+		}
+	}
+	valid, tiers = make([]bool, B*N), make([]int32, B*N)
+	for b, in := range inst {
+		labels := map[int32]int32{}
+		for _, c := range t.ts.cands[in.query] {
+			labels[c.item] = c.tier
+		}
+		seen := map[int32]bool{}
+		if in.pos >= 0 {
+			for _, c := range t.ts.cands[in.query] {
+				if c.tier >= t.rm.positiveMinTier && c.item != in.pos {
+					seen[c.item] = true
+				}
+			}
+		}
+		for col := off[b]; col < off[b+1]; col++ {
+			if it := colItem[col]; it >= 0 && !seen[it] {
+				seen[it] = true
+				valid[b*N+col], tiers[b*N+col] = true, labels[it]
+				examples++
+			}
+		}
+		for col := range N {
+			if it := colItem[col]; it >= 0 && colOwner[col] != b && !seen[it] {
+				seen[it] = true
+				valid[b*N+col], tiers[b*N+col] = true, labels[it]
+			}
+		}
+	}
+	return valid, tiers, examples
+}
+
+// TestRowMarksWrap checks that a wrapped generation forgets older rows.
+func TestRowMarksWrap(t *testing.T) {
+	m := newRowMarks(4)
+	m.next()
+	m.see(1)
+	m.label(2, 3)
+	m.gen = ^uint32(0) - 1 // as after 4 billion rows
+	m.next()
+	m.see(3)
+	m.label(0, 2)
+	m.next() // wraps to 0: must clear
+	if m.seen(1) || m.seen(3) || m.tier(2) != 0 || m.tier(0) != 0 {
+		t.Fatalf("after the wrap: seen 1 %v, seen 3 %v, tier 2 %d, tier 0 %d; want nothing", m.seen(1), m.seen(3), m.tier(2), m.tier(0))
+	}
+	if m.see(1) || !m.see(1) || m.tier(1) != 0 {
+		t.Fatal("see must report the first sighting as new, the second as seen")
 	}
 }

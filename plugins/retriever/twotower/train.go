@@ -118,6 +118,8 @@ type trainer struct {
 	itemIds  map[int32][]int32 // catalog index -> [Li] (training items only)
 	itemW    map[int32][]float32
 	itemText []string
+	// items bounds the catalog indexes of the labelled items (rowMarks).
+	items int
 	// spare holds batches the training loop is done with (recycle), whose
 	// buffers the next buildBatch calls reuse.
 	spare chan batch
@@ -465,6 +467,7 @@ func newTrainer(p Params, seed int64, rm rowMode, ts *trainingSet, cat *catalog)
 	}
 	for _, cs := range ts.cands {
 		for _, c := range cs {
+			t.items = max(t.items, int(c.item)+1)
 			if _, ok := t.itemIds[c.item]; ok {
 				continue
 			}
