@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cropsdev/crops/sdk"
 )
@@ -140,16 +141,25 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	rowTerms := make([]int, in.B)
 	// Rows are independent: split them over the cores. Each row writes only
 	// its own slots, and the reduction below runs in row order, so the result
-	// does not depend on scheduling.
+	// does not depend on scheduling. Workers take rows from a shared counter
+	// rather than a fixed share: a worker that starts late (its thread
+	// woken after ~0.1 ms, or its core held by the caller's other work)
+	// then leaves its rows to the one already running instead of adding
+	// its whole share after it.
 	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
-	work := func(w int) {
+	var next atomic.Int64
+	work := func() {
 		var tiers []int32
 		var ok []bool
 		if packed {
 			tiers, ok = make([]int32, in.N), make([]bool, in.N)
 		}
-		for b := w; b < in.B; b += workers {
-			if b%64 == w && ctx.Err() != nil {
+		for {
+			b := int(next.Add(1) - 1)
+			if b >= in.B {
+				return
+			}
+			if b%64 == 0 && ctx.Err() != nil {
 				return
 			}
 			lo, hi := b*in.N, (b+1)*in.N
@@ -161,13 +171,13 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 			rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
 		}
 	}
-	// The caller takes worker 0's rows: one goroutine fewer to start and
-	// wake per call (the training step waits on this call).
+	// The caller works too: one goroutine fewer to start and wake per call
+	// (the training step waits on this call).
 	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { work(w) })
+	for range workers - 1 {
+		wg.Go(work)
 	}
-	work(0)
+	work()
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return sdk.LossOutput{}, err
