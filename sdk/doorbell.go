@@ -33,10 +33,15 @@ import (
 //	[24, 28)  status: 0 = done, 1 = the loss (or the request) failed (server)
 //	[28, 32)  length of the error text (server)
 //	[32, 40)  loss, float64 bits (server)
-//	[40, 4096) error text, truncated to fit (server)
+//	[40, 4064) error text, truncated to fit (server)
+//	[4064, 4096) four wall-clock times of the call, int64 Unix nanoseconds
+//	          (server): woke, inputs ready, loss done, answer written
 //
 // All little-endian. The one-byte FIFO writes and reads order the segment's
 // writes: a side reads the header only after the other side's byte arrived.
+// The times are diagnostics (DoorbellPhases), never checked: a server
+// that leaves them zero (or writes error text over them) spoils only the
+// phases of its calls.
 const (
 	doorbellHdrSize = 4096
 	dbSeq           = 0
@@ -47,7 +52,50 @@ const (
 	dbErrLen        = 28
 	dbLoss          = 32
 	dbErrText       = 40
+	dbStamps        = doorbellHdrSize - 32
 )
+
+// DoorbellPhases is where one loss call through the doorbell spent its
+// time, in microseconds, from the client's and the server's clocks (the
+// wall clock: both processes run on one machine). Training steps call the
+// loss on their critical path; these phases say how much of a call is the
+// transport and how much the loss (docs/architecture.md, "Cost of the
+// boundary").
+type DoorbellPhases struct {
+	Inputs       float64 `json:"inputs_us"`        // the client copies scores and tiers8 into the segment
+	WakeServer   float64 `json:"wake_server_us"`   // the client rings -> the server is awake
+	ServerInputs float64 `json:"server_inputs_us"` // the server reads the header and sets up the loss's input
+	Loss         float64 `json:"loss_us"`          // the loss's Compute in the plugin
+	GradientOut  float64 `json:"gradient_out_us"`  // the server writes the gradient and the answer into the segment
+	WakeClient   float64 `json:"wake_client_us"`   // the server rings back -> the client is awake
+	CheckCopy    float64 `json:"check_copy_us"`    // the client checks the gradient and copies it out
+	Total        float64 `json:"total_us"`         // the whole call, the client's inputs included
+}
+
+// phaseLogSize bounds the calls a client keeps the phases of.
+const phaseLogSize = 4096
+
+// phaseLog keeps the phases of a client's last phaseLogSize doorbell calls.
+type phaseLog struct {
+	calls []DoorbellPhases
+	next  int // where the next call goes once calls is full
+}
+
+func (l *phaseLog) add(p DoorbellPhases) {
+	if len(l.calls) < phaseLogSize {
+		l.calls = append(l.calls, p)
+		return
+	}
+	l.calls[l.next] = p
+	l.next = (l.next + 1) % phaseLogSize
+}
+
+// take returns the kept phases, oldest first, and forgets them.
+func (l *phaseLog) take() []DoorbellPhases {
+	out := append(l.calls[l.next:len(l.calls):len(l.calls)], l.calls[:l.next]...)
+	l.calls, l.next = nil, 0
+	return out
+}
 
 // loosenGC raises the garbage collector's target from the default GOGC=100
 // to 400 in a loss plugin process that serves a doorbell (plugins get no
@@ -84,14 +132,18 @@ type doorbellClient struct {
 // when the error is the doorbell's (the peer is gone, the call was
 // abandoned): the caller turns the doorbell off and drops the segment, which
 // the server may still write into.
-func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput) (out LossOutput, transport bool, err error) {
+// start is when the client began copying the call's inputs into the
+// segment; log, when not nil, gets the call's phases.
+func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput, start time.Time, log *phaseLog) (out LossOutput, transport bool, err error) {
 	n := in.B * in.N
 	hdr := mem[len(mem)-doorbellHdrSize:]
 	d.seq++
 	binary.LittleEndian.PutUint64(hdr[dbSeq:], d.seq)
 	binary.LittleEndian.PutUint32(hdr[dbB:], uint32(in.B))
 	binary.LittleEndian.PutUint32(hdr[dbN:], uint32(in.N))
+	clear(hdr[dbStamps:])
 	var one [1]byte
+	ring := time.Now()
 	if _, err := d.req.Write(one[:]); err != nil {
 		return out, true, fmt.Errorf("%s: Compute: ring the doorbell: %w", name, err)
 	}
@@ -101,17 +153,41 @@ func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in L
 		}
 		return out, true, fmt.Errorf("%s: Compute: %w", name, err)
 	}
+	woke := time.Now()
 	if ack := binary.LittleEndian.Uint64(hdr[dbAck:]); ack != d.seq {
 		return out, true, fmt.Errorf("%s: Compute: the doorbell's answer is for call %d, expected %d", name, ack, d.seq)
 	}
 	if binary.LittleEndian.Uint32(hdr[dbStatus:]) != 0 {
-		l := min(int(binary.LittleEndian.Uint32(hdr[dbErrLen:])), doorbellHdrSize-dbErrText)
+		l := min(int(binary.LittleEndian.Uint32(hdr[dbErrLen:])), dbStamps-dbErrText)
 		return out, false, &PluginError{Msg: name + ": Compute: " + string(hdr[dbErrText:dbErrText+l])}
 	}
 	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
 	// The host no longer sees this call: its contract check is made here.
 	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+	if log != nil && err == nil {
+		log.add(callPhases(hdr[dbStamps:], start, ring, woke, time.Now()))
+	}
 	return out, false, err
+}
+
+// callPhases turns a call's times (the client's and, in stamps, the
+// server's) into its phases.
+func callPhases(stamps []byte, start, ring, woke, done time.Time) DoorbellPhases {
+	var srv [4]int64
+	for i := range srv {
+		srv[i] = int64(binary.LittleEndian.Uint64(stamps[8*i:]))
+	}
+	us := func(a, b int64) float64 { return float64(b-a) / 1e3 }
+	p := DoorbellPhases{
+		Inputs:    us(start.UnixNano(), ring.UnixNano()),
+		CheckCopy: us(woke.UnixNano(), done.UnixNano()),
+		Total:     us(start.UnixNano(), done.UnixNano()),
+	}
+	if srv[0] != 0 && srv[3] != 0 { // a server that writes them
+		p.WakeServer, p.ServerInputs, p.Loss = us(ring.UnixNano(), srv[0]), us(srv[0], srv[1]), us(srv[1], srv[2])
+		p.GradientOut, p.WakeClient = us(srv[2], srv[3]), us(srv[3], woke.UnixNano())
+	}
+	return p
 }
 
 // wait reads the server's byte, or gives up when ctx ends (a FIFO is
@@ -163,7 +239,9 @@ func (s *doorbellServer) serve() {
 		if _, err := s.req.Read(one[:]); err != nil {
 			return // EOF: the client closed the doorbell or exited
 		}
+		s.stamp(0)
 		s.answer()
+		s.stamp(3)
 		if _, err := s.resp.Write(one[:]); err != nil {
 			return // EPIPE: the client is gone
 		}
@@ -178,13 +256,13 @@ func (s *doorbellServer) answer() {
 	status, text := uint32(0), ""
 	if err != nil {
 		status, text = 1, err.Error()
-		if len(text) > doorbellHdrSize-dbErrText {
-			text = text[:doorbellHdrSize-dbErrText]
+		if len(text) > dbStamps-dbErrText {
+			text = text[:dbStamps-dbErrText]
 		}
 	}
 	binary.LittleEndian.PutUint64(hdr[dbLoss:], math.Float64bits(loss))
 	binary.LittleEndian.PutUint32(hdr[dbStatus:], status)
-	binary.LittleEndian.PutUint32(hdr[dbErrLen:], uint32(copy(hdr[dbErrText:], text)))
+	binary.LittleEndian.PutUint32(hdr[dbErrLen:], uint32(copy(hdr[dbErrText:dbStamps], text)))
 	binary.LittleEndian.PutUint64(hdr[dbAck:], seq)
 }
 
@@ -207,7 +285,9 @@ func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
 			return 0, fmt.Errorf("doorbell: %w", err)
 		}
 	}
+	s.stamp(1)
 	res, err := s.loss.Compute(context.Background(), in)
+	s.stamp(2)
 	if err != nil {
 		return 0, err
 	}
@@ -216,4 +296,11 @@ func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
 	}
 	putFloat32s(s.mem[4*bn:8*bn], res.Grad)
 	return res.Loss, nil
+}
+
+// stamp writes the time of the call's i-th point into the header
+// (DoorbellPhases).
+func (s *doorbellServer) stamp(i int) {
+	hdr := s.mem[len(s.mem)-doorbellHdrSize:]
+	binary.LittleEndian.PutUint64(hdr[dbStamps+8*i:], uint64(time.Now().UnixNano()))
 }

@@ -349,3 +349,64 @@ type zeroLoss struct{ squareLoss }
 func (zeroLoss) Compute(_ context.Context, in LossInput) (LossOutput, error) {
 	return LossOutput{Grad: make([]float32, len(in.Scores))}, nil
 }
+
+// slowLoss is squareLoss taking at least 3 ms a call.
+type slowLoss struct{ squareLoss }
+
+func (l slowLoss) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	time.Sleep(3 * time.Millisecond)
+	return l.squareLoss.Compute(ctx, in)
+}
+
+// TestDoorbellPhases: every doorbell call leaves its phases (the server's
+// times from the header), they add up to the call, the loss's phase holds
+// the loss's own time, and taking them forgets them.
+func TestDoorbellPhases(t *testing.T) {
+	ctx := context.Background()
+	c := lossClient(t, &countingPlugin{LossPlugin: LossPlugin{Impl: slowLoss{}}})
+	defer c.Close()
+	for i := range 5 {
+		if _, err := c.Compute(ctx, lossInput(64, 512)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	ph := c.TakeDoorbellPhases()
+	if len(ph) != 4 {
+		t.Fatalf("%d calls' phases, want 4 (the first call sets the doorbell up through gRPC)", len(ph))
+	}
+	for i, p := range ph {
+		parts := []float64{p.Inputs, p.WakeServer, p.ServerInputs, p.Loss, p.GradientOut, p.WakeClient, p.CheckCopy}
+		sum := 0.0
+		for _, x := range parts {
+			if x < 0 {
+				t.Fatalf("call %d: a negative phase: %+v", i, p)
+			}
+			sum += x
+		}
+		if p.Loss < 3000 || math.Abs(sum-p.Total) > 1 {
+			t.Fatalf("call %d: loss phase %.0f us (the loss sleeps 3 ms), phases sum to %.1f of %.1f us: %+v", i, p.Loss, sum, p.Total, p)
+		}
+	}
+	if again := c.TakeDoorbellPhases(); len(again) != 0 {
+		t.Fatalf("a second take returned %d calls, want none", len(again))
+	}
+}
+
+// TestPhaseLog: the log keeps the last phaseLogSize calls, oldest first.
+func TestPhaseLog(t *testing.T) {
+	for _, n := range []int{0, 3, phaseLogSize, phaseLogSize + 5, 3*phaseLogSize + 1} {
+		var l phaseLog
+		for i := range n {
+			l.add(DoorbellPhases{Total: float64(i)})
+		}
+		got := l.take()
+		if want := min(n, phaseLogSize); len(got) != want {
+			t.Fatalf("n=%d: %d kept, want %d", n, len(got), want)
+		}
+		for k, p := range got {
+			if want := float64(n - len(got) + k); p.Total != want {
+				t.Fatalf("n=%d: call %d is %v, want %v (oldest first)", n, k, p.Total, want)
+			}
+		}
+	}
+}

@@ -514,6 +514,12 @@ type LossGRPCClient struct {
 	noDoorbell bool
 }
 
+// TakeDoorbellPhases returns where the client's last loss calls through
+// the doorbell spent their time (up to 4096 calls, oldest first) and
+// forgets them: a diagnostic for benchmarks (bench/twotower -mode
+// boundary). Calls through gRPC are not in it.
+func (c *LossGRPCClient) TakeDoorbellPhases() []DoorbellPhases { return c.shm.takePhases() }
+
 // SetPluginName names the loss plugin behind the client in the contract
 // errors it raises (the host sets its reference, e.g. "loss plugin
 // h-infonce"); without it, the name the doorbell's setup response gives

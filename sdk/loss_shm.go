@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
@@ -42,6 +43,8 @@ type lossShm struct {
 	// name: the loss plugin, for contract errors (what the client was
 	// told, SetPluginName, else the setup response's loss_plugin).
 	name atomic.Pointer[string]
+	// phases of the last doorbell calls (TakeDoorbellPhases); under mu.
+	phases phaseLog
 }
 
 // inlineDone records how the inline call after a failed probe went: if it
@@ -94,6 +97,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		}
 	}
 	mem := s.seg.mem
+	start := time.Now()
 	if len(in.Tiers8) == n {
 		copy(mem[8*n:9*n], int8Bytes(in.Tiers8)) // the caller's own packing (LossInput.Tiers8)
 	} else if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
@@ -101,7 +105,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	}
 	putFloat32s(mem[:4*n], in.Scores)
 	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
-		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in)
+		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in, start, &s.phases)
 		if transport {
 			// Off for good; the segment goes too: an abandoned call's
 			// server may still write into it.
@@ -177,6 +181,14 @@ func (s *lossShm) pluginName() string {
 		return *p
 	}
 	return "the loss plugin"
+}
+
+// takePhases returns the phases of the last doorbell calls, oldest first,
+// and forgets them.
+func (s *lossShm) takePhases() []DoorbellPhases {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phases.take()
 }
 
 // close releases the doorbell and the segment.

@@ -217,17 +217,27 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 	ratio, share := map[string][]float64{}, map[string][]float64{}
 	outside := map[string][]float64{} // step time the plugin adds outside the loss call, ms
 	matrix := map[string]any{}        // the score matrices the loss got (in-process run)
+	// Where the doorbell's calls spent their time: per round, the median
+	// of each phase over the run's timed calls.
+	phases := map[string][]float64{}
+	phaser, _ := remote[0].(interface{ TakeDoorbellPhases() []sdk.DoorbellPhases })
 	for r := 0; r < rounds && bud.next(); r++ {
 		got := make([]map[string]any, len(names))
 		for k := range names {
 			i := (k + r) % len(names) // in, doorbell, grpc+shm, inline; then doorbell, grpc+shm, inline, in; ...
 			rq := req
 			rq.Loss = losses[i]
+			if i == 1 && phaser != nil {
+				phaser.TakeDoorbellPhases() // forget earlier runs' calls
+			}
 			d, err := goRun(ctx, rq, p, runtime.NumCPU(), filepath.Join(work, "boundary-same-"+names[i]), warmup, total, 0)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", names[i], err)
 			}
 			got[i] = d
+			if i == 1 && phaser != nil {
+				addPhases(phases, phaser.TakeDoorbellPhases(), total-warmup)
+			}
 		}
 		for _, k := range []string{"score_matrix_max_B", "score_matrix_max_N", "score_matrix_mean_entries"} {
 			matrix[k] = got[0][k]
@@ -248,6 +258,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
 		"ratio_plugin_over_in_process": stat(ratio["plugin"]), "loss_call_difference_over_in_process_step": stat(share["plugin"]),
 		"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin"]),
+		"doorbell_phases_us":                            phaseStats(phases),
 		"grpc_shm_transport": map[string]any{"note": "the same loss plugin process with CROPS_LOSS_DOORBELL=off in this process: a gRPC call per step naming the segment, as before the doorbell",
 			"step_ms_loss_plugin": stat(step["plugin_grpc_shm"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_grpc_shm"]),
 			"ratio_plugin_over_in_process": stat(ratio["plugin_grpc_shm"]), "loss_call_difference_over_in_process_step": stat(share["plugin_grpc_shm"]),
@@ -257,4 +268,37 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"]),
 			"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin_inline"])},
 		"order": "rotating per round: (in-process, plugin, plugin gRPC+shm, plugin inline), (plugin, plugin gRPC+shm, plugin inline, in-process), ..."}, nil
+}
+
+// addPhases appends, per phase, the median over the last timed doorbell
+// calls of a run (sdk.DoorbellPhases, microseconds).
+func addPhases(into map[string][]float64, calls []sdk.DoorbellPhases, timed int) {
+	calls = calls[max(0, len(calls)-timed):]
+	if len(calls) == 0 {
+		return
+	}
+	b, _ := json.Marshal(calls)
+	var rows []map[string]float64
+	_ = json.Unmarshal(b, &rows)
+	for k := range rows[0] {
+		v := make([]float64, len(rows))
+		for i, r := range rows {
+			v[i] = r[k]
+		}
+		into[k] = append(into[k], median(v))
+	}
+}
+
+// phaseStats summarises addPhases' per-round medians (median, spread over
+// the rounds).
+func phaseStats(phases map[string][]float64) map[string]any {
+	if len(phases) == 0 {
+		return nil
+	}
+	out := map[string]any{"note": "where a loss call through the doorbell spends its time (sdk.DoorbellPhases): per round the median over the run's timed calls, then median (min-max) over the rounds; " +
+		"the server's times come from its clock, the client's from its own (one machine)"}
+	for k, v := range phases {
+		out[k] = stat(v)
+	}
+	return out
 }

@@ -289,6 +289,15 @@ func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutpu
 	return
 }
 
+// TakeDoorbellPhases forwards the plugin's client's doorbell phases
+// (sdk.LossGRPCClient.TakeDoorbellPhases); nil when it keeps none.
+func (l *loss) TakeDoorbellPhases() []sdk.DoorbellPhases {
+	if c, ok := l.impl.(interface{ TakeDoorbellPhases() []sdk.DoorbellPhases }); ok {
+		return c.TakeDoorbellPhases()
+	}
+	return nil
+}
+
 // ComputeRaw implements sdk.RawLoss when the plugin's client does, so that a
 // retriever's loss calls relayed by the host stay packed.
 func (l *loss) ComputeRaw(ctx context.Context, req *cropsv1.ComputeRequest) (out *cropsv1.ComputeResponse, err error) {
