@@ -133,7 +133,7 @@ type doorbellClient struct {
 // abandoned): the caller turns the doorbell off and drops the segment, which
 // the server may still write into.
 // start is when the client began copying the call's inputs into the
-// segment; log, when not nil, gets the call's phases.
+// segment; log gets the call's phases.
 func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput, start time.Time, log *phaseLog) (out LossOutput, transport bool, err error) {
 	n := in.B * in.N
 	hdr := mem[len(mem)-doorbellHdrSize:]
@@ -164,7 +164,7 @@ func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in L
 	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
 	// The host no longer sees this call: its contract check is made here.
 	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
-	if log != nil && err == nil {
+	if err == nil {
 		log.add(callPhases(hdr[dbStamps:], start, ring, woke, time.Now()))
 	}
 	return out, false, err
