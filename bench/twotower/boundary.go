@@ -271,21 +271,30 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 }
 
 // addPhases appends, per phase, the median over the last timed doorbell
-// calls of a run (sdk.DoorbellPhases, microseconds).
+// calls of a run (sdk.DoorbellPhases, microseconds; keyed by its JSON names).
 func addPhases(into map[string][]float64, calls []sdk.DoorbellPhases, timed int) {
 	calls = calls[max(0, len(calls)-timed):]
 	if len(calls) == 0 {
 		return
 	}
-	b, _ := json.Marshal(calls)
-	var rows []map[string]float64
-	_ = json.Unmarshal(b, &rows)
-	for k := range rows[0] {
-		v := make([]float64, len(rows))
-		for i, r := range rows {
-			v[i] = r[k]
+	for _, f := range []struct {
+		key string
+		get func(sdk.DoorbellPhases) float64
+	}{
+		{"inputs_us", func(p sdk.DoorbellPhases) float64 { return p.Inputs }},
+		{"wake_server_us", func(p sdk.DoorbellPhases) float64 { return p.WakeServer }},
+		{"server_inputs_us", func(p sdk.DoorbellPhases) float64 { return p.ServerInputs }},
+		{"loss_us", func(p sdk.DoorbellPhases) float64 { return p.Loss }},
+		{"gradient_out_us", func(p sdk.DoorbellPhases) float64 { return p.GradientOut }},
+		{"wake_client_us", func(p sdk.DoorbellPhases) float64 { return p.WakeClient }},
+		{"check_copy_us", func(p sdk.DoorbellPhases) float64 { return p.CheckCopy }},
+		{"total_us", func(p sdk.DoorbellPhases) float64 { return p.Total }},
+	} {
+		v := make([]float64, len(calls))
+		for i, c := range calls {
+			v[i] = f.get(c)
 		}
-		into[k] = append(into[k], median(v))
+		into[f.key] = append(into[f.key], median(v))
 	}
 }
 
