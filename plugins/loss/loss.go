@@ -74,10 +74,32 @@ func (p *Params) Validate() error {
 // paramsSchema is generated from Params and its defaults (written once).
 var paramsSchema = sdk.ParamsSchema(defaultParams())
 
-// rowTerm is the per-row computation each loss provides: it adds dL/ds of the
-// row's terms (unreduced) into grad and returns the row's summed loss and
-// number of terms.
-type rowFunc func(p *Params, s []float32, t []int32, v []bool, grad []float64) (loss float64, terms int)
+// rowFunc is the per-row computation each loss provides: it adds dL/ds of
+// the row's terms (unreduced) into grad and returns the row's summed loss
+// and number of terms. sc holds the calling worker's buffers, reused from
+// row to row: a row function must not rely on their contents.
+type rowFunc func(p *Params, s []float32, t []int32, v []bool, grad []float64, sc *rowScratch) (loss float64, terms int)
+
+// rowScratch is one worker's per-row buffers (a row allocates nothing once
+// they have grown to the row's width).
+type rowScratch struct {
+	idx      []int
+	e, w     []float64
+	levels   []int32 // levelIndex's distinct levels
+	binary   []int32 // binaryLevels' output
+	perLevel [4][]float64
+	tiers    []int32 // a packed row's tiers and valid flags, unpacked
+	ok       []bool
+}
+
+// levelSums is four cleared per-level buffers of L values.
+func (sc *rowScratch) levelSums(L int) (a, b, c, d []float64) {
+	for k := range sc.perLevel {
+		sc.perLevel[k] = growTo(sc.perLevel[k], L)
+		clear(sc.perLevel[k])
+	}
+	return sc.perLevel[0], sc.perLevel[1], sc.perLevel[2], sc.perLevel[3]
+}
 
 type fn struct {
 	name, desc string
@@ -112,147 +134,249 @@ func (f *fn) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, err
 }
 
 func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc, grads *sync.Pool) (sdk.LossOutput, error) {
-	if in.B < 0 || in.N < 0 {
-		return sdk.LossOutput{}, fmt.Errorf("%s: negative shape %d x %d", name, in.B, in.N)
-	}
-	n := in.B * in.N
-	// packed: the labels come as LossInput.Tiers8 (sdk.Tiers8Loss), each
-	// row unpacked by the worker that computes it.
-	packed := in.Tiers == nil && in.Tiers8 != nil
-	var valid []bool
-	var err error
-	if packed {
-		err = checkPacked(name, in)
-	} else {
-		valid, err = checkUnpacked(name, in)
-	}
-	if err != nil {
+	if err := checkShape(name, in); err != nil {
 		return sdk.LossOutput{}, err
 	}
-	var grad []float64
-	if b, ok := grads.Get().(*[]float64); ok && cap(*b) >= n {
-		grad = (*b)[:n]
-		clear(grad)
-	} else {
-		grad = make([]float64, n)
+	n := in.B * in.N
+	c := &lossCall{ctx: ctx, name: name, p: p, in: in, row: row,
+		// packed: the labels come as LossInput.Tiers8 (sdk.Tiers8Loss), each
+		// row unpacked by the worker that computes it.
+		packed:  in.Tiers == nil && in.Tiers8 != nil,
+		rowLoss: make([]float64, in.B), rowTerms: make([]int, in.B), rowErr: make([]error, in.B),
+		grad: make([]float32, n), allDone: make(chan struct{})}
+	if !c.packed && in.Valid == nil {
+		c.allValid = make([]bool, in.N)
+		for i := range c.allValid {
+			c.allValid[i] = true
+		}
 	}
-	defer grads.Put(&grad)
-	rowLoss := make([]float64, in.B)
-	rowTerms := make([]int, in.B)
+	// Each row clears its own part of the float64 gradient (every entry is
+	// in some row).
+	if b, ok := grads.Get().(*[]float64); ok && cap(*b) >= n {
+		c.grad64 = (*b)[:n]
+	} else {
+		c.grad64 = make([]float64, n)
+	}
+	defer grads.Put(&c.grad64)
 	// Rows are independent: split them over the cores. Each row writes only
 	// its own slots, and the reduction below runs in row order, so the result
 	// does not depend on scheduling. Workers take rows from a shared counter
 	// rather than a fixed share: a worker that starts late (its thread
 	// woken after ~0.1 ms, or its core held by the caller's other work)
 	// then leaves its rows to the one already running instead of adding
-	// its whole share after it.
-	workers := min(runtime.GOMAXPROCS(0), max(1, in.B*in.N/2048))
-	var next atomic.Int64
-	work := func() {
-		var tiers []int32
-		var ok []bool
-		if packed {
-			tiers, ok = make([]int32, in.N), make([]bool, in.N)
-		}
-		for {
-			b := int(next.Add(1) - 1)
-			if b >= in.B {
-				return
-			}
-			if b%64 == 0 && ctx.Err() != nil {
-				return
-			}
-			lo, hi := b*in.N, (b+1)*in.N
-			if packed {
-				_ = sdk.UnpackTiers8(tiers, ok, in.Tiers8[lo:hi]) // checked by checkPacked
-				rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], tiers, ok, grad[lo:hi])
-				continue
-			}
-			rowLoss[b], rowTerms[b] = row(p, in.Scores[lo:hi], in.Tiers[lo:hi], valid[lo:hi], grad[lo:hi])
-		}
-	}
-	// The caller works too: one goroutine fewer to start and wake per call
-	// (the training step waits on this call).
+	// its whole share after it. The caller works too: one goroutine fewer
+	// to start and wake per call (the training step waits on this call).
+	// A helper that runs out of rows while another row is still being
+	// computed leaves rather than waits: its core may be wanted by the
+	// caller's other work.
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/2048))
 	var wg sync.WaitGroup
 	for range workers - 1 {
-		wg.Go(work)
+		wg.Go(func() {
+			c.rows(&rowScratch{})
+			if c.rowsDone.Load() == int64(in.B) && c.ok() {
+				c.convert()
+			}
+		})
 	}
-	work()
+	c.rows(&rowScratch{})
+	if in.B > 0 {
+		<-c.allDone
+	}
+	if c.ok() {
+		c.convert()
+	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return sdk.LossOutput{}, err
 	}
+	for _, err := range c.rowErr {
+		if err != nil {
+			return sdk.LossOutput{}, err
+		}
+	}
 	var total float64
+	for _, l := range c.rowLoss {
+		total += l
+	}
+	return sdk.LossOutput{Loss: total * reductionScale(p.Reduction, c.rowTerms), Grad: c.grad}, nil
+}
+
+// checkShape checks that the input's slices have B*N entries.
+func checkShape(name string, in sdk.LossInput) error {
+	if in.B < 0 || in.N < 0 {
+		return fmt.Errorf("%s: negative shape %d x %d", name, in.B, in.N)
+	}
+	n := in.B * in.N
+	if in.Tiers == nil && in.Tiers8 != nil {
+		if len(in.Scores) != n || len(in.Tiers8) != n {
+			return fmt.Errorf("%s: shape %d x %d needs %d scores and tiers8 bytes; got %d, %d", name, in.B, in.N, n, len(in.Scores), len(in.Tiers8))
+		}
+		return nil
+	}
+	if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
+		return fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
+			name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
+	}
+	return nil
+}
+
+// lossCall is one Compute call's work, shared by its workers: rows, then
+// chunks of the conversion, each taken from a counter.
+type lossCall struct {
+	ctx      context.Context
+	name     string
+	p        *Params
+	in       sdk.LossInput
+	row      rowFunc
+	packed   bool
+	allValid []bool // one row's flags when Valid is nil
+
+	grad64   []float64 // the rows' unreduced gradient
+	grad     []float32 // the output
+	rowLoss  []float64
+	rowTerms []int
+	rowErr   []error
+
+	next, rowsDone, nextChunk atomic.Int64
+	failed, stopped           atomic.Bool
+	allDone                   chan struct{} // closed when rowsDone reaches B
+}
+
+// ok: no row failed its check and the context was not found done.
+func (c *lossCall) ok() bool { return !c.failed.Load() && !c.stopped.Load() }
+
+// rows checks and computes rows until none is left. Each row checks its
+// own inputs first (the lowest failing row's error is the call's, as a
+// serial check in row-major order would find): a check is cheap while the
+// row is in the cache, and none of it runs on one core alone. A stopped
+// or failed call still counts its remaining rows, without computing them,
+// so that rowsDone reaches B.
+func (c *lossCall) rows(sc *rowScratch) {
+	B := c.in.B
+	for {
+		b := int(c.next.Add(1) - 1)
+		if b >= B {
+			return
+		}
+		if b%64 == 0 && !c.stopped.Load() && c.ctx.Err() != nil {
+			c.stopped.Store(true)
+		}
+		if !c.stopped.Load() {
+			if err := checkRow(c.name, c.in, b, c.packed); err != nil {
+				c.rowErr[b] = err
+				c.failed.Store(true)
+			} else if !c.failed.Load() {
+				c.rowLoss[b], c.rowTerms[b] = computeRow(c.p, c.in, b, c.packed, c.allValid, c.row, c.grad64, sc)
+			}
+		}
+		if c.rowsDone.Add(1) == int64(B) {
+			close(c.allDone)
+		}
+	}
+}
+
+// convertChunk is the entries of one conversion task.
+const convertChunk = 16384
+
+// convert turns chunks of the float64 gradient into the float32 output,
+// scaled by the reduction, until none is left; every row must be done.
+func (c *lossCall) convert() {
+	scale := reductionScale(c.p.Reduction, c.rowTerms)
+	n := len(c.grad)
+	for {
+		lo := int(c.nextChunk.Add(1)-1) * convertChunk
+		if lo >= n {
+			return
+		}
+		hi := min(lo+convertChunk, n)
+		for i, g := range c.grad64[lo:hi] {
+			c.grad[lo+i] = float32(g * scale)
+		}
+	}
+}
+
+// reductionScale is the factor that turns summed terms into the reduction.
+func reductionScale(r Reduction, rowTerms []int) float64 {
 	var terms, rows int
-	for b := range rowLoss {
-		total += rowLoss[b]
-		terms += rowTerms[b]
-		if rowTerms[b] > 0 {
+	for _, t := range rowTerms {
+		terms += t
+		if t > 0 {
 			rows++
 		}
 	}
-	scale := 1.0
-	switch p.Reduction {
+	switch r {
 	case ReduceQueryMean:
 		if rows > 0 {
-			scale = 1 / float64(rows)
+			return 1 / float64(rows)
 		}
 	case ReduceTermMean:
 		if terms > 0 {
-			scale = 1 / float64(terms)
+			return 1 / float64(terms)
 		}
 	}
-	out := sdk.LossOutput{Loss: total * scale, Grad: make([]float32, n)}
-	for i, g := range grad {
-		out.Grad[i] = float32(g * scale)
-	}
-	return out, nil
+	return 1
 }
 
-// checkUnpacked checks the shape, the scores and the tiers of an input
-// with Tiers and Valid, and returns Valid (all true when nil).
-func checkUnpacked(name string, in sdk.LossInput) ([]bool, error) {
-	n := in.B * in.N
-	if len(in.Scores) != n || len(in.Tiers) != n || (in.Valid != nil && len(in.Valid) != n) {
-		return nil, fmt.Errorf("%s: shape %d x %d needs %d scores, tiers and valid flags; got %d, %d, %d",
-			name, in.B, in.N, n, len(in.Scores), len(in.Tiers), len(in.Valid))
+// computeRow clears row b's gradient and computes the row.
+func computeRow(p *Params, in sdk.LossInput, b int, packed bool, allValid []bool, row rowFunc, grad []float64, sc *rowScratch) (float64, int) {
+	lo, hi := b*in.N, (b+1)*in.N
+	g := grad[lo:hi]
+	clear(g)
+	if packed {
+		sc.tiers, sc.ok = growTo(sc.tiers, in.N), growTo(sc.ok, in.N)
+		_ = sdk.UnpackTiers8(sc.tiers, sc.ok, in.Tiers8[lo:hi]) // checked by checkRow
+		return row(p, in.Scores[lo:hi], sc.tiers, sc.ok, g, sc)
 	}
-	valid := in.Valid
-	if valid == nil {
-		valid = make([]bool, n)
-		for i := range valid {
-			valid[i] = true
-		}
+	v := allValid
+	if in.Valid != nil {
+		v = in.Valid[lo:hi]
 	}
-	for i, s := range in.Scores {
-		if valid[i] && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
-			return nil, badScore(name, in, i)
-		}
-		if valid[i] && in.Tiers[i] < 0 {
-			return nil, fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, i/in.N, i%in.N, in.Tiers[i])
-		}
-	}
-	return valid, nil
+	return row(p, in.Scores[lo:hi], in.Tiers[lo:hi], v, g, sc)
 }
 
-// checkPacked checks the shape, the scores and the tiers8 bytes of a
-// packed input (LossInput.Tiers8 without Tiers), as the unpacked path
-// checks its own.
-func checkPacked(name string, in sdk.LossInput) error {
-	n := in.B * in.N
-	if len(in.Scores) != n || len(in.Tiers8) != n {
-		return fmt.Errorf("%s: shape %d x %d needs %d scores and tiers8 bytes; got %d, %d", name, in.B, in.N, n, len(in.Scores), len(in.Tiers8))
-	}
-	for i, s := range in.Scores {
-		t := in.Tiers8[i]
-		if t < -1 {
-			return fmt.Errorf("%s: tiers8[%d][%d] is %d: expected -1 (padding) or a tier in 0..127", name, i/in.N, i%in.N, t)
+// checkRow checks row b's scores and labels: a valid score must be finite,
+// a valid tier >= 0, a tiers8 byte -1 (padding) or a tier in 0..127. The
+// error names the row's first bad entry.
+func checkRow(name string, in sdk.LossInput, b int, packed bool) error {
+	lo, hi := b*in.N, (b+1)*in.N
+	s := in.Scores[lo:hi]
+	if packed {
+		for i, t := range in.Tiers8[lo:hi] {
+			if t < -1 {
+				return fmt.Errorf("%s: tiers8[%d][%d] is %d: expected -1 (padding) or a tier in 0..127", name, b, i, t)
+			}
+			if t >= 0 && !finite(s[i]) {
+				return badScore(name, in, lo+i)
+			}
 		}
-		if t >= 0 && (math.IsNaN(float64(s)) || math.IsInf(float64(s), 0)) {
-			return badScore(name, in, i)
+		return nil
+	}
+	tiers := in.Tiers[lo:hi]
+	for i, x := range s {
+		if in.Valid != nil && !in.Valid[lo+i] {
+			continue
+		}
+		if !finite(x) {
+			return badScore(name, in, lo+i)
+		}
+		if tiers[i] < 0 {
+			return fmt.Errorf("%s: tier[%d][%d] is %d: tiers must be >= 0", name, b, i, tiers[i])
 		}
 	}
 	return nil
+}
+
+// finite reports whether x is neither NaN nor infinite (its exponent bits
+// are not all ones).
+func finite(x float32) bool { return math.Float32bits(x)&0x7f800000 != 0x7f800000 }
+
+// growTo returns s resized to n, reallocating only when it is too small.
+func growTo[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // badScore is the error of a non-finite valid score at flat index i.
@@ -278,7 +402,8 @@ func logAddExp(a, b float64) float64 {
 // levelIndex maps each valid sample to the index of its level among the
 // row's distinct levels, sorted ascending. Levels are few (tiers 0..5 in
 // practice), so a short sorted slice beats a map.
-func levelIndex(level []int32, v []bool, idx []int) (levels []int32) {
+// levels is appended to (an empty slice whose array is reused).
+func levelIndex(level []int32, v []bool, idx []int, levels []int32) []int32 {
 	// Fast path: tiers are small non-negative integers.
 	var present [64]bool
 	small := true
@@ -340,9 +465,11 @@ const linearRange = 600
 // dterm_i/ds_j = exp(s_j - lse_i) for every j below. Sums are accumulated per
 // distinct level, so a row costs O(N log L) with one exp per sample, and no
 // N x N mask is ever built.
-func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad []float64) (float64, int) {
-	idx := make([]int, len(s))
-	levels := levelIndex(level, v, idx)
+func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad []float64, sc *rowScratch) (float64, int) {
+	sc.idx = growTo(sc.idx, len(s)) // written and read only at valid entries
+	idx := sc.idx
+	levels := levelIndex(level, v, idx, sc.levels[:0])
+	sc.levels = levels[:0]
 	if len(levels) < 2 {
 		return 0, 0 // nothing has anything below it
 	}
@@ -359,24 +486,25 @@ func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad
 		}
 	}
 	if hi-lo > linearRange {
-		return hierRowLog(s, idx, levels, v, isTerm, grad)
+		return hierRowLog(s, idx, levels, v, isTerm, grad, sc)
 	}
 	// Linear domain, shifted by the row maximum: every e_j is in
 	// [exp(-linearRange), 1], so sums neither overflow nor vanish.
 	L := len(levels)
-	e := make([]float64, len(s))
-	zLevel := make([]float64, L)
+	sc.e = growTo(sc.e, len(s)) // written and read only at valid entries
+	e := sc.e
+	zLevel, below, inv, above := sc.levelSums(L)
 	for i := range s {
 		if v[i] {
 			e[i] = math.Exp(float64(s[i]) - hi)
 			zLevel[idx[i]] += e[i]
 		}
 	}
-	below := make([]float64, L) // sum of e over levels strictly below
+	// below: sum of e over levels strictly below
 	for k := 1; k < L; k++ {
 		below[k] = below[k-1] + zLevel[k-1]
 	}
-	inv := make([]float64, L) // per level: sum over its terms of 1/denominator
+	// inv: per level, sum over its terms of 1/denominator
 	var loss float64
 	terms := 0
 	for i := range s {
@@ -390,7 +518,7 @@ func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad
 		grad[i] += e[i]/d - 1
 		inv[k] += 1 / d
 	}
-	above := make([]float64, L) // sum of inv over levels strictly above
+	// above: sum of inv over levels strictly above
 	for k := L - 2; k >= 0; k-- {
 		above[k] = above[k+1] + inv[k+1]
 	}
@@ -404,9 +532,9 @@ func hierRow(s []float32, level []int32, v []bool, isTerm func(i int) bool, grad
 
 // hierRowLog is hierRow in the log domain, for rows whose scores span more
 // than linearRange.
-func hierRowLog(s []float32, idx []int, levels []int32, v []bool, isTerm func(i int) bool, grad []float64) (float64, int) {
+func hierRowLog(s []float32, idx []int, levels []int32, v []bool, isTerm func(i int) bool, grad []float64, sc *rowScratch) (float64, int) {
 	L := len(levels)
-	lseLevel := make([]float64, L)
+	lseLevel, below, wLevel, above := sc.levelSums(L)
 	for k := range lseLevel {
 		lseLevel[k] = math.Inf(-1)
 	}
@@ -415,13 +543,12 @@ func hierRowLog(s []float32, idx []int, levels []int32, v []bool, isTerm func(i 
 			lseLevel[idx[i]] = logAddExp(lseLevel[idx[i]], float64(s[i]))
 		}
 	}
-	below := make([]float64, L)
 	acc := math.Inf(-1)
 	for k := range levels {
 		below[k] = acc
 		acc = logAddExp(acc, lseLevel[k])
 	}
-	wLevel := make([]float64, L) // per level: log sum over its terms of exp(-lse_i)
+	// wLevel: per level, log sum over its terms of exp(-lse_i)
 	for k := range wLevel {
 		wLevel[k] = math.Inf(-1)
 	}
@@ -439,7 +566,6 @@ func hierRowLog(s []float32, idx []int, levels []int32, v []bool, isTerm func(i 
 		grad[i] += math.Exp(si-lse) - 1
 		wLevel[k] = logAddExp(wLevel[k], -lse)
 	}
-	above := make([]float64, L)
 	acc = math.Inf(-1)
 	for k := L - 1; k >= 0; k-- {
 		above[k] = acc
@@ -462,16 +588,18 @@ func NewHInfoNCE() sdk.Loss {
 	return &fn{
 		name: "h-infonce",
 		desc: "H-InfoNCE (CroPS Eq. 3): each sample is a positive against the samples with strictly lower tiers; computed in one pass per row",
-		row: func(_ *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
-			return hierRow(s, t, v, func(int) bool { return true }, grad)
+		row: func(_ *Params, s []float32, t []int32, v []bool, grad []float64, sc *rowScratch) (float64, int) {
+			return hierRow(s, t, v, func(int) bool { return true }, grad, sc)
 		},
 	}
 }
 
-// binaryLevels maps tiers to 1 (positive: tier >= min) and 0 (negative).
-func binaryLevels(t []int32, min int32) []int32 {
-	out := make([]int32, len(t))
+// binaryLevels maps tiers to 1 (positive: tier >= min) and 0 (negative),
+// into out's array when it is big enough.
+func binaryLevels(out, t []int32, min int32) []int32 {
+	out = growTo(out, len(t))
 	for i, x := range t {
+		out[i] = 0
 		if x >= min {
 			out[i] = 1
 		}
@@ -486,10 +614,7 @@ func NewInfoNCEBinary() sdk.Loss {
 	return &fn{
 		name: "infonce-binary",
 		desc: "InfoNCE on binarised tiers (CroPS-dagger): tier >= positive_min_tier positive, the rest negative; one pass per row",
-		row: func(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
-			lv := binaryLevels(t, p.PositiveMinTier)
-			return hierRow(s, lv, v, func(i int) bool { return lv[i] == 1 }, grad)
-		},
+		row:  perPositiveRow, // the same computation; the rows differ (CapPerPositiveRows)
 	}
 }
 
@@ -518,9 +643,10 @@ func NewInfoNCE() sdk.Loss {
 // log-sum-exp is shared, so the loss itself is O(N); the per-positive cost of
 // the paper's baseline comes from the one-row-per-positive batches that
 // CapPerPositiveRows asks the retriever to build.
-func perPositiveRow(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
-	lv := binaryLevels(t, p.PositiveMinTier)
-	return hierRow(s, lv, v, func(i int) bool { return lv[i] == 1 }, grad)
+func perPositiveRow(p *Params, s []float32, t []int32, v []bool, grad []float64, sc *rowScratch) (float64, int) {
+	lv := binaryLevels(sc.binary, t, p.PositiveMinTier)
+	sc.binary = lv
+	return hierRow(s, lv, v, func(i int) bool { return lv[i] == 1 }, grad, sc)
 }
 
 // NewSoftmaxCE returns softmax-ce: multi-label softmax cross-entropy over the
@@ -534,10 +660,12 @@ func NewSoftmaxCE() sdk.Loss {
 	}
 }
 
-func softmaxCERow(p *Params, s []float32, t []int32, v []bool, grad []float64) (float64, int) {
+func softmaxCERow(p *Params, s []float32, t []int32, v []bool, grad []float64, sc *rowScratch) (float64, int) {
 	hi := math.Inf(-1)
 	var wsum float64
-	w := make([]float64, len(s))
+	sc.w = growTo(sc.w, len(s))
+	w := sc.w
+	clear(w)
 	for i := range s {
 		if !v[i] {
 			continue

@@ -246,11 +246,11 @@ func TestLinearAndLogPathsAgree(t *testing.T) {
 	}
 	all := func(int) bool { return true }
 	g1 := make([]float64, N)
-	l1, n1 := hierRow(s, tiers, v, all, g1)
+	l1, n1 := hierRow(s, tiers, v, all, g1, &rowScratch{})
 	idx := make([]int, N)
-	levels := levelIndex(tiers, v, idx)
+	levels := levelIndex(tiers, v, idx, nil)
 	g2 := make([]float64, N)
-	l2, n2 := hierRowLog(s, idx, levels, v, all, g2)
+	l2, n2 := hierRowLog(s, idx, levels, v, all, g2, &rowScratch{})
 	if n1 != n2 || math.Abs(l1-l2) > 1e-9*math.Abs(l1) {
 		t.Fatalf("loss %v (%d terms) vs %v (%d terms)", l1, n1, l2, n2)
 	}
