@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -466,6 +467,7 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	defer runtime.GOMAXPROCS(prev)
 	stepTimes := map[int64]time.Time{}
 	var cpuAtWarmup, cpuAtEnd float64
+	var gcAtWarmup, gcAtEnd gcStats
 	var lossAtWarmup time.Duration
 	err := twotower.New().Train(ctx, req, func(e sdk.Progress) {
 		if e.Message != "" {
@@ -474,9 +476,11 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 		stepTimes[e.Step] = time.Now()
 		if e.Step == int64(total) {
 			cpuAtEnd = cpuSeconds()
+			gcAtEnd = readGC()
 		}
 		if e.Step == int64(warmup) {
 			cpuAtWarmup = cpuSeconds()
+			gcAtWarmup = readGC()
 			tl.mu.Lock()
 			lossAtWarmup = tl.dur
 			tl.mu.Unlock()
@@ -488,10 +492,15 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	secs := stepTimes[int64(total)].Sub(stepTimes[int64(warmup)]).Seconds()
 	steps := total - warmup
 	return map[string]any{
-		"gomaxprocs":                procs,
-		"examples_per_sec":          float64(timedExamples) / secs,
-		"step_ms":                   1000 * secs / float64(steps),
-		"cpu_s_per_step":            (cpuAtEnd - cpuAtWarmup) / float64(steps),
+		"gomaxprocs":       procs,
+		"examples_per_sec": float64(timedExamples) / secs,
+		"step_ms":          1000 * secs / float64(steps),
+		"cpu_s_per_step":   (cpuAtEnd - cpuAtWarmup) / float64(steps),
+		// The garbage collector over the timed steps: cycles, and its CPU
+		// (runtime/metrics' estimate, idle-time marking included: on a
+		// core the step leaves idle) per step.
+		"gc_cycles":                 gcAtEnd.cycles - gcAtWarmup.cycles,
+		"gc_cpu_s_per_step":         (gcAtEnd.cpu - gcAtWarmup.cpu) / float64(steps),
 		"loss_plugin_share_of_step": (tl.dur - lossAtWarmup).Seconds() / secs,
 		"loss_ms_per_step":          1000 * (tl.dur - lossAtWarmup).Seconds() / float64(steps),
 		"optimizer":                 p["optimizer"],
@@ -545,6 +554,26 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// gcStats is the garbage collector's completed cycles and its CPU seconds
+// so far (runtime/metrics).
+type gcStats struct {
+	cycles uint64
+	cpu    float64
+}
+
+func readGC() gcStats {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	var g gcStats
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		g.cycles = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindFloat64 {
+		g.cpu = s[1].Value.Float64()
+	}
+	return g
 }
 
 func lastLine(b []byte) []byte {
