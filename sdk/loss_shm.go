@@ -247,6 +247,14 @@ func computeShmServer(ctx context.Context, loss Loss, req *cropsv1.ComputeReques
 			return nil, fmt.Errorf("shm_path %s: %w", req.GetShmPath(), err)
 		}
 	}
+	if gl, ok := loss.(GradIntoLoss); ok && littleEndian {
+		// The gradient straight into the segment (GradIntoLoss).
+		l, err := gl.ComputeInto(ctx, in, floatsAt(mem[4*n:8*n], n))
+		if err != nil {
+			return nil, err
+		}
+		return &cropsv1.ComputeResponse{Loss: l, GradInShm: true}, nil
+	}
 	res, err := loss.Compute(ctx, in)
 	if err != nil {
 		return nil, err

@@ -295,3 +295,64 @@ func TestTiers8(t *testing.T) {
 		})
 	}
 }
+
+// intoSquare is squareLoss as a GradIntoLoss; it counts the calls of each
+// method. It fails a call whose first score is 99 (after writing part of
+// the gradient).
+type intoSquare struct{ into, plain *atomic.Int64 }
+
+func (intoSquare) Describe(ctx context.Context) (Info, error) { return squareLoss{}.Describe(ctx) }
+func (l intoSquare) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	l.plain.Add(1)
+	return squareLoss{}.Compute(ctx, in)
+}
+func (l intoSquare) ComputeInto(ctx context.Context, in LossInput, grad []float32) (float64, error) {
+	l.into.Add(1)
+	out, _ := squareLoss{}.Compute(ctx, in)
+	copy(grad, out.Grad[:len(out.Grad)/2])
+	if len(in.Scores) > 0 && in.Scores[0] == 99 {
+		return 0, errors.New("first score 99")
+	}
+	copy(grad, out.Grad)
+	return out.Loss, nil
+}
+
+// TestGradInto: a GradIntoLoss served through shared memory (the doorbell
+// and a gRPC call per step) gets ComputeInto with the segment's gradient
+// region, never Compute, and every answer equals the in-process loss's
+// (the region held the previous call's gradient, so a partial write would
+// show); its error reaches the caller.
+func TestGradInto(t *testing.T) {
+	if !shmSupported {
+		t.Skip("shared memory is Linux-only")
+	}
+	ctx := context.Background()
+	for _, env := range []string{"", "off"} {
+		t.Run("doorbell="+env, func(t *testing.T) {
+			t.Setenv("CROPS_LOSS_DOORBELL", env)
+			var into, plain atomic.Int64
+			c := lossClient(t, &LossPlugin{Impl: intoSquare{&into, &plain}})
+			const calls = 6
+			for i := range calls {
+				in := lossInput(16+i%2, 32)
+				in.Scores[i] = -in.Scores[i] // a new gradient each call
+				want, _ := squareLoss{}.Compute(ctx, in)
+				got, err := c.Compute(ctx, in)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
+					t.Fatalf("call %d: loss %v, want %v (grad equal %v)", i, got.Loss, want.Loss, slices.Equal(got.Grad, want.Grad))
+				}
+			}
+			if into.Load() != calls || plain.Load() != 0 {
+				t.Fatalf("ComputeInto %d times, Compute %d times; want %d and 0", into.Load(), plain.Load(), calls)
+			}
+			in := lossInput(16, 32)
+			in.Scores[0] = 99
+			if _, err := c.Compute(ctx, in); err == nil || !strings.Contains(err.Error(), "first score 99") {
+				t.Fatalf("a failing ComputeInto: err %v", err)
+			}
+		})
+	}
+}

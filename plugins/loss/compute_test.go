@@ -202,7 +202,9 @@ func TestComputeMatchesSerial(t *testing.T) {
 					for iname, x := range inputs {
 						want, werr := serialCompute(lname, &p, x, row)
 						for rep := range 2 { // the second call reuses the pooled buffer
-							got, err := compute(ctx, lname, &p, x, row, &pool)
+							got := sdk.LossOutput{Grad: make([]float32, max(0, x.B*x.N))}
+							var err error
+							got.Loss, err = compute(ctx, lname, &p, x, row, &pool, got.Grad)
 							where := fmt.Sprintf("procs %d %s %dx%d %s %s call %d", procs, lname, b, n, red, iname, rep)
 							if fmt.Sprint(err) != fmt.Sprint(werr) {
 								t.Fatalf("%s: error %v, serial %v", where, err, werr)
@@ -238,6 +240,48 @@ func TestComputeCancelled(t *testing.T) {
 		runtime.GOMAXPROCS(prev)
 		if err == nil || err != context.Canceled {
 			t.Fatalf("procs %d: err %v, want context.Canceled", procs, err)
+		}
+	}
+}
+
+// ComputeInto (sdk.GradIntoLoss) gives Compute's loss and gradient bit for
+// bit into a reused buffer that held garbage, and refuses a buffer of the
+// wrong length.
+func TestComputeInto(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 9))
+	for name, l := range all() {
+		gl, ok := l.(sdk.GradIntoLoss)
+		if !ok {
+			t.Fatalf("%s does not implement sdk.GradIntoLoss", name)
+		}
+		buf := make([]float32, 64*512)
+		for _, sh := range [][2]int{{64, 512}, {3, 17}, {9, 576}} {
+			b, n := sh[0], sh[1]
+			in := sdk.LossInput{B: b, N: n, Scores: make([]float32, b*n), Tiers: make([]int32, b*n), Valid: make([]bool, b*n)}
+			for i := range in.Scores {
+				in.Scores[i], in.Tiers[i], in.Valid[i] = float32(rng.NormFloat64()*3), int32(rng.IntN(6)), rng.IntN(5) != 0
+			}
+			want, err := l.Compute(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf = growTo(buf, b*n)
+			for i := range buf {
+				buf[i] = float32(math.NaN())
+			}
+			loss, err := gl.ComputeInto(ctx, in, buf)
+			if err != nil || math.Float64bits(loss) != math.Float64bits(want.Loss) {
+				t.Fatalf("%s %dx%d: ComputeInto %v, %v; Compute %v", name, b, n, loss, err, want.Loss)
+			}
+			for i := range want.Grad {
+				if math.Float32bits(buf[i]) != math.Float32bits(want.Grad[i]) {
+					t.Fatalf("%s %dx%d: grad[%d] %v, Compute %v", name, b, n, i, buf[i], want.Grad[i])
+				}
+			}
+			if _, err := gl.ComputeInto(ctx, in, buf[:b*n-1]); err == nil {
+				t.Fatalf("%s: a buffer one short accepted", name)
+			}
 		}
 	}
 }

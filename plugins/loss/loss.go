@@ -130,12 +130,32 @@ func (f *fn) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, err
 	if err := sdk.DecodeParams(in.Params, &p); err != nil {
 		return sdk.LossOutput{}, fmt.Errorf("%s: %w", f.name, err)
 	}
-	return compute(ctx, f.name, &p, in, f.row, &f.grads)
+	out := sdk.LossOutput{Grad: make([]float32, max(0, in.B*in.N))}
+	var err error
+	out.Loss, err = compute(ctx, f.name, &p, in, f.row, &f.grads, out.Grad)
+	if err != nil {
+		return sdk.LossOutput{}, err
+	}
+	return out, nil
 }
 
-func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc, grads *sync.Pool) (sdk.LossOutput, error) {
+// ComputeInto implements sdk.GradIntoLoss: Compute with the gradient
+// written into grad (B*N entries).
+func (f *fn) ComputeInto(ctx context.Context, in sdk.LossInput, grad []float32) (float64, error) {
+	p := defaultParams()
+	if err := sdk.DecodeParams(in.Params, &p); err != nil {
+		return 0, fmt.Errorf("%s: %w", f.name, err)
+	}
+	if in.B >= 0 && in.N >= 0 && len(grad) != in.B*in.N {
+		return 0, fmt.Errorf("%s: ComputeInto: a gradient buffer of %d values for B*N = %d", f.name, len(grad), in.B*in.N)
+	}
+	return compute(ctx, f.name, &p, in, f.row, &f.grads, grad)
+}
+
+// compute computes the loss and writes its gradient into grad (B*N entries).
+func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row rowFunc, grads *sync.Pool, grad []float32) (float64, error) {
 	if err := checkShape(name, in); err != nil {
-		return sdk.LossOutput{}, err
+		return 0, err
 	}
 	n := in.B * in.N
 	c := &lossCall{ctx: ctx, name: name, p: p, in: in, row: row,
@@ -143,7 +163,7 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 		// row unpacked by the worker that computes it.
 		packed:  in.Tiers == nil && in.Tiers8 != nil,
 		rowLoss: make([]float64, in.B), rowTerms: make([]int, in.B), rowErr: make([]error, in.B),
-		grad: make([]float32, n), allDone: make(chan struct{})}
+		grad: grad[:n], allDone: make(chan struct{})}
 	if !c.packed && in.Valid == nil {
 		c.allValid = make([]bool, in.N)
 		for i := range c.allValid {
@@ -188,18 +208,18 @@ func compute(ctx context.Context, name string, p *Params, in sdk.LossInput, row 
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return sdk.LossOutput{}, err
+		return 0, err
 	}
 	for _, err := range c.rowErr {
 		if err != nil {
-			return sdk.LossOutput{}, err
+			return 0, err
 		}
 	}
 	var total float64
 	for _, l := range c.rowLoss {
 		total += l
 	}
-	return sdk.LossOutput{Loss: total * reductionScale(p.Reduction, c.rowTerms), Grad: c.grad}, nil
+	return total * reductionScale(p.Reduction, c.rowTerms), nil
 }
 
 // checkShape checks that the input's slices have B*N entries.
