@@ -308,6 +308,13 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			"crops_over_torch_best": map[string]any{"crops": "crops-2core (default optimizer)", "torch": best,
 				"ratio": ratio(rates["crops-2core"], rates[best])},
 			"crops_2core_over_1core": ratio(rates["crops-2core"], rates["crops-1core"]),
+			// What this machine gives a second core on work with nothing
+			// shared (ceiling.go), in the same rounds: the bound on
+			// crops_2core_over_1core here.
+			"machine_ceiling_2core_over_1core": map[string]any{
+				"compute": ratio(rates["ceiling-compute-2core"], rates["ceiling-compute-1core"]),
+				"gather":  ratio(rates["ceiling-gather-2core"], rates["ceiling-gather-1core"]),
+			},
 			"crops_over_each_torch": func() map[string]any {
 				m := map[string]any{}
 				for _, c := range torchCfgs {
@@ -353,6 +360,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		}
 		return nil
 	}
+	kernels, table := ceilingKernels(), ceilingTable()
 	// The determinism check after the rounds needs ~1/10 of the time.
 	bud := newRoundBudget(end, 0.9)
 	for r := 0; r < rounds && bud.next(); r++ {
@@ -376,6 +384,17 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			rates[c.name] = append(rates[c.name], d["examples_per_sec"].(float64))
 			details[c.name] = append(details[c.name], d)
 			slog.Info("round", "r", r, "cfg", c.name, "examples_per_sec", d["examples_per_sec"])
+		}
+		for _, k := range kernels {
+			for _, procs := range []int{2, 1} {
+				rate, err := ceilingRun(k, procs, table)
+				if err != nil {
+					return err
+				}
+				name := fmt.Sprintf("ceiling-%s-%dcore", k.name, procs)
+				rates[name] = append(rates[name], rate)
+				details[name] = append(details[name], map[string]any{"units_per_sec": rate})
+			}
 		}
 		for _, c := range torchCfgs {
 			if c.secondary && r >= xRounds {
@@ -465,21 +484,29 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	req.Loss = tl
 	prev := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(prev)
+	unpin, cpus, err := pinProcess(procs)
+	if err != nil {
+		return nil, err
+	}
+	defer unpin()
 	stepTimes := map[int64]time.Time{}
 	var cpuAtWarmup, cpuAtEnd float64
+	var ruAtWarmup, ruAtEnd usage
 	var gcAtWarmup, gcAtEnd gcStats
 	var lossAtWarmup time.Duration
-	err := twotower.New().Train(ctx, req, func(e sdk.Progress) {
+	err = twotower.New().Train(ctx, req, func(e sdk.Progress) {
 		if e.Message != "" {
 			return
 		}
 		stepTimes[e.Step] = time.Now()
 		if e.Step == int64(total) {
 			cpuAtEnd = cpuSeconds()
+			ruAtEnd = readUsage()
 			gcAtEnd = readGC()
 		}
 		if e.Step == int64(warmup) {
 			cpuAtWarmup = cpuSeconds()
+			ruAtWarmup = readUsage()
 			gcAtWarmup = readGC()
 			tl.mu.Lock()
 			lossAtWarmup = tl.dur
@@ -493,9 +520,16 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	steps := total - warmup
 	return map[string]any{
 		"gomaxprocs":       procs,
+		"pinned_cpus":      cpus, // every thread of this process held to these CPUs
 		"examples_per_sec": float64(timedExamples) / secs,
 		"step_ms":          1000 * secs / float64(steps),
 		"cpu_s_per_step":   (cpuAtEnd - cpuAtWarmup) / float64(steps),
+		// Kernel time and voluntary context switches (a thread parking on a
+		// futex or waiting) per step: what waking a parked worker for each
+		// parallel region costs, beside the work itself.
+		"sys_s_per_step":          (ruAtEnd.sys - ruAtWarmup.sys) / float64(steps),
+		"voluntary_cs_per_step":   float64(ruAtEnd.nvcsw-ruAtWarmup.nvcsw) / float64(steps),
+		"involuntary_cs_per_step": float64(ruAtEnd.nivcsw-ruAtWarmup.nivcsw) / float64(steps),
 		// The garbage collector over the timed steps: cycles, and its CPU
 		// (runtime/metrics' estimate, idle-time marking included: on a
 		// core the step leaves idle) per step.
@@ -554,6 +588,20 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// usage is the part of getrusage(RUSAGE_SELF) the scaling runs report.
+type usage struct {
+	sys           float64
+	nvcsw, nivcsw int64
+}
+
+func readUsage() usage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return usage{}
+	}
+	return usage{sys: time.Duration(ru.Stime.Nano()).Seconds(), nvcsw: ru.Nvcsw, nivcsw: ru.Nivcsw}
 }
 
 // gcStats is the garbage collector's completed cycles and its CPU seconds
