@@ -7,6 +7,7 @@ Install: apt-get install -y python3-faiss python3-numpy libopenblas0-pthread
 /usr/bin/python3.
 """
 import json
+import os
 import sys
 import time
 
@@ -19,6 +20,21 @@ dim, k, threads = int(dim), int(k), int(threads)
 items = np.fromfile(items_path, dtype="<f4").reshape(-1, dim)
 queries = np.fromfile(queries_path, dtype="<f4").reshape(-1, dim)
 faiss.omp_set_num_threads(threads)
+
+
+def pin_threads(n):
+    """Hold every thread of this process to the first n CPUs, as bench/search
+    pins its own runs (threads started later inherit the set)."""
+    cpus = sorted(os.sched_getaffinity(0))[:n]
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass
+    return cpus
+
+
+pinned = pin_threads(int(os.environ["CROPS_PIN_CPUS"])) if os.environ.get("CROPS_PIN_CPUS") else None
 index = faiss.IndexFlatIP(dim)
 index.add(items)
 index.search(queries[:8], k)  # warm-up
@@ -38,4 +54,5 @@ print(json.dumps({
     # cores the machine gave FAISS while it searched.
     "cpu_seconds_per_wall_second": best_cpu / best,
     "threads": threads,
+    "pinned_cpus": pinned,
 }))

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -68,7 +69,10 @@ func main() {
 	// 2+2 with OMP_WAIT_POLICY=PASSIVE (otherwise OpenMP's threads spin
 	// after each heap pass while OpenBLAS wants the cores: 1.2 queries/s in
 	// the previous round); omp1-blas2 is what a plain 1-thread FAISS call
-	// does on this machine (OpenBLAS defaults to every core).
+	// does on this machine (OpenBLAS defaults to every core). Every
+	// configuration is pinned to as many CPUs as it has threads
+	// (CROPS_PIN_CPUS for FAISS; machine.PinThreads here): an unpinned
+	// 1-thread run migrates between the cores.
 	type cfg struct {
 		name    string
 		threads int
@@ -78,12 +82,13 @@ func main() {
 	cfgs := []cfg{
 		{"crops-2core", 2, false, nil},
 		{"crops-1core", 1, false, nil},
-		{"faiss-1thread", 1, true, []string{"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"}},
-		{"faiss-2thread", 2, true, []string{"OPENBLAS_NUM_THREADS=2", "OMP_NUM_THREADS=2", "OMP_WAIT_POLICY=PASSIVE"}},
-		{"faiss-omp1-blas2", 1, true, []string{"OPENBLAS_NUM_THREADS=2", "OMP_NUM_THREADS=1"}},
+		{"faiss-1thread", 1, true, []string{"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "CROPS_PIN_CPUS=1"}},
+		{"faiss-2thread", 2, true, []string{"OPENBLAS_NUM_THREADS=2", "OMP_NUM_THREADS=2", "OMP_WAIT_POLICY=PASSIVE", "CROPS_PIN_CPUS=2"}},
+		{"faiss-omp1-blas2", 1, true, []string{"OPENBLAS_NUM_THREADS=2", "OMP_NUM_THREADS=1", "CROPS_PIN_CPUS=2"}},
 	}
 	rates := map[string][]float64{}
 	cores := map[string][]float64{}
+	pinnedCPUs := map[string]any{}
 	var faissInfo map[string]any
 	var hits [][]search.Hit
 	var loads []string
@@ -102,6 +107,7 @@ func main() {
 		delete(faissInfo, "seconds")
 		delete(faissInfo, "threads")
 		delete(faissInfo, "cpu_seconds_per_wall_second")
+		delete(faissInfo, "pinned_cpus")
 		bestFaiss := "faiss-1thread"
 		for _, c := range cfgs {
 			if c.faiss && median(rates[c.name]) > median(rates[bestFaiss]) {
@@ -127,6 +133,7 @@ func main() {
 			"benchmark":                fmt.Sprintf("exact top-%d inner-product search, %d items x %d dims, %d queries; %d interleaved rounds, each value the best of %d searches", *k, *n, *dim, *nq, len(loads), *reps),
 			"machine":                  machine.Describe(),
 			"machine_shared":           *note,
+			"pinned_cpus":              pinnedCPUs,
 			"date":                     time.Now().UTC().Format(time.RFC3339),
 			"crops":                    map[string]any{"kernel": search.Kernel, "pack_seconds": pack.Seconds(), "algorithm": "query batches x L2-sized item chunks (512 items), 4x24 AVX2/FMA assembly tile writing a 4 x 512 score buffer, then a heap per (query, worker) fed from that buffer; 16 shards per worker from a queue"},
 			"faiss":                    faissInfo,
@@ -162,6 +169,14 @@ func main() {
 		loads = append(loads, machine.LoadAvg())
 		for _, c := range cfgs {
 			if !c.faiss {
+				// Pinned, as FAISS (faiss_ref.py) and the two-tower runs:
+				// a 1-worker search held to one CPU, the runtime's
+				// threads with it.
+				prev := runtime.GOMAXPROCS(c.threads)
+				unpin, pinned, err := machine.PinThreads(c.threads)
+				if err != nil {
+					log.Fatal(err)
+				}
 				best, bestCPU := math.Inf(1), 0.0
 				for range *reps {
 					t, c0 := time.Now(), cpuSeconds()
@@ -171,6 +186,9 @@ func main() {
 						best, bestCPU = w, cpuSeconds()-c0
 					}
 				}
+				unpin()
+				runtime.GOMAXPROCS(prev)
+				pinnedCPUs[c.name] = pinned
 				rates[c.name] = append(rates[c.name], float64(*nq)/best)
 				// CPU seconds per wall second: what the OS gave the search.
 				// A 2-worker search that gets about 1.0 here ran on one
@@ -189,6 +207,7 @@ func main() {
 			var f map[string]any
 			must(json.Unmarshal(b, &f))
 			rates[c.name] = append(rates[c.name], f["queries_per_sec"].(float64))
+			pinnedCPUs[c.name] = f["pinned_cpus"]
 			if cs, ok := f["cpu_seconds_per_wall_second"].(float64); ok {
 				cores[c.name] = append(cores[c.name], cs)
 			}

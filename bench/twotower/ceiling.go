@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/cropsdev/crops/core/machine"
 )
 
 // The machine's own 2-core/1-core ceiling, measured in the same rounds as
@@ -66,26 +68,31 @@ func ceilingTable() []float32 {
 }
 
 // ceilingRun times one kernel at procs workers (pinned like the training
-// runs) and returns its units per second.
-func ceilingRun(k ceilingKernel, procs int, table []float32) (float64, error) {
+// runs) and returns its units per second and each worker's milliseconds.
+func ceilingRun(k ceilingKernel, procs int, table []float32) (rate float64, workerMs []float64, err error) {
 	prev := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(prev)
-	unpin, _, err := pinProcess(procs)
+	unpin, _, err := machine.PinThreads(procs)
 	if err != nil {
-		return 0, fmt.Errorf("ceiling %s: %w", k.name, err)
+		return 0, nil, fmt.Errorf("ceiling %s: %w", k.name, err)
 	}
 	defer unpin()
 	sink := make([]float32, procs)
+	took := make([]float64, procs)
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for w := range procs {
 		lo, hi := w*k.units/procs, (w+1)*k.units/procs
-		wg.Go(func() { sink[w] = k.run(lo, hi, table) })
+		wg.Go(func() {
+			t := time.Now()
+			sink[w] = k.run(lo, hi, table)
+			took[w] = 1000 * time.Since(t).Seconds()
+		})
 	}
 	wg.Wait()
 	secs := time.Since(t0).Seconds()
 	if sink[0] != sink[0] { // NaN: keeps the sums live
-		return 0, fmt.Errorf("ceiling %s: NaN", k.name)
+		return 0, nil, fmt.Errorf("ceiling %s: NaN", k.name)
 	}
-	return float64(k.units) / secs, nil
+	return float64(k.units) / secs, took, nil
 }

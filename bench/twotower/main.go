@@ -387,13 +387,13 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 		}
 		for _, k := range kernels {
 			for _, procs := range []int{2, 1} {
-				rate, err := ceilingRun(k, procs, table)
+				rate, took, err := ceilingRun(k, procs, table)
 				if err != nil {
 					return err
 				}
 				name := fmt.Sprintf("ceiling-%s-%dcore", k.name, procs)
 				rates[name] = append(rates[name], rate)
-				details[name] = append(details[name], map[string]any{"units_per_sec": rate})
+				details[name] = append(details[name], map[string]any{"units_per_sec": rate, "worker_ms": took})
 			}
 		}
 		for _, c := range torchCfgs {
@@ -484,7 +484,7 @@ func goRun(ctx context.Context, req sdk.TrainRequest, p map[string]any, procs in
 	req.Loss = tl
 	prev := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(prev)
-	unpin, cpus, err := pinProcess(procs)
+	unpin, cpus, err := machine.PinThreads(procs)
 	if err != nil {
 		return nil, err
 	}

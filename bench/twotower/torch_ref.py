@@ -116,8 +116,16 @@ def main():
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(a.threads)
+    # Held to as many CPUs as threads, as bench/twotower pins crops' runs:
+    # an unpinned 1-thread run migrates between the cores.
+    cpus = sorted(os.sched_getaffinity(0))[:a.threads]
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except ProcessLookupError:
+            pass
     base = {"framework": "pytorch " + torch.__version__ + " (CPU)", "torch_version": torch.__version__,
-            "threads": a.threads, "optimizer_mode": a.optimizer, "compile": bool(a.compile),
+            "threads": a.threads, "pinned_cpus": cpus, "optimizer_mode": a.optimizer, "compile": bool(a.compile),
             "blas": blas_info(), "load_average_at_start": os.getloadavg()}
     if a.compile and not hasattr(torch, "compile"):
         base["error"] = "torch.compile is not available in torch " + torch.__version__

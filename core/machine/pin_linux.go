@@ -1,4 +1,4 @@
-package main
+package machine
 
 import (
 	"fmt"
@@ -8,15 +8,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pinProcess restricts every thread of this process to the first procs CPUs
-// of its current affinity set and returns a function restoring the old set.
+// PinThreads restricts every thread of this process to the first procs CPUs
+// of its current affinity set and returns a function restoring the old set
+// and the CPUs it pinned to. Benchmarks pin the runs they compare by core
+// count (bench/twotower, bench/search).
 // GOMAXPROCS alone does not make a 1-core run: its one running thread still
 // migrates between the two CPUs (losing its L1/L2 each time) and the
 // runtime's other threads (sysmon, GC workers parked between cycles) run
 // beside it, which measured as more CPU per step on "1 core" than on 2 and a
 // superlinear 2/1 ratio. Threads created later inherit the creating
 // thread's set, so pinning all present threads pins the process.
-func pinProcess(procs int) (restore func(), cpus []int, err error) {
+func PinThreads(procs int) (restore func(), cpus []int, err error) {
 	var old unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &old); err != nil {
 		return nil, nil, fmt.Errorf("reading CPU affinity: %w", err)

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package main
-
-// pinProcess is Linux-only; elsewhere a 1-core run is GOMAXPROCS=1 alone
-// (the JSON records no pinned CPUs).
-func pinProcess(procs int) (restore func(), cpus []int, err error) {
-	return func() {}, nil, nil
-}
