@@ -30,7 +30,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 bin=$root/bin/quiet
 work=$root/results/quiet-work # the medium world and the batches (made by --build)
-py=/usr/bin/python3           # Debian's python3-torch and python3-faiss
+py=/usr/bin/python3           # Debian's python3-torch and python3-faiss, on OpenBLAS (libopenblas0-pthread; the benches refuse the reference BLAS)
 
 if [ "${1:-}" = "--build" ]; then
 	set -e

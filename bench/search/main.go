@@ -38,8 +38,12 @@ func main() {
 	reps := flag.Int("reps", 3, "searches per measurement (the fastest counts), both sides")
 	note := flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
 	budget := flag.Duration("budget", 0, "stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
+	allowRefBLAS := flag.Bool("allow-reference-blas", false, "run FAISS even when libblas.so.3 is Netlib's reference BLAS (10-30x slower than OpenBLAS; recorded in the JSON)")
 	flag.Parse()
 	start := time.Now()
+	if err := machine.CheckBLAS("FAISS (python3-faiss)"); err != nil && !*allowRefBLAS {
+		log.Fatal(err)
+	}
 
 	r := rand.New(rand.NewPCG(42, 64))
 	items := unitVectors(r, *n, *dim)
@@ -100,8 +104,8 @@ func main() {
 		if faissInfo == nil {
 			return
 		}
-		if blas, err := filepath.EvalSymlinks("/usr/lib/x86_64-linux-gnu/libblas.so.3"); err == nil {
-			faissInfo["blas"] = blas
+		if blas, ref := machine.BLAS(); blas != "" {
+			faissInfo["blas"], faissInfo["blas_is_reference"] = blas, ref
 		}
 		delete(faissInfo, "queries_per_sec")
 		delete(faissInfo, "seconds")

@@ -117,6 +117,7 @@ func main() {
 		minSteps   = flag.Int("min-steps", 100, "losses mode: train whole epochs until at least this many steps ran (more timed steps when epochs are short)")
 		repeats    = flag.Int("repeats", 2, "losses mode: interleaved runs per loss; the fastest counts")
 		_          = flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
+		_          = flag.Bool("allow-reference-blas", false, "throughput mode: run PyTorch even when libblas.so.3 is Netlib's reference BLAS (Debian's torch uses it; 10-30x slower than OpenBLAS)")
 		_          = flag.Bool("references", true, "throughput mode: also run the PyTorch references (false: crops at 2 and 1 cores only, e.g. to re-measure the scaling)")
 		_          = flag.Duration("budget", 0, "throughput and boundary modes: stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
 	)
@@ -257,6 +258,9 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 	if !refs {
 		compileNote = "not run (-references=false)"
 	} else {
+		if err := machine.CheckBLAS("PyTorch (python3-torch, BLAS_INFO=generic)"); err != nil && flag.Lookup("allow-reference-blas").Value.String() != "true" {
+			return err
+		}
 		cmd := exec.CommandContext(ctx, python, "bench/twotower/torch_ref.py", "--batches", batches, "--warmup", "1", "--steps", "1", "--threads", "1", "--compile", "1")
 		cmd.Stderr = os.Stderr
 		if o, err := cmd.Output(); err != nil {
@@ -345,6 +349,7 @@ func run(world, scale, work string, steps, warmup int, python, out, params, cpup
 			"configurations":                       summary,
 			"torch_best_configuration":             best,
 			"torch_compile":                        compileNote,
+			"libblas":                              blasNote(),
 			"ratios":                               ratios,
 			"load_average_per_round":               append(slices.Clone(loads), machine.LoadAvg()),
 			"target_ratio":                         1.0,
@@ -646,4 +651,11 @@ func buildLabels(ctx context.Context, world, path string) error {
 		return fmt.Errorf("build label table from %s: %w", world, err)
 	}
 	return nil
+}
+
+// blasNote is the BLAS library the PyTorch reference loaded (libblas.so.3)
+// and whether it is the reference implementation.
+func blasNote() map[string]any {
+	p, ref := machine.BLAS()
+	return map[string]any{"path": p, "is_reference": ref}
 }
