@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cropsdev/crops/core/duck"
+	"github.com/cropsdev/crops/core/machine"
 	"github.com/cropsdev/crops/plugins/loss"
 	"github.com/cropsdev/crops/sdk"
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
@@ -89,6 +90,13 @@ func BenchmarkRealStepPhases(b *testing.B) {
 	run := func(pr int, bts []batch, timer *phaseTimer) {
 		prev := runtime.GOMAXPROCS(pr)
 		defer runtime.GOMAXPROCS(prev)
+		// Pinned as bench/twotower pins its runs: GOMAXPROCS=1 alone
+		// lets the thread migrate between the cores.
+		unpin, _, err := machine.PinThreads(pr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer unpin()
 		s := sess[pr]
 		s.net.timer = timer
 		// As training runs the steps: the slot indexes built beside the
