@@ -207,12 +207,15 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 // through the doorbell), the loss plugin without the doorbell (remote[1]:
 // a gRPC call per step naming the segment) and the loss plugin taking the
 // matrices inline in the messages (remote[2]: the transport before
-// shm_path), the order rotating per round, and reports the step times, the
+// shm_path) and in this process again (the A/A control), the order rotating per round, and reports the step times, the
 // time per step inside the loss call, and per round the step-time ratios and
 // the loss-call differences over the in-process step.
 func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote []sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
-	losses := append([]sdk.Loss{nil}, remote...)
-	names := []string{"in_process", "plugin", "plugin_grpc_shm", "plugin_inline"}
+	// in_process_again is the in-process loss a second time: an A/A
+	// control whose ratio to in_process shows what this machine's noise
+	// alone makes of two identical runs in a round.
+	losses := append(append([]sdk.Loss{nil}, remote...), nil)
+	names := []string{"in_process", "plugin", "plugin_grpc_shm", "plugin_inline", "in_process_again"}
 	step, lossMs := map[string][]float64{}, map[string][]float64{}
 	ratio, share := map[string][]float64{}, map[string][]float64{}
 	outside := map[string][]float64{} // step time the plugin adds outside the loss call, ms
@@ -267,7 +270,10 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 			"step_ms_loss_plugin": stat(step["plugin_inline"]), "loss_ms_per_step_plugin": stat(lossMs["plugin_inline"]),
 			"ratio_plugin_over_in_process": stat(ratio["plugin_inline"]), "loss_call_difference_over_in_process_step": stat(share["plugin_inline"]),
 			"step_ms_outside_the_loss_call_added_by_plugin": stat(outside["plugin_inline"])},
-		"order": "rotating per round: (in-process, plugin, plugin gRPC+shm, plugin inline), (plugin, plugin gRPC+shm, plugin inline, in-process), ..."}, nil
+		"a_a_control": map[string]any{"note": "the in-process loss run twice per round (in_process_again): its ratio and loss-call difference to in_process are what two identical runs give on this machine, the resolution of the figures above",
+			"ratio_again_over_in_process":               stat(ratio["in_process_again"]),
+			"loss_call_difference_over_in_process_step": stat(share["in_process_again"])},
+		"order": "rotating per round: (in-process, plugin, plugin gRPC+shm, plugin inline, in-process again), (plugin, plugin gRPC+shm, plugin inline, in-process again, in-process), ..."}, nil
 }
 
 // addPhases appends, per phase, the median over the last timed doorbell
