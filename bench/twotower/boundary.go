@@ -207,9 +207,10 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 // through the doorbell), the loss plugin without the doorbell (remote[1]:
 // a gRPC call per step naming the segment) and the loss plugin taking the
 // matrices inline in the messages (remote[2]: the transport before
-// shm_path) and in this process again (the A/A control), the order rotating per round, and reports the step times, the
-// time per step inside the loss call, and per round the step-time ratios and
-// the loss-call differences over the in-process step.
+// shm_path) and in this process again (the A/A control), the order
+// rotating per round, and reports the step times, the time per step inside
+// the loss call, and per round the step-time ratios and the loss-call
+// differences over the in-process step.
 func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string]any, remote []sdk.Loss, work string, warmup, total, rounds int, bud *roundBudget) (map[string]any, error) {
 	// in_process_again is the in-process loss a second time: an A/A
 	// control whose ratio to in_process shows what this machine's noise
@@ -227,7 +228,7 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 	for r := 0; r < rounds && bud.next(); r++ {
 		got := make([]map[string]any, len(names))
 		for k := range names {
-			i := (k + r) % len(names) // in, doorbell, grpc+shm, inline; then doorbell, grpc+shm, inline, in; ...
+			i := (k + r) % len(names) // the order of names, rotated by one each round
 			rq := req
 			rq.Loss = losses[i]
 			if i == 1 && phaser != nil {
@@ -254,8 +255,11 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 				outside[n] = append(outside[n], (step[n][r]-lossMs[n][r])-(step["in_process"][r]-lossMs["in_process"][r]))
 			}
 		}
-		slog.Info("boundary, retriever in this process", "round", r, "step_ms", []float64{step[names[0]][r], step[names[1]][r], step[names[2]][r], step[names[3]][r]},
-			"loss_ms", []float64{lossMs[names[0]][r], lossMs[names[1]][r], lossMs[names[2]][r], lossMs[names[3]][r]})
+		stepR, lossR := make([]float64, len(names)), make([]float64, len(names))
+		for i, n := range names {
+			stepR[i], lossR[i] = step[n][r], lossMs[n][r]
+		}
+		slog.Info("boundary, retriever in this process", "round", r, "runs", names, "step_ms", stepR, "loss_ms", lossR)
 	}
 	return map[string]any{"score_matrix": matrix, "step_ms_in_process_loss": stat(step["in_process"]), "step_ms_loss_plugin": stat(step["plugin"]),
 		"loss_ms_per_step_in_process": stat(lossMs["in_process"]), "loss_ms_per_step_plugin": stat(lossMs["plugin"]),
