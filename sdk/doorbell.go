@@ -134,7 +134,7 @@ type doorbellClient struct {
 // the server may still write into.
 // start is when the client began copying the call's inputs into the
 // segment; log gets the call's phases.
-func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput, start time.Time, log *phaseLog) (out LossOutput, transport bool, err error) {
+func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in LossInput, into []float32, start time.Time, log *phaseLog) (out LossOutput, transport bool, err error) {
 	n := in.B * in.N
 	hdr := mem[len(mem)-doorbellHdrSize:]
 	d.seq++
@@ -163,7 +163,7 @@ func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in L
 	}
 	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
 	// The host no longer sees this call: its contract check is made here.
-	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+	out.Grad, err = gradCheckedCopy(name, in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n], into)
 	if err == nil {
 		log.add(callPhases(hdr[dbStamps:], start, ring, woke, time.Now()))
 	}

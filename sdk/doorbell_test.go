@@ -410,3 +410,79 @@ func TestPhaseLog(t *testing.T) {
 		}
 	}
 }
+
+// TestLossComputeInto: the client's ComputeInto writes the same loss and
+// gradient as Compute into the caller's buffer, through the doorbell, a
+// gRPC call naming the segment and the matrices inline; it refuses a
+// buffer of the wrong length, and the contract checks still refuse a
+// non-finite gradient and one not zero on padding.
+func TestLossComputeInto(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, env, value string
+		bell             bool
+	}{
+		{"doorbell", "", "", true},
+		{"grpc-shm", "CROPS_LOSS_DOORBELL", "off", false},
+		{"inline", "CROPS_LOSS_SHM", "off", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv(tc.env, tc.value)
+			}
+			c := lossClient(t, &LossPlugin{Impl: misbehave{}})
+			for i, sh := range [][2]int{{64, 512}, {4, 8}, {64, 512}, {16, 16}} {
+				in := lossInput(sh[0], sh[1])
+				want, _ := squareLoss{}.Compute(ctx, in)
+				grad := make([]float32, sh[0]*sh[1])
+				for j := range grad {
+					grad[j] = float32(math.NaN()) // every entry must be written
+				}
+				loss, err := c.ComputeInto(ctx, in, grad)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if loss != want.Loss || !slices.Equal(grad, want.Grad) {
+					t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", i, in.B, in.N, loss, want.Loss, slices.Equal(grad, want.Grad))
+				}
+			}
+			if (c.shm.bell != nil) != tc.bell {
+				t.Fatalf("doorbell on = %v, want %v", c.shm.bell != nil, tc.bell)
+			}
+			if _, err := c.ComputeInto(ctx, lossInput(4, 8), make([]float32, 31)); err == nil || !strings.Contains(err.Error(), "gradient buffer of 31 values") {
+				t.Fatalf("short buffer: %v", err)
+			}
+			for _, b := range []int{5, 7} {
+				var ce *ContractError
+				if _, err := c.ComputeInto(ctx, lossInput(b, 4), make([]float32, 4*b)); !errors.As(err, &ce) {
+					t.Fatalf("B=%d: err = %v, want a contract error", b, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLossCallInto is BenchmarkLossCall's doorbell case with
+// ComputeInto and one reused gradient buffer.
+func BenchmarkLossCallInto(b *testing.B) {
+	for _, sh := range [][2]int{{64, 512}, {256, 1024}} {
+		b.Run(fmt.Sprintf("B=%d,N=%d", sh[0], sh[1]), func(b *testing.B) {
+			client, _ := plugin.TestPluginGRPCConn(b, false, plugin.PluginSet{"loss": &LossPlugin{Impl: zeroLoss{}}})
+			defer client.Close()
+			raw, err := client.Dispense("loss")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := raw.(*LossGRPCClient)
+			defer c.Close()
+			in := lossInput(sh[0], sh[1])
+			grad := make([]float32, sh[0]*sh[1])
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := c.ComputeInto(ctx, in, grad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -577,13 +577,42 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 	return resp, nil
 }
 
+// RunsInAnotherProcess implements RemoteLoss.
+func (c *LossGRPCClient) RunsInAnotherProcess() {}
+
 // Compute implements Loss.
 func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
+	return c.compute(ctx, in, nil)
+}
+
+// ComputeInto implements GradIntoLoss: Compute with the gradient written
+// into grad (B*N entries). Through the shared-memory segment the gradient
+// goes from the segment straight into grad, where it is checked: no B*N
+// slice allocated per call (at B*N = 262,144 a 1 MB allocation per
+// training step on the caller's heap). grad's contents are undefined when
+// it fails.
+func (c *LossGRPCClient) ComputeInto(ctx context.Context, in LossInput, grad []float32) (float64, error) {
+	if in.B < 0 || in.N < 0 || len(grad) != in.B*in.N {
+		return 0, fmt.Errorf("loss: ComputeInto: a gradient buffer of %d values for B*N = %d*%d", len(grad), in.B, in.N)
+	}
+	out, err := c.compute(ctx, in, grad)
+	if err != nil {
+		return 0, err
+	}
+	if len(grad) > 0 && &out.Grad[0] != &grad[0] {
+		copy(grad, out.Grad) // the inline path's slice
+	}
+	return out.Loss, nil
+}
+
+// compute is Compute, with the gradient in into when into has B*N
+// entries and the call goes through the segment.
+func (c *LossGRPCClient) compute(ctx context.Context, in LossInput, into []float32) (LossOutput, error) {
 	n := in.B * in.N
 	if len(in.Scores) != n || len(in.Tiers) != n || len(in.Valid) != n {
 		return LossOutput{}, fmt.Errorf("loss input: B*N = %d but %d scores, %d tiers, %d valid flags", n, len(in.Scores), len(in.Tiers), len(in.Valid))
 	}
-	if out, done, err := c.shm.compute(ctx, c.client, in); done {
+	if out, done, err := c.shm.compute(ctx, c.client, in, into); done {
 		return out, err
 	}
 	t8, compact := packTiers8(in.Tiers, in.Valid)

@@ -70,7 +70,9 @@ func (s *lossShm) inlineDone(err error) {
 // call). If that inline call fails too, the error was the loss's own, and
 // the caller calls inlineFailed so that the next call tries the segment
 // again.
-func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput) (out LossOutput, done bool, err error) {
+// into, when it has B*N entries, gets the gradient (LossGRPCClient.ComputeInto)
+// and is then out.Grad.
+func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in LossInput, into []float32) (out LossOutput, done bool, err error) {
 	n := in.B * in.N
 	if !shmSupported || n == 0 || !s.mu.TryLock() {
 		return out, false, nil
@@ -105,7 +107,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	}
 	putFloat32s(mem[:4*n], in.Scores)
 	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
-		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in, start, &s.phases)
+		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in, into, start, &s.phases)
 		if transport {
 			// Off for good; the segment goes too: an abandoned call's
 			// server may still write into it.
@@ -147,7 +149,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	s.ok = true
 	if resp.GetGradInShm() {
 		out.Loss = resp.GetLoss()
-		out.Grad, err = gradCheckedCopy(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n])
+		out.Grad, err = gradCheckedCopy(s.pluginName(), in.B, in.N, out.Loss, mem[4*n:8*n], mem[8*n:9*n], into)
 		return out, true, err
 	}
 	grad, err := UnpackFloat32(resp.GetGrad(), n, "loss gradient")

@@ -289,6 +289,32 @@ func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutpu
 	return
 }
 
+// RunsInAnotherProcess implements sdk.RemoteLoss: a plugin is a process.
+func (l *loss) RunsInAnotherProcess() {}
+
+// ComputeInto implements sdk.GradIntoLoss: the plugin's client's
+// ComputeInto when it has one (the SDK's client writes the gradient from
+// the shared-memory segment straight into grad), else Compute and a copy.
+func (l *loss) ComputeInto(ctx context.Context, in sdk.LossInput, grad []float32) (total float64, err error) {
+	gl, ok := l.impl.(sdk.GradIntoLoss)
+	if !ok {
+		out, err := l.Compute(ctx, in)
+		if err != nil {
+			return 0, err
+		}
+		if len(grad) != len(out.Grad) {
+			return 0, fmt.Errorf("%s: a gradient of %d values for a buffer of %d", l.p.ref, len(out.Grad), len(grad))
+		}
+		copy(grad, out.Grad)
+		return out.Loss, nil
+	}
+	err = l.p.call(ctx, "Compute", func(ctx context.Context) (err error) { total, err = gl.ComputeInto(ctx, in, grad); return })
+	if _, checked := l.impl.(*sdk.LossGRPCClient); err == nil && !checked {
+		err = checkGradPlain(l.p.ref, in, sdk.LossOutput{Loss: total, Grad: grad})
+	}
+	return
+}
+
 // TakeDoorbellPhases forwards the plugin's client's doorbell phases
 // (sdk.LossGRPCClient.TakeDoorbellPhases); nil when it keeps none.
 func (l *loss) TakeDoorbellPhases() []sdk.DoorbellPhases {

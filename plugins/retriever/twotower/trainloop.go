@@ -56,6 +56,12 @@ type trainLoop struct {
 	winLoss               float64
 	winSteps, winExamples int
 	winStart              time.Time
+
+	// grad is the gradient buffer a loss with ComputeInto (sdk.GradIntoLoss)
+	// writes into, reused from step to step: no B*N allocation per step
+	// (1 MB at 256 x 1024), whether the loss runs in this process or, by
+	// the SDK's client, in a plugin process.
+	grad []float32
 }
 
 // run trains from epoch meta.Epoch until the last epoch or total steps.
@@ -136,7 +142,8 @@ func (l *trainLoop) runStep(e int, bt *batch) error {
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, l.step+1, err)
 	}
-	out, err := l.req.Loss.Compute(l.ctx, sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Tiers8: bt.tiers8, Params: l.req.LossParams})
+	in := sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Tiers8: bt.tiers8, Params: l.req.LossParams}
+	out, err := l.computeLoss(bt, in)
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, l.step+1, err)
 	}
@@ -183,4 +190,32 @@ func (l *trainLoop) endEpoch(e int) error {
 	}
 	l.progress(sdk.Progress{Epoch: e + 1, Step: l.step, TotalSteps: l.total, Message: fmt.Sprintf("epoch %d done, checkpoint saved, tau=%.4f", e+1, tau)})
 	return nil
+}
+
+// pauseBuilderMin is the score matrix size (B*N) from which the batch
+// builder waits out a call to a loss in another process. Below it the
+// builder is often the step's critical path and the loss short, so holding
+// it back costs more than it gives (docs/architecture.md, Cost of the
+// boundary, has the measurements).
+const pauseBuilderMin = 1 << 17
+
+// computeLoss calls the loss on the step's scores, its gradient into the
+// reused l.grad when the loss can write into a buffer (sdk.GradIntoLoss).
+// During a big call to a loss in another process (sdk.RemoteLoss) the batch
+// builder waits: otherwise the operating system shares the two cores
+// between it and the loss plugin's two threads, and the loss, on the
+// step's critical path, ran on ~1.4 cores instead of ~1.8 (getrusage in
+// the loss plugin at 256 x 1024). In this process the Go scheduler already
+// runs the loss's helper when the builder yields.
+func (l *trainLoop) computeLoss(bt *batch, in sdk.LossInput) (out sdk.LossOutput, err error) {
+	if _, remote := l.req.Loss.(sdk.RemoteLoss); remote && bt.B*bt.N >= pauseBuilderMin {
+		defer l.sess.net.pause()()
+	}
+	if gl, ok := l.req.Loss.(sdk.GradIntoLoss); ok {
+		l.grad = grow(l.grad, bt.B*bt.N)
+		out.Grad = l.grad
+		out.Loss, err = gl.ComputeInto(l.ctx, in, out.Grad)
+		return out, err
+	}
+	return l.req.Loss.Compute(l.ctx, in)
 }
