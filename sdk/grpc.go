@@ -577,9 +577,6 @@ func (c *LossGRPCClient) ComputeRaw(ctx context.Context, req *cropsv1.ComputeReq
 	return resp, nil
 }
 
-// RunsInAnotherProcess implements RemoteLoss.
-func (c *LossGRPCClient) RunsInAnotherProcess() {}
-
 // Compute implements Loss.
 func (c *LossGRPCClient) Compute(ctx context.Context, in LossInput) (LossOutput, error) {
 	return c.compute(ctx, in, nil)

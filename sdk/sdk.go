@@ -146,19 +146,6 @@ type GradIntoLoss interface {
 	ComputeInto(ctx context.Context, in LossInput, grad []float32) (float64, error)
 }
 
-// RemoteLoss is a Loss whose Compute runs in another process (the SDK's
-// gRPC client, the host's handle on a loss plugin). A caller that keeps
-// other work running beside its loss calls can hold that work back during
-// the call: the loss's threads are not its own, so the operating system
-// time-slices them against the caller's threads instead of the Go
-// scheduler giving the loss's helpers the cores first (the two-tower's
-// batch builder does, docs/architecture.md, Cost of the boundary).
-type RemoteLoss interface {
-	Loss
-	// RunsInAnotherProcess is a marker: it is never called.
-	RunsInAnotherProcess()
-}
-
 // UnpackTiers8 is PackTiers8's inverse: tiers and valid (len(t8) entries
 // each) from t8; padding's tier is 0. An error names the first byte below
 // -1. A Tiers8Loss can use it row by row.

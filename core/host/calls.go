@@ -289,9 +289,6 @@ func (l *loss) Compute(ctx context.Context, in sdk.LossInput) (out sdk.LossOutpu
 	return
 }
 
-// RunsInAnotherProcess implements sdk.RemoteLoss: a plugin is a process.
-func (l *loss) RunsInAnotherProcess() {}
-
 // ComputeInto implements sdk.GradIntoLoss: the plugin's client's
 // ComputeInto when it has one (the SDK's client writes the gradient from
 // the shared-memory segment straight into grad), else Compute and a copy.

@@ -57,12 +57,11 @@ type goNet struct {
 
 	// Training state, set up by initTrain.
 	trained bool
-	timer   *phaseTimer                   // nil except in BenchmarkRealStepPhases
-	active  atomic.Pointer[region]        // the step's running parallel region (region.go)
-	paused  atomic.Pointer[chan struct{}] // closed when the loss call the builder waits out ends (region.go)
-	scratch slotScratch                   // step's slot indexes (batches not prepared)
-	prepSc  slotScratch                   // prepare's (another goroutine)
-	dense   []denseParam                  // MLP weights and biases (and log tau): dense AdamW
+	timer   *phaseTimer            // nil except in BenchmarkRealStepPhases
+	active  atomic.Pointer[region] // the step's running parallel region (region.go)
+	scratch slotScratch            // step's slot indexes (batches not prepared)
+	prepSc  slotScratch            // prepare's (another goroutine)
+	dense   []denseParam           // MLP weights and biases (and log tau): dense AdamW
 	tables  []tableState
 	optStep []int64 // view of the optimizer step counter
 }

@@ -69,34 +69,14 @@ func (n *goNet) tasks(fns ...func()) {
 	})
 }
 
-// help runs pieces of the step's running region, if there is one, and
-// waits while the step has the builder paused. The batch builder calls it
-// between chunks of its own work; a nil goNet (no Go path) has nothing to
-// share.
+// help runs pieces of the step's running region, if there is one. The
+// batch builder calls it between chunks of its own work; a nil goNet (no
+// Go path) has nothing to share.
 func (n *goNet) help() {
 	if n == nil {
 		return
 	}
 	if r := n.active.Load(); r != nil {
 		r.work()
-	}
-	if p := n.paused.Load(); p != nil {
-		<-*p
-	}
-}
-
-// pause makes the batch builder wait at its next help call until the
-// returned func is called (trainLoop.computeLoss: a big call to a loss in
-// another process). Callable on a nil goNet (the gomlx path): nothing to
-// pause.
-func (n *goNet) pause() func() {
-	if n == nil {
-		return func() {}
-	}
-	ch := make(chan struct{})
-	n.paused.Store(&ch)
-	return func() {
-		n.paused.Store(nil)
-		close(ch)
 	}
 }

@@ -192,25 +192,12 @@ func (l *trainLoop) endEpoch(e int) error {
 	return nil
 }
 
-// pauseBuilderMin is the score matrix size (B*N) from which the batch
-// builder waits out a call to a loss in another process. Below it the
-// builder is often the step's critical path and the loss short, so holding
-// it back costs more than it gives (docs/architecture.md, Cost of the
-// boundary, has the measurements).
-const pauseBuilderMin = 1 << 17
-
 // computeLoss calls the loss on the step's scores, its gradient into the
-// reused l.grad when the loss can write into a buffer (sdk.GradIntoLoss).
-// During a big call to a loss in another process (sdk.RemoteLoss) the batch
-// builder waits: otherwise the operating system shares the two cores
-// between it and the loss plugin's two threads, and the loss, on the
-// step's critical path, ran on ~1.4 cores instead of ~1.8 (getrusage in
-// the loss plugin at 256 x 1024). In this process the Go scheduler already
-// runs the loss's helper when the builder yields.
+// reused l.grad when the loss can write into a buffer (sdk.GradIntoLoss:
+// the built-in losses in this process, and the SDK's client of a loss
+// plugin, which checks the gradient in the shared-memory segment and
+// copies it here).
 func (l *trainLoop) computeLoss(bt *batch, in sdk.LossInput) (out sdk.LossOutput, err error) {
-	if _, remote := l.req.Loss.(sdk.RemoteLoss); remote && bt.B*bt.N >= pauseBuilderMin {
-		defer l.sess.net.pause()()
-	}
 	if gl, ok := l.req.Loss.(sdk.GradIntoLoss); ok {
 		l.grad = grow(l.grad, bt.B*bt.N)
 		out.Grad = l.grad
