@@ -320,14 +320,7 @@ func BenchmarkLossCall(b *testing.B) {
 				if !bell {
 					b.Setenv("CROPS_LOSS_DOORBELL", "off")
 				}
-				client, _ := plugin.TestPluginGRPCConn(b, false, plugin.PluginSet{"loss": &LossPlugin{Impl: zeroLoss{}}})
-				defer client.Close()
-				raw, err := client.Dispense("loss")
-				if err != nil {
-					b.Fatal(err)
-				}
-				c := raw.(*LossGRPCClient)
-				defer c.Close()
+				c := lossClient(b, &LossPlugin{Impl: zeroLoss{}})
 				in := lossInput(sh[0], sh[1])
 				ctx := context.Background()
 				for b.Loop() {
@@ -467,14 +460,7 @@ func TestLossComputeInto(t *testing.T) {
 func BenchmarkLossCallInto(b *testing.B) {
 	for _, sh := range [][2]int{{64, 512}, {256, 1024}} {
 		b.Run(fmt.Sprintf("B=%d,N=%d", sh[0], sh[1]), func(b *testing.B) {
-			client, _ := plugin.TestPluginGRPCConn(b, false, plugin.PluginSet{"loss": &LossPlugin{Impl: zeroLoss{}}})
-			defer client.Close()
-			raw, err := client.Dispense("loss")
-			if err != nil {
-				b.Fatal(err)
-			}
-			c := raw.(*LossGRPCClient)
-			defer c.Close()
+			c := lossClient(b, &LossPlugin{Impl: zeroLoss{}})
 			in := lossInput(sh[0], sh[1])
 			grad := make([]float32, sh[0]*sh[1])
 			ctx := context.Background()

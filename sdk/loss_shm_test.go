@@ -52,16 +52,16 @@ func (p *oldLossPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-func lossClient(t *testing.T, p plugin.Plugin) *LossGRPCClient {
-	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{"loss": p})
-	t.Cleanup(func() { client.Close() })
+func lossClient(tb testing.TB, p plugin.Plugin) *LossGRPCClient {
+	tb.Helper()
+	client, _ := plugin.TestPluginGRPCConn(tb, false, plugin.PluginSet{"loss": p})
+	tb.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense("loss")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	c := raw.(*LossGRPCClient)
-	t.Cleanup(func() { _ = c.Close() })
+	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
