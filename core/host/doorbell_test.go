@@ -93,6 +93,28 @@ func TestLossDoorbellThroughHost(t *testing.T) {
 			t.Fatalf("call %d: loss %v (want %v), %v", i, got.Loss, want.Loss, err)
 		}
 	}
+	// ComputeInto (the two-tower's path): the same answer in the caller's
+	// buffer, every entry written, and the contract error naming the plugin.
+	gl, ok := l.(sdk.GradIntoLoss)
+	if !ok {
+		t.Fatal("the host's loss does not implement sdk.GradIntoLoss")
+	}
+	for i, in := range sdktest.LossInputs(7, 3, 16, 32) {
+		want, _ := sdktest.SoftmaxLoss{}.Compute(ctx, in)
+		grad := make([]float32, in.B*in.N)
+		for j := range grad {
+			grad[j] = float32(math.NaN())
+		}
+		loss, err := gl.ComputeInto(ctx, in, grad)
+		if err != nil || loss != want.Loss || !slices.Equal(grad, want.Grad) {
+			t.Fatalf("ComputeInto call %d: loss %v (want %v), %v", i, loss, want.Loss, err)
+		}
+	}
+	in5 := sdktest.LossInputs(4, 1, 5, 32)[0]
+	var ce5 *host.ContractError
+	if _, err := gl.ComputeInto(ctx, in5, make([]float32, in5.B*in5.N)); !errors.As(err, &ce5) || ce5.Plugin != ref.String() {
+		t.Fatalf("ComputeInto, NaN gradient: err = %v; want the contract error naming %s", err, ref)
+	}
 	if f := doorbellFIFOs(t, p.PID()); len(f) != 2 {
 		t.Fatalf("the loss plugin holds %v; want its two doorbell FIFOs", f)
 	}
