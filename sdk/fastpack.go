@@ -122,8 +122,8 @@ func unpackTiers8Fast(tiers []int32, valid []bool, b []byte) error {
 	return nil
 }
 
-// gradCheckedCopy copies the gradient from the segment into a new slice
-// and checks it as CheckGrad does (finite, zero on padding by t8); the
+// gradCheckedCopy copies the gradient from the segment into dst when it
+// has B*N entries (ComputeInto), else into a new slice, and checks it as CheckGrad does (finite, zero on padding by t8); the
 // error names plugin.
 func gradCheckedCopy(plugin string, b, n int, loss float64, src, t8 []byte, dst []float32) ([]float32, error) {
 	bn := b * n

@@ -143,7 +143,7 @@ func (l *trainLoop) runStep(e int, bt *batch) error {
 		return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, l.step+1, err)
 	}
 	in := sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Tiers8: bt.tiers8, Params: l.req.LossParams}
-	out, err := l.computeLoss(bt, in)
+	out, err := l.computeLoss(in)
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, l.step+1, err)
 	}
@@ -197,9 +197,9 @@ func (l *trainLoop) endEpoch(e int) error {
 // the built-in losses in this process, and the SDK's client of a loss
 // plugin, which checks the gradient in the shared-memory segment and
 // copies it here).
-func (l *trainLoop) computeLoss(bt *batch, in sdk.LossInput) (out sdk.LossOutput, err error) {
+func (l *trainLoop) computeLoss(in sdk.LossInput) (out sdk.LossOutput, err error) {
 	if gl, ok := l.req.Loss.(sdk.GradIntoLoss); ok {
-		l.grad = grow(l.grad, bt.B*bt.N)
+		l.grad = grow(l.grad, in.B*in.N)
 		out.Grad = l.grad
 		out.Loss, err = gl.ComputeInto(l.ctx, in, out.Grad)
 		return out, err
