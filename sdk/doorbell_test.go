@@ -455,6 +455,89 @@ func TestLossComputeInto(t *testing.T) {
 	}
 }
 
+// TestLossLendBuffers: a caller that writes its scores into the lent
+// segment and takes the gradient there gets the loss's answer, checked in
+// place; a segment replaced by a bigger one stays mapped while lent (the
+// caller may still write into its old view) until Close.
+func TestLossLendBuffers(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, env, value string
+		lends            bool
+	}{
+		{"doorbell", "", "", true},
+		{"grpc-shm", "CROPS_LOSS_DOORBELL", "off", true},
+		{"inline", "CROPS_LOSS_SHM", "off", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !shmSupported || !littleEndian {
+				t.Skip("segments are lent on little-endian Linux only")
+			}
+			if tc.env != "" {
+				t.Setenv(tc.env, tc.value)
+			}
+			c := lossClient(t, &LossPlugin{Impl: misbehave{}})
+			var old []float32 // a view lent before a bigger segment replaced it
+			for i, sh := range [][2]int{{64, 512}, {4, 8}, {64, 512}, {128, 512}, {16, 16}} {
+				in := lossInput(sh[0], sh[1])
+				want, _ := squareLoss{}.Compute(ctx, in)
+				scores, grad := c.LendBuffers(in.B, in.N)
+				if !tc.lends {
+					if scores != nil || grad != nil {
+						t.Fatalf("call %d: lent %d scores with shared memory off", i, len(scores))
+					}
+					continue
+				}
+				n := in.B * in.N
+				if len(scores) != n || len(grad) != n || !sameStart(scores, c.shm.seg.mem) || &grad[0] != &floatsAt(c.shm.seg.mem[4*n:], n)[0] {
+					t.Fatalf("call %d: lent %d scores, %d gradient entries, not the segment's areas", i, len(scores), len(grad))
+				}
+				if i == 3 {
+					// The {64, 512} segment was replaced; its view is still mapped.
+					if len(c.shm.lent) != 1 || c.shm.lent[0].path != "" {
+						t.Fatalf("replaced segment: %d kept, want 1, unlinked", len(c.shm.lent))
+					}
+					clear(old)
+				}
+				old = scores
+				copy(scores, in.Scores)
+				in.Scores = scores
+				for j := range grad {
+					grad[j] = float32(math.NaN()) // every entry must be written
+				}
+				loss, err := c.ComputeInto(ctx, in, grad)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if loss != want.Loss || !slices.Equal(grad, want.Grad) {
+					t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", i, in.B, in.N, loss, want.Loss, slices.Equal(grad, want.Grad))
+				}
+			}
+			if !tc.lends {
+				return
+			}
+			// The answer is still checked in place.
+			for _, b := range []int{5, 7} {
+				in := lossInput(b, 4)
+				scores, grad := c.LendBuffers(b, 4)
+				copy(scores, in.Scores)
+				in.Scores = scores
+				var ce *ContractError
+				if _, err := c.ComputeInto(ctx, in, grad); !errors.As(err, &ce) {
+					t.Fatalf("B=%d: err = %v, want a contract error", b, err)
+				}
+			}
+			kept := c.shm.lent
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if c.shm.lent != nil || c.shm.seg != nil || len(kept) == 0 {
+				t.Fatalf("after Close: %d lent segments, segment %v (kept before: %d)", len(c.shm.lent), c.shm.seg != nil, len(kept))
+			}
+		})
+	}
+}
+
 // BenchmarkLossCallInto is BenchmarkLossCall's doorbell case with
 // ComputeInto and one reused gradient buffer.
 func BenchmarkLossCallInto(b *testing.B) {
@@ -465,6 +548,28 @@ func BenchmarkLossCallInto(b *testing.B) {
 			grad := make([]float32, sh[0]*sh[1])
 			ctx := context.Background()
 			for b.Loop() {
+				if _, err := c.ComputeInto(ctx, in, grad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLossCallLent is BenchmarkLossCallInto with the scores written
+// into the lent segment (the copy a caller that computes them there
+// saves is in the loop) and the gradient checked in place.
+func BenchmarkLossCallLent(b *testing.B) {
+	for _, sh := range [][2]int{{64, 512}, {256, 1024}} {
+		b.Run(fmt.Sprintf("B=%d,N=%d", sh[0], sh[1]), func(b *testing.B) {
+			c := lossClient(b, &LossPlugin{Impl: zeroLoss{}})
+			src := lossInput(sh[0], sh[1])
+			ctx := context.Background()
+			for b.Loop() {
+				in := src
+				scores, grad := c.LendBuffers(in.B, in.N)
+				copy(scores, src.Scores)
+				in.Scores = scores
 				if _, err := c.ComputeInto(ctx, in, grad); err != nil {
 					b.Fatal(err)
 				}

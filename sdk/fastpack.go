@@ -136,7 +136,9 @@ func gradCheckedCopy(plugin string, b, n int, loss float64, src, t8 []byte, dst 
 		// below reads what the copy just wrote, still in the cache.
 		g = dst
 		if littleEndian {
-			copy(g, floatsAt(src, bn))
+			if src := floatsAt(src, bn); unsafe.SliceData(src) != unsafe.SliceData(g) { // else lent: checked in place
+				copy(g, src)
+			}
 		} else {
 			readFloat32s(g, src[:4*bn])
 		}

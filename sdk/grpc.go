@@ -602,6 +602,17 @@ func (c *LossGRPCClient) ComputeInto(ctx context.Context, in LossInput, grad []f
 	return out.Loss, nil
 }
 
+// LendBuffers implements LendingLoss: the scores and gradient areas of the
+// client's shared-memory segment for a B x N call (a segment big enough is
+// made now). nil, nil where calls do not go through a segment: not Linux,
+// CROPS_LOSS_SHM=off, a peer that does not speak it, a concurrent call.
+func (c *LossGRPCClient) LendBuffers(B, N int) (scores, grad []float32) {
+	if B <= 0 || N <= 0 {
+		return nil, nil
+	}
+	return c.shm.lend(B * N)
+}
+
 // compute is Compute, with the gradient in into when into has B*N
 // entries and the call goes through the segment.
 func (c *LossGRPCClient) compute(ctx context.Context, in LossInput, into []float32) (LossOutput, error) {

@@ -45,6 +45,12 @@ type lossShm struct {
 	name atomic.Pointer[string]
 	// phases of the last doorbell calls (TakeDoorbellPhases); under mu.
 	phases phaseLog
+	// segLent: seg's data area was lent (lend) and the caller may still
+	// write into it. A lent segment is never unmapped before close: one
+	// that is replaced or dropped goes to lent, still mapped (its file
+	// removed), since a write into an unmapped view would crash the caller.
+	segLent bool
+	lent    []*shmSegment
 }
 
 // inlineDone records how the inline call after a failed probe went: if it
@@ -81,22 +87,8 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	if s.off {
 		return out, false, nil
 	}
-	if s.bell != nil && shmSize(n) > s.bell.capacity {
-		s.closeBell() // a bigger segment below; its setup call asks again
-	}
-	if s.seg == nil || len(s.seg.mem)-doorbellHdrSize < shmSize(n) {
-		if s.seg == nil && !s.swept {
-			// A client's first segment: clear what crashed clients left.
-			s.swept = true
-			removeStaleShm(shmDir())
-		}
-		s.closeBell()
-		s.seg.close()
-		// The doorbell's header lives after the data (doorbell.go).
-		if s.seg, err = newShmSegment(shmSize(n) + doorbellHdrSize); err != nil {
-			s.off = true
-			return out, false, nil
-		}
+	if !s.ensureSeg(n) {
+		return out, false, nil
 	}
 	mem := s.seg.mem
 	start := time.Now()
@@ -105,7 +97,9 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	} else if !packTiers8Into(mem[8*n:9*n], in.Tiers, in.Valid) {
 		return out, false, nil // a tier above 127: inline, as int32
 	}
-	putFloat32s(mem[:4*n], in.Scores)
+	if !sameStart(in.Scores, mem) { // else the caller wrote them in place (lend)
+		putFloat32s(mem[:4*n], in.Scores)
+	}
 	if s.bell != nil && bytes.Equal(in.Params, s.bell.params) {
 		out, transport, err := s.bell.call(ctx, mem, s.pluginName(), in, into, start, &s.phases)
 		if transport {
@@ -113,8 +107,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 			// server may still write into it.
 			s.closeBell()
 			s.bellOff = true
-			s.seg.close()
-			s.seg = nil
+			s.dropSeg()
 		}
 		return out, true, err
 	}
@@ -140,8 +133,7 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		if !s.ok && ctx.Err() == nil {
 			s.off = true
 			s.probeFailed.Store(true)
-			s.seg.close()
-			s.seg = nil
+			s.dropSeg()
 			return out, false, nil
 		}
 		return out, true, fromStatus(ctx, err)
@@ -157,6 +149,69 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 		err = CheckGrad(s.pluginName(), in.B, in.N, resp.GetLoss(), resp.GetGrad(), mem[8*n:9*n], nil)
 	}
 	return LossOutput{Loss: resp.GetLoss(), Grad: grad}, true, err
+}
+
+// ensureSeg makes sure seg holds a call of n scores (a new, bigger
+// segment when not; its doorbell, if any, goes with the old one). false
+// when no segment can be made: shared memory is then off.
+func (s *lossShm) ensureSeg(n int) bool {
+	if s.bell != nil && shmSize(n) > s.bell.capacity {
+		s.closeBell() // a bigger segment below; its setup call asks again
+	}
+	if s.seg != nil && len(s.seg.mem)-doorbellHdrSize >= shmSize(n) {
+		return true
+	}
+	if s.seg == nil && !s.swept {
+		// A client's first segment: clear what crashed clients left.
+		s.swept = true
+		removeStaleShm(shmDir())
+	}
+	s.closeBell()
+	s.dropSeg()
+	// The doorbell's header lives after the data (doorbell.go).
+	seg, err := newShmSegment(shmSize(n) + doorbellHdrSize)
+	if err != nil {
+		s.off = true
+		return false
+	}
+	s.seg = seg
+	return true
+}
+
+// dropSeg stops using seg: unmapped, or kept mapped in lent when its data
+// area was lent.
+func (s *lossShm) dropSeg() {
+	if s.seg == nil {
+		return
+	}
+	if s.segLent {
+		s.seg.unlink()
+		s.lent = append(s.lent, s.seg)
+	} else {
+		s.seg.close()
+	}
+	s.seg, s.segLent = nil, false
+}
+
+// lend returns the segment's scores and gradient areas for a B x N call
+// (n = B*N); nil, nil when calls do not go through a segment here (not
+// Linux, a big-endian machine, shared memory off, a concurrent call).
+func (s *lossShm) lend(n int) (scores, grad []float32) {
+	if !shmSupported || !littleEndian || n <= 0 || !s.mu.TryLock() {
+		return nil, nil
+	}
+	defer s.mu.Unlock()
+	if s.off || !s.ensureSeg(n) {
+		return nil, nil
+	}
+	s.segLent = true
+	mem := s.seg.mem
+	return floatsAt(mem[:4*n], n), floatsAt(mem[4*n:8*n], n)
+}
+
+// sameStart reports whether xs starts where mem does (a lent area).
+func sameStart(xs []float32, mem []byte) bool {
+	return len(xs) > 0 && len(mem) > 0 && unsafe.Pointer(unsafe.SliceData(xs)) == unsafe.Pointer(unsafe.SliceData(mem))
 }
 
 // askBell makes the doorbell's FIFOs and names them in req; nil (and the
@@ -199,7 +254,11 @@ func (s *lossShm) close() {
 	defer s.mu.Unlock()
 	s.closeBell()
 	s.seg.close()
-	s.seg = nil
+	s.seg, s.segLent = nil, false
+	for _, l := range s.lent {
+		l.close()
+	}
+	s.lent = nil
 }
 
 // computeShmServer serves a call whose matrices are in a segment: map it

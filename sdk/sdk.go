@@ -146,6 +146,29 @@ type GradIntoLoss interface {
 	ComputeInto(ctx context.Context, in LossInput, grad []float32) (float64, error)
 }
 
+// LendingLoss is a Loss whose transport has buffers of its own for a
+// call's matrices and lends them to the caller: the SDK's client of a
+// loss plugin lends the scores and gradient areas of its shared-memory
+// segment. A caller that writes its scores straight into the lent scores
+// buffer and passes it as LossInput.Scores, and passes the lent gradient
+// buffer to ComputeInto, saves both B*N copies of the call (the scores
+// into the segment, the gradient out of it; the gradient is still
+// checked, in place). Buffers not lent (nil) or a LossInput.Scores that is
+// not the lent buffer take the ordinary path.
+//
+// The buffers are the client's, not the caller's: they are valid until the
+// next LendBuffers or the client's Close (the caller must not touch them
+// after Close), the next call overwrites them, and the loss plugin shares
+// them (it is trusted with the loss anyway). A client used by several
+// goroutines at once must not lend: one caller's scores would be another's.
+type LendingLoss interface {
+	GradIntoLoss
+	// LendBuffers returns the scores and gradient buffers for a B x N
+	// call, B*N entries each, or nil, nil when the transport has none
+	// for it.
+	LendBuffers(B, N int) (scores, grad []float32)
+}
+
 // UnpackTiers8 is PackTiers8's inverse: tiers and valid (len(t8) entries
 // each) from t8; padding's tier is 0. An error names the first byte below
 // -1. A Tiers8Loss can use it row by row.

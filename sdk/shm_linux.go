@@ -102,7 +102,16 @@ func (s *shmSegment) close() {
 		return
 	}
 	_ = syscall.Munmap(s.mem)
-	_ = os.Remove(s.path)
+	s.unlink()
+}
+
+// unlink removes the segment's file; its mapping stays (lossShm.dropSeg).
+// Idempotent.
+func (s *shmSegment) unlink() {
+	if s.path != "" {
+		_ = os.Remove(s.path)
+		s.path = ""
+	}
 }
 
 // mapShm maps the first size bytes of an existing segment read-write for

@@ -21,6 +21,8 @@ func newShmSegment(int) (*shmSegment, error) {
 
 func (s *shmSegment) close() {}
 
+func (s *shmSegment) unlink() {}
+
 func mapShm(path string, _ int) ([]byte, func(), error) {
 	return nil, nil, errors.New("shm_path " + path + ": shared memory is only supported on Linux: send the matrices inline")
 }

@@ -60,7 +60,38 @@ type timedLoss struct {
 func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutput, error) {
 	t0 := time.Now()
 	out, err := l.Loss.Compute(ctx, in)
-	t1 := time.Now()
+	l.record(in, t0, time.Now())
+	return out, err
+}
+
+// ComputeInto times the inner loss's ComputeInto (sdk.GradIntoLoss), the
+// call the two-tower makes when its loss has one: without it the wrapper
+// would hide that path and time Compute instead.
+func (l *timedLoss) ComputeInto(ctx context.Context, in sdk.LossInput, grad []float32) (float64, error) {
+	gl, ok := l.Loss.(sdk.GradIntoLoss)
+	if !ok {
+		out, err := l.Compute(ctx, in)
+		if err == nil {
+			copy(grad, out.Grad)
+		}
+		return out.Loss, err
+	}
+	t0 := time.Now()
+	total, err := gl.ComputeInto(ctx, in, grad)
+	l.record(in, t0, time.Now())
+	return total, err
+}
+
+// LendBuffers forwards the inner loss's lent buffers (sdk.LendingLoss: a
+// loss plugin's client), outside the timed call as in the two-tower.
+func (l *timedLoss) LendBuffers(B, N int) (scores, grad []float32) {
+	if ll, ok := l.Loss.(sdk.LendingLoss); ok {
+		return ll.LendBuffers(B, N)
+	}
+	return nil, nil
+}
+
+func (l *timedLoss) record(in sdk.LossInput, t0, t1 time.Time) {
 	l.mu.Lock()
 	l.dur += t1.Sub(t0)
 	l.starts = append(l.starts, t0)
@@ -68,7 +99,6 @@ func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutp
 	l.entries += int64(in.B * in.N)
 	l.maxB, l.maxN = max(l.maxB, in.B), max(l.maxN, in.N)
 	l.mu.Unlock()
-	return out, err
 }
 
 // sharedNote is the default machine note: how the team's benchmarks ran.

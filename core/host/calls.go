@@ -312,6 +312,15 @@ func (l *loss) ComputeInto(ctx context.Context, in sdk.LossInput, grad []float32
 	return
 }
 
+// LendBuffers implements sdk.LendingLoss: the plugin's client's segment
+// areas when it lends them (sdk.LossGRPCClient), else nil, nil.
+func (l *loss) LendBuffers(B, N int) (scores, grad []float32) {
+	if ll, ok := l.impl.(sdk.LendingLoss); ok {
+		return ll.LendBuffers(B, N)
+	}
+	return nil, nil
+}
+
 // TakeDoorbellPhases forwards the plugin's client's doorbell phases
 // (sdk.LossGRPCClient.TakeDoorbellPhases); nil when it keeps none.
 func (l *loss) TakeDoorbellPhases() []sdk.DoorbellPhases {

@@ -110,6 +110,28 @@ func TestLossDoorbellThroughHost(t *testing.T) {
 			t.Fatalf("ComputeInto call %d: loss %v (want %v), %v", i, loss, want.Loss, err)
 		}
 	}
+	// Lent buffers (sdk.LendingLoss, forwarded to the plugin's client): the
+	// scores written into the segment, the gradient checked there.
+	ll, ok := l.(sdk.LendingLoss)
+	if !ok {
+		t.Fatal("the host's loss does not implement sdk.LendingLoss")
+	}
+	for i, in := range sdktest.LossInputs(7, 3, 16, 32) {
+		want, _ := sdktest.SoftmaxLoss{}.Compute(ctx, in)
+		scores, grad := ll.LendBuffers(in.B, in.N)
+		if len(scores) != in.B*in.N || len(grad) != in.B*in.N {
+			t.Fatalf("lent call %d: %d scores, %d gradient entries; want %d each", i, len(scores), len(grad), in.B*in.N)
+		}
+		copy(scores, in.Scores)
+		in.Scores = scores
+		for j := range grad {
+			grad[j] = float32(math.NaN())
+		}
+		loss, err := ll.ComputeInto(ctx, in, grad)
+		if err != nil || loss != want.Loss || !slices.Equal(grad, want.Grad) {
+			t.Fatalf("lent call %d: loss %v (want %v), %v", i, loss, want.Loss, err)
+		}
+	}
 	in5 := sdktest.LossInputs(4, 1, 5, 32)[0]
 	var ce5 *host.ContractError
 	if _, err := gl.ComputeInto(ctx, in5, make([]float32, in5.B*in5.N)); !errors.As(err, &ce5) || ce5.Plugin != ref.String() {

@@ -50,7 +50,8 @@ type goNet struct {
 	workers int
 	q, i    towerNet
 	logTau  []float32
-	s       []float32 // scores of the last forward, [B, N]
+	s       []float32 // scores of the last forward, [B, N]: sOwn or a buffer the loss lent
+	sOwn    []float32
 	dBags   []float32 // dL/dbag of both towers, [B+N, E] (q.dBag, i.dBag are views)
 	tau     float32
 	gemm    search.GEMM
@@ -307,7 +308,7 @@ func (n *goNet) tauValue() (float32, bool) {
 // scores computes the bags, both towers and S = Qy Iy^T / tau, [B*N]; the
 // activations stay for the step's backward pass. The returned slice is
 // reused by the next call.
-func (n *goNet) scores(bt *batch) ([]float32, error) {
+func (n *goNet) scores(bt *batch, dst []float32) ([]float32, error) {
 	qTable, err := flat(n.m.q.emb)
 	if err != nil {
 		return nil, err
@@ -325,7 +326,12 @@ func (n *goNet) scores(bt *batch) ([]float32, error) {
 	n.towerForward(&n.i, iTable, bt.iIds, bt.iW, bt.N, bt.Li)
 	wg.Wait()
 	n.timer.mark("towers-forward")
-	n.s = grow(n.s, bt.B*bt.N)
+	if len(dst) == bt.B*bt.N {
+		n.s = dst // the loss's own buffer (sdk.LendingLoss): no copy at the call
+	} else {
+		n.sOwn = grow(n.sOwn, bt.B*bt.N)
+		n.s = n.sOwn
+	}
 	O := n.p.OutputDim
 	n.gemm.Mul(n.s, n.q.out, n.i.out, bt.B, O, bt.N, false, true, n.mulWorkers(bt.B, O, bt.N))
 	tau, _ := n.tauValue()

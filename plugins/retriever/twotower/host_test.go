@@ -1,6 +1,7 @@
 package twotower
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -97,6 +98,21 @@ func TestThroughPluginHost(t *testing.T) {
 			}
 			if !(last < first) {
 				t.Fatalf("loss did not fall: %v -> %v", first, last)
+			}
+			if name == "h-infonce" {
+				// The retriever plugin computes its scores into the loss
+				// client's lent segment and takes the gradient there
+				// (sdk.LendingLoss): the same model, byte for byte, as the
+				// same training with the loss in this process.
+				ref := t.TempDir()
+				req := w.trainReq(ref, 8, 3)
+				req.Loss = loss.NewHInfoNCE()
+				if err := New().Train(ctx, req, nil); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(readFile(t, filepath.Join(ref, modelFile)), readFile(t, filepath.Join(dir, modelFile))) {
+					t.Fatal("the model trained through the loss plugin differs from the one trained with the loss in process")
+				}
 			}
 			out := filepath.Join(dir, "results.parquet")
 			if err := ret.Search(ctx, sdk.SearchRequest{ModelDir: dir, ItemsPaths: []string{w.items}, QueriesPath: w.labels,

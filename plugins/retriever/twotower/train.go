@@ -311,12 +311,17 @@ func flat(v *mlctx.Variable) ([]float32, error) {
 
 // scores runs the forward pass and returns S, [B*N]. On the Go path the
 // slice is reused by the next call and the activations stay for step.
-func (s *session) scores(bt *batch) ([]float32, error) {
+func (s *session) scores(bt *batch) ([]float32, error) { return s.scoresInto(bt, nil) }
+
+// scoresInto is scores, written into dst when it has B*N entries (a
+// buffer the loss lent, sdk.LendingLoss) and the Go network runs; the
+// returned slice is where they are.
+func (s *session) scoresInto(bt *batch, dst []float32) ([]float32, error) {
 	var out []float32
 	err := catch(func() error {
 		var e error
 		if s.net != nil {
-			out, e = s.net.scores(bt)
+			out, e = s.net.scores(bt, dst)
 			return e
 		}
 		r, e := s.scoreExec.Exec1(

@@ -70,6 +70,9 @@ func (l *trainLoop) run() error {
 	l.winStart = time.Now()
 	var prep func(*batch)
 	if l.sess.net != nil {
+		// The last scores may be in a segment the loss lent, unmapped
+		// when the loss's client closes after Train.
+		defer func() { l.sess.net.s = nil }()
 		prep = l.sess.net.prepare
 		l.t.yield = l.sess.net.help
 		defer func() { l.t.yield = nil }()
@@ -138,12 +141,19 @@ func (l *trainLoop) runStep(e int, bt *batch) error {
 	if err := l.ctx.Err(); err != nil {
 		return fmt.Errorf("two-tower train: interrupted at epoch %d step %d (resume continues from the last epoch checkpoint): %w", e+1, l.step, err)
 	}
-	S, err := l.sess.scores(bt)
+	// A loss plugin's client lends its shared-memory segment: the scores
+	// are computed into it and the gradient checked in it, instead of a
+	// B*N copy each way per step.
+	var lentS, lentG []float32
+	if lender, ok := l.req.Loss.(sdk.LendingLoss); ok {
+		lentS, lentG = lender.LendBuffers(bt.B, bt.N)
+	}
+	S, err := l.sess.scoresInto(bt, lentS)
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: forward: %w", e+1, l.step+1, err)
 	}
 	in := sdk.LossInput{B: bt.B, N: bt.N, Scores: S, Tiers: bt.tiers, Valid: bt.valid, Tiers8: bt.tiers8, Params: l.req.LossParams}
-	out, err := l.computeLoss(in)
+	out, err := l.computeLoss(in, lentG)
 	if err != nil {
 		return fmt.Errorf("two-tower train: epoch %d step %d: loss plugin: %w", e+1, l.step+1, err)
 	}
@@ -196,11 +206,16 @@ func (l *trainLoop) endEpoch(e int) error {
 // reused l.grad when the loss can write into a buffer (sdk.GradIntoLoss:
 // the built-in losses in this process, and the SDK's client of a loss
 // plugin, which checks the gradient in the shared-memory segment and
-// copies it here).
-func (l *trainLoop) computeLoss(in sdk.LossInput) (out sdk.LossOutput, err error) {
+// copies it here), or into lent (B*N entries: the segment's own gradient
+// area, where the client checks it in place).
+func (l *trainLoop) computeLoss(in sdk.LossInput, lent []float32) (out sdk.LossOutput, err error) {
 	if gl, ok := l.req.Loss.(sdk.GradIntoLoss); ok {
-		l.grad = grow(l.grad, in.B*in.N)
-		out.Grad = l.grad
+		if len(lent) == in.B*in.N {
+			out.Grad = lent
+		} else {
+			l.grad = grow(l.grad, in.B*in.N)
+			out.Grad = l.grad
+		}
 		out.Loss, err = gl.ComputeInto(l.ctx, in, out.Grad)
 		return out, err
 	}
