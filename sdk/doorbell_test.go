@@ -404,6 +404,42 @@ func TestPhaseLog(t *testing.T) {
 	}
 }
 
+// computeIntoNaN fills grad with NaN (every entry must be written), calls
+// c.ComputeInto and fails unless it gives want.
+func computeIntoNaN(t *testing.T, c *LossGRPCClient, call int, in LossInput, grad []float32, want LossOutput) {
+	t.Helper()
+	for j := range grad {
+		grad[j] = float32(math.NaN())
+	}
+	loss, err := c.ComputeInto(context.Background(), in, grad)
+	if err != nil {
+		t.Fatalf("call %d: %v", call, err)
+	}
+	if loss != want.Loss || !slices.Equal(grad, want.Grad) {
+		t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", call, in.B, in.N, loss, want.Loss, slices.Equal(grad, want.Grad))
+	}
+}
+
+// lossTransport is one of the loss client's transports, chosen by the
+// environment switch env=value (none: the doorbell).
+type lossTransport struct{ name, env, value string }
+
+func lossTransports() []lossTransport {
+	return []lossTransport{
+		{"doorbell", "", ""},
+		{"grpc-shm", "CROPS_LOSS_DOORBELL", "off"},
+		{"inline", "CROPS_LOSS_SHM", "off"},
+	}
+}
+
+// client is a loss client of p over the transport.
+func (tr lossTransport) client(t *testing.T, p plugin.Plugin) *LossGRPCClient {
+	if tr.env != "" {
+		t.Setenv(tr.env, tr.value)
+	}
+	return lossClient(t, p)
+}
+
 // TestLossComputeInto: the client's ComputeInto writes the same loss and
 // gradient as Compute into the caller's buffer, through the doorbell, a
 // gRPC call naming the segment and the matrices inline; it refuses a
@@ -411,36 +447,17 @@ func TestPhaseLog(t *testing.T) {
 // non-finite gradient and one not zero on padding.
 func TestLossComputeInto(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name, env, value string
-		bell             bool
-	}{
-		{"doorbell", "", "", true},
-		{"grpc-shm", "CROPS_LOSS_DOORBELL", "off", false},
-		{"inline", "CROPS_LOSS_SHM", "off", false},
-	} {
+	for _, tc := range lossTransports() {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.env != "" {
-				t.Setenv(tc.env, tc.value)
-			}
-			c := lossClient(t, &LossPlugin{Impl: misbehave{}})
+			c := tc.client(t, &LossPlugin{Impl: misbehave{}})
 			for i, sh := range [][2]int{{64, 512}, {4, 8}, {64, 512}, {16, 16}} {
 				in := lossInput(sh[0], sh[1])
 				want, _ := squareLoss{}.Compute(ctx, in)
 				grad := make([]float32, sh[0]*sh[1])
-				for j := range grad {
-					grad[j] = float32(math.NaN()) // every entry must be written
-				}
-				loss, err := c.ComputeInto(ctx, in, grad)
-				if err != nil {
-					t.Fatalf("call %d: %v", i, err)
-				}
-				if loss != want.Loss || !slices.Equal(grad, want.Grad) {
-					t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", i, in.B, in.N, loss, want.Loss, slices.Equal(grad, want.Grad))
-				}
+				computeIntoNaN(t, c, i, in, grad, want)
 			}
-			if (c.shm.bell != nil) != tc.bell {
-				t.Fatalf("doorbell on = %v, want %v", c.shm.bell != nil, tc.bell)
+			if bell := tc.name == "doorbell"; (c.shm.bell != nil) != bell {
+				t.Fatalf("doorbell on = %v, want %v", c.shm.bell != nil, bell)
 			}
 			if _, err := c.ComputeInto(ctx, lossInput(4, 8), make([]float32, 31)); err == nil || !strings.Contains(err.Error(), "gradient buffer of 31 values") {
 				t.Fatalf("short buffer: %v", err)
@@ -461,28 +478,19 @@ func TestLossComputeInto(t *testing.T) {
 // caller may still write into its old view) until Close.
 func TestLossLendBuffers(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name, env, value string
-		lends            bool
-	}{
-		{"doorbell", "", "", true},
-		{"grpc-shm", "CROPS_LOSS_DOORBELL", "off", true},
-		{"inline", "CROPS_LOSS_SHM", "off", false},
-	} {
+	for _, tc := range lossTransports() {
 		t.Run(tc.name, func(t *testing.T) {
 			if !shmSupported || !littleEndian {
 				t.Skip("segments are lent on little-endian Linux only")
 			}
-			if tc.env != "" {
-				t.Setenv(tc.env, tc.value)
-			}
-			c := lossClient(t, &LossPlugin{Impl: misbehave{}})
+			lends := tc.name != "inline"
+			c := tc.client(t, &LossPlugin{Impl: misbehave{}})
 			var old []float32 // a view lent before a bigger segment replaced it
 			for i, sh := range [][2]int{{64, 512}, {4, 8}, {64, 512}, {128, 512}, {16, 16}} {
 				in := lossInput(sh[0], sh[1])
 				want, _ := squareLoss{}.Compute(ctx, in)
 				scores, grad := c.LendBuffers(in.B, in.N)
-				if !tc.lends {
+				if !lends {
 					if scores != nil || grad != nil {
 						t.Fatalf("call %d: lent %d scores with shared memory off", i, len(scores))
 					}
@@ -502,18 +510,9 @@ func TestLossLendBuffers(t *testing.T) {
 				old = scores
 				copy(scores, in.Scores)
 				in.Scores = scores
-				for j := range grad {
-					grad[j] = float32(math.NaN()) // every entry must be written
-				}
-				loss, err := c.ComputeInto(ctx, in, grad)
-				if err != nil {
-					t.Fatalf("call %d: %v", i, err)
-				}
-				if loss != want.Loss || !slices.Equal(grad, want.Grad) {
-					t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", i, in.B, in.N, loss, want.Loss, slices.Equal(grad, want.Grad))
-				}
+				computeIntoNaN(t, c, i, in, grad, want)
 			}
-			if !tc.lends {
+			if !lends {
 				return
 			}
 			// The answer is still checked in place.
