@@ -71,10 +71,14 @@ func (l *timedLoss) ComputeInto(ctx context.Context, in sdk.LossInput, grad []fl
 	gl, ok := l.Loss.(sdk.GradIntoLoss)
 	if !ok {
 		out, err := l.Compute(ctx, in)
-		if err == nil {
-			copy(grad, out.Grad)
+		if err != nil {
+			return 0, err
 		}
-		return out.Loss, err
+		if len(out.Grad) != len(grad) {
+			return 0, fmt.Errorf("loss: a gradient of %d values for a buffer of %d", len(out.Grad), len(grad))
+		}
+		copy(grad, out.Grad)
+		return out.Loss, nil
 	}
 	t0 := time.Now()
 	total, err := gl.ComputeInto(ctx, in, grad)
