@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // The doorbell: after a loss client's first call through its shared-memory
@@ -33,12 +35,28 @@ import (
 //	[24, 28)  status: 0 = done, 1 = the loss (or the request) failed (server)
 //	[28, 32)  length of the error text (server)
 //	[32, 40)  loss, float64 bits (server)
-//	[40, 4064) error text, truncated to fit (server)
+//	[40, 4056) error text, truncated to fit (server)
+//	[4056, 4060) futex asked: 1 = the client can ring and wait on futexes
+//	          (client, before the setup call)
+//	[4060, 4064) futex used: 1 = the server rings and waits on futexes
+//	          (server, during the setup call)
 //	[4064, 4096) four wall-clock times of the call, int64 Unix nanoseconds
 //	          (server): woke, inputs ready, loss done, answer written
 //
-// All little-endian. The one-byte FIFO writes and reads order the segment's
-// writes: a side reads the header only after the other side's byte arrived.
+// All little-endian. Two ways to ring, fixed at setup. With FIFOs, the
+// one-byte FIFO writes and reads order the segment's writes: a side reads
+// the header only after the other side's byte arrived. With futexes (Linux,
+// when both sides asked and agreed at setup), seq and ack are the words:
+// the client stores seq (atomically, after the call's inputs) and wakes a
+// futex on its low 32 bits, the server waits on it; the server stores ack
+// (after the answer) and wakes the futex on ack's low 32 bits, the client
+// waits on it. The FIFOs then carry no bytes: each side checks the other's
+// end for EOF (the peer exited) whenever a wait times out. Why futexes: a
+// write to a FIFO wakes its reader "synchronously", and Linux then queues
+// the woken thread on the writer's CPU, behind the writer (which goes on
+// running the training step or the loss's tail), while the other CPU may
+// idle; a futex wake places it on an idle CPU (docs/architecture.md, "Cost
+// of the boundary", window AF).
 // The times are diagnostics (DoorbellPhases), never checked: a server
 // that leaves them zero (or writes error text over them) spoils only the
 // phases of its calls.
@@ -52,6 +70,9 @@ const (
 	dbErrLen        = 28
 	dbLoss          = 32
 	dbErrText       = 40
+	dbErrEnd        = doorbellHdrSize - 40
+	dbFutexAsk      = doorbellHdrSize - 40
+	dbFutexUsed     = doorbellHdrSize - 36
 	dbStamps        = doorbellHdrSize - 32
 )
 
@@ -125,6 +146,7 @@ type doorbellClient struct {
 	params    []byte   // the setup call's params: the doorbell carries only calls with the same
 	capacity  int      // data bytes before the header (9 per score)
 	seq       uint64
+	futex     bool // ring and wait on the header's futexes, not the FIFOs
 }
 
 // call makes one call through the doorbell. The segment already holds the
@@ -138,27 +160,31 @@ func (d *doorbellClient) call(ctx context.Context, mem []byte, name string, in L
 	n := in.B * in.N
 	hdr := mem[len(mem)-doorbellHdrSize:]
 	d.seq++
-	binary.LittleEndian.PutUint64(hdr[dbSeq:], d.seq)
 	binary.LittleEndian.PutUint32(hdr[dbB:], uint32(in.B))
 	binary.LittleEndian.PutUint32(hdr[dbN:], uint32(in.N))
 	clear(hdr[dbStamps:])
+	storeWord64(hdr[dbSeq:], d.seq) // last: with futexes, the server may see it at once
 	var one [1]byte
 	ring := time.Now()
-	if _, err := d.req.Write(one[:]); err != nil {
+	if d.futex {
+		err = d.futexCall(ctx, hdr)
+	} else if _, err = d.req.Write(one[:]); err == nil {
+		err = d.wait(ctx, one[:])
+	} else {
 		return out, true, fmt.Errorf("%s: Compute: ring the doorbell: %w", name, err)
 	}
-	if err := d.wait(ctx, one[:]); err != nil {
+	if err != nil {
 		if ctx.Err() != nil {
 			return out, true, fmt.Errorf("%s: Compute: %w (waiting for the doorbell's answer)", name, ctx.Err())
 		}
 		return out, true, fmt.Errorf("%s: Compute: %w", name, err)
 	}
 	woke := time.Now()
-	if ack := binary.LittleEndian.Uint64(hdr[dbAck:]); ack != d.seq {
+	if ack := loadWord64(hdr[dbAck:]); ack != d.seq {
 		return out, true, fmt.Errorf("%s: Compute: the doorbell's answer is for call %d, expected %d", name, ack, d.seq)
 	}
 	if binary.LittleEndian.Uint32(hdr[dbStatus:]) != 0 {
-		l := min(int(binary.LittleEndian.Uint32(hdr[dbErrLen:])), dbStamps-dbErrText)
+		l := min(int(binary.LittleEndian.Uint32(hdr[dbErrLen:])), dbErrEnd-dbErrText)
 		return out, false, &PluginError{Msg: name + ": Compute: " + string(hdr[dbErrText:dbErrText+l])}
 	}
 	out.Loss = math.Float64frombits(binary.LittleEndian.Uint64(hdr[dbLoss:]))
@@ -204,6 +230,39 @@ func (d *doorbellClient) wait(ctx context.Context, b []byte) error {
 	return err
 }
 
+// futexCall wakes the server on seq's futex (seq is already stored) and
+// waits on ack's until the server stored this call's seq there. It checks
+// ctx whenever it wakes (ctx's end wakes it) and, every futexSlice of
+// waiting, whether the server's end of the response FIFO is still open
+// (EOF: the loss plugin exited).
+func (d *doorbellClient) futexCall(ctx context.Context, hdr []byte) error {
+	futexWake(hdr[dbSeq:])
+	if ctx.Done() != nil {
+		// A cancelled call stops waiting at once, not at the slice's end.
+		stop := context.AfterFunc(ctx, func() { futexWake(hdr[dbAck:]) })
+		defer stop()
+	}
+	for {
+		ack := loadWord64(hdr[dbAck:])
+		if ack == d.seq {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if futexWait(hdr[dbAck:], uint32(ack), futexSlice) {
+			continue // woken, or ack moved before we slept: look again
+		}
+		if fifoClosed(d.resp) {
+			return errDoorbellGone
+		}
+	}
+}
+
+// futexSlice is how long a futex wait sleeps before it checks the
+// caller's context and the peer's FIFO end.
+const futexSlice = 20 * time.Millisecond
+
 // close closes the client's FIFO ends: the server's reader sees EOF and
 // its goroutine ends.
 func (d *doorbellClient) close() {
@@ -225,6 +284,7 @@ type doorbellServer struct {
 	// its input slices after Compute); the scores are read in place.
 	tiers []int32
 	valid []bool
+	futex bool // the client rings and waits on the header's futexes
 }
 
 // serve answers calls until the client closes its end (EOF) or goes away.
@@ -234,6 +294,10 @@ func (s *doorbellServer) serve() {
 		_ = s.resp.Close()
 		s.unmap()
 	}()
+	if s.futex {
+		s.serveFutex()
+		return
+	}
 	var one [1]byte
 	for {
 		if _, err := s.req.Read(one[:]); err != nil {
@@ -241,29 +305,55 @@ func (s *doorbellServer) serve() {
 		}
 		s.stamp(0)
 		s.answer()
-		s.stamp(3)
 		if _, err := s.resp.Write(one[:]); err != nil {
 			return // EPIPE: the client is gone
 		}
 	}
 }
 
+// serveFutex answers calls rung on seq's futex, each by storing ack and
+// waking ack's futex, until the client's end of the request FIFO closes
+// (checked whenever a wait times out: an idle doorbell's goroutine wakes
+// every serverSlice).
+func (s *doorbellServer) serveFutex() {
+	hdr := s.mem[len(s.mem)-doorbellHdrSize:]
+	last := loadWord64(hdr[dbSeq:])
+	for {
+		seq := loadWord64(hdr[dbSeq:])
+		if seq == last {
+			if !futexWait(hdr[dbSeq:], uint32(seq), serverSlice) && fifoClosed(s.req) {
+				return
+			}
+			continue
+		}
+		last = seq
+		s.stamp(0)
+		s.answer()
+		futexWake(hdr[dbAck:])
+	}
+}
+
+// serverSlice is how often an idle futex doorbell's server checks that
+// its client is still there.
+const serverSlice = 200 * time.Millisecond
+
 // answer serves the call described by the header.
 func (s *doorbellServer) answer() {
 	hdr := s.mem[len(s.mem)-doorbellHdrSize:]
-	seq := binary.LittleEndian.Uint64(hdr[dbSeq:])
+	seq := loadWord64(hdr[dbSeq:])
 	loss, err := s.compute(int(int32(binary.LittleEndian.Uint32(hdr[dbB:]))), int(int32(binary.LittleEndian.Uint32(hdr[dbN:]))))
 	status, text := uint32(0), ""
 	if err != nil {
 		status, text = 1, err.Error()
-		if len(text) > dbStamps-dbErrText {
-			text = text[:dbStamps-dbErrText]
+		if len(text) > dbErrEnd-dbErrText {
+			text = text[:dbErrEnd-dbErrText]
 		}
 	}
 	binary.LittleEndian.PutUint64(hdr[dbLoss:], math.Float64bits(loss))
 	binary.LittleEndian.PutUint32(hdr[dbStatus:], status)
-	binary.LittleEndian.PutUint32(hdr[dbErrLen:], uint32(copy(hdr[dbErrText:dbStamps], text)))
-	binary.LittleEndian.PutUint64(hdr[dbAck:], seq)
+	binary.LittleEndian.PutUint32(hdr[dbErrLen:], uint32(copy(hdr[dbErrText:dbErrEnd], text)))
+	s.stamp(3)
+	storeWord64(hdr[dbAck:], seq) // last: with futexes, the client may see it at once
 }
 
 // compute reads the call's inputs from the segment, runs the loss and
@@ -309,4 +399,22 @@ func (s *doorbellServer) compute(b, n int) (loss float64, err error) {
 func (s *doorbellServer) stamp(i int) {
 	hdr := s.mem[len(s.mem)-doorbellHdrSize:]
 	binary.LittleEndian.PutUint64(hdr[dbStamps+8*i:], uint64(time.Now().UnixNano()))
+}
+
+// storeWord64 and loadWord64 store and load a header word atomically
+// (little-endian hosts only use the futex ring, see futexOK): with
+// futexes, no FIFO byte orders the two processes' writes.
+func storeWord64(b []byte, v uint64) {
+	if futexOK {
+		atomic.StoreUint64((*uint64)(unsafe.Pointer(&b[0])), v)
+		return
+	}
+	binary.LittleEndian.PutUint64(b, v)
+}
+
+func loadWord64(b []byte) uint64 {
+	if futexOK {
+		return atomic.LoadUint64((*uint64)(unsafe.Pointer(&b[0])))
+	}
+	return binary.LittleEndian.Uint64(b)
 }

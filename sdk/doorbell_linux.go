@@ -3,11 +3,14 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 
 	cropsv1 "github.com/cropsdev/crops/proto/crops/v1"
 )
@@ -98,5 +101,56 @@ func newDoorbellServer(loss Loss, req *cropsv1.ComputeRequest) (*doorbellServer,
 		s.unmap()
 		return nil, err
 	}
+	// The client asked to ring on futexes: agree (the client reads this
+	// after the setup call returns).
+	hdr := mem[len(mem)-doorbellHdrSize:]
+	if futexOK && len(mem)%8 == 0 && binary.LittleEndian.Uint32(hdr[dbFutexAsk:]) == 1 {
+		binary.LittleEndian.PutUint32(hdr[dbFutexUsed:], 1)
+		s.futex = true
+	}
 	return s, nil
+}
+
+// futexOK: the futex ring works here (Linux; the header's words are
+// little-endian, so a futex on a word's first 4 bytes is its low half).
+var futexOK = littleEndian
+
+// futexWake wakes a process waiting on the futex at b (a shared,
+// non-private futex: the other process maps the same file).
+func futexWake(b []byte) {
+	_, _, _ = syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&b[0])), linuxFutexWake, 1, 0, 0, 0)
+}
+
+// futexWait sleeps while the 32-bit word at b holds val, for at most d.
+// false: it timed out; true: it was woken, the word had changed already,
+// or a signal interrupted it (the caller looks again in every case).
+func futexWait(b []byte, val uint32, d time.Duration) bool {
+	ts := syscall.NsecToTimespec(int64(d))
+	_, _, e := syscall.Syscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(&b[0])), linuxFutexWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	return e != syscall.ETIMEDOUT
+}
+
+const (
+	linuxFutexWait = 0 // FUTEX_WAIT (shared)
+	linuxFutexWake = 1 // FUTEX_WAKE (shared)
+)
+
+// fifoClosed reports whether every writer of the non-blocking FIFO f has
+// closed its end: a read returns EOF rather than EAGAIN. A byte that was
+// there (none is sent in futex mode) is consumed.
+func fifoClosed(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	var b [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		n, err := syscall.Read(int(fd), b[:])
+		closed = n == 0 && err == nil
+		return true // never wait
+	}); err != nil {
+		return true
+	}
+	return closed
 }

@@ -87,7 +87,29 @@ func (m misbehave) Compute(ctx context.Context, in LossInput) (LossOutput, error
 // server), a bigger one sets up a bigger segment and doorbell, and every
 // answer equals the loss computed in process. Close leaves no goroutine
 // and no file behind.
-func TestLossThroughDoorbell(t *testing.T) {
+func TestLossThroughDoorbell(t *testing.T) { forRingModes(t, testLossThroughDoorbell) }
+
+// forRingModes runs a doorbell test with each way of ringing: futexes
+// (the default where futexOK) and the FIFOs (CROPS_LOSS_DOORBELL=fifo),
+// checking that the doorbell the test's last client set up used it.
+func forRingModes(t *testing.T, test func(t *testing.T, check func(*LossGRPCClient))) {
+	for _, m := range []struct {
+		name, env string
+		futex     bool
+	}{{"futex", "", futexOK}, {"fifo", "fifo", false}} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Setenv("CROPS_LOSS_DOORBELL", m.env)
+			test(t, func(c *LossGRPCClient) {
+				t.Helper()
+				if c.shm.bell == nil || c.shm.bell.futex != m.futex {
+					t.Fatalf("doorbell %v, rings on futexes %v; want futexes %v", c.shm.bell != nil, c.shm.bell != nil && c.shm.bell.futex, m.futex)
+				}
+			})
+		})
+	}
+}
+
+func testLossThroughDoorbell(t *testing.T, check func(*LossGRPCClient)) {
 	ctx := context.Background()
 	p := &countingPlugin{LossPlugin: LossPlugin{Impl: squareLoss{}}}
 	c := lossClient(t, p)
@@ -102,9 +124,7 @@ func TestLossThroughDoorbell(t *testing.T) {
 		if got.Loss != want.Loss || !slices.Equal(got.Grad, want.Grad) {
 			t.Fatalf("call %d B=%d N=%d: loss %v, want %v (grad equal: %v)", i, in.B, in.N, got.Loss, want.Loss, slices.Equal(got.Grad, want.Grad))
 		}
-		if c.shm.bell == nil {
-			t.Fatalf("call %d: no doorbell", i)
-		}
+		check(c)
 	}
 	if got := c.shm.pluginName(); got != `loss plugin "square"` {
 		t.Errorf("the client names the loss %q, want the server's Describe name", got)
@@ -152,7 +172,9 @@ func waitDoorbellsDone(t *testing.T) {
 // on padding is refused with the contract error naming the plugin; a
 // cancelled or timed-out call returns promptly and turns the doorbell off,
 // and the next call goes through gRPC.
-func TestDoorbellErrors(t *testing.T) {
+func TestDoorbellErrors(t *testing.T) { forRingModes(t, testDoorbellErrors) }
+
+func testDoorbellErrors(t *testing.T, check func(*LossGRPCClient)) {
 	ctx := context.Background()
 	p := &countingPlugin{LossPlugin: LossPlugin{Impl: misbehave{}}}
 	c := lossClient(t, p)
@@ -160,6 +182,7 @@ func TestDoorbellErrors(t *testing.T) {
 	if _, err := c.Compute(ctx, lossInput(16, 16)); err != nil {
 		t.Fatal(err)
 	}
+	check(c)
 	var pe *PluginError
 	if _, err := c.Compute(ctx, lossInput(3, 4)); !errors.As(err, &pe) || !strings.Contains(err.Error(), "asked to fail at B=3") || !strings.Contains(err.Error(), "misbehave") {
 		t.Fatalf("loss error: %v", err)
@@ -210,12 +233,15 @@ func TestDoorbellErrors(t *testing.T) {
 
 // TestDoorbellCancel: a cancelled call through the doorbell returns
 // promptly with context.Canceled.
-func TestDoorbellCancel(t *testing.T) {
+func TestDoorbellCancel(t *testing.T) { forRingModes(t, testDoorbellCancel) }
+
+func testDoorbellCancel(t *testing.T, check func(*LossGRPCClient)) {
 	ctx := context.Background()
 	c := lossClient(t, &LossPlugin{Impl: misbehave{}})
 	if _, err := c.Compute(ctx, lossInput(8, 8)); err != nil || c.shm.bell == nil {
 		t.Fatalf("setup: %v (doorbell %v)", err, c.shm.bell != nil)
 	}
+	check(c)
 	cctx, cancel := context.WithCancel(ctx)
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
 	start := time.Now()

@@ -540,12 +540,15 @@ func (c *LossGRPCClient) Close() error {
 // through shared memory (where /dev/shm is not shared with the plugins, and
 // for benchmarks comparing the two); CROPS_LOSS_DOORBELL=off keeps every
 // call on gRPC (no doorbell, doorbell.go), and a host relaying calls
-// through such a client drops the retriever's doorbell requests.
+// through such a client drops the retriever's doorbell requests;
+// CROPS_LOSS_DOORBELL=fifo rings the doorbell through its FIFOs, never
+// through futexes.
 func NewLossGRPCClient(c grpc.ClientConnInterface) *LossGRPCClient {
 	l := &LossGRPCClient{client: cropsv1.NewLossServiceClient(c)}
 	l.shm.off = os.Getenv("CROPS_LOSS_SHM") == "off"
 	l.noDoorbell = os.Getenv("CROPS_LOSS_DOORBELL") == "off"
 	l.shm.bellOff = l.noDoorbell
+	l.shm.fifoOnly = os.Getenv("CROPS_LOSS_DOORBELL") == "fifo"
 	return l
 }
 

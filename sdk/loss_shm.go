@@ -40,6 +40,9 @@ type lossShm struct {
 	// bellOff: never ask for a doorbell again (CROPS_LOSS_DOORBELL=off,
 	// a server that does not serve one, or one that failed).
 	bellOff bool
+	// fifoOnly: ring the doorbell through its FIFOs, never ask for futexes
+	// (CROPS_LOSS_DOORBELL=fifo, for comparisons).
+	fifoOnly bool
 	// name: the loss plugin, for contract errors (what the client was
 	// told, SetPluginName, else the setup response's loss_plugin).
 	name atomic.Pointer[string]
@@ -120,6 +123,8 @@ func (s *lossShm) compute(ctx context.Context, c cropsv1.LossServiceClient, in L
 	if bell != nil {
 		removeFIFOs(req.GetDoorbellReq(), req.GetDoorbellResp()) // both ends are open (or never will be)
 		if err == nil && resp.GetDoorbell() {
+			hdr := mem[len(mem)-doorbellHdrSize:]
+			bell.futex = binary.LittleEndian.Uint32(hdr[dbFutexAsk:]) == 1 && binary.LittleEndian.Uint32(hdr[dbFutexUsed:]) == 1
 			s.bell = bell
 			if name := resp.GetLossPlugin(); name != "" {
 				s.name.CompareAndSwap(nil, &name) // SetPluginName's wins
@@ -169,7 +174,9 @@ func (s *lossShm) ensureSeg(n int) bool {
 	s.closeBell()
 	s.dropSeg()
 	// The doorbell's header lives after the data (doorbell.go).
-	seg, err := newShmSegment(shmSize(n) + doorbellHdrSize)
+	// Rounded up to 8 bytes: the header's words are then aligned, as
+	// atomics and futexes need.
+	seg, err := newShmSegment((shmSize(n)+7)&^7 + doorbellHdrSize)
 	if err != nil {
 		s.off = true
 		return false
@@ -223,6 +230,19 @@ func (s *lossShm) askBell(req *cropsv1.ComputeRequest, params []byte) *doorbellC
 		return nil
 	}
 	req.DoorbellReq, req.DoorbellResp = reqPath, respPath
+	// Ask to ring on futexes (doorbell.go); the server answers in the
+	// header during the setup call.
+	hdr := s.seg.mem[len(s.seg.mem)-doorbellHdrSize:]
+	ask := uint32(0)
+	if futexOK && !s.fifoOnly && len(s.seg.mem)%8 == 0 {
+		ask = 1
+	}
+	binary.LittleEndian.PutUint32(hdr[dbFutexAsk:], ask)
+	// A new doorbell counts its calls from 1: no number left in the header
+	// by an earlier doorbell on this segment may equal one.
+	binary.LittleEndian.PutUint64(hdr[dbSeq:], 0)
+	binary.LittleEndian.PutUint64(hdr[dbAck:], 0)
+	binary.LittleEndian.PutUint32(hdr[dbFutexUsed:], 0)
 	return &doorbellClient{req: rf, resp: wf, params: append([]byte(nil), params...), capacity: len(s.seg.mem) - doorbellHdrSize}
 }
 
