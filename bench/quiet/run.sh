@@ -17,7 +17,9 @@
 #                              are left out (-extra-rounds 0)
 #   2. twotower_boundary.json  the loss plugin boundary on the real two-tower step at
 #                              B=64,N=512 and B=256,N=1024 (out-of-process vs in-process loss;
-#                              the loss plugin with shared memory and with inline matrices)
+#                              the loss plugin with shared memory and with inline matrices;
+#                              first, per shape, step_interleaved: one run per path whose loss
+#                              changes every 8 steps, in process / plugin / in process again)
 #   3. phases.log              where a step's time goes, 2 cores vs 1 (BenchmarkRealStepPhases)
 #   4. search.json             (--with-search only) exact top-100 search 1M x 64: crops at 2 and 1
 #                              workers vs FAISS IndexFlatIP at 1 and 2 threads, top-100 checked
@@ -105,9 +107,9 @@ echo "start $(date -u +%FT%TZ), small=$small" >"$out/summary.txt"
 # time limit (timeout) is the budget plus a margin for the bench's tail.
 if [ $small = 1 ]; then
 	tt=(-steps 10 -warmup 2 -rounds 3 -extra-rounds 0 -det-steps 1 -budget 80s)
-	bd=(-steps 8 -warmup 2 -rounds 3 -budget 80s)
+	bd=(-steps 8 -warmup 2 -rounds 3 -rotations 10 -budget 100s)
 	se=(-items 100000 -queries 64 -rounds 3 -reps 2 -budget 60s)
-	limits=(110 110 90 60)
+	limits=(110 130 90 60)
 	phaseRounds=2
 else
 	# crops steps take ~3-5 ms now (~50 ms for PyTorch sparse): 60 timed
@@ -116,9 +118,11 @@ else
 	# five runs per round in the retriever-in-process half (in-process, three
 	# plugin transports, in-process again: the A/A control); 10 rounds are two
 	# full rotations of the five, when the budget allows (~48 s a round).
-	bd=(-steps 40 -warmup 5 -rounds 10 -budget 390s)
+	# Before the rounds, per shape, the step-interleaved measurement (-rotations
+	# 100 of three 8-step blocks, both paths: ~80 s in all).
+	bd=(-steps 40 -warmup 5 -rounds 10 -rotations 100 -budget 480s)
 	se=(-items 1000000 -dim 64 -queries 256 -k 100 -rounds 8 -reps 2 -budget 120s)
-	limits=(200 420 155 40) # 660 s without search
+	limits=(200 510 155 40) # 750 s without search
 	phaseRounds=8
 fi
 

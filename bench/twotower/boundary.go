@@ -48,6 +48,7 @@ func (r inprocLoss) Train(ctx context.Context, req sdk.TrainRequest, progress fu
 func pluginSet() *sdk.Set {
 	s := builtin.Set()
 	s.RegisterRetriever(inprocName, func() sdk.Retriever { return inprocLoss{twotower.New()} })
+	s.RegisterRetriever(altName, func() sdk.Retriever { return alternatingRetriever{twotower.New()} })
 	return s
 }
 
@@ -62,6 +63,7 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 	// startLoss starts h-infonce as a plugin with env (a switch of the
 	// SDK's loss client, read when the host-side client is made at Start)
 	// set in this process meanwhile.
+	var lossPID int // the doorbell loss plugin's process
 	startLoss := func(env, value string) (sdk.Loss, error) {
 		if env != "" {
 			os.Setenv(env, value)
@@ -70,6 +72,9 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		lp, err := start(sdk.KindLoss, "h-infonce")
 		if err != nil {
 			return nil, err
+		}
+		if env == "" {
+			lossPID = lp.PID()
 		}
 		return lp.Loss()
 	}
@@ -102,6 +107,14 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		return err
 	}
 	retIn, err := inPlugin.Retriever()
+	if err != nil {
+		return err
+	}
+	altPlugin, err := start(sdk.KindRetriever, altName)
+	if err != nil {
+		return err
+	}
+	retAlt, err := altPlugin.Retriever()
 	if err != nil {
 		return err
 	}
@@ -161,6 +174,15 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		// sized by its columns: at these params a few rows of 512 or 1024
 		// columns, which windows Q and R measured.)
 		p["batch_queries"], p["max_candidates_per_query"], p["rows"] = sh[0], sh[1], "chunked"
+		var inter map[string]any
+		if ib := intFlag("block"); intFlag("rotations") > 0 {
+			inter, err = interleavedBoundary(ctx, sdk.TrainRequest{TrainTable: labels, ItemsPaths: items, Seed: seed}, maps.Clone(p), retAlt, remote, lossPID,
+				work, ib, intFlag("settle"), 3*ib, intFlag("rotations"))
+			if err != nil {
+				return fmt.Errorf("B=%d N=%d, step-interleaved: %w", sh[0], sh[2], err)
+			}
+			slog.Info("boundary, step-interleaved", "B", sh[0], "N", sh[2], "result", inter)
+		}
 		p["epochs"], p["max_steps"], p["progress_every"], p["checkpoint_every"] = 1, total, 1, 0
 		var in, outp, ratios, grpcOut, grpcRatios []float64
 		var loads []string
@@ -192,7 +214,7 @@ func runBoundary(ctx context.Context, world, worldNote, labels, work, out string
 		}
 		shapes = append(shapes, map[string]any{"B": sh[0], "N": sh[2], "rows": "chunked", "step_ms_in_process_loss": stat(in),
 			"step_ms_loss_plugin": stat(outp), "ratio_plugin_over_in_process": stat(ratios), "load_average_per_round": loads,
-			"retriever_in_bench_process": same,
+			"retriever_in_bench_process": same, "step_interleaved": inter,
 			"grpc_shm_transport": map[string]any{"note": "the same retriever and loss plugin processes, the doorbell off: every loss call a gRPC call through the host's relay",
 				"step_ms_loss_plugin": stat(grpcOut), "ratio_plugin_over_in_process": stat(grpcRatios)}})
 		if err := write(); err != nil {

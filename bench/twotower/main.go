@@ -117,6 +117,16 @@ func machineNote() string {
 	return sharedNote
 }
 
+// intFlag is an int flag's value (read here rather than passed down).
+func intFlag(name string) int {
+	f := flag.Lookup(name)
+	if f == nil {
+		return 0
+	}
+	v, _ := f.Value.(flag.Getter).Get().(int)
+	return v
+}
+
 func flagSet(name string) bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
@@ -153,6 +163,9 @@ func main() {
 		_          = flag.String("machine-note", sharedNote, "what else ran on the machine (recorded as machine_shared)")
 		_          = flag.Bool("allow-reference-blas", false, "throughput mode: run PyTorch even when libblas.so.3 is Netlib's reference BLAS (Debian's torch uses it; 10-30x slower than OpenBLAS)")
 		_          = flag.Bool("references", true, "throughput mode: also run the PyTorch references (false: crops at 2 and 1 cores only, e.g. to re-measure the scaling)")
+		_          = flag.Int("rotations", 100, "boundary mode: rotations of the step-interleaved measurement per shape and path (three blocks each: in-process loss, loss plugin, in-process again; 0 = skip it)")
+		_          = flag.Int("block", 8, "boundary mode: steps per block of the step-interleaved measurement")
+		_          = flag.Int("settle", 2, "boundary mode: steps at the start of each block left out of the step-interleaved figures")
 		_          = flag.Duration("budget", 0, "throughput and boundary modes: stop starting rounds (after 2) when one more would end past this long after the start; 0 = no limit")
 	)
 	flag.Parse()
