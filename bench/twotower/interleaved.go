@@ -98,17 +98,7 @@ func (a *alternatingLoss) ComputeInto(ctx context.Context, in sdk.LossInput, gra
 	}
 	gl, ok := cur.(sdk.GradIntoLoss)
 	if !ok {
-		t0 := time.Now()
-		out, err := cur.Compute(ctx, in)
-		a.record(t0)
-		if err != nil {
-			return 0, err
-		}
-		if len(out.Grad) != len(grad) {
-			return 0, fmt.Errorf("loss: a gradient of %d values for a buffer of %d", len(out.Grad), len(grad))
-		}
-		copy(grad, out.Grad)
-		return out.Loss, nil
+		return computeIntoFallback(ctx, a.Compute, in, grad)
 	}
 	t0 := time.Now()
 	total, err := gl.ComputeInto(ctx, in, grad)

@@ -70,20 +70,27 @@ func (l *timedLoss) Compute(ctx context.Context, in sdk.LossInput) (sdk.LossOutp
 func (l *timedLoss) ComputeInto(ctx context.Context, in sdk.LossInput, grad []float32) (float64, error) {
 	gl, ok := l.Loss.(sdk.GradIntoLoss)
 	if !ok {
-		out, err := l.Compute(ctx, in)
-		if err != nil {
-			return 0, err
-		}
-		if len(out.Grad) != len(grad) {
-			return 0, fmt.Errorf("loss: a gradient of %d values for a buffer of %d", len(out.Grad), len(grad))
-		}
-		copy(grad, out.Grad)
-		return out.Loss, nil
+		return computeIntoFallback(ctx, l.Compute, in, grad)
 	}
 	t0 := time.Now()
 	total, err := gl.ComputeInto(ctx, in, grad)
 	l.record(in, t0, time.Now())
 	return total, err
+}
+
+// computeIntoFallback is ComputeInto for a loss without it: compute (which
+// times the call), then copy the gradient into grad, refusing one of the
+// wrong length (as the host's fallback does).
+func computeIntoFallback(ctx context.Context, compute func(context.Context, sdk.LossInput) (sdk.LossOutput, error), in sdk.LossInput, grad []float32) (float64, error) {
+	out, err := compute(ctx, in)
+	if err != nil {
+		return 0, err
+	}
+	if len(out.Grad) != len(grad) {
+		return 0, fmt.Errorf("loss: a gradient of %d values for a buffer of %d", len(out.Grad), len(grad))
+	}
+	copy(grad, out.Grad)
+	return out.Loss, nil
 }
 
 // LendBuffers forwards the inner loss's lent buffers (sdk.LendingLoss: a
