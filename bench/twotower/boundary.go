@@ -19,6 +19,7 @@ import (
 	"github.com/cropsdev/crops/plugins/retriever/twotower"
 	"github.com/cropsdev/crops/sdk"
 	"github.com/hashicorp/go-hclog"
+	gstat "gonum.org/v1/gonum/stat"
 )
 
 // The boundary mode measures the loss plugin boundary on the real
@@ -302,8 +303,11 @@ func sameProcessBoundary(ctx context.Context, req sdk.TrainRequest, p map[string
 		"order": "rotating per round: (in-process, plugin, plugin gRPC+shm, plugin inline, in-process again), (plugin, plugin gRPC+shm, plugin inline, in-process again, in-process), ..."}, nil
 }
 
-// addPhases appends, per phase, the median over the last timed doorbell
-// calls of a run (sdk.DoorbellPhases, microseconds; keyed by its JSON names).
+// addPhases appends, per phase, the median and the mean over the last timed
+// doorbell calls of a run (sdk.DoorbellPhases, microseconds; keyed by its
+// JSON names, the means as mean_NAME). Both: a wake-up that waited for a
+// busy CPU is rare enough to leave the median alone, and it is the mean
+// that adds up to the step's time.
 func addPhases(into map[string][]float64, calls []sdk.DoorbellPhases, timed int) {
 	calls = calls[max(0, len(calls)-timed):]
 	if len(calls) == 0 {
@@ -327,6 +331,7 @@ func addPhases(into map[string][]float64, calls []sdk.DoorbellPhases, timed int)
 			v[i] = f.get(c)
 		}
 		into[f.key] = append(into[f.key], median(v))
+		into["mean_"+f.key] = append(into["mean_"+f.key], gstat.Mean(v, nil))
 	}
 }
 
@@ -336,7 +341,7 @@ func phaseStats(phases map[string][]float64) map[string]any {
 	if len(phases) == 0 {
 		return nil
 	}
-	out := map[string]any{"note": "where a loss call through the doorbell spends its time (sdk.DoorbellPhases): per round the median over the run's timed calls, then median (min-max) over the rounds; " +
+	out := map[string]any{"note": "where a loss call through the doorbell spends its time (sdk.DoorbellPhases): per round the median (NAME) and the mean (mean_NAME) over the run's timed calls, then median (min-max) over the rounds; " +
 		"the server's times come from its clock, the client's from its own (one machine)"}
 	for k, v := range phases {
 		out[k] = stat(v)
